@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/seedimage"
+	"github.com/spf13/cobra"
+)
+
+// registryFlags are the registry flags shared by every command that reads
+// or writes images.
+type registryFlags struct {
+	authfile, certDir, creds string
+	tlsVerify                bool
+}
+
+func (r *registryFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.authfile, "authfile", "", "path of the registry auth file (default $REGISTRY_AUTH_FILE or the usual auth.json)")
+	f.StringVar(&r.certDir, "cert-dir", "", "folder of certificates (*.crt, *.cert, *.key) for registry TLS")
+	f.StringVar(&r.creds, "creds", "", "registry credentials as USER[:PASSWORD]")
+	f.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates for registries")
+}
+
+func (r *registryFlags) options(cmd *cobra.Command) imageref.Options {
+	o := imageref.Options{AuthFile: r.authfile, CertDir: r.certDir, Creds: r.creds}
+	if cmd.Flags().Changed("tls-verify") {
+		v := r.tlsVerify
+		o.TLSVerify = &v
+	}
+	return o
+}
+
+type inspectOptions struct {
+	registryFlags
+	asJSON bool
+}
+
+func newInspectCmd(g *globalOptions) *cobra.Command {
+	o := &inspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Show what a seed image's labels say, from any transport",
+		Long: `Reads a seed image's manifest and config (never its layers) and prints its
+kind, format version, OpenShift version, cluster name, base image, platform and
+layers.
+
+IMAGE is any containers/image transport: containers-storage:, docker://, oci:,
+oci-archive:, dir:. A bare name means local storage when the image is there,
+else docker://.
+
+Exits 1 when the image is not a seed or cannot be read.`,
+		Example: `  seedbuild inspect oci-archive:/var/tmp/seed.tar
+  seedbuild inspect --json docker://registry.example.com/seeds/sno:4.20`,
+		Args: exactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.storeFor(args[0])
+			if err != nil {
+				return err
+			}
+			ref, err := imageref.Parse(args[0], store)
+			if err != nil {
+				return usageError{err}
+			}
+			sys, err := o.options(cmd).SystemContext()
+			if err != nil {
+				return err
+			}
+			d, err := seedimage.Read(cmd.Context(), ref, sys)
+			if d == nil {
+				return fmt.Errorf("inspecting %q: %w", args[0], err)
+			}
+			if err != nil {
+				if errors.Is(err, labels.ErrNotASeed) {
+					return fmt.Errorf("%s is not a seed: it has no %s label", args[0], labels.FormatVersionLabel)
+				}
+				return fmt.Errorf("inspecting %q: %w", args[0], err)
+			}
+			if o.asJSON {
+				return writeJSON(g.stdout, d)
+			}
+			printDescription(g.stdout, d)
+			return nil
+		},
+	}
+	o.registryFlags.add(cmd)
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the description as JSON (schema in README)")
+	return cmd
+}
+
+func printDescription(w io.Writer, d *seedimage.Description) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+	}
+	row("Image", d.Image)
+	row("Digest", d.Digest)
+	row("Kind", d.Kind)
+	row("Format version", fmt.Sprint(d.FormatVersion))
+	row("OCP version", d.OCPVersion)
+	row("Cluster name", d.ClusterName)
+	row("Base image", d.Base.Name)
+	row("Base digest", d.Base.Digest)
+	row("Architecture", d.Architecture)
+	row("Layers", fmt.Sprintf("%d, %s in all", d.LayerCount, humanSize(d.LayersSize)))
+	for i, l := range d.Layers {
+		row(fmt.Sprintf("  %d", i+1), fmt.Sprintf("%s  %s", humanSize(l.Size), shortDigest(l.Digest)))
+	}
+	tw.Flush()
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)] + hex[:12]
+	}
+	return d
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the argument.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s takes %d argument(s), %s; got %d", cmd.CommandPath(), n, names, len(args))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,141 @@
+// Package imageref turns the image names users type into containers/image
+// references, with podman's rules: a transport prefix is honoured as given,
+// and a bare name means local storage when the image is there, else a
+// registry.
+package imageref
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/signature"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/transports"
+	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// Options are the registry settings podman users know. The zero value
+// means podman's defaults.
+type Options struct {
+	// AuthFile is the registry auth file; "" uses REGISTRY_AUTH_FILE or the
+	// usual auth.json locations.
+	AuthFile string
+	// CertDir holds *.crt, *.cert and *.key files for registry TLS; "" uses
+	// /etc/containers/certs.d.
+	CertDir string
+	// TLSVerify, when set, turns registry TLS verification on or off.
+	TLSVerify *bool
+	// Creds is USER[:PASSWORD] for the registry, overriding the auth file.
+	Creds string
+}
+
+// SystemContext returns the containers/image settings for the options.
+func (o Options) SystemContext() (*types.SystemContext, error) {
+	sys := &types.SystemContext{
+		AuthFilePath:            o.AuthFile,
+		DockerCertPath:          o.CertDir,
+		OCICertPath:             o.CertDir,
+		DockerRegistryUserAgent: "seedbuild",
+	}
+	if sys.AuthFilePath == "" {
+		sys.AuthFilePath = os.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if sys.AuthFilePath != "" {
+		if _, err := os.Stat(sys.AuthFilePath); err != nil {
+			return nil, fmt.Errorf("reading auth file %q: %w", sys.AuthFilePath, err)
+		}
+	}
+	if o.TLSVerify != nil {
+		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(!*o.TLSVerify)
+		sys.OCIInsecureSkipTLSVerify = !*o.TLSVerify
+		sys.DockerDaemonInsecureSkipTLSVerify = !*o.TLSVerify
+	}
+	if o.Creds != "" {
+		user, pass, _ := strings.Cut(o.Creds, ":")
+		if user == "" {
+			return nil, fmt.Errorf("parsing --creds: want USER[:PASSWORD], got an empty user")
+		}
+		sys.DockerAuthConfig = &types.DockerAuthConfig{Username: user, Password: pass}
+	}
+	return sys, nil
+}
+
+// HasTransport reports whether name starts with a known transport prefix,
+// such as "docker://" or "oci-archive:".
+func HasTransport(name string) bool {
+	prefix, _, ok := strings.Cut(name, ":")
+	return ok && transports.Get(prefix) != nil
+}
+
+// NeedsStore reports whether resolving name may read local storage.
+func NeedsStore(name string) bool {
+	return !HasTransport(name) || strings.HasPrefix(name, istorage.Transport.Name()+":")
+}
+
+// Parse resolves a user's image name. A name with a transport prefix is
+// parsed as given (containers-storage: names use store). A bare name is
+// the image in store when store holds it, else a docker:// reference.
+// store may be nil when NeedsStore(name) is false.
+func Parse(name string, store storage.Store) (types.ImageReference, error) {
+	if strings.TrimSpace(name) == "" {
+		return nil, errors.New("parsing image name: empty name")
+	}
+	if HasTransport(name) {
+		if strings.HasPrefix(name, istorage.Transport.Name()+":") && store != nil {
+			ref, err := istorage.Transport.ParseStoreReference(store, strings.TrimPrefix(name, istorage.Transport.Name()+":"))
+			if err != nil {
+				return nil, fmt.Errorf("parsing image name %q: %w", name, err)
+			}
+			return ref, nil
+		}
+		ref, err := alltransports.ParseImageName(name)
+		if err != nil {
+			return nil, fmt.Errorf("parsing image name %q: %w", name, err)
+		}
+		return ref, nil
+	}
+	if strings.Contains(name, "://") {
+		scheme, _, _ := strings.Cut(name, "://")
+		return nil, fmt.Errorf("parsing image name %q: unknown transport %q (known: %s)", name, scheme, strings.Join(transports.ListNames(), ", "))
+	}
+	if store != nil {
+		if ref, err := istorage.Transport.ParseStoreReference(store, name); err == nil {
+			if _, err := istorage.Transport.GetStoreImage(store, ref); err == nil {
+				return ref, nil
+			}
+		}
+	}
+	ref, err := docker.ParseReference("//" + name)
+	if err != nil {
+		return nil, fmt.Errorf("parsing image name %q: %w", name, err)
+	}
+	return ref, nil
+}
+
+// Display is the transport-qualified form of ref, for messages.
+func Display(ref types.ImageReference) string {
+	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
+}
+
+// PolicyContext returns the signature policy from policy.json (as podman
+// finds it), or one that accepts anything when the machine has no policy
+// file at all.
+func PolicyContext(sys *types.SystemContext) (*signature.PolicyContext, error) {
+	policy, err := signature.DefaultPolicy(sys)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("reading signature policy: %w", err)
+		}
+		policy = &signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}}
+	}
+	pc, err := signature.NewPolicyContext(policy)
+	if err != nil {
+		return nil, fmt.Errorf("loading signature policy: %w", err)
+	}
+	return pc, nil
+}

@@ -1,0 +1,137 @@
+// Package seedimage reads what a seed image says about itself (labels,
+// annotations, platform, layers) from any containers/image transport,
+// reading only the manifest and the config.
+package seedimage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/seedbuild/seedbuild/labels"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/types"
+)
+
+// Layer is one layer of an image, as its manifest lists it.
+type Layer struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type,omitempty"`
+	Size      int64  `json:"size"`
+}
+
+// Base names the OS image a seed was built on.
+type Base struct {
+	Name   string `json:"name,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// Description is what `seedbuild inspect` reports. Its JSON form is a
+// stable, documented schema (README: "inspect --json").
+type Description struct {
+	// Image is the reference that was read, with its transport.
+	Image string `json:"image"`
+	// Digest is the manifest digest.
+	Digest        string              `json:"digest"`
+	Kind          string              `json:"kind"`
+	FormatVersion int                 `json:"format_version"`
+	OCPVersion    string              `json:"ocp_version"`
+	ClusterName   string              `json:"cluster_name"`
+	Base          Base                `json:"base"`
+	Architecture  string              `json:"architecture"`
+	OS            string              `json:"os"`
+	Created       *time.Time          `json:"created,omitempty"`
+	LayerCount    int                 `json:"layer_count"`
+	LayersSize    int64               `json:"layers_size"`
+	Layers        []Layer             `json:"layers"`
+	Labels        map[string]string   `json:"labels"`
+	ClusterInfo   *labels.ClusterInfo `json:"cluster_info,omitempty"`
+	Seed          labels.Seed         `json:"-"`
+}
+
+// Read opens ref and describes the image. For a manifest list it picks the
+// instance for sys's platform. A readable image that is not a seed comes
+// back described with an error wrapping labels.ErrNotASeed; a seed with bad
+// labels with *labels.UnknownFormatError or *labels.ClusterInfoError.
+func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (*Description, error) {
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	unparsed := image.UnparsedInstance(src, nil)
+	blob, mime, err := unparsed.Manifest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if manifest.MIMETypeIsMultiImage(mime) {
+		list, err := manifest.ListFromBlob(blob, mime)
+		if err != nil {
+			return nil, fmt.Errorf("parsing manifest list: %w", err)
+		}
+		d, err := list.ChooseInstance(sys)
+		if err != nil {
+			return nil, fmt.Errorf("choosing an image from the manifest list: %w", err)
+		}
+		unparsed = image.UnparsedInstance(src, &d)
+		if blob, mime, err = unparsed.Manifest(ctx); err != nil {
+			return nil, fmt.Errorf("reading manifest %s: %w", d, err)
+		}
+	}
+	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	info, err := img.Inspect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	dgst, err := manifest.Digest(blob)
+	if err != nil {
+		return nil, fmt.Errorf("digesting manifest: %w", err)
+	}
+	return describe(ref, dgst, blob, mime, info)
+}
+
+func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime string, info *types.ImageInspectInfo) (*Description, error) {
+	d := &Description{
+		Image:        ref.Transport().Name() + ":" + ref.StringWithinTransport(),
+		Digest:       dgst.String(),
+		Architecture: info.Architecture,
+		OS:           info.Os,
+		Labels:       info.Labels,
+		Layers:       []Layer{},
+	}
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	if info.Created != nil && !info.Created.IsZero() {
+		c := info.Created.UTC()
+		d.Created = &c
+	}
+	for _, l := range info.LayersData {
+		d.Layers = append(d.Layers, Layer{Digest: l.Digest.String(), MediaType: l.MIMEType, Size: l.Size})
+		d.LayersSize += l.Size
+	}
+	d.LayerCount = len(d.Layers)
+	var annotations map[string]string
+	if mime == "application/vnd.oci.image.manifest.v1+json" {
+		if m, err := manifest.OCI1FromManifest(blob); err == nil {
+			annotations = m.Annotations
+		}
+	}
+	seed, err := labels.Parse(info.Labels, annotations)
+	d.Seed = seed
+	d.Kind = seed.Kind().String()
+	if err != nil {
+		return d, err
+	}
+	d.FormatVersion = seed.FormatVersion
+	d.OCPVersion = seed.ClusterInfo.SeedClusterOCPVersion
+	d.ClusterName = seed.ClusterInfo.ClusterName
+	d.Base = Base{Name: seed.BaseName, Digest: seed.BaseDigest}
+	d.ClusterInfo = &seed.ClusterInfo
+	return d, nil
+}
