@@ -93,8 +93,17 @@ class Writer:
 
     def payload(self, size, noise):
         """size bytes: a noise share of random bytes, the rest word text."""
+        return b"".join(self.pieces(size, noise))
+
+    def pieces(self, size, noise, piece=1 << 20):
+        """Like payload, but yielded in pieces of at most 1 MiB, so big files
+        are written without building them whole in memory."""
         k = int(size * noise)
-        return self.rng.randbytes(k) + self.words(size - k)
+        for make, total in ((self.rng.randbytes, k), (self.words, size - k)):
+            while total > 0:
+                n = min(piece, total)
+                yield make(n)
+                total -= n
 
     # -- entries ---------------------------------------------------------
     def abs(self, rel):
@@ -103,14 +112,18 @@ class Writer:
         return p
 
     def file(self, rel, data, mode=0o644, owner=(0, 0)):
+        """Write a regular file; data is bytes or an iterable of bytes."""
         p = self.abs(rel)
+        size = 0
         with open(p, "wb") as fh:
-            fh.write(data)
+            for chunk in ([data] if isinstance(data, bytes) else data):
+                fh.write(chunk)
+                size += len(chunk)
         # chown before chmod: chown drops the setuid/setgid bits.
         os.lchown(p, *owner)
         os.chmod(p, mode)
         self.nfiles += 1
-        self.nbytes += len(data)
+        self.nbytes += size
         return p
 
     def bulk(self, base, count, smin, smax, noise=0.3, levels=3, width=8):
@@ -120,7 +133,7 @@ class Writer:
             subdirs = ["s%x" % r.randrange(width) for _ in range(r.randint(1, levels))]
             name = "item%05d.%s" % (i, SUFFIXES[r.randrange(len(SUFFIXES))])
             rel = "/".join([base] + subdirs + [name])
-            self.file(rel, self.payload(r.randint(smin, smax), noise))
+            self.file(rel, self.pieces(r.randint(smin, smax), noise))
 
 
 def make_usr(w):
@@ -128,8 +141,8 @@ def make_usr(w):
     w.file("usr/lib/os-release",
            b'NAME="Red Hat Enterprise Linux CoreOS"\nID="rhcos"\n'
            b'VERSION_ID="4.20"\nOSTREE_VERSION="420.0.0"\n')
-    w.file("usr/lib/modules/%s/vmlinuz" % KERNEL, w.payload(4 << 20, 0.9))
-    w.file("usr/lib/modules/%s/initramfs.img" % KERNEL, w.payload(2 << 20, 0.9))
+    w.file("usr/lib/modules/%s/vmlinuz" % KERNEL, w.pieces(4 << 20, 0.9))
+    w.file("usr/lib/modules/%s/initramfs.img" % KERNEL, w.pieces(2 << 20, 0.9))
     w.file("usr/bin/hello", b"#!/bin/sh\necho hello\n", 0o755)
     w.bulk("usr/share/doc", 200, 200, 4000)
     # usr/etc: the image's default /etc.
@@ -167,10 +180,10 @@ def make_var(w, scale):
     # --- captured ---
     etcd = "var/lib/etcd/member"
     for i in range(sc(3)):
-        w.file("%s/snap/%016x.snap" % (etcd, i), w.payload(16 << 20, 0.6), 0o600)
-    w.file(etcd + "/snap/db", w.payload(sc(96) << 20, 0.5), 0o600)
+        w.file("%s/snap/%016x.snap" % (etcd, i), w.pieces(16 << 20, 0.6), 0o600)
+    w.file(etcd + "/snap/db", w.pieces(sc(96) << 20, 0.5), 0o600)
     for i in range(sc(4)):
-        w.file("%s/wal/%016x-%016x.wal" % (etcd, i, 7 * i), w.payload(8 << 20, 0.7), 0o600)
+        w.file("%s/wal/%016x-%016x.wal" % (etcd, i, 7 * i), w.pieces(8 << 20, 0.7), 0o600)
     w.bulk("var/lib/kubelet/device-plugins", sc(50), 100, 2000)
     w.file("var/lib/kubelet/config.json", PLACEHOLDER_PULL_SECRET, 0o600)
     w.bulk("var/lib/cni/networks", sc(200), 50, 300, noise=0.0)

@@ -120,6 +120,7 @@ bootc and seedbuild itself can consume it.`,
 	cmd.AddCommand(
 		newVersionCmd(g),
 		newInspectCmd(g),
+		newCreateCmd(g),
 	)
 	return cmd
 }

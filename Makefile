@@ -1,0 +1,44 @@
+# seedbuild. The build tags live here and only here: build, test, bench
+# and vet all use them.
+GO          ?= go
+TAGS        := containers_image_openpgp exclude_graphdriver_btrfs
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+GOFLAGS_ALL := -tags "$(TAGS)"
+export CGO_ENABLED := 1
+
+DEMO_DIR    ?= /var/tmp/seedbuild-demo
+BENCH_DIR   ?= /var/tmp/seedbuild-bench
+BENCH_SCALE ?= 1
+
+.PHONY: all build test unit e2e demo bench vet fmt clean deps fuzz docs
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_ALL) -ldflags "$(LDFLAGS)" -o bin/seedbuild ./cmd/seedbuild
+
+deps:
+	hack/install-deps.sh
+
+# Everything: dependencies, build, unit and end-to-end tests.
+test: deps build
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 25m ./...
+
+unit:
+	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)
+
+vet:
+	$(GO) vet $(GOFLAGS_ALL) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+demo: deps build
+	DEMO_DIR=$(DEMO_DIR) hack/demo.sh
+
+bench: deps build
+	BENCH_DIR=$(BENCH_DIR) BENCH_SCALE=$(BENCH_SCALE) hack/bench.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,237 @@
+// Package builder turns a host root into a seed image: it applies the
+// capture rules, streams the node's state into layers in one pass, stacks
+// them on the node's OS image with the seed labels, and writes the result
+// to local storage or any transport.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/seedbuild/seedbuild/labels"
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/types"
+)
+
+// Layout is the shape of the seed a build makes.
+type Layout string
+
+// The seed layouts.
+const (
+	// Native is format 5: the node's state as native layers on the OS image.
+	Native Layout = "native"
+	// BootcTarball is the upstream agent's experimental bootc seed: format
+	// 4, FROM the OS image, tarballs under /usr/lib/openshift/seed.
+	BootcTarball Layout = "bootc-tarball"
+	// Classic is the upstream format-4 seed: FROM scratch, tarballs at /.
+	Classic Layout = "classic"
+)
+
+// ParseLayout checks a --layout value.
+func ParseLayout(s string) (Layout, error) {
+	switch l := Layout(s); l {
+	case Native, BootcTarball, Classic:
+		return l, nil
+	}
+	return "", fmt.Errorf("unknown layout %q: want native, bootc-tarball or classic", s)
+}
+
+// Options says what to build and where to put it.
+type Options struct {
+	// Rootfs is the host root to capture. Default "/".
+	Rootfs string
+	// Base is the OS image the seed is built on. Required except for Classic.
+	Base types.ImageReference
+	// Layout defaults to Native.
+	Layout Layout
+	// Excludes are extra tar-style exclusion patterns, root-relative.
+	Excludes []string
+	// ExcludePaths are host paths never captured, such as the store.
+	ExcludePaths []string
+	// ClusterInfo is the seed cluster's facts; nil reads what the root tells.
+	ClusterInfo *labels.ClusterInfo
+	// Kargs are added after the MachineConfig kernel arguments.
+	Kargs []string
+	// Timestamp, when set, clamps every mtime and dates the image, for
+	// reproducible builds.
+	Timestamp *time.Time
+	// Compression of the new layers. Default Gzip.
+	Compression Compression
+	// AllowCredentials lets registry credentials into the seed.
+	AllowCredentials bool
+	// AllowRunning lets a live root with kubelet or crio running be captured.
+	AllowRunning bool
+	// Destinations receive the finished image. At least one is required.
+	Destinations []types.ImageReference
+	// SystemContext and Policy are used to read the base and write the
+	// destinations.
+	SystemContext *types.SystemContext
+	Policy        *signature.PolicyContext
+	// TempDir holds the staging folder. Default /var/tmp.
+	TempDir string
+	// Progress receives progress lines; nil for none.
+	Progress io.Writer
+}
+
+func (o *Options) validate() error {
+	if o.Rootfs == "" {
+		o.Rootfs = "/"
+	}
+	if o.Layout == "" {
+		o.Layout = Native
+	}
+	if o.Compression == "" {
+		o.Compression = Gzip
+	}
+	if o.TempDir == "" {
+		o.TempDir = "/var/tmp"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if len(o.Destinations) == 0 {
+		return errors.New("no destination: give at least one --tag or --output")
+	}
+	if o.Layout != Classic && o.Base == nil {
+		return errors.New("no base image for a " + string(o.Layout) + " seed")
+	}
+	if o.Policy == nil {
+		return errors.New("no signature policy")
+	}
+	abs, err := filepath.Abs(o.Rootfs)
+	if err != nil {
+		return fmt.Errorf("reading root %q: %w", o.Rootfs, err)
+	}
+	o.Rootfs = abs
+	for _, d := range []string{"etc", "var"} {
+		if fi, err := os.Stat(filepath.Join(o.Rootfs, d)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("root %q has no %s/ folder: is it a host root?", o.Rootfs, d)
+		}
+	}
+	if o.Layout == Classic {
+		if fi, err := os.Stat(filepath.Join(o.Rootfs, "ostree/repo")); err != nil || !fi.IsDir() {
+			return fmt.Errorf("root %q has no ostree/repo, which a classic seed carries", o.Rootfs)
+		}
+	}
+	return nil
+}
+
+// LayerReport describes one layer of the seed.
+type LayerReport struct {
+	Name         string `json:"name"`
+	Digest       string `json:"digest"`
+	DiffID       string `json:"diff_id,omitempty"`
+	MediaType    string `json:"media_type"`
+	Size         int64  `json:"size"`
+	Uncompressed int64  `json:"uncompressed_size,omitempty"`
+}
+
+// Phase is how long one stage of the build took.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Report is what a build did. Its JSON form is `create --json`.
+type Report struct {
+	Layout         string        `json:"layout"`
+	FormatVersion  int           `json:"format_version"`
+	ImageID        string        `json:"image_id"`
+	ManifestDigest string        `json:"manifest_digest"`
+	Base           string        `json:"base,omitempty"`
+	BaseDigest     string        `json:"base_digest,omitempty"`
+	Destinations   []string      `json:"destinations"`
+	Layers         []LayerReport `json:"layers"`
+	Files          int64         `json:"files"`
+	Bytes          int64         `json:"bytes"`
+	EtcChanged     int           `json:"etc_changed"`
+	EtcDeleted     int           `json:"etc_deleted"`
+	Skipped        []Skipped     `json:"skipped"`
+	Phases         []Phase       `json:"phases"`
+}
+
+// NonUTF8Error lists captured paths whose names are not UTF-8.
+type NonUTF8Error struct{ Paths []string }
+
+func (e *NonUTF8Error) Error() string {
+	return fmt.Sprintf("refusing %d path(s) with non-UTF-8 names, which bootc cannot lint: %s", len(e.Paths), quoteList(e.Paths))
+}
+
+// CredentialsError lists captured auth files holding real registry
+// credentials. It never carries their content.
+type CredentialsError struct{ Paths []string }
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("refusing to capture registry credentials in %s: replace them with the dummy pull secret, exclude the file, or pass --allow-credentials", quoteList(e.Paths))
+}
+
+// ErrNodeRunning is returned for a live root with kubelet or crio running.
+var ErrNodeRunning = errors.New("kubelet or crio is running on this node: stop them first (the upstream agent does) or pass --allow-running")
+
+func quoteList(paths []string) string {
+	const max = 20
+	q := make([]string, 0, len(paths))
+	for i, p := range paths {
+		if i == max {
+			q = append(q, fmt.Sprintf("and %d more", len(paths)-max))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", p))
+	}
+	return strings.Join(q, ", ")
+}
+
+// phaseTimer records phase durations.
+type phaseTimer struct {
+	phases []Phase
+	start  time.Time
+}
+
+func (p *phaseTimer) begin() { p.start = time.Now() }
+
+func (p *phaseTimer) end(name string) {
+	p.phases = append(p.phases, Phase{Name: name, Seconds: time.Since(p.start).Round(time.Millisecond).Seconds()})
+	p.start = time.Now()
+}
+
+// checkRunning refuses a live root with kubelet or crio running.
+func checkRunning(root string) error {
+	if filepath.Clean(root) != "/" {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(string(comm)) {
+		case "kubelet", "crio":
+			return ErrNodeRunning
+		}
+	}
+	return nil
+}
+
+// ctxWriter fails writes once ctx is done, so a cancelled build stops
+// inside a long layer.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}

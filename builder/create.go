@@ -1,0 +1,434 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/seedbuild/seedbuild/labels"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/oci/layout"
+	"go.podman.io/image/v5/types"
+)
+
+// Create builds a seed from opts.Rootfs and writes it to every destination.
+// On failure or cancellation it leaves no staging files behind.
+func Create(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if !opts.AllowRunning {
+		if err := checkRunning(opts.Rootfs); err != nil {
+			return nil, err
+		}
+	}
+	RemoveStale(opts.TempDir, opts.Progress)
+	stage, err := newStaging(opts.TempDir, "create")
+	if err != nil {
+		return nil, err
+	}
+	defer stage.remove()
+	b := &build{opts: opts, stage: stage, tally: &tally{}, creds: &credentialScan{}}
+	return b.run(ctx)
+}
+
+type build struct {
+	opts   Options
+	stage  *staging
+	layout *ociLayout
+	tally  *tally
+	creds  *credentialScan
+	timer  phaseTimer
+	report Report
+	mc     MachineConfig
+	info   labels.ClusterInfo
+}
+
+func (b *build) run(ctx context.Context) (*Report, error) {
+	o := &b.opts
+	b.report = Report{Layout: string(o.Layout), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
+	var err error
+	if b.layout, err = newOCILayout(filepath.Join(b.stage.dir, "image")); err != nil {
+		return nil, err
+	}
+	if b.mc, err = ReadMachineConfig(o.Rootfs); err != nil {
+		return nil, err
+	}
+	b.info = b.clusterInfo()
+	b.timer.begin()
+
+	// The base is copied while the root is captured: they are independent.
+	baseDone := make(chan error, 1)
+	if o.Layout != Classic {
+		go func() { baseDone <- b.stageBase(ctx) }()
+	} else {
+		baseDone <- nil
+	}
+	stop := b.progress()
+	layers, err := b.captureLayers(ctx)
+	stop()
+	baseErr := <-baseDone
+	if err != nil {
+		return nil, err
+	}
+	if baseErr != nil {
+		return nil, baseErr
+	}
+	if err := b.refusals(); err != nil {
+		return nil, err
+	}
+	b.timer.end("capture")
+	if err := b.commit(layers); err != nil {
+		return nil, err
+	}
+	b.timer.end("commit")
+	for _, dest := range o.Destinations {
+		if err := b.copyTo(ctx, dest); err != nil {
+			return nil, err
+		}
+	}
+	b.timer.end("write")
+	b.report.Files, b.report.Bytes = b.tally.snapshot()
+	b.report.Skipped = append(b.report.Skipped, b.tally.skipped...)
+	b.report.Phases = b.timer.phases
+	return &b.report, nil
+}
+
+// refusals turns what the capture found into errors.
+func (b *build) refusals() error {
+	if len(b.tally.badUTF8) > 0 {
+		return &NonUTF8Error{Paths: b.tally.badUTF8}
+	}
+	if len(b.creds.found) > 0 && !b.opts.AllowCredentials {
+		return &CredentialsError{Paths: b.creds.found}
+	}
+	return nil
+}
+
+// clusterInfo is --cluster-info, or what the root tells.
+func (b *build) clusterInfo() labels.ClusterInfo {
+	if b.opts.ClusterInfo != nil {
+		return *b.opts.ClusterInfo
+	}
+	var c labels.ClusterInfo
+	if h, err := os.ReadFile(filepath.Join(b.opts.Rootfs, "etc/hostname")); err == nil {
+		c.SNOHostname = strings.TrimSpace(string(h))
+	}
+	return c
+}
+
+func (b *build) stageBase(ctx context.Context) error {
+	dest, err := layout.NewReference(b.layout.dir, "base")
+	if err != nil {
+		return fmt.Errorf("staging base image: %w", err)
+	}
+	_, err = copy.Image(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
+		SourceCtx:      b.opts.SystemContext,
+		DestinationCtx: &types.SystemContext{},
+	})
+	if err != nil {
+		return fmt.Errorf("reading base image %q: %w", displayRef(b.opts.Base), err)
+	}
+	return nil
+}
+
+type namedLayer struct {
+	name string
+	layerResult
+}
+
+// captureLayers streams the root into the layers of the chosen layout.
+func (b *build) captureLayers(ctx context.Context) ([]namedLayer, error) {
+	c, err := b.newCapture()
+	if err != nil {
+		return nil, err
+	}
+	switch b.opts.Layout {
+	case Native:
+		return b.nativeLayers(ctx, c)
+	default:
+		return b.tarballLayers(ctx, c)
+	}
+}
+
+func (b *build) newCapture() (*capture, error) {
+	mounts, err := mountPoints(b.opts.Rootfs, "var", "etc")
+	if err != nil {
+		return nil, err
+	}
+	patterns := append(append([]string{}, DefaultVarExcludes...), DefaultEtcExcludes...)
+	excl := newExcluder(append(patterns, b.opts.Excludes...))
+	for _, p := range append(b.opts.ExcludePaths, b.stage.dir) {
+		if rel, err := filepath.Rel(b.opts.Rootfs, p); err == nil && !strings.HasPrefix(rel, "..") {
+			excl.excludePath(filepath.ToSlash(rel))
+		}
+	}
+	return &capture{root: b.opts.Rootfs, excl: excl, mounts: mounts, tally: b.tally, creds: b.creds}, nil
+}
+
+func (b *build) clamp() time.Time {
+	if b.opts.Timestamp != nil {
+		return *b.opts.Timestamp
+	}
+	return time.Time{}
+}
+
+func (b *build) created() time.Time {
+	if b.opts.Timestamp != nil {
+		return b.opts.Timestamp.UTC()
+	}
+	return time.Now().UTC().Truncate(time.Second)
+}
+
+func (b *build) nativeLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
+	changes, err := diffEtc(b.opts.Rootfs, c.excl.match, keepNativeXattr)
+	if err != nil {
+		return nil, err
+	}
+	b.report.EtcChanged, b.report.EtcDeleted = len(changes.changed), len(changes.deleted)
+	varLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
+		if err := c.tree(ew, "var", func(rel string) string { return rel }); err != nil {
+			return err
+		}
+		return ew.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capturing /var: %w", err)
+	}
+	etcLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
+		if err := b.seedDirs(ew); err != nil {
+			return err
+		}
+		if err := c.etcEntries(ew, changes, seedDir+"/etc/"); err != nil {
+			return err
+		}
+		if err := ew.file(seedDir+"/"+deletionsName, 0o644, b.created(), deletionsList(changes.deleted)); err != nil {
+			return err
+		}
+		return ew.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capturing /etc changes: %w", err)
+	}
+	metaLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+		ew := newEntryWriter(w, b.clamp(), keepNativeXattr, false, b.tally)
+		if err := b.writeMeta(ew); err != nil {
+			return err
+		}
+		return ew.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing seed metadata: %w", err)
+	}
+	return []namedLayer{{"var", varLayer}, {"etc", etcLayer}, {"seed", metaLayer}}, nil
+}
+
+// seedDirs writes the folders above the seed's files.
+func (b *build) seedDirs(ew *entryWriter) error {
+	for _, d := range []string{"usr/lib/openshift", seedDir} {
+		if err := ew.dir(d, 0o755, b.created()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deletionsList(deleted []string) []byte {
+	var sb strings.Builder
+	for _, d := range deleted {
+		sb.WriteString("/etc/" + d + "\n")
+	}
+	return []byte(sb.String())
+}
+
+// allKargs is the MachineConfig kernel arguments then --karg.
+func (b *build) allKargs() []string {
+	return append(append([]string{}, b.mc.KernelArguments...), b.opts.Kargs...)
+}
+
+// seedJSONFiles are the metadata files every layout carries.
+func (b *build) seedJSONFiles() (map[string][]byte, error) {
+	info, err := b.info.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding cluster info: %w", err)
+	}
+	files := map[string][]byte{clusterInfoMan: append(info, '\n')}
+	if b.mc.Raw != nil {
+		files["mco-currentconfig.json"] = b.mc.Raw
+	}
+	if data, err := os.ReadFile(filepath.Join(b.opts.Rootfs, "rpm-ostree.json")); err == nil {
+		files["rpm-ostree.json"] = data
+	}
+	return files, nil
+}
+
+func (b *build) writeMeta(ew *entryWriter) error {
+	t := b.created()
+	if err := b.seedDirs(ew); err != nil {
+		return err
+	}
+	files, err := b.seedJSONFiles()
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(files) {
+		if err := ew.file(seedDir+"/"+name, 0o644, t, files[name]); err != nil {
+			return err
+		}
+	}
+	if err := ew.file(applyScript, 0o755, t, []byte(applyEtcScript)); err != nil {
+		return err
+	}
+	for _, d := range []string{"usr/lib/bootc", "usr/lib/bootc/kargs.d", "usr/lib/systemd", unitDir, unitDir + "/multi-user.target.wants"} {
+		if err := ew.dir(d, 0o755, t); err != nil {
+			return err
+		}
+	}
+	if err := ew.file(kargsFile, 0o644, t, kargsTOML(b.allKargs())); err != nil {
+		return err
+	}
+	if err := ew.file(unitDir+"/"+unitName, 0o644, t, []byte(applyEtcUnit)); err != nil {
+		return err
+	}
+	return ew.symlink(unitDir+"/multi-user.target.wants/"+unitName, "../"+unitName, t)
+}
+
+// commit writes the config and manifest of the seed into the staging
+// layout as "seed".
+func (b *build) commit(layers []namedLayer) error {
+	var cfg imgspecv1.Image
+	var mf imgspecv1.Manifest
+	if b.opts.Layout == Classic {
+		cfg = imgspecv1.Image{Platform: imgspecv1.Platform{Architecture: runtime.GOARCH, OS: "linux"}, RootFS: imgspecv1.RootFS{Type: "layers"}}
+		mf = imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest}
+	} else {
+		desc, m, err := b.layout.manifestFor("base")
+		if err != nil {
+			return err
+		}
+		if err := b.layout.readJSON(m.Config.Digest, &cfg); err != nil {
+			return err
+		}
+		mf = m
+		b.report.Base = displayRef(b.opts.Base)
+		b.report.BaseDigest = desc.Digest.String()
+	}
+	seed := labels.Seed{ClusterInfo: b.info, BootcSeed: b.opts.Layout != Classic, Bootable: b.opts.Layout != Classic}
+	seed.FormatVersion = labels.FormatTarball
+	if b.opts.Layout == Native {
+		seed.FormatVersion = labels.FormatNative
+	}
+	if b.opts.Base != nil {
+		seed.BaseName = baseName(b.opts.Base)
+		seed.BaseDigest = b.report.BaseDigest
+	}
+	lbls, err := seed.Labels()
+	if err != nil {
+		return err
+	}
+	if cfg.Config.Labels == nil {
+		cfg.Config.Labels = map[string]string{}
+	}
+	for k, v := range lbls {
+		cfg.Config.Labels[k] = v
+	}
+	created := b.created()
+	cfg.Created = &created
+	for _, l := range layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
+		cfg.History = append(cfg.History, imgspecv1.History{
+			Created: &created, CreatedBy: "seedbuild create: " + l.name, Comment: "seedbuild " + string(b.opts.Layout) + " seed",
+		})
+		mf.Layers = append(mf.Layers, l.desc)
+		b.report.Layers = append(b.report.Layers, LayerReport{
+			Name: l.name, Digest: l.desc.Digest.String(), DiffID: l.diffID.String(), MediaType: l.desc.MediaType,
+			Size: l.desc.Size, Uncompressed: l.uncompressed,
+		})
+	}
+	cfgDesc, _, err := b.layout.putJSON(imgspecv1.MediaTypeImageConfig, cfg)
+	if err != nil {
+		return fmt.Errorf("writing image config: %w", err)
+	}
+	mf.Config = cfgDesc
+	mf.MediaType = imgspecv1.MediaTypeImageManifest
+	mf.Annotations = seed.Annotations()
+	if len(mf.Annotations) == 0 {
+		mf.Annotations = nil
+	}
+	mfDesc, _, err := b.layout.putJSON(imgspecv1.MediaTypeImageManifest, mf)
+	if err != nil {
+		return fmt.Errorf("writing image manifest: %w", err)
+	}
+	b.report.ImageID = cfgDesc.Digest.String()
+	b.report.ManifestDigest = mfDesc.Digest.String()
+	b.report.FormatVersion = seed.FormatVersion
+	return b.layout.tag("seed", mfDesc)
+}
+
+func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
+	src, err := layout.NewReference(b.layout.dir, "seed")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", displayRef(dest))
+	_, err = copy.Image(ctx, b.opts.Policy, dest, src, &copy.Options{
+		SourceCtx:      &types.SystemContext{},
+		DestinationCtx: b.opts.SystemContext,
+	})
+	if err != nil {
+		return fmt.Errorf("writing seed to %q: %w", displayRef(dest), err)
+	}
+	b.report.Destinations = append(b.report.Destinations, displayRef(dest))
+	return nil
+}
+
+// progress prints a line every few seconds while capturing.
+func (b *build) progress() (stop func()) {
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				files, bytes := b.tally.snapshot()
+				secs := time.Since(start).Seconds()
+				fmt.Fprintf(b.opts.Progress, "Capturing: %d files, %.1f MiB, %.1f MiB/s\n", files, float64(bytes)/(1<<20), float64(bytes)/(1<<20)/secs)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func displayRef(ref types.ImageReference) string {
+	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
+}
+
+// baseName is the base image's name for the provenance annotation.
+func baseName(ref types.ImageReference) string {
+	if named := ref.DockerReference(); named != nil {
+		return named.String()
+	}
+	return displayRef(ref)
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
+}

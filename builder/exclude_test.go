@@ -1,0 +1,34 @@
+package builder
+
+import "testing"
+
+func TestMatchTarPattern(t *testing.T) {
+	tests := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"var/tmp/*", "var/tmp", false},
+		{"var/tmp/*", "var/tmp/a", true},
+		{"var/tmp/*", "var/tmp/a/b", true},
+		{"var/lib/lca", "var/lib/lca", true},
+		{"var/lib/lca", "var/lib/lca/workspace/x", true},
+		{"var/lib/lca", "var/lib/lcax", false},
+		{"*/.bash_history", "var/home/core/.bash_history", true},
+		{"*/.bash_history", "var/home/core/.bash_history_not", false},
+		{"var/lib/containers/*", "var/lib/containers", false},
+		{"var/lib/containers/*", "var/lib/containers/storage/overlay/x", true},
+		{"etc/hostname", "etc/hostname", true},
+		{"etc/hostname", "etc/hostname2", false},
+		{"etc/NetworkManager/system-connections", "etc/NetworkManager/system-connections/enp1s0.nmconnection", true},
+		{"*cni/multus*", "etc/cni/multus/net.d/x", true},
+		{"*cni/multus*", "etc/cni/net.d/x", false},
+		{"a?c", "x/abc", true},
+		{"var/lib/misc/d0*", "var/lib/misc/d01/f", true},
+		{"var/lib/misc/d0*", "var/lib/misc/e01/f", false},
+	}
+	for _, tt := range tests {
+		if got := matchTarPattern(tt.pattern, tt.name); got != tt.want {
+			t.Errorf("matchTarPattern(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package builder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Paths inside a seed image.
+const (
+	seedDir        = "usr/lib/openshift/seed"
+	kargsFile      = "usr/lib/bootc/kargs.d/50-seed.toml"
+	unitName       = "seedbuild-apply-etc.service"
+	unitDir        = "usr/lib/systemd/system"
+	applyScript    = seedDir + "/apply-etc"
+	etcStamp       = "/etc/.seedbuild-etc-applied"
+	currentConfig  = "etc/machine-config-daemon/currentconfig"
+	deletionsName  = "etc.deletions"
+	clusterInfoMan = "manifest.json"
+)
+
+// MachineConfig is the part of the MachineConfig daemon's current config
+// that seed creation reads.
+type MachineConfig struct {
+	OSImageURL      string
+	KernelArguments []string
+	// Raw is the file as read, for mco-currentconfig.json.
+	Raw []byte
+}
+
+// ReadMachineConfig reads root/etc/machine-config-daemon/currentconfig. A
+// missing file gives an empty config and no error.
+func ReadMachineConfig(root string) (MachineConfig, error) {
+	p := filepath.Join(root, currentConfig)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return MachineConfig{}, nil
+	}
+	if err != nil {
+		return MachineConfig{}, fmt.Errorf("reading %q: %w", p, err)
+	}
+	var doc struct {
+		Spec struct {
+			OSImageURL      string   `json:"osImageURL"`
+			KernelArguments []string `json:"kernelArguments"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return MachineConfig{}, fmt.Errorf("parsing %q: %w", p, err)
+	}
+	return MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, Raw: data}, nil
+}
+
+// kargsTOML renders a bootc kargs.d file.
+func kargsTOML(kargs []string) []byte {
+	var b strings.Builder
+	b.WriteString("# Kernel arguments of the seed node (MachineConfig) and seedbuild --karg.\n")
+	b.WriteString("kargs = [")
+	for i, k := range kargs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		q, _ := json.Marshal(k) // a JSON string is a valid TOML basic string
+		b.Write(q)
+	}
+	b.WriteString("]\n")
+	return []byte(b.String())
+}
+
+const applyEtcScript = `#!/bin/sh
+# Lays the seed node's /etc state into /etc once, then leaves a stamp.
+# Run by ` + unitName + `; seedbuild deploy does the same before reboot.
+set -eu
+seed=/` + seedDir + `
+stamp=` + etcStamp + `
+[ -e "$stamp" ] && exit 0
+if [ -d "$seed/etc" ]; then
+	cp -a "$seed/etc/." /etc/
+fi
+if [ -f "$seed/` + deletionsName + `" ]; then
+	while IFS= read -r p; do
+		case "$p" in
+		*/../* | */..) ;;
+		/etc/?*) rm -rf -- "$p" ;;
+		esac
+	done <"$seed/` + deletionsName + `"
+fi
+touch "$stamp"
+`
+
+const applyEtcUnit = `[Unit]
+Description=Apply the seed node's /etc state (seedbuild)
+Documentation=https://github.com/seedbuild/seedbuild
+DefaultDependencies=no
+After=local-fs.target
+Before=crio.service kubelet.service
+ConditionPathExists=!` + etcStamp + `
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/` + applyScript + `
+
+[Install]
+WantedBy=multi-user.target
+`

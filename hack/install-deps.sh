@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages seedbuild's tests and demo need, only those
+# missing, quietly. Run as root.
+set -euo pipefail
+pkgs=(ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The distribution's registry starts itself as a service; the tests start
+# their own on a free port instead.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
