@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make demo: the main job on an embedded default. Makes a small sample host
+# root and a stand-in bootc base image, replays the upstream agent's two seed
+# formats, creates a native seed with seedbuild, inspects them all, and
+# deploys the native seed into a throwaway ostree sysroot. Run as root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${SEEDBUILD:-$here/../bin/seedbuild}
+demo=${DEMO_DIR:-/var/tmp/seedbuild-demo}
+scale=${DEMO_SCALE:-0.05}
+
+step() { printf '\n==> %s\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+rm -rf "$demo"
+mkdir -p "$demo"
+store=(--root "$demo/storage" --runroot "$demo/run" --storage-driver overlay)
+export BUILDAH_ARGS="${store[*]}"
+
+step "Making a sample host root (scale $scale) in $demo/root"
+python3 "$here/mkroot.py" --out "$demo/root" --scale "$scale" --ostree >"$demo/root.json"
+python3 - "$demo/root.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("   %d files, %.1f MiB, kernel %s" % (s["files"], s["bytes"] / 2**20, s["kernel"]))
+PY
+
+step "Building a stand-in bootc base image"
+"$here/mkbase.sh" "$demo/root" localhost/demo-base:latest "$demo/base.tar" >/dev/null
+echo "   localhost/demo-base:latest, also $demo/base.tar"
+
+step "Replaying the upstream agent's seed pipeline (classic and bootc-tarball)"
+"$here/lca-reference.sh" classic "$demo/root" "$demo/upstream-classic.tar"
+"$here/lca-reference.sh" bootc "$demo/root" "$demo/upstream-bootc.tar" "oci-archive:$demo/base.tar"
+
+step "Inspecting the upstream seeds"
+run "$bin" inspect "oci-archive:$demo/upstream-classic.tar"
+echo
+run "$bin" inspect "oci-archive:$demo/upstream-bootc.tar"
+
+step "Creating a native seed with seedbuild"
+run "$bin" "${store[@]}" create --rootfs "$demo/root" --base "oci-archive:$demo/base.tar" \
+  --tag localhost/demo-seed:latest --output "oci-archive:$demo/seed.tar" --timestamp 1700000000
+
+step "Inspecting it"
+run "$bin" "${store[@]}" inspect localhost/demo-seed:latest
+
+if [[ -x $here/demo-deploy.sh ]]; then
+  # shellcheck source=/dev/null
+  . "$here/demo-deploy.sh"
+fi
+
+printf '\nDone. Everything is under %s (remove it with rm -rf).\n' "$demo"
