@@ -1,0 +1,217 @@
+// Package tests runs seedbuild end to end through the built binary,
+// against real containers-storage, a real registry, real ostree sysroots
+// and a real podman service, all started by the tests themselves.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.podman.io/storage/pkg/reexec"
+)
+
+var (
+	// work holds the fixtures shared by every test of the run.
+	work string
+	// bin is the seedbuild binary under test.
+	bin string
+	// repoRoot is the project's top folder.
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("tests: the end-to-end tests need root; skipping")
+		return 0
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	var err error
+	work, err = os.MkdirTemp("/var/tmp", "seedbuild-e2e-")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	bin = os.Getenv("SEEDBUILD_BIN")
+	if bin == "" {
+		bin = filepath.Join(work, "seedbuild")
+		cmd := exec.Command("make", "-C", repoRoot, "build")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Println("building seedbuild:", err)
+			return 1
+		}
+		bin = filepath.Join(repoRoot, "bin/seedbuild")
+	}
+	code := m.Run()
+	stopServices()
+	return code
+}
+
+// result is one run of the binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// seedbuild runs the binary with args and returns what it did.
+func seedbuild(t testing.TB, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running seedbuild %v: %v", args, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// mustSeedbuild runs the binary and fails the test unless it exits 0.
+func mustSeedbuild(t testing.TB, args ...string) result {
+	t.Helper()
+	r := seedbuild(t, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("seedbuild %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// sh runs a command and returns its stdout, failing the test on error.
+func sh(t testing.TB, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// store is a private containers-storage store.
+type store struct{ root, runroot string }
+
+func newStore(t testing.TB) store {
+	dir := t.TempDir()
+	return store{root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
+}
+
+// flags are seedbuild's global flags for the store.
+func (s store) flags(args ...string) []string {
+	return append([]string{"--root", s.root, "--runroot", s.runroot, "--storage-driver", "overlay"}, args...)
+}
+
+// buildahEnv makes the hack/ scripts use the store.
+func (s store) buildahEnv() []string {
+	return []string{"BUILDAH_ARGS=--root " + s.root + " --runroot " + s.runroot + " --storage-driver overlay"}
+}
+
+// buildah runs Debian's buildah on the store.
+func (s store) buildah(t testing.TB, args ...string) string {
+	t.Helper()
+	return sh(t, nil, "buildah", append([]string{"--root", s.root, "--runroot", s.runroot, "--storage-driver", "overlay"}, args...)...)
+}
+
+// fixtures are made once per run, on first use.
+type fixtureSet struct {
+	root       string // mkroot.py --scale 0.05 --ostree
+	base       string // oci-archive of the stand-in base
+	classic    string // upstream replay, classic
+	bootc      string // upstream replay, bootc-tarball
+	fixtureErr error
+	once       sync.Once
+}
+
+var fixtures fixtureSet
+
+func hackScript(name string) string { return filepath.Join(repoRoot, "hack", name) }
+
+// getFixtures returns the shared sample root, base and upstream seeds.
+func getFixtures(t testing.TB) *fixtureSet {
+	t.Helper()
+	fixtures.once.Do(func() {
+		f := &fixtures
+		dir := filepath.Join(work, "fixtures")
+		st := store{root: filepath.Join(dir, "storage"), runroot: filepath.Join(dir, "run")}
+		env := st.buildahEnv()
+		f.root = filepath.Join(dir, "root")
+		f.base = filepath.Join(dir, "base.tar")
+		f.classic = filepath.Join(dir, "upstream-classic.tar")
+		f.bootc = filepath.Join(dir, "upstream-bootc.tar")
+		steps := [][]string{
+			{"python3", hackScript("mkroot.py"), "--out", f.root, "--scale", "0.05", "--ostree"},
+			{hackScript("mkbase.sh"), f.root, "localhost/e2e-base:latest", f.base},
+			{hackScript("lca-reference.sh"), "classic", f.root, f.classic},
+			{hackScript("lca-reference.sh"), "bootc", f.root, f.bootc, "oci-archive:" + f.base},
+		}
+		for _, s := range steps {
+			cmd := exec.Command(s[0], s[1:]...)
+			cmd.Env = append(os.Environ(), env...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				f.fixtureErr = fmt.Errorf("%s: %v\n%s", strings.Join(s, " "), err, out)
+				return
+			}
+		}
+	})
+	if fixtures.fixtureErr != nil {
+		t.Fatalf("making fixtures: %v", fixtures.fixtureErr)
+	}
+	return &fixtures
+}
+
+// services are background processes the tests started.
+var (
+	servicesMu sync.Mutex
+	services   []*exec.Cmd
+)
+
+func startService(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	servicesMu.Lock()
+	services = append(services, cmd)
+	servicesMu.Unlock()
+	return nil
+}
+
+func stopServices() {
+	servicesMu.Lock()
+	defer servicesMu.Unlock()
+	for _, c := range services {
+		c.Process.Kill()
+		c.Wait()
+	}
+	services = nil
+}
