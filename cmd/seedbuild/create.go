@@ -115,7 +115,10 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	opts := builder.Options{
 		Rootfs: o.rootfs, Layout: layout, Excludes: o.excludes, Kargs: o.kargs, Compression: comp,
 		AllowCredentials: o.allowCredentials, AllowRunning: o.allowRunning, SystemContext: sys, Policy: pc,
-		Progress: g.stderr,
+		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"),
+	}
+	if opts.TempDir != "" {
+		sys.BigFilesTemporaryDir = opts.TempDir
 	}
 	if o.quiet {
 		opts.Progress = nil
@@ -136,13 +139,13 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		}
 		opts.ClusterInfo = &info
 	}
+	if opts.Destinations, err = o.destinations(g); err != nil {
+		return opts, err
+	}
 	if layout != builder.Classic {
 		if opts.Base, err = o.baseRef(g); err != nil {
 			return opts, err
 		}
-	}
-	if opts.Destinations, err = o.destinations(g); err != nil {
-		return opts, err
 	}
 	if g.store != nil {
 		opts.ExcludePaths = []string{g.store.GraphRoot(), g.store.RunRoot()}
