@@ -3,10 +3,12 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/seedbuild/seedbuild/scratch"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -29,19 +31,19 @@ func Create(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	RemoveStale(opts.TempDir, opts.Progress)
-	stage, err := newStaging(opts.TempDir, "create")
+	scratch.RemoveStale(opts.TempDir, opts.Progress)
+	stage, err := scratch.New(opts.TempDir, "create")
 	if err != nil {
 		return nil, err
 	}
-	defer stage.remove()
+	defer stage.Remove()
 	b := &build{opts: opts, stage: stage, tally: &tally{}, creds: &credentialScan{}}
 	return b.run(ctx)
 }
 
 type build struct {
 	opts   Options
-	stage  *staging
+	stage  *scratch.Dir
 	layout *ociLayout
 	tally  *tally
 	creds  *credentialScan
@@ -55,7 +57,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	o := &b.opts
 	b.report = Report{Layout: string(o.Layout), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
 	var err error
-	if b.layout, err = newOCILayout(filepath.Join(b.stage.dir, "image")); err != nil {
+	if b.layout, err = newOCILayout(filepath.Join(b.stage.Path, "image")); err != nil {
 		return nil, err
 	}
 	if b.mc, err = ReadMachineConfig(o.Rootfs); err != nil {
@@ -165,7 +167,7 @@ func (b *build) newCapture() (*capture, error) {
 	}
 	patterns := append(append([]string{}, DefaultVarExcludes...), DefaultEtcExcludes...)
 	excl := newExcluder(append(patterns, b.opts.Excludes...))
-	for _, p := range append(b.opts.ExcludePaths, b.stage.dir) {
+	for _, p := range append(b.opts.ExcludePaths, b.stage.Path) {
 		if rel, err := filepath.Rel(b.opts.Rootfs, p); err == nil && !strings.HasPrefix(rel, "..") {
 			excl.excludePath(filepath.ToSlash(rel))
 		}
@@ -429,6 +431,6 @@ func sortedKeys(m map[string][]byte) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	return keys
 }

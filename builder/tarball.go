@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,7 +18,7 @@ import (
 // one layer. The tarballs are compressed already, so the layer is stored
 // gzip, which copies and registries pass through as it is.
 func (b *build) tarballLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
-	dir := filepath.Join(b.stage.dir, "seed-files")
+	dir := filepath.Join(b.stage.Path, "seed-files")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("making %q: %w", dir, err)
 	}
@@ -69,7 +70,7 @@ func (b *build) tarballLayers(ctx context.Context, c *capture) ([]namedLayer, er
 		}
 		names = append(names, name)
 	}
-	sortStrings(names)
+	sort.Strings(names)
 	prefix := ""
 	if b.opts.Layout == BootcTarball {
 		prefix = seedDir + "/"

@@ -1,11 +1,12 @@
-package builder
+// Package scratch makes seedbuild's temporary folders, and finds and removes
+// the ones that runs killed before they could clean up.
+package scratch
 
 import (
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,10 +16,18 @@ import (
 // find and remove what a killed run left.
 const stagingPrefix = "seedbuild-"
 
-// staging is a temporary folder owned by this process.
-type staging struct{ dir string }
+// Dir is a temporary folder owned by this process.
+type Dir struct {
+	// Path is the folder's path.
+	Path string
+}
 
-func newStaging(parent, purpose string) (*staging, error) {
+// New makes a temporary folder under parent (default /var/tmp) whose name
+// says it is seedbuild's and what for, with this process's pid inside.
+func New(parent, purpose string) (*Dir, error) {
+	if parent == "" {
+		parent = "/var/tmp"
+	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("making temporary folder in %q: %w", parent, err)
 	}
@@ -30,14 +39,18 @@ func newStaging(parent, purpose string) (*staging, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("making temporary folder %q: %w", dir, err)
 	}
-	return &staging{dir: dir}, nil
+	return &Dir{Path: dir}, nil
 }
 
-func (s *staging) remove() { os.RemoveAll(s.dir) }
+// Remove deletes the folder and everything in it.
+func (d *Dir) Remove() { os.RemoveAll(d.Path) }
 
 // RemoveStale removes the temporary folders of seedbuild runs that are no
 // longer running, and says so on w.
 func RemoveStale(parent string, w io.Writer) {
+	if parent == "" {
+		parent = "/var/tmp"
+	}
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -65,5 +78,3 @@ func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || err == syscall.EPERM
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

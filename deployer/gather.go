@@ -1,0 +1,274 @@
+package deployer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// GatherHost reads the host and sysroot facts. It changes nothing.
+// podmanPing, when not nil, says whether the podman service answers.
+func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Context) bool) HostFacts {
+	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, Stateroots: []string{}}
+	if fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config")); err == nil && !fi.IsDir() {
+		h.IsOstreeSysroot = true
+	}
+	if entries, err := os.ReadDir(filepath.Join(sysroot, "ostree/deploy")); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				h.Stateroots = append(h.Stateroots, e.Name())
+			}
+		}
+	}
+	if filepath.Clean(sysroot) == "/" {
+		cmdline, _ := os.ReadFile("/proc/cmdline")
+		if _, err := os.Stat("/run/ostree-booted"); err == nil {
+			h.Booted = bootedStateroot(string(cmdline))
+		}
+		h.InheritedKargs = inheritedKargs(string(cmdline))
+	}
+	h.HasOstreeContainer = ostreeContainerWorks(ctx)
+	if podmanPing != nil {
+		h.PodmanAnswers = podmanPing(ctx)
+	}
+	h.FreeBytes = freeBytes(sysroot)
+	h.BootFreeBytes = freeBytes(filepath.Join(sysroot, "boot"))
+	return h
+}
+
+// bootedStateroot reads the stateroot from ostree=/ostree/boot.N/NAME/...
+func bootedStateroot(cmdline string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, "ostree="); ok {
+			parts := strings.Split(strings.Trim(v, "/"), "/")
+			if len(parts) >= 3 {
+				return parts[2]
+			}
+		}
+	}
+	return ""
+}
+
+func inheritedKargs(cmdline string) []string {
+	var out []string
+	for _, f := range strings.Fields(cmdline) {
+		if inherited(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ostreeContainerWorks(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ostree", "container", "--help")
+	return cmd.Run() == nil
+}
+
+func freeBytes(dir string) uint64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return st.Bavail * uint64(st.Bsize)
+}
+
+// readSeedFiles fills what the mounted seed image holds into s.
+func readSeedFiles(mnt string, s *SeedFacts) {
+	if fi, err := os.Lstat(filepath.Join(mnt, "usr/bin/bootc")); err == nil && !fi.IsDir() {
+		s.HasBootc = true
+	}
+	s.KargsD = readKargsD(filepath.Join(mnt, "usr/lib/bootc/kargs.d"), runtime.GOARCH)
+	for _, p := range []string{"usr/lib/openshift/seed/mco-currentconfig.json", "mco-currentconfig.json"} {
+		if kargs, err := machineConfigKargs(filepath.Join(mnt, p)); err == nil {
+			s.MachineConfigKargs = kargs
+			break
+		}
+	}
+	if mods, err := filepath.Glob(filepath.Join(mnt, "usr/lib/modules/*")); err == nil {
+		for _, m := range mods {
+			for _, f := range []string{"vmlinuz", "initramfs.img"} {
+				if fi, err := os.Stat(filepath.Join(m, f)); err == nil {
+					s.KernelSize += fi.Size()
+				}
+			}
+		}
+	}
+}
+
+func machineConfigKargs(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Spec struct {
+			KernelArguments []string `json:"kernelArguments"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	return doc.Spec.KernelArguments, nil
+}
+
+// readKargsD reads the kargs of every *.toml in dir, in name order, that
+// applies to arch.
+func readKargsD(dir, arch string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.toml"))
+	var out []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		kargs, arches, err := ParseKargsTOML(string(data))
+		if err != nil {
+			continue
+		}
+		if len(arches) > 0 && !contains(arches, bootcArch(arch)) {
+			continue
+		}
+		out = append(out, kargs...)
+	}
+	return out
+}
+
+func bootcArch(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return goarch
+}
+
+var tomlKey = regexp.MustCompile(`^\s*([A-Za-z0-9_-]+)\s*=\s*(.*)$`)
+
+// ParseKargsTOML reads a bootc kargs.d file: `kargs` and the optional
+// `match-architectures`, each an array of strings.
+func ParseKargsTOML(text string) (kargs, arches []string, err error) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	var key, value string
+	flush := func() error {
+		if key == "" {
+			return nil
+		}
+		list, err := tomlStringArray(value)
+		if err != nil {
+			return errors.New(key + ": " + err.Error())
+		}
+		switch key {
+		case "kargs":
+			kargs = list
+		case "match-architectures":
+			arches = list
+		default:
+			return errors.New("unknown key " + key)
+		}
+		key, value = "", ""
+		return nil
+	}
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if key != "" && !strings.HasSuffix(strings.TrimSpace(stripComment(value)), "]") {
+			value += " " + line
+			continue
+		}
+		if err := flush(); err != nil {
+			return nil, nil, err
+		}
+		m := tomlKey.FindStringSubmatch(line)
+		if m == nil {
+			return nil, nil, errors.New("not a key = value line: " + line)
+		}
+		key, value = m[1], m[2]
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	if kargs == nil {
+		return nil, nil, errors.New("no kargs key")
+	}
+	return kargs, arches, nil
+}
+
+func stripComment(s string) string {
+	inStr := byte(0)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inStr != 0 && c == '\\' && inStr == '"':
+			i++
+		case inStr != 0 && c == inStr:
+			inStr = 0
+		case inStr == 0 && (c == '"' || c == '\''):
+			inStr = c
+		case inStr == 0 && c == '#':
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// tomlStringArray parses a TOML array of basic or literal strings.
+func tomlStringArray(v string) ([]string, error) {
+	v = strings.TrimSpace(stripComment(v))
+	if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
+		return nil, errors.New("want an array of strings")
+	}
+	body := v[1 : len(v)-1]
+	out := []string{}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch c {
+		case ' ', '\t', ',', '\n':
+			continue
+		case '\'':
+			end := strings.IndexByte(body[i+1:], '\'')
+			if end < 0 {
+				return nil, errors.New("unterminated string")
+			}
+			out = append(out, body[i+1:i+1+end])
+			i += end + 1
+		case '"':
+			j := i + 1
+			for ; j < len(body); j++ {
+				if body[j] == '\\' {
+					j++
+					continue
+				}
+				if body[j] == '"' {
+					break
+				}
+			}
+			if j >= len(body) {
+				return nil, errors.New("unterminated string")
+			}
+			var s string
+			if err := json.Unmarshal([]byte(body[i:j+1]), &s); err != nil {
+				return nil, errors.New("bad string " + body[i:j+1])
+			}
+			out = append(out, s)
+			i = j
+		default:
+			return nil, errors.New("want strings in the array")
+		}
+	}
+	return out, nil
+}

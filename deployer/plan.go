@@ -1,0 +1,360 @@
+// Package deployer installs a seed image into a new ostree stateroot. It
+// gathers facts read-only, checks them all at once (Preflight), turns them
+// into a pure Plan, and carries the plan out with an executor that undoes
+// what it did when a step fails.
+package deployer
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/seedbuild/seedbuild/labels"
+)
+
+// Method is how a seed is installed.
+type Method string
+
+// The install methods.
+const (
+	// Auto picks bootc, then ostree-ext, then ostree for bootable seeds, and
+	// Classic for classic seeds.
+	Auto Method = "auto"
+	// Bootc runs `bootc install to-existing-root` in a privileged container.
+	Bootc Method = "bootc"
+	// OstreeExt runs `ostree container image deploy`.
+	OstreeExt Method = "ostree-ext"
+	// Ostree commits the image's root into the repo with plain libostree.
+	Ostree Method = "ostree"
+	// Classic replays the upstream agent's deploy of a FROM-scratch seed.
+	Classic Method = "classic"
+)
+
+// ParseMethod checks a --method value.
+func ParseMethod(s string) (Method, error) {
+	switch m := Method(s); m {
+	case Auto, Bootc, OstreeExt, Ostree:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown method %q: want auto, bootc, ostree-ext or ostree", s)
+}
+
+var stateRootName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidateStateroot checks a stateroot name: [A-Za-z0-9_.-]{1,64}, not "."
+// or "..".
+func ValidateStateroot(name string) error {
+	if !stateRootName.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("invalid stateroot name %q: want 1 to 64 of A-Z a-z 0-9 _ . -, and not . or ..", name)
+	}
+	return nil
+}
+
+// Options are what the user asked for.
+type Options struct {
+	// Stateroot is the new stateroot's name.
+	Stateroot string
+	// Sysroot is the ostree sysroot; default "/".
+	Sysroot string
+	// Method defaults to Auto.
+	Method Method
+	// Kargs are added last.
+	Kargs []string
+	// NotAsDefault keeps the current default deployment.
+	NotAsDefault bool
+	// Force replaces an existing, non-booted stateroot.
+	Force bool
+	// NoIBUKarg leaves out the ibu=<version> kernel argument.
+	NoIBUKarg bool
+}
+
+// HostFacts is what Gather read about the host and sysroot, read-only.
+type HostFacts struct {
+	Sysroot         string `json:"sysroot"`
+	IsOstreeSysroot bool   `json:"is_ostree_sysroot"`
+	// Booted is the booted stateroot, "" when the sysroot is not booted.
+	Booted string `json:"booted_stateroot,omitempty"`
+	// Stateroots are the existing stateroots.
+	Stateroots []string `json:"stateroots"`
+	// Architecture is the host's, GOARCH style.
+	Architecture string `json:"architecture"`
+	// InheritedKargs are the running kernel's root=, rootflags= and rd.*,
+	// when the sysroot is the running system's.
+	InheritedKargs []string `json:"inherited_kargs,omitempty"`
+	// HasOstreeContainer is whether `ostree container` runs.
+	HasOstreeContainer bool `json:"has_ostree_container"`
+	// PodmanAnswers is whether the podman service answered.
+	PodmanAnswers bool   `json:"podman_answers"`
+	PodmanURL     string `json:"podman_url,omitempty"`
+	// FreeBytes and BootFreeBytes are the free space in the sysroot and in
+	// its boot/ folder.
+	FreeBytes     uint64 `json:"free_bytes"`
+	BootFreeBytes uint64 `json:"boot_free_bytes"`
+}
+
+// SeedFacts is what the seed image says and holds.
+type SeedFacts struct {
+	// Image is the seed in local containers-storage, as the transport names it.
+	Image string `json:"image"`
+	// ImageID is the local image ID.
+	ImageID      string       `json:"image_id"`
+	Kind         labels.Kind  `json:"-"`
+	KindName     string       `json:"kind"`
+	Architecture string       `json:"architecture"`
+	Seed         labels.Seed  `json:"-"`
+	// HasBootc is whether the image has /usr/bin/bootc.
+	HasBootc bool `json:"has_bootc"`
+	// KargsD are the kernel arguments of the image's kargs.d files.
+	KargsD []string `json:"kargs_d,omitempty"`
+	// MachineConfigKargs are spec.kernelArguments of mco-currentconfig.json.
+	MachineConfigKargs []string `json:"machine_config_kargs,omitempty"`
+	// Size is the image's uncompressed size.
+	Size int64 `json:"size"`
+	// KernelSize is the size of the kernel and initramfs.
+	KernelSize int64 `json:"kernel_size"`
+	// ClassicCommit is the ostree commit a classic seed carries, when known.
+	ClassicCommit string `json:"classic_commit,omitempty"`
+}
+
+// Step is one thing the executor does: a command line, or a named internal
+// action with arguments. Argv and Args may hold placeholders such as
+// {mount}, {commit} and {deployment}, which the executor fills in as
+// earlier steps learn them.
+type Step struct {
+	Desc string   `json:"desc"`
+	Argv []string `json:"argv,omitempty"`
+	// Action names an internal action; Args are its arguments. An action
+	// with Argv runs that command its own way (bootc-install runs it in a
+	// container).
+	Action string            `json:"action,omitempty"`
+	Args   map[string]string `json:"args,omitempty"`
+	// Capture stores the command's trimmed stdout under this placeholder.
+	Capture string `json:"capture,omitempty"`
+	// Undo reverses the step; it runs when a later step fails.
+	Undo *Step `json:"undo,omitempty"`
+}
+
+// Plan is the ordered list of steps that installs a seed.
+type Plan struct {
+	Method    Method `json:"method"`
+	Reason    string `json:"reason"`
+	Stateroot string `json:"stateroot"`
+	Sysroot   string `json:"sysroot"`
+	// Kargs is the full kernel command line the new deployment gets, the
+	// same whatever the method.
+	Kargs []string `json:"kargs"`
+	Steps []Step   `json:"steps"`
+}
+
+// ErrBootedStateroot refuses to deploy over the running system.
+var ErrBootedStateroot = errors.New("refusing to deploy into the booted stateroot")
+
+// tarOpts are the upstream agent's tar options for its tarballs.
+var tarOpts = []string{"--selinux", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}
+
+// ChooseMethod resolves Auto into a method and says why.
+func ChooseMethod(h HostFacts, s SeedFacts, asked Method) (Method, string) {
+	if s.Kind == labels.Classic {
+		return Classic, "classic seeds (FROM scratch) are deployed from their ostree.tgz"
+	}
+	if asked != Auto && asked != "" {
+		return asked, "asked for with --method"
+	}
+	switch {
+	case s.HasBootc && h.PodmanAnswers:
+		return Bootc, "the seed has /usr/bin/bootc and the podman service answers"
+	case h.HasOstreeContainer:
+		return OstreeExt, "`ostree container` is available (no bootc in the seed, or no podman service)"
+	}
+	return Ostree, "neither bootc with a podman service nor `ostree container` is available"
+}
+
+// Kargs is the kernel command line of the new deployment, in order: the
+// MachineConfig's (as the seed carries them), fips=1 when the seed cluster
+// has FIPS, the image's kargs.d, ibu=<version>, the host's root=,
+// rootflags= and rd.*, then --karg. Duplicates keep their first place.
+func Kargs(h HostFacts, s SeedFacts, o Options) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(ks ...string) {
+		for _, k := range ks {
+			if k != "" && !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	add(s.MachineConfigKargs...)
+	if s.Seed.ClusterInfo.HasFIPS {
+		add("fips=1")
+	}
+	add(s.KargsD...)
+	if v := s.Seed.ClusterInfo.SeedClusterOCPVersion; v != "" && !o.NoIBUKarg {
+		add("ibu=" + v)
+	}
+	add(h.InheritedKargs...)
+	add(o.Kargs...)
+	return out
+}
+
+// NewPlan turns facts and options into the steps that install the seed.
+// It is pure: it reads nothing and changes nothing.
+func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
+	method, reason := ChooseMethod(h, s, o.Method)
+	p := Plan{Method: method, Reason: reason, Stateroot: o.Stateroot, Sysroot: h.Sysroot, Kargs: Kargs(h, s, o)}
+	sr := h.Sysroot
+	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
+	if contains(h.Stateroots, o.Stateroot) {
+		p.Steps = append(p.Steps, Step{
+			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: "clear-stateroot",
+			Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot},
+		})
+	}
+	switch method {
+	case Bootc:
+		p.Steps = append(p.Steps, bootcSteps(p, s, o)...)
+	case OstreeExt:
+		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h))
+		argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
+			"--imgref", "ostree-unverified-image:containers-storage:" + s.ImageID}
+		for _, k := range p.Kargs {
+			argv = append(argv, "--karg", k)
+		}
+		p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
+	case Ostree:
+		p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
+		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h), deployStep(sr, o, p.Kargs))
+	case Classic:
+		p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
+		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h), deployStep(sr, o, p.Kargs))
+	}
+	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: "find-deployment",
+		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot}, Capture: "deployment"})
+	p.Steps = append(p.Steps, stateSteps(s.Kind, method, stateDir)...)
+	if method == Bootc && o.NotAsDefault {
+		p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
+			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
+	}
+	p.Steps = append(p.Steps, Step{Desc: "verify the new deployment", Action: "verify",
+		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}})
+	return p
+}
+
+func osInit(sr, name string, h HostFacts) Step {
+	st := Step{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name}}
+	if !contains(h.Stateroots, name) {
+		st.Undo = &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}
+	}
+	return st
+}
+
+func undeployStep(sr, name string) *Step {
+	return &Step{Desc: "remove the deployment this run made", Action: "undeploy", Args: map[string]string{"sysroot": sr, "stateroot": name}}
+}
+
+func deployStep(sr string, o Options, kargs []string) Step {
+	argv := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
+	if o.NotAsDefault {
+		argv = append(argv, "--not-as-default")
+	}
+	for _, k := range kargs {
+		argv = append(argv, "--karg-append="+k)
+	}
+	argv = append(argv, "{commit}")
+	return Step{Desc: "deploy the commit into the stateroot, pruning nothing", Argv: argv, Undo: undeployStep(sr, o.Stateroot)}
+}
+
+// commitSteps commit the mounted image's root into the sysroot's repo,
+// with the image's /etc as /usr/etc and without var, run, tmp, proc, sys,
+// dev.
+func commitSteps(sr, name string) []Step {
+	return []Step{
+		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: "stage-usr-etc",
+			Args: map[string]string{"root": "{mount}"}, Capture: "stage",
+			Undo: &Step{Desc: "remove the staging folder", Action: "unstage-usr-etc", Args: map[string]string{"stage": "{stage}"}}},
+		{Desc: "commit the image's root filesystem into the sysroot's repo",
+			Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
+				"--skip-list={stage}/skip-list", "--tree=dir={mount}", "--tree=dir={stage}/tree"},
+			Capture: "commit"},
+		{Desc: "release the staging folder", Action: "unstage-usr-etc", Args: map[string]string{"stage": "{stage}"}},
+	}
+}
+
+// classicSteps unpack a classic seed's ostree.tgz and pull its commit.
+func classicSteps(sr, name string) []Step {
+	return []Step{
+		{Desc: "make a scratch repo for ostree.tgz", Action: "temp-dir", Capture: "scratch",
+			Undo: &Step{Desc: "remove the scratch repo", Action: "remove-temp-dir", Args: map[string]string{"dir": "{scratch}"}}},
+		{Desc: "unpack ostree.tgz", Argv: append([]string{"tar", "xzf", "{mount}/ostree.tgz", "-C", "{scratch}"}, tarOpts...)},
+		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}"}},
+		{Desc: "find the seed's commit", Action: "classic-commit", Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
+	}
+}
+
+// stateSteps lay the node's state into the new deployment and stateroot.
+func stateSteps(kind labels.Kind, method Method, stateDir string) []Step {
+	seed := "{mount}" + labels.SeedDir
+	if kind == labels.Classic {
+		seed = "{mount}"
+	}
+	var steps []Step
+	if kind == labels.Native && method == Ostree {
+		steps = append(steps, Step{Desc: "fill the stateroot's var from the image's /var",
+			Action: "copy-tree", Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}})
+	}
+	switch kind {
+	case labels.Native:
+		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc",
+			Action: "copy-tree", Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc"}})
+	case labels.BootcTarball, labels.Classic:
+		steps = append(steps,
+			Step{Desc: "unpack var.tgz into the stateroot", Argv: append([]string{"tar", "xzf", seed + "/var.tgz", "-C", stateDir}, tarOpts...)},
+			Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)},
+		)
+	}
+	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: "apply-deletions",
+		Args: map[string]string{"list": seed + "/etc.deletions", "etc": "{deployment}/etc"}})
+	if kind == labels.Native {
+		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: "write-file",
+			Args: map[string]string{"path": "{deployment}/etc/.seedbuild-etc-applied", "content": ""}})
+	} else {
+		steps = append(steps, Step{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: "copy-seed-files",
+			Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}})
+	}
+	return steps
+}
+
+// bootcSteps run bootc in a privileged container from the seed image.
+func bootcSteps(p Plan, s SeedFacts, o Options) []Step {
+	argv := []string{"bootc", "install", "to-existing-root", "--acknowledge-destructive", "--stateroot", o.Stateroot}
+	// bootc reads kargs.d and inherits root=, rootflags= and rd.* itself.
+	own := map[string]bool{}
+	for _, k := range s.KargsD {
+		own[k] = true
+	}
+	for _, k := range p.Kargs {
+		if !own[k] && !inherited(k) {
+			argv = append(argv, "--karg", k)
+		}
+	}
+	return []Step{{
+		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: "bootc-install",
+		Args: map[string]string{"image": s.ImageID, "target": p.Sysroot}, Argv: argv,
+		Undo: undeployStep(p.Sysroot, o.Stateroot),
+	}}
+}
+
+func inherited(k string) bool {
+	return strings.HasPrefix(k, "root=") || strings.HasPrefix(k, "rootflags=") || strings.HasPrefix(k, "rd.")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,89 @@
+package deployer
+
+import (
+	"fmt"
+
+	"github.com/seedbuild/seedbuild/labels"
+)
+
+// Problem is one reason not to deploy.
+type Problem struct {
+	Check   string `json:"check"`
+	Message string `json:"message"`
+}
+
+func (p Problem) String() string { return p.Check + ": " + p.Message }
+
+// PreflightError carries every problem Preflight found.
+type PreflightError struct{ Problems []Problem }
+
+func (e *PreflightError) Error() string {
+	msg := fmt.Sprintf("refusing to deploy, %d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		msg += "\n  " + p.String()
+	}
+	return msg
+}
+
+// Preflight checks everything before anything changes and reports every
+// problem, not just the first. target, when not nil, is checked against
+// the seed's cluster info.
+func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Problem {
+	var out []Problem
+	add := func(check, format string, args ...any) {
+		out = append(out, Problem{Check: check, Message: fmt.Sprintf(format, args...)})
+	}
+	if !h.IsOstreeSysroot {
+		add("sysroot", "%q is not an ostree sysroot (no ostree/repo): make one with `ostree admin init-fs`", h.Sysroot)
+	}
+	if err := ValidateStateroot(o.Stateroot); err != nil {
+		add("stateroot", "%v", err)
+	}
+	if h.Booted != "" && h.Booted == o.Stateroot {
+		add("stateroot", "%q is the booted stateroot: deploy into a new one", o.Stateroot)
+	} else if contains(h.Stateroots, o.Stateroot) && !o.Force {
+		add("stateroot", "stateroot %q exists: pick another name, or pass --force to replace its non-booted deployments", o.Stateroot)
+	}
+	if s.Architecture != "" && h.Architecture != "" && s.Architecture != h.Architecture {
+		add("architecture", "the seed is for %s, this host is %s", s.Architecture, h.Architecture)
+	}
+	method, _ := ChooseMethod(h, s, o.Method)
+	switch {
+	case s.Kind == labels.Classic && o.Method != Auto && o.Method != "":
+		add("method", "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
+	case method == Bootc && !s.HasBootc:
+		add("method", "--method bootc: the seed has no /usr/bin/bootc")
+	case method == Bootc && !h.PodmanAnswers:
+		add("method", "--method bootc: the podman service at %s does not answer: start it with `systemctl start podman.socket`", h.PodmanURL)
+	case method == OstreeExt && !h.HasOstreeContainer:
+		add("method", "--method ostree-ext: `ostree container` is not available on this host")
+	}
+	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need {
+		add("space", "the sysroot has %s free, the seed needs %s (its size x 1.1)", bytesString(h.FreeBytes), bytesString(need))
+	}
+	if need := uint64(float64(s.KernelSize) * 1.2); s.KernelSize > 0 && h.BootFreeBytes < need {
+		add("boot-space", "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", bytesString(h.BootFreeBytes), bytesString(need))
+	}
+	if target != nil {
+		for _, m := range s.Seed.ClusterInfo.Compatible(*target) {
+			add("compatibility", "%s", m.String())
+		}
+		if target.Architecture != "" && s.Architecture != "" && target.Architecture != s.Architecture {
+			add("compatibility", "architecture: seed has %q, target has %q", s.Architecture, target.Architecture)
+		}
+	}
+	return out
+}
+
+func bytesString(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
