@@ -99,11 +99,11 @@ type SeedFacts struct {
 	// Image is the seed in local containers-storage, as the transport names it.
 	Image string `json:"image"`
 	// ImageID is the local image ID.
-	ImageID      string       `json:"image_id"`
-	Kind         labels.Kind  `json:"-"`
-	KindName     string       `json:"kind"`
-	Architecture string       `json:"architecture"`
-	Seed         labels.Seed  `json:"-"`
+	ImageID      string      `json:"image_id"`
+	Kind         labels.Kind `json:"-"`
+	KindName     string      `json:"kind"`
+	Architecture string      `json:"architecture"`
+	Seed         labels.Seed `json:"-"`
 	// HasBootc is whether the image has /usr/bin/bootc.
 	HasBootc bool `json:"has_bootc"`
 	// KargsD are the kernel arguments of the image's kargs.d files.
@@ -277,7 +277,8 @@ func commitSteps(sr, name string) []Step {
 		{Desc: "commit the image's root filesystem into the sysroot's repo",
 			Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
 				"--skip-list={stage}/skip-list", "--tree=dir={mount}", "--tree=dir={stage}/tree"},
-			Capture: "commit"},
+			Capture: "commit",
+			Undo:    &Step{Desc: "remove the branch this run made", Argv: []string{"ostree", "refs", "--repo=" + path.Join(sr, "ostree/repo"), "--delete", "seedbuild/" + name}}},
 		{Desc: "release the staging folder", Action: "unstage-usr-etc", Args: map[string]string{"stage": "{stage}"}},
 	}
 }

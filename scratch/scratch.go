@@ -65,7 +65,7 @@ func RemoveStale(parent string, w io.Writer) {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if err != nil || pid <= 0 || Alive(pid) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err == nil {
@@ -74,7 +74,8 @@ func RemoveStale(parent string, w io.Writer) {
 	}
 }
 
-func processAlive(pid int) bool {
+// Alive reports whether a process with this pid runs.
+func Alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || err == syscall.EPERM
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -105,3 +106,5 @@ func oneLine(s string) string {
 	}
 	return strings.Join(fields, "; ")
 }
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -121,6 +121,7 @@ bootc and seedbuild itself can consume it.`,
 		newVersionCmd(g),
 		newInspectCmd(g),
 		newCreateCmd(g),
+		newDeployCmd(g),
 	)
 	return cmd
 }

@@ -1,0 +1,275 @@
+package deployer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/seedbuild/seedbuild/scratch"
+	"golang.org/x/sys/unix"
+)
+
+// skipList is what the ostree commit of an image's root leaves out.
+var skipList = []string{"/etc", "/var", "/run", "/tmp", "/proc", "/sys", "/dev"}
+
+func (e *executor) registerActions() {
+	e.actions = map[string]actionFunc{
+		"clear-stateroot":  e.clearStateroot,
+		"remove-stateroot": e.removeStateroot,
+		"undeploy":         e.undeployAction,
+		"find-deployment":  e.findDeployment,
+		"stage-usr-etc":    e.stageUsrEtc,
+		"unstage-usr-etc":  e.unstageUsrEtc,
+		"temp-dir":         e.tempDirAction,
+		"remove-temp-dir":  e.removeTempDir,
+		"classic-commit":   e.classicCommit,
+		"copy-tree":        e.copyTree,
+		"apply-deletions":  e.applyDeletions,
+		"write-file":       e.writeFile,
+		"copy-seed-files":  e.copySeedFiles,
+		"verify":           e.verify,
+		"bootc-install":    e.bootcInstall,
+	}
+}
+
+func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "sysroot", "stateroot"); err != nil {
+		return "", err
+	}
+	all, err := e.deployments(ctx)
+	if err != nil {
+		return "", err
+	}
+	var mine []deployment
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Stateroot == a["stateroot"] {
+			mine = append(mine, all[i])
+		}
+	}
+	if err := e.undeploy(ctx, mine); err != nil {
+		return "", err
+	}
+	// What was undeployed is gone for good: the undo journal starts now.
+	if e.before, err = e.deployments(ctx); err != nil {
+		return "", err
+	}
+	varDir := filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"], "var")
+	entries, _ := os.ReadDir(varDir)
+	for _, en := range entries {
+		if err := os.RemoveAll(filepath.Join(varDir, en.Name())); err != nil {
+			return "", fmt.Errorf("clearing %q: %w", varDir, err)
+		}
+	}
+	return "", nil
+}
+
+func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "sysroot", "stateroot"); err != nil {
+		return "", err
+	}
+	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	if err != nil {
+		return "", err
+	}
+	if err := e.undeploy(ctx, fresh); err != nil {
+		return "", err
+	}
+	return "", os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"]))
+}
+
+func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	if err != nil {
+		return "", err
+	}
+	return "", e.undeploy(ctx, fresh)
+}
+
+func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	if err != nil {
+		return "", err
+	}
+	if len(fresh) == 0 {
+		return "", errNoDeployment
+	}
+	d := fresh[len(fresh)-1]
+	e.vars["checksum"] = d.Checksum
+	return d.path(a["sysroot"]), nil
+}
+
+// stageUsrEtc makes a tree whose usr/etc is the image's etc (a bind
+// mount), to lay over the image root in the commit, and a skip list.
+func (e *executor) stageUsrEtc(_ context.Context, _ Step, a map[string]string) (string, error) {
+	root := a["root"]
+	d, err := scratch.New(e.tempDir, "deploy")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		unstage(d.Path)
+		return "", err
+	}
+	usr := filepath.Join(d.Path, "tree/usr")
+	if err := os.MkdirAll(filepath.Join(usr, "etc"), 0o755); err != nil {
+		return fail(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "usr"), &st); err != nil {
+		return fail(fmt.Errorf("reading the image's /usr: %w", err))
+	}
+	if err := os.Chmod(usr, os.FileMode(st.Mode&0o777)); err != nil {
+		return fail(err)
+	}
+	if err := os.Lchown(usr, int(st.Uid), int(st.Gid)); err != nil {
+		return fail(err)
+	}
+	if err := unix.Mount(filepath.Join(root, "etc"), filepath.Join(usr, "etc"), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fail(fmt.Errorf("exposing the image's /etc as /usr/etc: %w", err))
+	}
+	// ostree refuses skip-list entries the tree does not have.
+	var skip []string
+	for _, p := range skipList {
+		if fileExists(filepath.Join(root, p)) {
+			skip = append(skip, p)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "skip-list"), []byte(strings.Join(skip, "\n")+"\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	return d.Path, nil
+}
+
+func (e *executor) unstageUsrEtc(_ context.Context, _ Step, a map[string]string) (string, error) {
+	return "", unstage(a["stage"])
+}
+
+func unstage(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	etc := filepath.Join(dir, "tree/usr/etc")
+	if err := unix.Unmount(etc, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %q: %w", etc, err)
+	}
+	return os.RemoveAll(dir)
+}
+
+func (e *executor) tempDirAction(context.Context, Step, map[string]string) (string, error) {
+	d, err := scratch.New(e.tempDir, "deploy")
+	if err != nil {
+		return "", err
+	}
+	return d.Path, nil
+}
+
+func (e *executor) removeTempDir(_ context.Context, _ Step, a map[string]string) (string, error) {
+	return "", os.RemoveAll(a["dir"])
+}
+
+// classicCommit finds the commit a classic seed's repo carries: the booted
+// one of rpm-ostree.json when present, else the repo's only ref.
+func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if data, err := os.ReadFile(a["rpm-ostree"]); err == nil {
+		var doc struct {
+			Deployments []struct {
+				Checksum string `json:"checksum"`
+				Booted   bool   `json:"booted"`
+			} `json:"deployments"`
+		}
+		if json.Unmarshal(data, &doc) == nil {
+			for _, d := range doc.Deployments {
+				if d.Booted && d.Checksum != "" {
+					return d.Checksum, nil
+				}
+			}
+		}
+	}
+	var out, errb strings.Builder
+	if err := e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + a["repo"]}, &out, &errb); err != nil {
+		return "", fmt.Errorf("listing refs of the seed's repo: %v %s", err, errb.String())
+	}
+	refs := strings.Fields(out.String())
+	if len(refs) != 1 {
+		return "", fmt.Errorf("the seed's ostree repo has %d refs, want exactly one: %v", len(refs), refs)
+	}
+	out.Reset()
+	if err := e.runner.Run(ctx, []string{"ostree", "rev-parse", "--repo=" + a["repo"], refs[0]}, &out, &errb); err != nil {
+		return "", fmt.Errorf("resolving %q: %v %s", refs[0], err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// copyTree copies a folder's content with every attribute, as cp -a does.
+func (e *executor) copyTree(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "from", "to"); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(a["from"]); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err := os.MkdirAll(a["to"], 0o755); err != nil {
+		return "", err
+	}
+	var errb tailBuffer
+	errb.max = 4096
+	if err := e.runner.Run(ctx, []string{"cp", "-a", "--sparse=auto", a["from"] + "/.", a["to"] + "/"}, io.Discard, &errb); err != nil {
+		return "", fmt.Errorf("copying %q to %q: %v %s", a["from"], a["to"], err, strings.TrimSpace(errb.String()))
+	}
+	return "", nil
+}
+
+// applyDeletions removes the /etc paths the seed node deleted.
+func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string) (string, error) {
+	f, err := os.Open(a["list"])
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		rel, ok := strings.CutPrefix(line, "/etc/")
+		if !ok || rel == "" {
+			continue
+		}
+		p, err := safeJoin(a["etc"], rel)
+		if err != nil {
+			return "", err
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return "", fmt.Errorf("removing %q: %w", p, err)
+		}
+	}
+	return "", sc.Err()
+}
+
+func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (string, error) {
+	return "", os.WriteFile(a["path"], []byte(a["content"]), 0o644)
+}
+
+// copySeedFiles copies containers.list and manifest.json, when present.
+func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string) (string, error) {
+	if err := os.MkdirAll(a["to"], 0o1777); err != nil {
+		return "", err
+	}
+	for _, n := range []string{"containers.list", "manifest.json"} {
+		data, err := os.ReadFile(filepath.Join(a["from"], n))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(a["to"], n), data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,123 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/specgen"
+	spec "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// DefaultPodmanURL is the podman service of a root node.
+const DefaultPodmanURL = "unix:///run/podman/podman.sock"
+
+// podmanConn connects to the podman service at url.
+func podmanConn(ctx context.Context, url string) (context.Context, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := bindings.NewConnection(context.WithoutCancel(ctx), url)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the podman service at %q: %w", url, err)
+	}
+	return conn, nil
+}
+
+// PodmanPinger returns a check that the podman service at url answers.
+func PodmanPinger(url string) func(context.Context) bool {
+	return func(ctx context.Context) bool {
+		_, err := podmanConn(ctx, url)
+		return err == nil
+	}
+}
+
+// bootcContainerSpec is the container bootc install to-existing-root runs
+// in: privileged, in the host's pid namespace, with the target root at
+// /target, /dev and the container store, and SELinux unconfined.
+func bootcContainerSpec(name, imageID, target, graphRoot string, argv []string) *specgen.SpecGenerator {
+	s := specgen.NewSpecGenerator(imageID, false)
+	s.Name = name
+	s.Command = argv
+	privileged := true
+	s.Privileged = &privileged
+	s.PidNS = specgen.Namespace{NSMode: specgen.Host}
+	s.SelinuxOpts = []string{"type:unconfined_t"}
+	s.Mounts = []spec.Mount{
+		{Destination: "/target", Source: target, Type: "bind", Options: []string{"rbind", "rw"}},
+		{Destination: "/dev", Source: "/dev", Type: "bind", Options: []string{"rbind", "rw"}},
+		{Destination: "/var/lib/containers/storage", Source: graphRoot, Type: "bind", Options: []string{"rbind", "rw"}},
+	}
+	s.Env = map[string]string{"RUST_LOG": "warn"}
+	return s
+}
+
+// bootcInstall runs the step's argv in a privileged container from the
+// seed through the podman service, streams its output and fails with its
+// exit code.
+func (e *executor) bootcInstall(ctx context.Context, st Step, a map[string]string) (string, error) {
+	conn, err := podmanConn(ctx, e.podmanURL)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("seedbuild-bootc-%d", time.Now().UnixNano())
+	s := bootcContainerSpec(name, a["image"], a["target"], e.graphRoot, st.Argv)
+	created, err := containers.CreateWithSpec(conn, s, nil)
+	if err != nil {
+		return "", fmt.Errorf("creating the bootc container: %w", err)
+	}
+	defer func() {
+		force := true
+		containers.Remove(context.WithoutCancel(conn), created.ID, &containers.RemoveOptions{Force: &force})
+	}()
+	if err := containers.Start(conn, created.ID, nil); err != nil {
+		return "", fmt.Errorf("starting the bootc container: %w", err)
+	}
+	code, err := containers.Wait(conn, created.ID, nil)
+	if err != nil {
+		return "", fmt.Errorf("waiting for the bootc container: %w", err)
+	}
+	tail := e.containerLogs(conn, created.ID)
+	if code != 0 {
+		return "", fmt.Errorf("bootc exited %d: %s", code, oneLine(strings.TrimSpace(tail)))
+	}
+	return "", nil
+}
+
+// containerLogs copies the container's output to the log writer and
+// returns its tail.
+func (e *executor) containerLogs(conn context.Context, id string) string {
+	stdout, stderr := make(chan string, 64), make(chan string, 64)
+	yes := true
+	done := make(chan struct{})
+	tail := &tailBuffer{max: 4096}
+	go func() {
+		defer close(done)
+		for stdout != nil || stderr != nil {
+			select {
+			case l, ok := <-stdout:
+				if !ok {
+					stdout = nil
+					continue
+				}
+				io.WriteString(e.log, l)
+				tail.Write([]byte(l))
+			case l, ok := <-stderr:
+				if !ok {
+					stderr = nil
+					continue
+				}
+				io.WriteString(e.log, l)
+				tail.Write([]byte(l))
+			}
+		}
+	}()
+	containers.Logs(conn, id, &containers.LogOptions{Stdout: &yes, Stderr: &yes}, stdout, stderr)
+	close(stdout)
+	close(stderr)
+	<-done
+	return tail.String()
+}

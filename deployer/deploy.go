@@ -1,0 +1,136 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/seedimage"
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// Config is everything Deploy needs.
+type Config struct {
+	Options
+	// Image is the seed, in any transport.
+	Image types.ImageReference
+	// Store is local containers-storage; the seed is pulled into it.
+	Store         storage.Store
+	SystemContext *types.SystemContext
+	Policy        *signature.PolicyContext
+	// PodmanURL is the podman service for the bootc method.
+	PodmanURL string
+	// Target, when set, is checked against the seed's cluster info.
+	Target *labels.Target
+	// DryRun stops after planning.
+	DryRun bool
+	// TempDir holds scratch folders; default /var/tmp.
+	TempDir string
+	// Events receives progress; Log receives children's long output.
+	Events func(Event)
+	Log    io.Writer
+
+	runner Runner
+}
+
+// Result is what Deploy did, or with DryRun would do.
+type Result struct {
+	Kind       string    `json:"kind"`
+	Plan       Plan      `json:"plan"`
+	Host       HostFacts `json:"host"`
+	Seed       SeedFacts `json:"seed"`
+	Deployment string    `json:"deployment,omitempty"`
+	Checksum   string    `json:"checksum,omitempty"`
+	BootEntry  string    `json:"boot_entry,omitempty"`
+}
+
+// Deploy installs the seed into a new stateroot: inspect, gather, check,
+// plan, then (unless DryRun) execute, undoing on failure.
+func Deploy(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Sysroot == "" {
+		cfg.Sysroot = "/"
+	}
+	if cfg.Method == "" {
+		cfg.Method = Auto
+	}
+	if cfg.PodmanURL == "" {
+		cfg.PodmanURL = DefaultPodmanURL
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.runner == nil {
+		cfg.runner = ExecRunner{}
+	}
+	if err := ValidateStateroot(cfg.Stateroot); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(cfg.Sysroot)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Sysroot = abs
+	scratch.RemoveStale(cfg.TempDir, cfg.Log)
+	RemoveStaleContainers(cfg.Store, cfg.Log)
+
+	desc, err := seedimage.Read(ctx, cfg.Image, cfg.SystemContext)
+	if err != nil {
+		if desc != nil && errors.Is(err, labels.ErrNotASeed) {
+			return nil, fmt.Errorf("%s is not a seed: %w", desc.Image, err)
+		}
+		return nil, fmt.Errorf("inspecting %q: %w", displayRef(cfg.Image), err)
+	}
+	local, imageID, err := localImage(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	mnt, err := mountImage(cfg.Store, imageID)
+	if err != nil {
+		return nil, err
+	}
+	defer mnt.release()
+
+	seed := SeedFacts{Image: displayRef(local), ImageID: imageID, Kind: desc.Seed.Kind(), KindName: desc.Kind,
+		Architecture: desc.Architecture, Seed: desc.Seed}
+	if size, err := cfg.Store.ImageSize(imageID); err == nil {
+		seed.Size = size
+	}
+	readSeedFiles(mnt.path, &seed)
+	var ping func(context.Context) bool
+	if seed.Kind.Bootable() && seed.HasBootc && (cfg.Method == Auto || cfg.Method == Bootc) {
+		ping = PodmanPinger(cfg.PodmanURL)
+	}
+	host := GatherHost(ctx, cfg.Sysroot, ping)
+	host.PodmanURL = cfg.PodmanURL
+	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
+		return nil, &PreflightError{Problems: problems}
+	}
+	plan := NewPlan(host, seed, cfg.Options)
+	res := &Result{Kind: desc.Kind, Plan: plan, Host: host, Seed: seed}
+	if cfg.DryRun {
+		return res, nil
+	}
+	ex := &executor{
+		runner: cfg.runner, vars: map[string]string{"mount": mnt.path}, events: cfg.Events, sysroot: cfg.Sysroot,
+		tempDir: cfg.TempDir, kargs: plan.Kargs, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
+	}
+	ex.registerActions()
+	if ex.before, err = ex.deployments(ctx); err != nil {
+		return nil, err
+	}
+	if err := ex.run(ctx, plan); err != nil {
+		return res, err
+	}
+	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
+	return res, nil
+}
+
+func displayRef(ref types.ImageReference) string {
+	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
+}

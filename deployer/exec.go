@@ -1,0 +1,314 @@
+package deployer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Runner runs one command with stdin closed and stdout and stderr apart.
+// It is the seam tests replace.
+type Runner interface {
+	Run(ctx context.Context, argv []string, stdout, stderr io.Writer) error
+}
+
+// ExecRunner runs commands on the host.
+type ExecRunner struct{}
+
+// Run runs argv.
+func (ExecRunner) Run(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd.Run()
+}
+
+// Event is one piece of progress, for text or JSON output.
+type Event struct {
+	// Type is step, done, failed, undo or info.
+	Type    string   `json:"event"`
+	Index   int      `json:"index,omitempty"`
+	Total   int      `json:"total,omitempty"`
+	Desc    string   `json:"desc"`
+	Argv    []string `json:"argv,omitempty"`
+	Seconds float64  `json:"seconds,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// StepError is a failed step, with the tail of what it wrote on stderr and
+// whether what ran before it was undone.
+type StepError struct {
+	Index  int
+	Step   Step
+	Stderr string
+	Err    error
+	// UndoErrs are the undo steps that failed too.
+	UndoErrs []error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("step %d (%s) failed: %v", e.Index+1, e.Step.Desc, e.Err)
+	if tail := strings.TrimSpace(e.Stderr); tail != "" {
+		msg += ": " + oneLine(tail)
+	}
+	if len(e.UndoErrs) == 0 {
+		return msg + "; what this run did was undone"
+	}
+	var undo []string
+	for _, u := range e.UndoErrs {
+		undo = append(undo, u.Error())
+	}
+	return msg + "; undoing it failed too: " + strings.Join(undo, "; ")
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+func oneLine(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return strings.Join(lines, " / ")
+}
+
+// actionFunc carries out a named action; it returns what Capture stores.
+type actionFunc func(ctx context.Context, st Step, args map[string]string) (string, error)
+
+// executor carries out a plan step by step, remembering how to undo what
+// it did.
+type executor struct {
+	runner  Runner
+	vars    map[string]string
+	actions map[string]actionFunc
+	events  func(Event)
+	// before is the sysroot's deployments when the run started.
+	before  []deployment
+	sysroot string
+	tempDir string
+	// kargs are the kernel arguments the new boot entry must carry.
+	kargs []string
+	// podmanURL and graphRoot are for the bootc container.
+	podmanURL string
+	graphRoot string
+	// log receives the output of long-running children.
+	log io.Writer
+}
+
+var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)
+
+func (e *executor) expand(s string) (string, error) {
+	var missing string
+	out := placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		v, ok := e.vars[m[1:len(m)-1]]
+		if !ok {
+			missing = m
+		}
+		return v
+	})
+	if missing != "" {
+		return "", fmt.Errorf("placeholder %s is not known yet", missing)
+	}
+	return out, nil
+}
+
+func (e *executor) expandStep(st Step) (argv []string, args map[string]string, err error) {
+	for _, a := range st.Argv {
+		x, err := e.expand(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		argv = append(argv, x)
+	}
+	args = map[string]string{}
+	for k, v := range st.Args {
+		if args[k], err = e.expand(v); err != nil {
+			return nil, nil, err
+		}
+	}
+	return argv, args, nil
+}
+
+// run carries out every step. On a failure it runs the undo steps of what
+// succeeded, newest first, even when ctx was cancelled.
+func (e *executor) run(ctx context.Context, p Plan) error {
+	var undo []Step
+	for i, st := range p.Steps {
+		e.emit(Event{Type: "step", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
+		start := time.Now()
+		out, stderr, err := e.runStep(ctx, st)
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			e.emit(Event{Type: "failed", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Error: err.Error()})
+			se := &StepError{Index: i, Step: st, Stderr: stderr, Err: err}
+			se.UndoErrs = e.undo(context.WithoutCancel(ctx), undo)
+			return se
+		}
+		if st.Capture != "" {
+			e.vars[st.Capture] = out
+		}
+		if st.Undo != nil {
+			undo = append(undo, *st.Undo)
+		}
+		e.emit(Event{Type: "done", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Seconds: time.Since(start).Round(time.Millisecond).Seconds()})
+	}
+	return nil
+}
+
+func (e *executor) undo(ctx context.Context, steps []Step) []error {
+	var errs []error
+	for i := len(steps) - 1; i >= 0; i-- {
+		st := steps[i]
+		e.emit(Event{Type: "undo", Desc: st.Desc})
+		if _, stderr, err := e.runStep(ctx, st); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v %s", st.Desc, err, strings.TrimSpace(stderr)))
+		}
+	}
+	return errs
+}
+
+func (e *executor) emit(ev Event) {
+	if e.events != nil {
+		e.events(ev)
+	}
+}
+
+// runStep runs one step and returns its captured output and stderr tail.
+func (e *executor) runStep(ctx context.Context, st Step) (string, string, error) {
+	argv, args, err := e.expandStep(st)
+	if err != nil {
+		return "", "", err
+	}
+	if st.Action != "" {
+		fn, ok := e.actions[st.Action]
+		if !ok {
+			return "", "", fmt.Errorf("unknown action %q", st.Action)
+		}
+		st.Argv = argv
+		out, err := fn(ctx, st, args)
+		return out, "", err
+	}
+	var stdout bytes.Buffer
+	stderr := &tailBuffer{max: 4096}
+	err = e.runner.Run(ctx, argv, &stdout, stderr)
+	return strings.TrimSpace(stdout.String()), stderr.String(), err
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.buf) }
+
+// deployment is one line of `ostree admin status`.
+type deployment struct {
+	Index     int
+	Stateroot string
+	Checksum  string
+	Serial    int
+}
+
+func (d deployment) path(sysroot string) string {
+	return filepath.Join(sysroot, "ostree/deploy", d.Stateroot, "deploy", d.Checksum+"."+strconv.Itoa(d.Serial))
+}
+
+var statusLine = regexp.MustCompile(`^[* ] (\S+) ([0-9a-f]{64})\.(\d+)`)
+
+// deployments lists the sysroot's deployments in boot order.
+func (e *executor) deployments(ctx context.Context) ([]deployment, error) {
+	var out, errb bytes.Buffer
+	if err := e.runner.Run(ctx, []string{"ostree", "admin", "status", "--sysroot=" + e.sysroot}, &out, &errb); err != nil {
+		return nil, fmt.Errorf("reading deployments of %q: %v %s", e.sysroot, err, strings.TrimSpace(errb.String()))
+	}
+	return parseStatus(out.String()), nil
+}
+
+func parseStatus(text string) []deployment {
+	var list []deployment
+	for _, line := range strings.Split(text, "\n") {
+		m := statusLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		serial, _ := strconv.Atoi(m[3])
+		list = append(list, deployment{Index: len(list), Stateroot: m[1], Checksum: m[2], Serial: serial})
+	}
+	return list
+}
+
+// newDeployments are the deployments of stateroot that were not there when
+// the run started, highest index first.
+func (e *executor) newDeployments(ctx context.Context, stateroot string) ([]deployment, error) {
+	now, err := e.deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old := map[string]bool{}
+	for _, d := range e.before {
+		old[d.Stateroot+"/"+d.Checksum+"."+strconv.Itoa(d.Serial)] = true
+	}
+	var fresh []deployment
+	for _, d := range now {
+		if d.Stateroot == stateroot && !old[d.Stateroot+"/"+d.Checksum+"."+strconv.Itoa(d.Serial)] {
+			fresh = append(fresh, d)
+		}
+	}
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i].Index > fresh[j].Index })
+	return fresh, nil
+}
+
+func (e *executor) undeploy(ctx context.Context, list []deployment) error {
+	for _, d := range list {
+		var errb bytes.Buffer
+		if err := e.runner.Run(ctx, []string{"ostree", "admin", "undeploy", "--sysroot=" + e.sysroot, strconv.Itoa(d.Index)}, io.Discard, &errb); err != nil {
+			return fmt.Errorf("undeploying %s.%d: %v %s", d.Checksum, d.Serial, err, strings.TrimSpace(errb.String()))
+		}
+	}
+	return nil
+}
+
+var errNoDeployment = errors.New("no new deployment appeared in the stateroot")
+
+// check helpers for actions.
+func requireArgs(args map[string]string, names ...string) error {
+	for _, n := range names {
+		if args[n] == "" {
+			return fmt.Errorf("missing argument %q", n)
+		}
+	}
+	return nil
+}
+
+func safeJoin(root, abs string) (string, error) {
+	clean := filepath.Clean("/" + abs)
+	if clean != "/"+strings.TrimPrefix(abs, "/") && clean+"/" != "/"+strings.TrimPrefix(abs, "/") {
+		return "", fmt.Errorf("refusing path %q", abs)
+	}
+	return filepath.Join(root, clean), nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

@@ -1,0 +1,114 @@
+package deployer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"github.com/seedbuild/seedbuild/scratch"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/seedbuild/seedbuild/seedimage"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/signature"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// containerPrefix names the storage containers deploy makes to mount a
+// seed, so a later run can remove what a killed run left.
+const containerPrefix = "seedbuild-deploy-"
+
+// localImage makes sure the seed is in store, pulling it when it is not,
+// and returns its storage reference and ID.
+func localImage(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
+	sys *types.SystemContext, pc *signature.PolicyContext, progress io.Writer) (types.ImageReference, string, error) {
+	if ref.Transport().Name() == istorage.Transport.Name() {
+		img, err := istorage.Transport.GetStoreImage(store, ref)
+		if err != nil {
+			return nil, "", fmt.Errorf("finding %q in local storage: %w", d.Image, err)
+		}
+		return ref, img.ID, nil
+	}
+	name := "localhost/seedbuild-seed:" + strings.TrimPrefix(d.Digest, "sha256:")[:16]
+	if named := ref.DockerReference(); named != nil {
+		name = named.String()
+	}
+	dest, err := istorage.Transport.ParseStoreReference(store, name)
+	if err != nil {
+		return nil, "", fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
+	}
+	fmt.Fprintf(progress, "Pulling %s into local storage as %s\n", d.Image, name)
+	if _, err := copy.Image(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys}); err != nil {
+		return nil, "", fmt.Errorf("pulling %q: %w", d.Image, err)
+	}
+	img, err := istorage.Transport.GetStoreImage(store, dest)
+	if err != nil {
+		return nil, "", fmt.Errorf("finding the pulled %q: %w", name, err)
+	}
+	return dest, img.ID, nil
+}
+
+// mountedImage is a seed image mounted read-write through a storage
+// container of its own.
+type mountedImage struct {
+	store       storage.Store
+	containerID string
+	path        string
+}
+
+func mountImage(store storage.Store, imageID string) (*mountedImage, error) {
+	var b [6]byte
+	rand.Read(b[:])
+	meta := fmt.Sprintf(`{"pid":%d}`, os.Getpid())
+	c, err := store.CreateContainer("", []string{containerPrefix + hex.EncodeToString(b[:])}, imageID, "", meta, nil)
+	if err != nil {
+		return nil, fmt.Errorf("making a container to mount image %s: %w", imageID, err)
+	}
+	mnt, err := store.Mount(c.ID, "")
+	if err != nil {
+		store.DeleteContainer(c.ID)
+		return nil, fmt.Errorf("mounting image %s: %w", imageID, err)
+	}
+	return &mountedImage{store: store, containerID: c.ID, path: mnt}, nil
+}
+
+func (m *mountedImage) release() error {
+	if _, err := m.store.Unmount(m.containerID, true); err != nil {
+		return fmt.Errorf("unmounting the seed image: %w", err)
+	}
+	if err := m.store.DeleteContainer(m.containerID); err != nil {
+		return fmt.Errorf("removing the seed image's container: %w", err)
+	}
+	return nil
+}
+
+// RemoveStaleContainers removes the mount containers of deploy runs that
+// were killed, and says so on w.
+func RemoveStaleContainers(store storage.Store, w io.Writer) {
+	list, err := store.Containers()
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		for _, n := range c.Names {
+			if !strings.HasPrefix(n, containerPrefix) {
+				continue
+			}
+			var meta struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal([]byte(c.Metadata), &meta) == nil && meta.PID > 0 && scratch.Alive(meta.PID) {
+				continue
+			}
+			store.Unmount(c.ID, true)
+			if err := store.DeleteContainer(c.ID); err == nil {
+				fmt.Fprintf(w, "Removed container %s, left by an interrupted seedbuild deploy\n", n)
+			}
+		}
+	}
+}

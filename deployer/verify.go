@@ -1,0 +1,108 @@
+package deployer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/seedbuild/seedbuild/labels"
+)
+
+// verify checks the new deployment: it exists, its /etc holds the seed's
+// /etc changes, the stateroot's var holds the seed's /var, and its boot
+// entry carries the kernel arguments.
+func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (string, error) {
+	dep := e.vars["deployment"]
+	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("the new deployment %q is missing", dep)
+	}
+	var problems []string
+	mnt := e.vars["mount"]
+	varDir := filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"], "var")
+	if a["kind"] == labels.Native.String() && mnt != "" {
+		problems = append(problems, compareEtc(filepath.Join(mnt, labels.SeedDir, "etc"), filepath.Join(dep, "etc"))...)
+		problems = append(problems, compareVar(filepath.Join(mnt, "var"), varDir)...)
+	} else if entries, err := os.ReadDir(varDir); err != nil || len(entries) == 0 {
+		problems = append(problems, "the stateroot's var is empty")
+	}
+	problems = append(problems, e.checkBootEntry(a["sysroot"], a["stateroot"])...)
+	if len(problems) > 0 {
+		if len(problems) > 5 {
+			problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
+		}
+		return "", fmt.Errorf("verifying the deployment: %s", strings.Join(problems, "; "))
+	}
+	return "", nil
+}
+
+func compareEtc(seedEtc, etc string) []string {
+	var problems []string
+	filepath.WalkDir(seedEtc, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(seedEtc, p)
+		want, err1 := os.ReadFile(p)
+		got, err2 := os.ReadFile(filepath.Join(etc, rel))
+		if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
+			problems = append(problems, "/etc/"+rel+" does not hold the seed's content")
+		}
+		return nil
+	})
+	return problems
+}
+
+func compareVar(seedVar, varDir string) []string {
+	var problems []string
+	filepath.WalkDir(seedVar, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(seedVar, p)
+		if _, err := os.Lstat(filepath.Join(varDir, rel)); err != nil {
+			problems = append(problems, "var/"+rel+" is missing")
+		}
+		return nil
+	})
+	return problems
+}
+
+// checkBootEntry finds the stateroot's boot entry and checks its options.
+func (e *executor) checkBootEntry(sysroot, stateroot string) []string {
+	entries, _ := filepath.Glob(filepath.Join(sysroot, "boot/loader/entries/*.conf"))
+	for _, f := range entries {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var options string
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "options "); ok {
+				options = v
+			}
+		}
+		if !strings.Contains(options, "/"+stateroot+"/") {
+			continue
+		}
+		have := map[string]bool{}
+		for _, o := range strings.Fields(options) {
+			have[o] = true
+		}
+		var missing []string
+		for _, k := range e.kargs {
+			if !have[k] {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			return []string{fmt.Sprintf("boot entry %s lacks kernel arguments %q", filepath.Base(f), missing)}
+		}
+		e.vars["boot-entry"] = f
+		return nil
+	}
+	return []string{"no boot entry for stateroot " + stateroot}
+}
