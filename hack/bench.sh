@@ -13,9 +13,9 @@ scale=${BENCH_SCALE:-1}
 runs=${BENCH_RUNS:-3}
 cores=$(nproc)
 
-rm -rf "$dir"
+"$here/rm-sysroot.sh" "$dir"
 mkdir -p "$dir"
-trap 'rm -rf "$dir"' EXIT
+trap '"$here/rm-sysroot.sh" "$dir"' EXIT
 export BUILDAH_ARGS="--root $dir/storage --runroot $dir/run --storage-driver overlay"
 echo "bench: making the sample root (scale $scale) and the stand-in base in $dir" >&2
 python3 "$here/mkroot.py" --out "$dir/root" --scale "$scale" --ostree >/dev/null
@@ -56,11 +56,11 @@ if "$bin" deploy --help >/dev/null 2>&1; then
   have_deploy=1
   "$here/lca-reference.sh" classic "$dir/root" "$dir/classic.tar" >/dev/null
   deploy_seedbuild() {
-    rm -rf "$dir/sys-e"; mkdir -p "$dir/sys-e"; ostree admin init-fs --modern "$dir/sys-e" >/dev/null 2>&1
+    "$here/rm-sysroot.sh" "$dir/sys-e"; mkdir -p "$dir/sys-e"; ostree admin init-fs --modern "$dir/sys-e" >/dev/null 2>&1
     "$bin" --root "$dir/storage" --runroot "$dir/run" deploy -q "oci-archive:$dir/a.tar" --sysroot "$dir/sys-e" --stateroot bench --method ostree
   }
   deploy_upstream() {
-    rm -rf "$dir/sys-f"; mkdir -p "$dir/sys-f"; ostree admin init-fs --modern "$dir/sys-f" >/dev/null 2>&1
+    "$here/rm-sysroot.sh" "$dir/sys-f"; mkdir -p "$dir/sys-f"; ostree admin init-fs --modern "$dir/sys-f" >/dev/null 2>&1
     "$here/lca-deploy-reference.sh" "$dir/classic.tar" "$dir/sys-f" bench
   }
   export -f deploy_seedbuild deploy_upstream; export bin dir here

@@ -12,7 +12,7 @@ scale=${DEMO_SCALE:-0.05}
 step() { printf '\n==> %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-rm -rf "$demo"
+"$here/rm-sysroot.sh" "$demo"
 mkdir -p "$demo"
 store=(--root "$demo/storage" --runroot "$demo/run" --storage-driver overlay)
 export BUILDAH_ARGS="${store[*]}"
@@ -39,15 +39,21 @@ echo
 run "$bin" inspect "oci-archive:$demo/upstream-bootc.tar"
 
 step "Creating a native seed with seedbuild"
+cat >"$demo/cluster-info.json" <<'JSON'
+{"seed_cluster_ocp_version":"4.20.0","base_domain":"example.com","cluster_name":"sno","node_ips":["192.0.2.10"],"release_registry":"quay.io","sno_hostname":"sno-seed","has_proxy":false,"has_fips":false}
+JSON
 run "$bin" "${store[@]}" create --rootfs "$demo/root" --base "oci-archive:$demo/base.tar" \
-  --tag localhost/demo-seed:latest --output "oci-archive:$demo/seed.tar" --timestamp 1700000000
+  --cluster-info "$demo/cluster-info.json" --tag localhost/demo-seed:latest --output "oci-archive:$demo/seed.tar" \
+  --timestamp 1700000000
 
 step "Inspecting it"
 run "$bin" "${store[@]}" inspect localhost/demo-seed:latest
 
-if [[ -x $here/demo-deploy.sh ]]; then
-  # shellcheck source=/dev/null
-  . "$here/demo-deploy.sh"
-fi
+step "Deploying it into a throwaway ostree sysroot with the ostree executor"
+mkdir -p "$demo/sysroot"
+ostree admin init-fs --modern "$demo/sysroot" >/dev/null
+run "$bin" "${store[@]}" deploy localhost/demo-seed:latest --stateroot demo --sysroot "$demo/sysroot" --method ostree
+echo
+run ostree admin status --sysroot "$demo/sysroot"
 
-printf '\nDone. Everything is under %s (remove it with rm -rf).\n' "$demo"
+printf '\nDone. Everything is under %s (remove it with hack/rm-sysroot.sh %s).\n' "$demo" "$demo"
