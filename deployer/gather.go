@@ -182,11 +182,11 @@ func ParseKargsTOML(text string) (kargs, arches []string, err error) {
 		return nil
 	}
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line := strings.TrimSpace(stripComment(sc.Text()))
+		if line == "" {
 			continue
 		}
-		if key != "" && !strings.HasSuffix(strings.TrimSpace(stripComment(value)), "]") {
+		if key != "" && !strings.HasSuffix(strings.TrimSpace(value), "]") {
 			value += " " + line
 			continue
 		}

@@ -1,0 +1,79 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeRunner records every argv and fails the ones that start with fail.
+type fakeRunner struct {
+	calls  [][]string
+	fail   string
+	stdout map[string]string
+}
+
+func (f *fakeRunner) Run(_ context.Context, argv []string, stdout, stderr io.Writer) error {
+	f.calls = append(f.calls, argv)
+	if f.fail != "" && strings.Join(argv, " ") == f.fail {
+		fmt.Fprintln(stderr, "error: disk on fire")
+		return errors.New("exit status 1")
+	}
+	io.WriteString(stdout, f.stdout[argv[0]])
+	return nil
+}
+
+func TestExecutorUndoesInReverse(t *testing.T) {
+	plan := Plan{Steps: []Step{
+		{Desc: "first", Argv: []string{"one"}, Capture: "commit", Undo: &Step{Desc: "undo first", Argv: []string{"undo-one"}}},
+		{Desc: "second", Argv: []string{"two", "{commit}"}, Undo: &Step{Desc: "undo second", Argv: []string{"undo-two", "{commit}"}}},
+		{Desc: "no undo", Argv: []string{"three"}},
+		{Desc: "fourth", Argv: []string{"four"}},
+		{Desc: "never", Argv: []string{"five"}},
+	}}
+	r := &fakeRunner{fail: "four", stdout: map[string]string{"one": "abc123\n"}}
+	ex := &executor{runner: r, vars: map[string]string{}}
+	err := ex.run(context.Background(), plan)
+	var se *StepError
+	if !errors.As(err, &se) {
+		t.Fatalf("run() = %v, want a *StepError", err)
+	}
+	if se.Index != 3 || !strings.Contains(err.Error(), "fourth") || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "undone") {
+		t.Errorf("run() error = %q, want step 4, its stderr and that it was undone", err)
+	}
+	want := [][]string{{"one"}, {"two", "abc123"}, {"three"}, {"four"}, {"undo-two", "abc123"}, {"undo-one"}}
+	if diff := cmp.Diff(want, r.calls); diff != "" {
+		t.Errorf("commands mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestExecutorUndoRunsAfterCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	plan := Plan{Steps: []Step{
+		{Desc: "first", Argv: []string{"one"}, Undo: &Step{Desc: "undo first", Argv: []string{"undo-one"}}},
+		{Desc: "cancelled here", Action: "cancel"},
+	}}
+	r := &fakeRunner{}
+	ex := &executor{runner: r, vars: map[string]string{}, actions: map[string]actionFunc{
+		"cancel": func(context.Context, Step, map[string]string) (string, error) { cancel(); return "", nil },
+	}}
+	if err := ex.run(ctx, plan); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run() = %v, want context.Canceled", err)
+	}
+	if diff := cmp.Diff([][]string{{"one"}, {"undo-one"}}, r.calls); diff != "" {
+		t.Errorf("commands mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestExecutorUnknownPlaceholder(t *testing.T) {
+	ex := &executor{runner: &fakeRunner{}, vars: map[string]string{}}
+	err := ex.run(context.Background(), Plan{Steps: []Step{{Desc: "x", Argv: []string{"{deployment}"}}}})
+	if err == nil || !strings.Contains(err.Error(), "{deployment}") {
+		t.Errorf("run() = %v, want an error naming the placeholder", err)
+	}
+}

@@ -1,0 +1,272 @@
+package deployer
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/seedbuild/seedbuild/labels"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func testHost() HostFacts {
+	return HostFacts{
+		Sysroot: "/", IsOstreeSysroot: true, Booted: "rhcos", Stateroots: []string{"rhcos"}, Architecture: "amd64",
+		InheritedKargs:     []string{"root=UUID=1234", "rootflags=prjquota", "rd.luks.options=discard"},
+		HasOstreeContainer: true, PodmanAnswers: true, PodmanURL: DefaultPodmanURL,
+		FreeBytes: 100 << 30, BootFreeBytes: 512 << 20,
+	}
+}
+
+func testSeed(kind labels.Kind) SeedFacts {
+	s := SeedFacts{
+		Image: "containers-storage:[overlay@/var/lib/containers/storage]localhost/seed:4.20", ImageID: "0123456789ab",
+		Kind: kind, KindName: kind.String(), Architecture: "amd64", Size: 2 << 30, KernelSize: 120 << 20,
+		MachineConfigKargs: []string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0"},
+		Seed:               labels.Seed{ClusterInfo: labels.ClusterInfo{SeedClusterOCPVersion: "4.20.0", HasFIPS: true}},
+	}
+	if kind.Bootable() {
+		s.HasBootc = true
+	}
+	if kind == labels.Native {
+		// create writes the MachineConfig kargs and --karg into kargs.d.
+		s.KargsD = append(append([]string{}, s.MachineConfigKargs...), "nosmt")
+	}
+	return s
+}
+
+func TestPlanGolden(t *testing.T) {
+	kinds := []labels.Kind{labels.Native, labels.BootcTarball, labels.Classic}
+	methods := []Method{Auto, Bootc, OstreeExt, Ostree}
+	for _, kind := range kinds {
+		for _, m := range methods {
+			if kind == labels.Classic && m != Auto {
+				continue
+			}
+			name := kind.String() + "-" + string(m)
+			t.Run(name, func(t *testing.T) {
+				o := Options{Stateroot: "rhcos-4.20", Sysroot: "/", Method: m, Kargs: []string{"console=ttyS0"}}
+				p := NewPlan(testHost(), testSeed(kind), o)
+				got, err := json.MarshalIndent(p, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden := filepath.Join("testdata/plans", name+".json")
+				if *update {
+					if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("reading golden file (run with -update): %v", err)
+				}
+				if diff := cmp.Diff(strings.TrimSpace(string(want)), strings.TrimSpace(string(got))); diff != "" {
+					t.Errorf("NewPlan(%s, %s) mismatch (-golden +got):\n%s", kind, m, diff)
+				}
+			})
+		}
+	}
+}
+
+// passedKargs is the kernel command line a method's steps give the new
+// deployment: what they pass, plus what bootc reads or inherits itself.
+func passedKargs(p Plan, h HostFacts, s SeedFacts) []string {
+	var out []string
+	for _, st := range p.Steps {
+		for i, a := range st.Argv {
+			switch {
+			case strings.HasPrefix(a, "--karg-append="):
+				out = append(out, strings.TrimPrefix(a, "--karg-append="))
+			case a == "--karg" && i+1 < len(st.Argv):
+				out = append(out, st.Argv[i+1])
+			}
+		}
+	}
+	if p.Method == Bootc {
+		out = append(append(out, s.KargsD...), h.InheritedKargs...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestKargsSameForEveryMethod(t *testing.T) {
+	for _, kind := range []labels.Kind{labels.Native, labels.BootcTarball} {
+		h, s := testHost(), testSeed(kind)
+		o := Options{Stateroot: "new", Kargs: []string{"console=ttyS0"}}
+		want := append([]string{}, NewPlan(h, s, Options{Stateroot: "new", Method: Ostree, Kargs: o.Kargs}).Kargs...)
+		sort.Strings(want)
+		for _, must := range []string{"fips=1", "ibu=4.20.0", "root=UUID=1234", "rd.luks.options=discard", "console=ttyS0", "psi=0"} {
+			if !contains(want, must) {
+				t.Errorf("%s: kargs %v lack %s", kind, want, must)
+			}
+		}
+		for _, m := range []Method{Bootc, OstreeExt, Ostree} {
+			o.Method = m
+			p := NewPlan(h, s, o)
+			got := passedKargs(p, h, s)
+			// De-duplicate what bootc both reads and is passed.
+			got = uniq(got)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s via %s: kargs differ from the ostree method's (-want +got):\n%s", kind, m, diff)
+			}
+		}
+	}
+}
+
+func uniq(s []string) []string {
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestKargsNoIBU(t *testing.T) {
+	p := NewPlan(testHost(), testSeed(labels.Native), Options{Stateroot: "x", Method: Ostree, NoIBUKarg: true})
+	for _, k := range p.Kargs {
+		if strings.HasPrefix(k, "ibu=") {
+			t.Errorf("kargs = %v, want no ibu= with NoIBUKarg", p.Kargs)
+		}
+	}
+}
+
+func TestChooseMethod(t *testing.T) {
+	tests := []struct {
+		name string
+		host func(*HostFacts)
+		seed func(*SeedFacts)
+		kind labels.Kind
+		want Method
+	}{
+		{"bootc", nil, nil, labels.Native, Bootc},
+		{"no podman", func(h *HostFacts) { h.PodmanAnswers = false }, nil, labels.Native, OstreeExt},
+		{"no bootc in seed", nil, func(s *SeedFacts) { s.HasBootc = false }, labels.BootcTarball, OstreeExt},
+		{"nothing", func(h *HostFacts) { h.PodmanAnswers, h.HasOstreeContainer = false, false }, nil, labels.Native, Ostree},
+		{"classic", nil, nil, labels.Classic, Classic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, s := testHost(), testSeed(tt.kind)
+			if tt.host != nil {
+				tt.host(&h)
+			}
+			if tt.seed != nil {
+				tt.seed(&s)
+			}
+			if got, reason := ChooseMethod(h, s, Auto); got != tt.want || reason == "" {
+				t.Errorf("ChooseMethod() = %s (%q), want %s with a reason", got, reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestPreflightReportsEverything(t *testing.T) {
+	h := testHost()
+	h.IsOstreeSysroot = false
+	h.FreeBytes = 1 << 20
+	h.BootFreeBytes = 1 << 20
+	h.PodmanAnswers = false
+	s := testSeed(labels.Native)
+	s.Architecture = "arm64"
+	no := false
+	target := &labels.Target{FIPS: &no, OCPVersion: "4.19.0"}
+	problems := Preflight(h, s, Options{Stateroot: "rhcos", Method: Bootc}, target)
+	var checks []string
+	for _, p := range problems {
+		checks = append(checks, p.Check)
+	}
+	want := []string{"sysroot", "stateroot", "architecture", "method", "space", "boot-space", "compatibility", "compatibility"}
+	if diff := cmp.Diff(want, checks); diff != "" {
+		t.Errorf("Preflight() checks mismatch (-want +got):\n%s\n%v", diff, problems)
+	}
+	if got := Preflight(testHost(), testSeed(labels.Native), Options{Stateroot: "new"}, nil); got != nil {
+		t.Errorf("Preflight() on a good host = %v, want none", got)
+	}
+}
+
+func TestPreflightStateroots(t *testing.T) {
+	h := testHost()
+	h.Booted = ""
+	tests := []struct {
+		name      string
+		stateroot string
+		force     bool
+		want      int
+	}{
+		{"new", "new", false, 0},
+		{"existing", "rhcos", false, 1},
+		{"existing forced", "rhcos", true, 0},
+		{"bad name", "a/b", false, 1},
+		{"dotdot", "..", false, 1},
+		{"long", strings.Repeat("x", 65), false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Preflight(h, testSeed(labels.Native), Options{Stateroot: tt.stateroot, Force: tt.force}, nil)
+			if len(got) != tt.want {
+				t.Errorf("Preflight(%q, force=%v) = %v, want %d problem(s)", tt.stateroot, tt.force, got, tt.want)
+			}
+		})
+	}
+	h.Booted = "rhcos"
+	if got := Preflight(h, testSeed(labels.Native), Options{Stateroot: "rhcos", Force: true}, nil); len(got) != 1 || !strings.Contains(got[0].Message, "booted") {
+		t.Errorf("Preflight(booted, force) = %v, want the booted stateroot refused", got)
+	}
+}
+
+func TestParseKargsTOML(t *testing.T) {
+	tests := []struct {
+		in     string
+		kargs  []string
+		arches []string
+		bad    bool
+	}{
+		{`kargs = ["a=1", "b"]`, []string{"a=1", "b"}, nil, false},
+		{"# c\nkargs = [\n  \"a\", # x\n  'lit\\eral',\n]\nmatch-architectures = [\"x86_64\"]\n", []string{"a", `lit\eral`}, []string{"x86_64"}, false},
+		{`kargs = ["cgroup_no_v1=\"all\""]`, []string{`cgroup_no_v1="all"`}, nil, false},
+		{`kargs = "a"`, nil, nil, true},
+		{`kargs = [1]`, nil, nil, true},
+		{`other = ["a"]`, nil, nil, true},
+		{`kargs = ["a"`, nil, nil, true},
+	}
+	for _, tt := range tests {
+		k, a, err := ParseKargsTOML(tt.in)
+		if (err != nil) != tt.bad {
+			t.Errorf("ParseKargsTOML(%q) error = %v, want error %v", tt.in, err, tt.bad)
+			continue
+		}
+		if !tt.bad && (!cmp.Equal(k, tt.kargs) || !cmp.Equal(a, tt.arches)) {
+			t.Errorf("ParseKargsTOML(%q) = %q, %q, want %q, %q", tt.in, k, a, tt.kargs, tt.arches)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	a, b := strings.Repeat("2f", 32), strings.Repeat("0", 63)+"1"
+	out := "* rhcos " + a + ".0 (staged)\n    Version: 4.20\n    origin refspec: x\n  seed " + b + ".1\n"
+	got := parseStatus(out)
+	want := []deployment{
+		{Index: 0, Stateroot: "rhcos", Checksum: a, Serial: 0},
+		{Index: 1, Stateroot: "seed", Checksum: b, Serial: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseStatus() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParseKargsTOML(f *testing.F) {
+	f.Add(`kargs = ["a"]`)
+	f.Add("kargs = [\n'x',\n]")
+	f.Fuzz(func(t *testing.T, s string) {
+		ParseKargsTOML(s)
+	})
+}
