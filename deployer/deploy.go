@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/scratch"
@@ -121,6 +123,9 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		tempDir: cfg.TempDir, kargs: plan.Kargs, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
 	}
 	ex.registerActions()
+	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_FAILURE")); err == nil {
+		ex.failAt = n
+	}
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err
 	}

@@ -102,6 +102,9 @@ type executor struct {
 	graphRoot string
 	// log receives the output of long-running children.
 	log io.Writer
+	// failAt, when > 0, fails that step (1-based) on purpose: the test hook
+	// SEEDBUILD_INJECT_FAILURE, to prove undo on a real sysroot.
+	failAt int
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)
@@ -146,6 +149,9 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		e.emit(Event{Type: "step", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
 		start := time.Now()
 		out, stderr, err := e.runStep(ctx, st)
+		if err == nil && i+1 == e.failAt {
+			err = errors.New("failure injected by SEEDBUILD_INJECT_FAILURE")
+		}
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}

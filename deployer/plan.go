@@ -216,7 +216,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	case Bootc:
 		p.Steps = append(p.Steps, bootcSteps(p, s, o)...)
 	case OstreeExt:
-		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h))
+		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 		argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
 			"--imgref", "ostree-unverified-image:containers-storage:" + s.ImageID}
 		for _, k := range p.Kargs {
@@ -225,10 +225,10 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
 	case Ostree:
 		p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
-		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h), deployStep(sr, o, p.Kargs))
+		p.Steps = append(append(p.Steps, osInit(sr, o.Stateroot, h)...), deployStep(sr, o, p.Kargs))
 	case Classic:
 		p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
-		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h), deployStep(sr, o, p.Kargs))
+		p.Steps = append(append(p.Steps, osInit(sr, o.Stateroot, h)...), deployStep(sr, o, p.Kargs))
 	}
 	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: "find-deployment",
 		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot}, Capture: "deployment"})
@@ -242,12 +242,14 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	return p
 }
 
-func osInit(sr, name string, h HostFacts) Step {
-	st := Step{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name}}
-	if !contains(h.Stateroots, name) {
-		st.Undo = &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}
+// osInit creates the stateroot; with --force over an existing one there is
+// nothing to create.
+func osInit(sr, name string, h HostFacts) []Step {
+	if contains(h.Stateroots, name) {
+		return nil
 	}
-	return st
+	return []Step{{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name},
+		Undo: &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}}}
 }
 
 func undeployStep(sr, name string) *Step {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.podman.io/storage/pkg/reexec"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -124,7 +125,27 @@ type store struct{ root, runroot string }
 
 func newStore(t testing.TB) store {
 	dir := t.TempDir()
+	t.Cleanup(func() { unmountUnder(dir) })
 	return store{root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
+}
+
+// unmountUnder detaches every mount under dir, deepest first, so the
+// folder can be removed.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		unix.Unmount(mounts[i], unix.MNT_DETACH)
+	}
 }
 
 // flags are seedbuild's global flags for the store.

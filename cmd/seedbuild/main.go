@@ -61,7 +61,8 @@ func (e exitError) Error() string {
 func (e exitError) Unwrap() error { return e.err }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdin, stdout, stderr)
+	root, g := newRootCmd(stdin, stdout, stderr)
+	defer g.shutdown()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

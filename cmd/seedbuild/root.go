@@ -76,14 +76,14 @@ func (g *globalOptions) storeFor(name string) (storage.Store, error) {
 
 func (g *globalOptions) shutdown() {
 	if g.store != nil {
-		if _, err := g.store.Shutdown(false); err != nil {
+		if _, err := g.store.Shutdown(true); err != nil {
 			logrus.Debugf("shutting down storage: %v", err)
 		}
 		g.store = nil
 	}
 }
 
-func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
 	cmd := &cobra.Command{
 		Use:   "seedbuild",
@@ -105,7 +105,6 @@ bootc and seedbuild itself can consume it.`,
 			logrus.SetOutput(g.stderr)
 			return nil
 		},
-		PersistentPostRun: func(*cobra.Command, []string) { g.shutdown() },
 	}
 	cmd.SetIn(stdin)
 	cmd.SetOut(stdout)
@@ -123,7 +122,7 @@ bootc and seedbuild itself can consume it.`,
 		newCreateCmd(g),
 		newDeployCmd(g),
 	)
-	return cmd
+	return cmd, g
 }
 
 // commandPath returns "seedbuild SUB" for the subcommand args name, for

@@ -1,0 +1,276 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// newSysroot makes an empty ostree sysroot with `ostree admin init-fs`,
+// removed at the end of the test even though ostree makes deployments
+// immutable.
+func newSysroot(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "sysroot")
+	if err := os.Mkdir(sys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, nil, "ostree", "admin", "init-fs", "--modern", sys)
+	t.Cleanup(func() { exec.Command(hackScript("rm-sysroot.sh"), sys).Run() })
+	return sys
+}
+
+// status is `ostree admin status` and the refs of the sysroot, for
+// before/after comparisons.
+func status(t *testing.T, sys string) string {
+	t.Helper()
+	out := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys)
+	out += sh(t, nil, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo"))
+	entries, _ := os.ReadDir(filepath.Join(sys, "ostree/deploy"))
+	for _, e := range entries {
+		out += "stateroot " + e.Name() + "\n"
+	}
+	return out
+}
+
+// deployment returns the single deployment folder of a stateroot.
+func deploymentDir(t *testing.T, sys, stateroot string) string {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(sys, "ostree/deploy", stateroot, "deploy", "*.[0-9]"))
+	if len(dirs) == 0 {
+		t.Fatalf("no deployment in stateroot %s", stateroot)
+	}
+	return dirs[len(dirs)-1]
+}
+
+func bootEntry(t *testing.T, sys, stateroot string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(sys, "boot/loader/entries/*.conf"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if strings.Contains(string(data), "/"+stateroot+"/") {
+			return string(data)
+		}
+	}
+	t.Fatalf("no boot entry for %s in %v", stateroot, files)
+	return ""
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// checkNodeEtc checks that an /etc holds the sample node's changes.
+func checkNodeEtc(t *testing.T, root, etc string) {
+	t.Helper()
+	if got := readFile(t, filepath.Join(etc, "chrony.conf")); got != "server 10.0.0.1 iburst\n" {
+		t.Errorf("%s/chrony.conf = %q, want the node's", etc, got)
+	}
+	if got, want := readFile(t, filepath.Join(etc, "kubernetes/kubelet.conf")), readFile(t, filepath.Join(root, "etc/kubernetes/kubelet.conf")); got != want {
+		t.Errorf("%s/kubernetes/kubelet.conf differs from the node's", etc)
+	}
+	for _, gone := range []string{"to-be-deleted.conf", "sysconfig/also-deleted"} {
+		if _, err := os.Lstat(filepath.Join(etc, gone)); err == nil {
+			t.Errorf("%s/%s exists, but the node deleted it", etc, gone)
+		}
+	}
+}
+
+var sampleKargs = []string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0", "rcupdate.rcu_normal_after_boot=0"}
+
+func TestDeployOstreeEachLayout(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	info := writeTemp(t, `{"seed_cluster_ocp_version":"4.20.0","cluster_name":"sno","has_fips":false,"has_proxy":false}`)
+	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--cluster-info", info, "--tag", "seed:native")...)
+	tests := []struct {
+		name, image, kind string
+	}{
+		{"native", "localhost/seed:native", "native"},
+		{"bootc-tarball", "oci-archive:" + f.bootc, "bootc-tarball"},
+		{"classic", "oci-archive:" + f.classic, "classic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newSysroot(t)
+			args := st.flags("deploy", tt.image, "--stateroot", "seed", "--sysroot", sys, "--json", "--karg", "extra=1")
+			if tt.kind != "classic" {
+				args = append(args, "--method", "ostree")
+			}
+			r := mustSeedbuild(t, args...)
+			var res struct {
+				Kind       string `json:"kind"`
+				Deployment string `json:"deployment"`
+				Checksum   string `json:"checksum"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+				t.Fatalf("deploy --json: %v\n%s", err, r.stdout)
+			}
+			if res.Kind != tt.kind || len(res.Checksum) != 64 {
+				t.Errorf("deploy result = %+v, want kind %s and a checksum", res, tt.kind)
+			}
+			dep := deploymentDir(t, sys, "seed")
+			if res.Deployment != dep {
+				t.Errorf("deploy reported %s, the sysroot has %s", res.Deployment, dep)
+			}
+			entry := bootEntry(t, sys, "seed")
+			for _, k := range append(sampleKargs, "extra=1") {
+				if !strings.Contains(entry, k) {
+					t.Errorf("boot entry lacks karg %s:\n%s", k, entry)
+				}
+			}
+			if tt.kind != "classic" && !strings.Contains(entry, "ibu=4.20.0") {
+				t.Errorf("boot entry lacks ibu=4.20.0:\n%s", entry)
+			}
+			checkNodeEtc(t, f.root, filepath.Join(dep, "etc"))
+			// /usr/etc stays the OS image's defaults.
+			if got := readFile(t, filepath.Join(dep, "usr/etc/chrony.conf")); got != readFile(t, filepath.Join(f.root, "usr/etc/chrony.conf")) {
+				t.Errorf("usr/etc/chrony.conf = %q, want the OS default", got)
+			}
+			if _, err := os.Stat(filepath.Join(dep, "usr/etc/to-be-deleted.conf")); err != nil {
+				t.Errorf("usr/etc lost a default: %v", err)
+			}
+			varDir := filepath.Join(sys, "ostree/deploy/seed/var")
+			for _, p := range []string{"lib/etcd/member/snap/db", "lib/kubelet/config.json", "home/core/notes.txt"} {
+				if got, want := readFile(t, filepath.Join(varDir, p)), readFile(t, filepath.Join(f.root, "var", p)); got != want {
+					t.Errorf("var/%s differs from the seed node's", p)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(varDir, "home/core/.bash_history")); err == nil {
+				t.Errorf("var holds .bash_history, which a seed never carries")
+			}
+			if tt.kind == "native" {
+				if _, err := os.Stat(filepath.Join(dep, "etc/.seedbuild-etc-applied")); err != nil {
+					t.Errorf("the first-boot stamp is missing: %v", err)
+				}
+				nextOSKeepsEtc(t, f.root, sys)
+			}
+			sh(t, nil, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
+		})
+	}
+}
+
+// nextOSKeepsEtc commits the base image's tree alone as the next OS
+// version and deploys it into the same stateroot: ostree's /etc merge must
+// keep the node's changes.
+func nextOSKeepsEtc(t *testing.T, root, sys string) {
+	t.Helper()
+	tree := t.TempDir()
+	sh(t, nil, "cp", "-a", filepath.Join(root, "usr"), filepath.Join(tree, "usr"))
+	if err := os.WriteFile(filepath.Join(tree, "usr/lib/next-os"), []byte("421.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.TrimSpace(sh(t, nil, "ostree", "commit", "--repo="+filepath.Join(sys, "ostree/repo"), "--branch=next-os", "--tree=dir="+tree))
+	sh(t, nil, "ostree", "admin", "deploy", "--sysroot="+sys, "--os=seed", "--no-prune", commit)
+	var next string
+	dirs, _ := filepath.Glob(filepath.Join(sys, "ostree/deploy/seed/deploy", commit+".*"))
+	for _, d := range dirs {
+		if !strings.HasSuffix(d, ".origin") {
+			next = d
+		}
+	}
+	if next == "" {
+		t.Fatalf("the next OS deployment is missing")
+	}
+	checkNodeEtc(t, root, filepath.Join(next, "etc"))
+}
+
+func TestDeployRefusals(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:native")...)
+	sys := newSysroot(t)
+	mustSeedbuild(t, st.flags("deploy", "localhost/seed:native", "--stateroot", "first", "--sysroot", sys, "--method", "ostree", "-q")...)
+	notSysroot := t.TempDir()
+	badFormat := filepath.Join(t.TempDir(), "bad.tar")
+	ctr := strings.TrimSpace(st.buildah(t, "from", "scratch"))
+	st.buildah(t, "config", "--label", "com.openshift.lifecycle-agent.seed_format_version=9", ctr)
+	st.buildah(t, "commit", "-q", ctr, "oci-archive:"+badFormat)
+	st.buildah(t, "rm", ctr)
+
+	before := status(t, sys)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"existing stateroot", []string{"localhost/seed:native", "--stateroot", "first"}, 1, "exists"},
+		{"slash in name", []string{"localhost/seed:native", "--stateroot", "a/b"}, 2, "a/b"},
+		{"dotdot", []string{"localhost/seed:native", "--stateroot", ".."}, 2, ".."},
+		{"long name", []string{"localhost/seed:native", "--stateroot", strings.Repeat("x", 300)}, 2, "invalid stateroot"},
+		{"no stateroot", []string{"localhost/seed:native"}, 2, "--stateroot"},
+		{"unknown method", []string{"localhost/seed:native", "--stateroot", "x", "--method", "magic"}, 2, "magic"},
+		{"not a seed", []string{"oci-archive:" + f.base, "--stateroot", "x"}, 1, "not a seed"},
+		{"unknown format", []string{"oci-archive:" + badFormat, "--stateroot", "x"}, 1, `unknown seed format version "9"`},
+		{"bootc without bootc", []string{"localhost/seed:native", "--stateroot", "x", "--method", "bootc"}, 1, "no /usr/bin/bootc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := seedbuild(t, nil, st.flags(append([]string{"deploy", "--sysroot", sys}, tt.args...)...)...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.contains) {
+				t.Errorf("deploy %v: %s\nwant exit %d naming %q", tt.args, r, tt.code, tt.contains)
+			}
+		})
+	}
+	t.Run("not a sysroot", func(t *testing.T) {
+		r := seedbuild(t, nil, st.flags("deploy", "localhost/seed:native", "--stateroot", "x", "--sysroot", notSysroot)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "not an ostree sysroot") {
+			t.Errorf("deploy into a plain folder: %s", r)
+		}
+		if entries, _ := os.ReadDir(notSysroot); len(entries) != 0 {
+			t.Errorf("deploy wrote into a plain folder: %v", entries)
+		}
+	})
+	if after := status(t, sys); after != before {
+		t.Errorf("refused deploys changed the sysroot:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	t.Run("injected failure is undone", func(t *testing.T) {
+		firstEntry := bootEntry(t, sys, "first")
+		for _, step := range []string{"5", "8", "11"} {
+			r := seedbuild(t, []string{"SEEDBUILD_INJECT_FAILURE=" + step}, st.flags("deploy", "localhost/seed:native", "--stateroot", "second", "--sysroot", sys, "--method", "ostree")...)
+			if r.code != 1 || !strings.Contains(r.stderr, "undone") {
+				t.Errorf("deploy failing at step %s: %s\nwant exit 1 saying it was undone", step, r)
+			}
+			if after := status(t, sys); after != before {
+				t.Errorf("failure at step %s left the sysroot changed:\nbefore:\n%s\nafter:\n%s", step, before, after)
+			}
+		}
+		if got := bootEntry(t, sys, "first"); got != firstEntry {
+			t.Errorf("the first deployment's boot entry changed:\n%s\nwant:\n%s", got, firstEntry)
+		}
+	})
+
+	t.Run("force replaces", func(t *testing.T) {
+		mustSeedbuild(t, st.flags("deploy", "localhost/seed:native", "--stateroot", "first", "--sysroot", sys, "--method", "ostree", "--force", "-q")...)
+		if n := strings.Count(sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys), " first "); n != 1 {
+			t.Errorf("stateroot first has %d deployments after --force, want 1", n)
+		}
+	})
+}
+
+func TestDeployDryRunChangesNothing(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	sys := newSysroot(t)
+	before := status(t, sys)
+	r := mustSeedbuild(t, st.flags("deploy", "oci-archive:"+f.classic, "--stateroot", "x", "--sysroot", sys, "--dry-run")...)
+	for _, want := range []string{"Method: classic", "ostree pull-local", "tar xzf {mount}/var.tgz", "ostree admin deploy"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if after := status(t, sys); after != before {
+		t.Errorf("--dry-run changed the sysroot")
+	}
+}
