@@ -125,8 +125,17 @@ type store struct{ root, runroot string }
 
 func newStore(t testing.TB) store {
 	dir := t.TempDir()
-	t.Cleanup(func() { unmountUnder(dir) })
-	return store{root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
+	// podman refuses run roots longer than 50 characters.
+	run, err := os.MkdirTemp("/tmp", "sbrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unmountUnder(dir)
+		unmountUnder(run)
+		os.RemoveAll(run)
+	})
+	return store{root: filepath.Join(dir, "root"), runroot: run}
 }
 
 // unmountUnder detaches every mount under dir, deepest first, so the

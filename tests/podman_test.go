@@ -1,0 +1,149 @@
+package tests
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startPodman runs Debian's `podman system service` on the store, with
+// runc, cgroupfs and no default ulimits, on a socket in a temp dir.
+func startPodman(t *testing.T, st store) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "containers.conf")
+	if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "podman.sock")
+	cmd := exec.Command("podman", "--root", st.root, "--runroot", st.runroot, "--storage-driver", "overlay",
+		"--cgroup-manager", "cgroupfs", "--runtime", "runc", "system", "service", "--time", "0", "unix://"+sock)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+	logf, err := os.Create(filepath.Join(dir, "podman.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := startService(cmd); err != nil {
+		t.Fatalf("starting podman system service: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return "unix://" + sock
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "podman.log"))
+	t.Fatalf("podman system service did not answer: %s", log)
+	return ""
+}
+
+type standinRecord struct {
+	Argv      []string `json:"argv"`
+	Stateroot string   `json:"stateroot"`
+	Kargs     []string `json:"kargs"`
+	Mounts    []string `json:"mounts"`
+	CapEff    string   `json:"cap_eff"`
+	PID1      string   `json:"pid1_comm"`
+	Target    bool     `json:"target_is_sysroot"`
+}
+
+// TestDeployBootcThroughPodman drives the bootc executor through a real
+// podman service, with the bootc stand-in in the seed's base image, and
+// checks the container's privileges, mounts and arguments.
+func TestDeployBootcThroughPodman(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	extra := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(extra, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(extra, "usr/bin/bootc"), "./bootcstandin")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the bootc stand-in: %v\n%s", err, out)
+	}
+	env := append(st.buildahEnv(), "MKBASE_EXTRA="+extra)
+	sh(t, env, hackScript("mkbase.sh"), f.root, "localhost/base-with-bootc:latest")
+	info := writeTemp(t, `{"seed_cluster_ocp_version":"4.20.0","has_fips":true}`)
+	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "localhost/base-with-bootc:latest", "--cluster-info", info, "--tag", "seed:bootc", "-q")...)
+	url := startPodman(t, st)
+	sys := newSysroot(t)
+	before := status(t, sys)
+
+	r := seedbuild(t, nil, st.flags("deploy", "localhost/seed:bootc", "--stateroot", "seed", "--sysroot", sys, "--podman-url", url, "--karg", "console=ttyS0")...)
+	if !strings.Contains(r.stderr, "seed has /usr/bin/bootc and the podman service answers") && !strings.Contains(r.stderr, "bootc install") {
+		t.Logf("deploy output: %s", r)
+	}
+	data, err := os.ReadFile(filepath.Join(sys, "bootc-standin.json"))
+	if err != nil {
+		t.Fatalf("the bootc stand-in left no record (%v): %s", err, r)
+	}
+	var rec standinRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	wantArgs := []string{"install", "to-existing-root", "--acknowledge-destructive", "--stateroot", "seed"}
+	if strings.Join(rec.Argv[1:6], " ") != strings.Join(wantArgs, " ") {
+		t.Errorf("bootc argv = %q, want it to start %q", rec.Argv, wantArgs)
+	}
+	for _, k := range []string{"fips=1", "ibu=4.20.0", "console=ttyS0"} {
+		if !containsString(rec.Kargs, k) {
+			t.Errorf("bootc --karg list %q lacks %s", rec.Kargs, k)
+		}
+	}
+	for _, k := range rec.Kargs {
+		if k == "psi=0" {
+			t.Errorf("bootc got --karg %s, which its kargs.d already holds", k)
+		}
+	}
+	if !rec.Target {
+		t.Errorf("/target in the container is not the sysroot")
+	}
+	for _, m := range []string{"/target", "/dev", "/var/lib/containers/storage"} {
+		if !containsString(rec.Mounts, m) {
+			t.Errorf("container mounts %q lack %s", rec.Mounts, m)
+		}
+	}
+	if own := ownCapEff(t); rec.CapEff != own {
+		t.Errorf("container CapEff = %s, want the test's own %s (privileged)", rec.CapEff, own)
+	}
+	if rec.PID1 == "bootc" || rec.PID1 == "" {
+		t.Errorf("pid 1 in the container is %q, want the host's (pid=host)", rec.PID1)
+	}
+	// The stand-in installs nothing, so the run must fail cleanly and undo.
+	if r.code != 1 || !strings.Contains(r.stderr, "no new deployment") || !strings.Contains(r.stderr, "undone") {
+		t.Errorf("deploy with the stand-in: %s\nwant exit 1: no new deployment, undone", r)
+	}
+	os.Remove(filepath.Join(sys, "bootc-standin.json"))
+	if after := status(t, sys); after != before {
+		t.Errorf("sysroot changed:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func ownCapEff(t *testing.T) string {
+	for _, line := range strings.Split(readFile(t, "/proc/self/status"), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
