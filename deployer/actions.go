@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +28,7 @@ func (e *executor) registerActions() {
 		"temp-dir":         e.tempDirAction,
 		"remove-temp-dir":  e.removeTempDir,
 		"classic-commit":   e.classicCommit,
-		"copy-tree":        e.copyTree,
+		"copy-tree":        e.copyTreeAction,
 		"apply-deletions":  e.applyDeletions,
 		"write-file":       e.writeFile,
 		"copy-seed-files":  e.copySeedFiles,
@@ -206,8 +205,8 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 	return strings.TrimSpace(out.String()), nil
 }
 
-// copyTree copies a folder's content with every attribute, as cp -a does.
-func (e *executor) copyTree(ctx context.Context, _ Step, a map[string]string) (string, error) {
+// copyTreeAction copies a folder's content with every attribute.
+func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string) (string, error) {
 	if err := requireArgs(a, "from", "to"); err != nil {
 		return "", err
 	}
@@ -217,10 +216,8 @@ func (e *executor) copyTree(ctx context.Context, _ Step, a map[string]string) (s
 	if err := os.MkdirAll(a["to"], 0o755); err != nil {
 		return "", err
 	}
-	var errb tailBuffer
-	errb.max = 4096
-	if err := e.runner.Run(ctx, []string{"cp", "-a", "--sparse=auto", a["from"] + "/.", a["to"] + "/"}, io.Discard, &errb); err != nil {
-		return "", fmt.Errorf("copying %q to %q: %v %s", a["from"], a["to"], err, strings.TrimSpace(errb.String()))
+	if err := copyTree(a["from"], a["to"]); err != nil {
+		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)
 	}
 	return "", nil
 }

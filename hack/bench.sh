@@ -22,12 +22,16 @@ python3 "$here/mkroot.py" --out "$dir/root" --scale "$scale" --ostree >/dev/null
 "$here/mkbase.sh" "$dir/root" localhost/bench-base:latest "$dir/base.tar" >/dev/null
 
 # measure NAME CMD...: warm-up, then $runs timed runs; records the median
-# seconds in $dir/NAME.time and the peak RSS (KiB) in $dir/NAME.rss.
+# seconds in $dir/NAME.time and the peak RSS (KiB) in $dir/NAME.rss. When
+# $setup names a function, it runs (untimed, then sync) before every run.
+setup=
 measure() {
   local name=$1; shift
   echo "bench: $name" >&2
+  [[ -n $setup ]] && $setup
   "$@" >/dev/null 2>&1
   for i in $(seq "$runs"); do
+    [[ -n $setup ]] && $setup
     sync
     /usr/bin/time -f "%e %M" -o "$dir/$name.$i" "$@" >/dev/null 2>"$dir/$name.err" || { cat "$dir/$name.err" >&2; exit 1; }
   done
@@ -55,17 +59,16 @@ have_deploy=0
 if "$bin" deploy --help >/dev/null 2>&1; then
   have_deploy=1
   "$here/lca-reference.sh" classic "$dir/root" "$dir/classic.tar" >/dev/null
-  deploy_seedbuild() {
-    "$here/rm-sysroot.sh" "$dir/sys-e"; mkdir -p "$dir/sys-e"; ostree admin init-fs --modern "$dir/sys-e" >/dev/null 2>&1
-    "$bin" --root "$dir/storage" --runroot "$dir/run" deploy -q "oci-archive:$dir/a.tar" --sysroot "$dir/sys-e" --stateroot bench --method ostree
+  # A fresh sysroot for each run, made outside the timed part.
+  fresh_sysroot() {
+    "$here/rm-sysroot.sh" "$dir/sys"
+    mkdir -p "$dir/sys"
+    ostree admin init-fs --modern "$dir/sys" >/dev/null 2>&1
   }
-  deploy_upstream() {
-    "$here/rm-sysroot.sh" "$dir/sys-f"; mkdir -p "$dir/sys-f"; ostree admin init-fs --modern "$dir/sys-f" >/dev/null 2>&1
-    "$here/lca-deploy-reference.sh" "$dir/classic.tar" "$dir/sys-f" bench
-  }
-  export -f deploy_seedbuild deploy_upstream; export bin dir here
-  measure e bash -c deploy_seedbuild
-  measure f bash -c deploy_upstream
+  setup=fresh_sysroot
+  measure e "$bin" --root "$dir/storage" --runroot "$dir/run" deploy -q "oci-archive:$dir/a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  measure f "$here/lca-deploy-reference.sh" "$dir/classic.tar" "$dir/sys" bench
+  setup=
 fi
 
 python3 - "$dir" "$have_deploy" <<'PY'

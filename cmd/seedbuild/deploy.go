@@ -144,6 +144,10 @@ func textEvents(w io.Writer) func(deployer.Event) {
 		switch e.Type {
 		case "step":
 			fmt.Fprintf(w, "[%d/%d] %s\n", e.Index, e.Total, e.Desc)
+		case "done":
+			if e.Seconds >= 1 {
+				fmt.Fprintf(w, "[%d/%d] done in %.1fs\n", e.Index, e.Total, e.Seconds)
+			}
 		case "failed":
 			fmt.Fprintf(w, "[%d/%d] failed: %s\n", e.Index, e.Total, e.Error)
 		case "undo":

@@ -1,0 +1,245 @@
+package deployer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// copyTree copies the content of src into dst (which may exist) keeping
+// type, mode, numeric owner, mtime, xattrs, hard links, symlinks and
+// holes, as `cp -a` does, with a worker per core for file contents.
+func copyTree(src, dst string) error {
+	c := &treeCopier{links: map[[2]uint64]string{}}
+	files := make(chan copyJob, 256)
+	var wg sync.WaitGroup
+	errs := make(chan error, runtime.NumCPU())
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range files {
+				if err := copyFile(j.src, j.dst, &j.st); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	walkErr := c.walk(src, dst, files)
+	close(files)
+	wg.Wait()
+	close(errs)
+	if walkErr != nil {
+		return walkErr
+	}
+	if err := <-errs; err != nil {
+		return err
+	}
+	// Hard links and folder times last: both need the files in place.
+	for _, l := range c.pendingLinks {
+		if err := os.Link(l[0], l[1]); err != nil {
+			return fmt.Errorf("linking %q: %w", l[1], err)
+		}
+	}
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		d := c.dirs[i]
+		if err := setTimes(d.dst, &d.st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type copyJob struct {
+	src, dst string
+	st       unix.Stat_t
+}
+
+type treeCopier struct {
+	links        map[[2]uint64]string
+	pendingLinks [][2]string
+	dirs         []copyJob
+}
+
+func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		return fmt.Errorf("reading %q: %w", src, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("making %q: %w", dst, err)
+		}
+		if err := setMeta(dst, src, &st); err != nil {
+			return err
+		}
+		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: st})
+		names, err := readNames(src)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := c.walk(filepath.Join(src, n), filepath.Join(dst, n), files); err != nil {
+				return err
+			}
+		}
+		return nil
+	case unix.S_IFREG:
+		if st.Nlink > 1 {
+			key := [2]uint64{uint64(st.Dev), st.Ino}
+			if first, ok := c.links[key]; ok {
+				c.pendingLinks = append(c.pendingLinks, [2]string{first, dst})
+				return nil
+			}
+			c.links[key] = dst
+		}
+		files <- copyJob{src: src, dst: dst, st: st}
+		return nil
+	case unix.S_IFLNK:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return fmt.Errorf("reading link %q: %w", src, err)
+		}
+		os.Remove(dst)
+		if err := os.Symlink(target, dst); err != nil {
+			return fmt.Errorf("making link %q: %w", dst, err)
+		}
+		return setMeta(dst, src, &st)
+	default:
+		os.Remove(dst)
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+			return fmt.Errorf("making %q: %w", dst, err)
+		}
+		return setMeta(dst, src, &st)
+	}
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", dir, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", dir, err)
+	}
+	return names, nil
+}
+
+// copyFile copies a regular file's content, skipping holes, then its
+// metadata.
+func copyFile(src, dst string, st *unix.Stat_t) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("reading %q: %w", src, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("making %q: %w", dst, err)
+	}
+	if err := copyData(in, out, st.Size); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %q: %w", src, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("writing %q: %w", dst, err)
+	}
+	if err := setMeta(dst, src, st); err != nil {
+		return err
+	}
+	return setTimes(dst, st)
+}
+
+// copyData copies the data extents of in, leaving holes as holes.
+func copyData(in, out *os.File, size int64) error {
+	if size == 0 {
+		return nil
+	}
+	ifd := int(in.Fd())
+	var off int64
+	for off < size {
+		data, err := unix.Seek(ifd, off, unix.SEEK_DATA)
+		if err != nil {
+			if errors.Is(err, unix.ENXIO) {
+				break // only a hole is left
+			}
+			// No SEEK_DATA here: copy it all.
+			in.Seek(0, io.SeekStart)
+			_, err := io.Copy(out, in)
+			return err
+		}
+		hole, err := unix.Seek(ifd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		if _, err := in.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := out.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(out, in, hole-data); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return out.Truncate(size)
+}
+
+// setMeta sets owner, mode and xattrs from src on dst.
+func setMeta(dst, src string, st *unix.Stat_t) error {
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("setting the owner of %q: %w", dst, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+			return fmt.Errorf("setting the mode of %q: %w", dst, err)
+		}
+	}
+	return copyXattrs(src, dst)
+}
+
+func setTimes(dst string, st *unix.Stat_t) error {
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting the times of %q: %w", dst, err)
+	}
+	return nil
+}
+
+func copyXattrs(src, dst string) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(src, buf)
+	if err != nil || n == 0 {
+		return nil
+	}
+	start := 0
+	for i := 0; i < n; i++ {
+		if buf[i] != 0 {
+			continue
+		}
+		name := string(buf[start:i])
+		start = i + 1
+		val := make([]byte, 64<<10)
+		m, err := unix.Lgetxattr(src, name, val)
+		if err != nil {
+			continue
+		}
+		if err := unix.Lsetxattr(dst, name, val[:m], 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("setting xattr %s on %q: %w", name, dst, err)
+		}
+	}
+	return nil
+}
