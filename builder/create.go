@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/seedbuild/seedbuild/kargsd"
 	"github.com/seedbuild/seedbuild/scratch"
 	"io"
 	"os"
@@ -295,7 +296,7 @@ func (b *build) writeMeta(ew *entryWriter) error {
 			return err
 		}
 	}
-	if err := ew.file(kargsFile, 0o644, t, kargsTOML(b.allKargs())); err != nil {
+	if err := ew.file(kargsFile, 0o644, t, kargsd.Render("Kernel arguments of the seed node (MachineConfig) and seedbuild --karg.", b.allKargs())); err != nil {
 		return err
 	}
 	if err := ew.file(unitDir+"/"+unitName, 0o644, t, []byte(applyEtcUnit)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Paths inside a seed image.
@@ -52,22 +51,6 @@ func ReadMachineConfig(root string) (MachineConfig, error) {
 		return MachineConfig{}, fmt.Errorf("parsing %q: %w", p, err)
 	}
 	return MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, Raw: data}, nil
-}
-
-// kargsTOML renders a bootc kargs.d file.
-func kargsTOML(kargs []string) []byte {
-	var b strings.Builder
-	b.WriteString("# Kernel arguments of the seed node (MachineConfig) and seedbuild --karg.\n")
-	b.WriteString("kargs = [")
-	for i, k := range kargs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		q, _ := json.Marshal(k) // a JSON string is a valid TOML basic string
-		b.Write(q)
-	}
-	b.WriteString("]\n")
-	return []byte(b.String())
 }
 
 const applyEtcScript = `#!/bin/sh

@@ -223,33 +223,6 @@ func TestPreflightStateroots(t *testing.T) {
 	}
 }
 
-func TestParseKargsTOML(t *testing.T) {
-	tests := []struct {
-		in     string
-		kargs  []string
-		arches []string
-		bad    bool
-	}{
-		{`kargs = ["a=1", "b"]`, []string{"a=1", "b"}, nil, false},
-		{"# c\nkargs = [\n  \"a\", # x\n  'lit\\eral',\n]\nmatch-architectures = [\"x86_64\"]\n", []string{"a", `lit\eral`}, []string{"x86_64"}, false},
-		{`kargs = ["cgroup_no_v1=\"all\""]`, []string{`cgroup_no_v1="all"`}, nil, false},
-		{`kargs = "a"`, nil, nil, true},
-		{`kargs = [1]`, nil, nil, true},
-		{`other = ["a"]`, nil, nil, true},
-		{`kargs = ["a"`, nil, nil, true},
-	}
-	for _, tt := range tests {
-		k, a, err := ParseKargsTOML(tt.in)
-		if (err != nil) != tt.bad {
-			t.Errorf("ParseKargsTOML(%q) error = %v, want error %v", tt.in, err, tt.bad)
-			continue
-		}
-		if !tt.bad && (!cmp.Equal(k, tt.kargs) || !cmp.Equal(a, tt.arches)) {
-			t.Errorf("ParseKargsTOML(%q) = %q, %q, want %q, %q", tt.in, k, a, tt.kargs, tt.arches)
-		}
-	}
-}
-
 func TestParseStatus(t *testing.T) {
 	a, b := strings.Repeat("2f", 32), strings.Repeat("0", 63)+"1"
 	out := "* rhcos " + a + ".0 (staged)\n    Version: 4.20\n    origin refspec: x\n  seed " + b + ".1\n"
@@ -261,12 +234,4 @@ func TestParseStatus(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseStatus() mismatch (-want +got):\n%s", diff)
 	}
-}
-
-func FuzzParseKargsTOML(f *testing.F) {
-	f.Add(`kargs = ["a"]`)
-	f.Add("kargs = [\n'x',\n]")
-	f.Fuzz(func(t *testing.T, s string) {
-		ParseKargsTOML(s)
-	})
 }
