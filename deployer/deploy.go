@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/localimage"
 	"io"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.Sysroot = abs
 	scratch.RemoveStale(cfg.TempDir, cfg.Log)
-	RemoveStaleContainers(cfg.Store, cfg.Log)
+	localimage.RemoveStaleContainers(cfg.Store, cfg.Log)
 
 	desc, err := seedimage.Read(ctx, cfg.Image, cfg.SystemContext)
 	if err != nil {
@@ -88,22 +89,22 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, fmt.Errorf("inspecting %q: %w", displayRef(cfg.Image), err)
 	}
-	local, imageID, err := localImage(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Log)
+	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	mnt, err := mountImage(cfg.Store, imageID)
+	mnt, err := localimage.Mount(cfg.Store, imageID)
 	if err != nil {
 		return nil, err
 	}
-	defer mnt.release()
+	defer mnt.Release()
 
 	seed := SeedFacts{Image: displayRef(local), ImageID: imageID, Kind: desc.Seed.Kind(), KindName: desc.Kind,
 		Architecture: desc.Architecture, Seed: desc.Seed}
 	if size, err := cfg.Store.ImageSize(imageID); err == nil {
 		seed.Size = size
 	}
-	readSeedFiles(mnt.path, &seed)
+	readSeedFiles(mnt.Path, &seed)
 	var ping func(context.Context) bool
 	if seed.Kind.Bootable() && seed.HasBootc && (cfg.Method == Auto || cfg.Method == Bootc) {
 		ping = PodmanPinger(cfg.PodmanURL)
@@ -119,7 +120,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		return res, nil
 	}
 	ex := &executor{
-		runner: cfg.runner, vars: map[string]string{"mount": mnt.path}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.runner, vars: map[string]string{"mount": mnt.Path}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, kargs: plan.Kargs, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
 	}
 	ex.registerActions()

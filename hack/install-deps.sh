@@ -2,7 +2,7 @@
 # Installs the Debian packages seedbuild's tests and demo need, only those
 # missing, quietly. Run as root.
 set -euo pipefail
-pkgs=(ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils)
+pkgs=(ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -121,6 +121,9 @@ bootc and seedbuild itself can consume it.`,
 		newInspectCmd(g),
 		newCreateCmd(g),
 		newDeployCmd(g),
+		newBuildCmd(g),
+		newLintCmd(g),
+		newContainerfileCmd(g),
 	)
 	return cmd, g
 }

@@ -1,4 +1,7 @@
-package deployer
+// Package localimage gets images into local containers-storage and mounts
+// them through storage containers of seedbuild's own, which a later run
+// removes when the run that made them was killed.
+package localimage
 
 import (
 	"context"
@@ -19,13 +22,14 @@ import (
 	"go.podman.io/storage"
 )
 
-// containerPrefix names the storage containers deploy makes to mount a
-// seed, so a later run can remove what a killed run left.
-const containerPrefix = "seedbuild-deploy-"
+// containerPrefix names the storage containers seedbuild makes to mount an
+// image, so a later run can remove what a killed run left.
+const containerPrefix = "seedbuild-mount-"
 
-// localImage makes sure the seed is in store, pulling it when it is not,
-// and returns its storage reference and ID.
-func localImage(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
+// Ensure makes sure the image is in store, pulling it when it is not, and
+// returns its storage reference and ID. d is the image's description, for
+// messages and for naming a pulled image that has no name of its own.
+func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
 	sys *types.SystemContext, pc *signature.PolicyContext, progress io.Writer) (types.ImageReference, string, error) {
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
@@ -53,15 +57,16 @@ func localImage(ctx context.Context, store storage.Store, ref types.ImageReferen
 	return dest, img.ID, nil
 }
 
-// mountedImage is a seed image mounted read-write through a storage
-// container of its own.
-type mountedImage struct {
+// Mounted is an image mounted through a storage container of its own.
+type Mounted struct {
 	store       storage.Store
 	containerID string
-	path        string
+	// Path is where the image's root filesystem is.
+	Path string
 }
 
-func mountImage(store storage.Store, imageID string) (*mountedImage, error) {
+// Mount mounts the image's root filesystem.
+func Mount(store storage.Store, imageID string) (*Mounted, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	meta := fmt.Sprintf(`{"pid":%d}`, os.Getpid())
@@ -74,21 +79,22 @@ func mountImage(store storage.Store, imageID string) (*mountedImage, error) {
 		store.DeleteContainer(c.ID)
 		return nil, fmt.Errorf("mounting image %s: %w", imageID, err)
 	}
-	return &mountedImage{store: store, containerID: c.ID, path: mnt}, nil
+	return &Mounted{store: store, containerID: c.ID, Path: mnt}, nil
 }
 
-func (m *mountedImage) release() error {
+// Release unmounts the image and removes its container.
+func (m *Mounted) Release() error {
 	if _, err := m.store.Unmount(m.containerID, true); err != nil {
-		return fmt.Errorf("unmounting the seed image: %w", err)
+		return fmt.Errorf("unmounting the image: %w", err)
 	}
 	if err := m.store.DeleteContainer(m.containerID); err != nil {
-		return fmt.Errorf("removing the seed image's container: %w", err)
+		return fmt.Errorf("removing the image's container: %w", err)
 	}
 	return nil
 }
 
-// RemoveStaleContainers removes the mount containers of deploy runs that
-// were killed, and says so on w.
+// RemoveStaleContainers removes the mount containers of seedbuild runs
+// that were killed, and says so on w.
 func RemoveStaleContainers(store storage.Store, w io.Writer) {
 	list, err := store.Containers()
 	if err != nil {
@@ -107,7 +113,7 @@ func RemoveStaleContainers(store storage.Store, w io.Writer) {
 			}
 			store.Unmount(c.ID, true)
 			if err := store.DeleteContainer(c.ID); err == nil {
-				fmt.Fprintf(w, "Removed container %s, left by an interrupted seedbuild deploy\n", n)
+				fmt.Fprintf(w, "Removed container %s, left by an interrupted seedbuild run\n", n)
 			}
 		}
 	}
