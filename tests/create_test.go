@@ -318,7 +318,16 @@ func modeString(m int64) string { return strconv.FormatInt(m&0o7777, 8) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func command(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }
+// cmd wraps exec.Cmd for tests.
+type cmd struct{ *exec.Cmd }
+
+func command(name string, args ...string) cmd { return cmd{exec.Command(name, args...)} }
+
+// CombinedOutputEnv runs with extra environment.
+func (c cmd) CombinedOutputEnv(env []string) ([]byte, error) {
+	c.Env = append(os.Environ(), env...)
+	return c.CombinedOutput()
+}
 
 func sameFile(a, b string) (bool, error) {
 	da, err := os.ReadFile(a)
