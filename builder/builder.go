@@ -56,6 +56,9 @@ type Options struct {
 	ExcludePaths []string
 	// ClusterInfo is the seed cluster's facts; nil reads what the root tells.
 	ClusterInfo *labels.ClusterInfo
+	// OstreeRef picks the commit a classic seed carries when the root has
+	// no rpm-ostree.json and more than one ref.
+	OstreeRef string
 	// Kargs are added after the MachineConfig kernel arguments.
 	Kargs []string
 	// Timestamp, when set, clamps every mtime and dates the image, for

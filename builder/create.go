@@ -168,6 +168,13 @@ func (b *build) newCapture() (*capture, error) {
 	}
 	patterns := append(append([]string{}, DefaultVarExcludes...), DefaultEtcExcludes...)
 	excl := newExcluder(append(patterns, b.opts.Excludes...))
+	// Files the MachineConfig daemon manages under /var are always
+	// captured: without them the pool degrades after the pivot.
+	for _, f := range b.mc.Files {
+		if rel := strings.TrimPrefix(filepath.Clean(f), "/"); strings.HasPrefix(rel, "var/") {
+			excl.keep(rel)
+		}
+	}
 	for _, p := range append(b.opts.ExcludePaths, b.stage.Path) {
 		if rel, err := filepath.Rel(b.opts.Rootfs, p); err == nil && !strings.HasPrefix(rel, "..") {
 			excl.excludePath(filepath.ToSlash(rel))
@@ -268,7 +275,7 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	if b.mc.Raw != nil {
 		files["mco-currentconfig.json"] = b.mc.Raw
 	}
-	if data, err := os.ReadFile(filepath.Join(b.opts.Rootfs, "rpm-ostree.json")); err == nil {
+	if data := rpmOstreeStatus(b.opts.Rootfs); data != nil {
 		files["rpm-ostree.json"] = data
 	}
 	return files, nil

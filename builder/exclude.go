@@ -23,10 +23,27 @@ var DefaultEtcExcludes = []string{
 type excluder struct {
 	patterns []string
 	exact    map[string]bool // absolute root-relative paths, such as the store
+	// kept are paths captured whatever the patterns say, with the folders
+	// above them: the files the MachineConfig daemon manages.
+	kept map[string]bool
 }
 
 func newExcluder(patterns []string) *excluder {
-	return &excluder{patterns: patterns, exact: map[string]bool{}}
+	return &excluder{patterns: patterns, exact: map[string]bool{}, kept: map[string]bool{}}
+}
+
+// keep captures one root-relative path, and the folders above it, even
+// when a pattern excludes them.
+func (e *excluder) keep(rel string) {
+	rel = strings.Trim(rel, "/")
+	for rel != "" && rel != "." {
+		e.kept[rel] = true
+		i := strings.LastIndexByte(rel, '/')
+		if i < 0 {
+			break
+		}
+		rel = rel[:i]
+	}
 }
 
 // excludePath excludes one root-relative path and all under it.
@@ -35,6 +52,9 @@ func (e *excluder) excludePath(rel string) { e.exact[strings.Trim(rel, "/")] = t
 // match reports whether rel (root-relative, no leading or trailing slash)
 // is excluded.
 func (e *excluder) match(rel string) bool {
+	if e.kept[rel] {
+		return false
+	}
 	if e.exact[rel] {
 		return true
 	}

@@ -32,3 +32,23 @@ func TestMatchTarPattern(t *testing.T) {
 		}
 	}
 }
+
+func TestExcluderKeeps(t *testing.T) {
+	e := newExcluder(DefaultVarExcludes)
+	e.keep("var/lib/kubelet/pods/mcd/managed.conf")
+	tests := []struct {
+		rel  string
+		want bool
+	}{
+		{"var/lib/kubelet/pods/mcd/managed.conf", false},
+		{"var/lib/kubelet/pods/mcd", false},
+		{"var/lib/kubelet/pods/mcd/other", true},
+		{"var/lib/kubelet/pods/other", true},
+		{"var/log/x", true},
+	}
+	for _, tt := range tests {
+		if got := e.match(tt.rel); got != tt.want {
+			t.Errorf("match(%q) = %v, want %v", tt.rel, got, tt.want)
+		}
+	}
+}

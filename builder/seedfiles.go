@@ -26,6 +26,9 @@ const (
 type MachineConfig struct {
 	OSImageURL      string
 	KernelArguments []string
+	// Files are the paths the MachineConfig daemon manages
+	// (spec.config.storage.files).
+	Files []string
 	// Raw is the file as read, for mco-currentconfig.json.
 	Raw []byte
 }
@@ -45,12 +48,25 @@ func ReadMachineConfig(root string) (MachineConfig, error) {
 		Spec struct {
 			OSImageURL      string   `json:"osImageURL"`
 			KernelArguments []string `json:"kernelArguments"`
+			Config          struct {
+				Storage struct {
+					Files []struct {
+						Path string `json:"path"`
+					} `json:"files"`
+				} `json:"storage"`
+			} `json:"config"`
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return MachineConfig{}, fmt.Errorf("parsing %q: %w", p, err)
 	}
-	return MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, Raw: data}, nil
+	mc := MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, Raw: data}
+	for _, f := range doc.Spec.Config.Storage.Files {
+		if f.Path != "" {
+			mc.Files = append(mc.Files, f.Path)
+		}
+	}
+	return mc, nil
 }
 
 const applyEtcScript = `#!/bin/sh

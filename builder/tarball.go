@@ -3,11 +3,15 @@ package builder
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,7 +51,11 @@ func (b *build) tarballLayers(ctx context.Context, c *capture) ([]namedLayer, er
 		return nil, fmt.Errorf("writing %s: %w", deletionsName, err)
 	}
 	if b.opts.Layout == Classic {
-		repo := &capture{root: filepath.Join(b.opts.Rootfs, "ostree/repo"), excl: newExcluder(nil), tally: &tally{}, creds: &credentialScan{}}
+		repoDir, err := b.leanRepo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		repo := &capture{root: repoDir, excl: newExcluder(nil), tally: &tally{}, creds: &credentialScan{}}
 		if err := writeTgz(ctx, filepath.Join(dir, "ostree.tgz"), b.clamp(), repo.tally, func(ew *entryWriter) error {
 			return repo.tree(ew, ".", func(rel string) string {
 				if rel == "." {
@@ -133,4 +141,99 @@ func (w *entryWriter) fileFrom(name string, mode int64, mtime time.Time, hostPat
 		return err
 	}
 	return w.copyContent(hostPath, st.Size)
+}
+
+// leanRepo pulls only the commit the node runs into a fresh repo, so a
+// classic seed does not carry the node's whole ostree history. The commit
+// is the booted one of rpm-ostree.json, else the repo's only ref, else
+// --ostree-ref.
+func (b *build) leanRepo(ctx context.Context) (string, error) {
+	src := filepath.Join(b.opts.Rootfs, "ostree/repo")
+	run := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, "ostree", args...).Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return "", fmt.Errorf("ostree %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(ee.Stderr)))
+			}
+			return "", fmt.Errorf("ostree %s: %w", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	commit, ref := bootedCommit(rpmOstreeStatus(b.opts.Rootfs)), ""
+	if commit == "" {
+		refs, err := run("refs", "--repo="+src)
+		if err != nil {
+			return "", err
+		}
+		list := strings.Fields(refs)
+		switch {
+		case b.opts.OstreeRef != "":
+			ref = b.opts.OstreeRef
+		case len(list) == 1:
+			ref = list[0]
+		default:
+			return "", fmt.Errorf("cannot tell which commit of %q the node runs: it has %d refs and no rpm-ostree.json; give --ostree-ref", src, len(list))
+		}
+		if commit, err = run("rev-parse", "--repo="+src, ref); err != nil {
+			return "", err
+		}
+	}
+	if ref == "" {
+		ref = "seed"
+	}
+	mode := "bare"
+	if cfg, err := os.ReadFile(filepath.Join(src, "config")); err == nil {
+		for _, line := range strings.Split(string(cfg), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "mode="); ok {
+				mode = strings.TrimSpace(v)
+			}
+		}
+	}
+	dst := filepath.Join(b.stage.Path, "ostree-repo")
+	for _, args := range [][]string{
+		{"init", "--repo=" + dst, "--mode=" + mode},
+		{"pull-local", "--repo=" + dst, "--depth=0", src, commit},
+		{"refs", "--repo=" + dst, "--create=" + ref, commit},
+	} {
+		if _, err := run(args...); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
+}
+
+// rpmOstreeStatus is `rpm-ostree status --json` of the root: the file
+// ROOT/rpm-ostree.json when there is one (a captured root), else, for a
+// live /, what rpm-ostree says. nil when neither is there.
+func rpmOstreeStatus(root string) []byte {
+	if data, err := os.ReadFile(filepath.Join(root, "rpm-ostree.json")); err == nil {
+		return data
+	}
+	if filepath.Clean(root) == "/" {
+		if out, err := exec.Command("rpm-ostree", "status", "--json").Output(); err == nil {
+			return out
+		}
+	}
+	return nil
+}
+
+// bootedCommit reads the booted deployment's checksum from rpm-ostree
+// status --json output, or "".
+func bootedCommit(data []byte) string {
+	var doc struct {
+		Deployments []struct {
+			Checksum string `json:"checksum"`
+			Booted   bool   `json:"booted"`
+		} `json:"deployments"`
+	}
+	if json.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	for _, d := range doc.Deployments {
+		if d.Booted {
+			return d.Checksum
+		}
+	}
+	return ""
 }

@@ -236,7 +236,7 @@ func TestDeployRefusals(t *testing.T) {
 	}
 
 	t.Run("injected failure is undone", func(t *testing.T) {
-		firstEntry := bootEntry(t, sys, "first")
+		firstEntry := bootable(bootEntry(t, sys, "first"))
 		for _, step := range []string{"5", "8", "11"} {
 			r := seedbuild(t, []string{"SEEDBUILD_INJECT_FAILURE=" + step}, st.flags("deploy", "localhost/seed:native", "--stateroot", "second", "--sysroot", sys, "--method", "ostree")...)
 			if r.code != 1 || !strings.Contains(r.stderr, "undone") {
@@ -246,7 +246,7 @@ func TestDeployRefusals(t *testing.T) {
 				t.Errorf("failure at step %s left the sysroot changed:\nbefore:\n%s\nafter:\n%s", step, before, after)
 			}
 		}
-		if got := bootEntry(t, sys, "first"); got != firstEntry {
+		if got := bootable(bootEntry(t, sys, "first")); got != firstEntry {
 			t.Errorf("the first deployment's boot entry changed:\n%s\nwant:\n%s", got, firstEntry)
 		}
 	})

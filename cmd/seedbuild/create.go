@@ -17,10 +17,10 @@ import (
 
 type createOptions struct {
 	registryFlags
-	rootfs, base, layout, clusterInfo, compression string
-	tags, outputs, excludes, kargs                 []string
-	timestamp                                      int64
-	allowCredentials, allowRunning, asJSON, quiet  bool
+	rootfs, base, layout, clusterInfo, compression, ostreeRef string
+	tags, outputs, excludes, kargs                            []string
+	timestamp                                                 int64
+	allowCredentials, allowRunning, asJSON, quiet             bool
 }
 
 // Validate checks the flags on their face.
@@ -90,6 +90,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "destination to write or push the seed to: docker://, oci-archive:, oci:, dir: (repeatable)")
 	f.StringArrayVar(&o.excludes, "exclude", nil, "tar-style pattern of root paths to leave out, such as 'var/lib/foo/*' (repeatable)")
 	f.StringVar(&o.clusterInfo, "cluster-info", "", "JSON file with the seed cluster's facts (default: what the root tells)")
+	f.StringVar(&o.ostreeRef, "ostree-ref", "", "classic layout: the ref whose commit the seed carries, when the root has no rpm-ostree.json and several refs")
 	f.StringArrayVar(&o.kargs, "karg", nil, "kernel argument to add after the MachineConfig ones (repeatable)")
 	f.Int64Var(&o.timestamp, "timestamp", 0, "clamp mtimes to and date the image at these seconds since the epoch, for reproducible seeds (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.compression, "compression", string(builder.Gzip), "layer compression: gzip or zstd")
@@ -113,7 +114,7 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		return builder.Options{}, err
 	}
 	opts := builder.Options{
-		Rootfs: o.rootfs, Layout: layout, Excludes: o.excludes, Kargs: o.kargs, Compression: comp,
+		Rootfs: o.rootfs, Layout: layout, OstreeRef: o.ostreeRef, Excludes: o.excludes, Kargs: o.kargs, Compression: comp,
 		AllowCredentials: o.allowCredentials, AllowRunning: o.allowRunning, SystemContext: sys, Policy: pc,
 		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"),
 	}

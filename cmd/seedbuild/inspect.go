@@ -39,7 +39,8 @@ func (r *registryFlags) options(cmd *cobra.Command) imageref.Options {
 
 type inspectOptions struct {
 	registryFlags
-	asJSON bool
+	asJSON  bool
+	against string
 }
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
@@ -82,6 +83,9 @@ Exits 1 when the image is not a seed or cannot be read.`,
 				}
 				return fmt.Errorf("inspecting %q: %w", args[0], err)
 			}
+			if o.against != "" {
+				return o.checkAgainst(g, d)
+			}
 			if o.asJSON {
 				return writeJSON(g.stdout, d)
 			}
@@ -91,7 +95,40 @@ Exits 1 when the image is not a seed or cannot be read.`,
 	}
 	o.registryFlags.add(cmd)
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the description as JSON (schema in README)")
+	cmd.Flags().StringVar(&o.against, "against", "", "facts JSON of a target node (seedbuild facts --json): list every mismatch, exit 3 if any")
 	return cmd
+}
+
+// checkAgainst prints every mismatch between the seed and the target's
+// facts, one a line, and exits 3 when there is any.
+func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description) error {
+	t, err := readFacts(o.against)
+	if err != nil {
+		return err
+	}
+	mismatches := d.Seed.ClusterInfo.Compatible(t)
+	if t.Architecture != "" && d.Architecture != "" && t.Architecture != d.Architecture {
+		mismatches = append(mismatches, labels.Mismatch{Field: "architecture", Seed: d.Architecture, Target: t.Architecture})
+	}
+	if o.asJSON {
+		if mismatches == nil {
+			mismatches = []labels.Mismatch{}
+		}
+		if err := writeJSON(g.stdout, mismatches); err != nil {
+			return err
+		}
+	} else {
+		for _, m := range mismatches {
+			fmt.Fprintln(g.stdout, m.String())
+		}
+	}
+	if len(mismatches) > 0 {
+		return exitError{code: exitMismatch, err: fmt.Errorf("%s does not match %s: %d mismatch(es)", o.against, d.Image, len(mismatches))}
+	}
+	if !o.asJSON {
+		fmt.Fprintf(g.stdout, "%s is compatible with %s\n", d.Image, o.against)
+	}
+	return nil
 }
 
 func printDescription(w io.Writer, d *seedimage.Description) {

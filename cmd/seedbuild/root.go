@@ -124,6 +124,7 @@ bootc and seedbuild itself can consume it.`,
 		newBuildCmd(g),
 		newLintCmd(g),
 		newContainerfileCmd(g),
+		newFactsCmd(g),
 	)
 	return cmd, g
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/seedbuild/seedbuild/deployer"
+	"github.com/seedbuild/seedbuild/labels"
+	"github.com/spf13/cobra"
+)
+
+func newFactsCmd(g *globalOptions) *cobra.Command {
+	var rootfs string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "facts",
+		Short: "Print what a target node can tell about itself, for compatibility checks",
+		Long: `Prints the facts of a target node that a seed must match: FIPS, proxy, user CA
+bundle, the container-storage mount target, architecture and, when it can be
+read, the OpenShift version. What cannot be read is left out, and can be
+filled in by hand. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
+		Example: `  seedbuild facts --json > facts.json
+  seedbuild inspect localhost/seed:4.20 --against facts.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t := deployer.ReadTarget(rootfs)
+			if asJSON {
+				return writeJSON(g.stdout, t)
+			}
+			printTarget(g, t)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the facts as JSON (the --against and --facts input)")
+	return cmd
+}
+
+func printTarget(g *globalOptions, t labels.Target) {
+	b := func(p *bool) string {
+		if p == nil {
+			return "unknown"
+		}
+		return strconv.FormatBool(*p)
+	}
+	s := func(p *string) string {
+		if p == nil {
+			return "unknown"
+		}
+		if *p == "" {
+			return "none"
+		}
+		return *p
+	}
+	ocp := t.OCPVersion
+	if ocp == "" {
+		ocp = "unknown"
+	}
+	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version:                   %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\n",
+		t.Architecture, ocp, b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
+}

@@ -1,0 +1,94 @@
+package deployer
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/seedbuild/seedbuild/labels"
+)
+
+// ReadTarget reads what a target node can tell about itself from its root
+// (a live / or a folder laid out like one). What it cannot read stays
+// unset, to be filled by hand.
+func ReadTarget(root string) labels.Target {
+	t := labels.Target{Architecture: runtime.GOARCH}
+	live := filepath.Clean(root) == "/"
+	if live {
+		if data, err := os.ReadFile("/proc/sys/crypto/fips_enabled"); err == nil {
+			v := strings.TrimSpace(string(data)) == "1"
+			t.FIPS = &v
+		}
+	}
+	if cfg, err := readCurrentConfig(root); err == nil {
+		if t.FIPS == nil {
+			v := cfg.Spec.FIPS
+			t.FIPS = &v
+		}
+	}
+	// The MachineConfig daemon writes the cluster proxy into this file.
+	if data, err := os.ReadFile(filepath.Join(root, "etc/mco/proxy.env")); err == nil {
+		v := proxySet(string(data))
+		t.Proxy = &v
+	} else if os.IsNotExist(err) && dirExists(filepath.Join(root, "etc")) {
+		v := false
+		t.Proxy = &v
+	}
+	if dirExists(filepath.Join(root, "etc")) {
+		v := fileExists(filepath.Join(root, "etc/pki/ca-trust/source/anchors/openshift-config-user-ca-bundle.crt"))
+		t.UserCABundle = &v
+		where := mountWhere(filepath.Join(root, "etc/systemd/system/var-lib-containers.mount"))
+		t.ContainerStorageMountpointTarget = &where
+	}
+	return t
+}
+
+type currentConfig struct {
+	Spec struct {
+		FIPS bool `json:"fips"`
+	} `json:"spec"`
+}
+
+func readCurrentConfig(root string) (currentConfig, error) {
+	var c currentConfig
+	data, err := os.ReadFile(filepath.Join(root, "etc/machine-config-daemon/currentconfig"))
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(data, &c)
+}
+
+func proxySet(env string) bool {
+	for _, line := range strings.Split(env, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		k = strings.ToUpper(strings.TrimPrefix(k, "export "))
+		if ok && (k == "HTTP_PROXY" || k == "HTTPS_PROXY") && strings.Trim(v, `"' `) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mountWhere reads Where= of a mount unit, or "" when there is none.
+func mountWhere(unit string) string {
+	f, err := os.Open(unit)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Where="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}

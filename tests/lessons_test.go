@@ -1,0 +1,178 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestCreateKeepsMachineConfigFiles: files the MachineConfig daemon
+// manages are captured even where an exclusion would drop them.
+func TestCreateKeepsMachineConfigFiles(t *testing.T) {
+	f := getFixtures(t)
+	cfg := `{"spec":{"config":{"storage":{"files":[{"path":"/var/log/mcd-managed.log"},{"path":"/var/lib/kubelet/pods/keep/pod.conf"},{"path":"/etc/not-var"}]}}}}`
+	root := smallRoot(t, map[string]string{
+		"etc/machine-config-daemon/currentconfig": cfg,
+		"var/log/mcd-managed.log":                 "managed\n",
+		"var/log/other.log":                       "not managed\n",
+		"var/lib/kubelet/pods/keep/pod.conf":      "managed\n",
+		"var/lib/kubelet/pods/keep/other":         "not managed\n",
+		"var/lib/kubelet/pods/gone/x":             "not managed\n",
+	})
+	out := filepath.Join(t.TempDir(), "seed.tar")
+	create(t, "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", "oci-archive:"+out)
+	img := readArchive(t, out)
+	layer := img.layer(t, len(img.manifest.Layers)-3)
+	for _, want := range []string{"var/log/mcd-managed.log", "var/lib/kubelet/pods/keep/pod.conf"} {
+		if _, ok := layer[want]; !ok {
+			t.Errorf("var layer lacks %s, which the MachineConfig daemon manages", want)
+		}
+	}
+	for _, gone := range []string{"var/log/other.log", "var/lib/kubelet/pods/keep/other", "var/lib/kubelet/pods/gone/x"} {
+		if _, ok := layer[gone]; ok {
+			t.Errorf("var layer holds %s, which is excluded and not managed", gone)
+		}
+	}
+}
+
+// TestLeanClassicSeed: a classic seed carries only the commit the node
+// runs, and the upstream deploy replay still deploys it.
+func TestLeanClassicSeed(t *testing.T) {
+	f := getFixtures(t)
+	root := filepath.Join(t.TempDir(), "root")
+	sh(t, nil, "cp", "-a", f.root, root)
+	repo := filepath.Join(root, "ostree/repo")
+	dir := t.TempDir()
+	before := filepath.Join(dir, "before.tar")
+	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+before)
+
+	// An unrelated commit with 4 MiB of noise.
+	tree := t.TempDir()
+	noise := make([]byte, 4<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i/3)
+	}
+	writeFiles(t, tree, map[string]string{"usr/share/noise.bin": string(noise)})
+	sh(t, nil, "ostree", "commit", "--repo="+repo, "--branch=unrelated/history", "--tree=dir="+tree)
+
+	r := seedbuild(t, nil, "create", "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+filepath.Join(dir, "x.tar"))
+	if r.code != 1 || !strings.Contains(r.stderr, "--ostree-ref") {
+		t.Errorf("classic seed of a repo with two refs and no rpm-ostree.json: %s\nwant exit 1 asking for --ostree-ref", r)
+	}
+	after := filepath.Join(dir, "after.tar")
+	create(t, "--rootfs", root, "--layout", "classic", "--ostree-ref", "rhcos/seed", "--output", "oci-archive:"+after)
+	sizeOf := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	if b, a := sizeOf(before), sizeOf(after); a > b+64<<10 {
+		t.Errorf("classic seed grew from %d to %d bytes with an unrelated commit in the repo", b, a)
+	}
+	// rpm-ostree.json names the booted commit: no --ostree-ref needed.
+	commit := strings.TrimSpace(sh(t, nil, "ostree", "rev-parse", "--repo="+repo, "rhcos/seed"))
+	writeFiles(t, root, map[string]string{"rpm-ostree.json": `{"deployments":[{"checksum":"` + commit + `","booted":true}]}`})
+	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+filepath.Join(dir, "status.tar"))
+
+	sys := newSysroot(t)
+	st := newStore(t)
+	out := sh(t, st.buildahEnv(), hackScript("lca-deploy-reference.sh"), after, sys, "upstream")
+	if !strings.Contains(out, commit) {
+		t.Errorf("the upstream deploy replay deployed %q, want commit %s", out, commit)
+	}
+}
+
+func TestFactsAndAgainst(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	sys := newSysroot(t)
+	info := writeTemp(t, `{"seed_cluster_ocp_version":"4.20.0","has_fips":false,"has_proxy":false,"container_storage_mountpoint_target":""}`)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--cluster-info", info, "--tag", "seed:facts")...)
+
+	target := smallRoot(t, map[string]string{
+		"etc/machine-config-daemon/currentconfig":     `{"spec":{"fips":true}}`,
+		"etc/mco/proxy.env":                           "HTTPS_PROXY=http://proxy.example.com:3128\n",
+		"etc/systemd/system/var-lib-containers.mount": "[Mount]\nWhere=/var/lib/containers\n",
+	})
+	facts := mustSeedbuild(t, "facts", "--rootfs", target, "--json").stdout
+	factsFile := writeTemp(t, facts)
+	r := seedbuild(t, nil, st.flags("inspect", "localhost/seed:facts", "--against", factsFile)...)
+	if r.code != 3 {
+		t.Fatalf("inspect --against mismatching facts: %s\nwant exit 3", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for _, field := range []string{"has_proxy", "has_fips", "container_storage_mountpoint_target"} {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, field+":") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("inspect --against lists %s %d times, want once:\n%s", field, n, r.stdout)
+		}
+	}
+
+	good := smallRoot(t, map[string]string{"etc/machine-config-daemon/currentconfig": `{"spec":{"fips":false}}`})
+	goodFacts := writeTemp(t, mustSeedbuild(t, "facts", "--rootfs", good, "--json").stdout)
+	if r := seedbuild(t, nil, st.flags("inspect", "localhost/seed:facts", "--against", goodFacts)...); r.code != 0 {
+		t.Errorf("inspect --against matching facts: %s", r)
+	}
+
+	before := status(t, sys)
+	r = seedbuild(t, nil, st.flags("deploy", "localhost/seed:facts", "--stateroot", "x", "--sysroot", sys, "--facts", factsFile)...)
+	if r.code != 1 || strings.Count(r.stderr, "compatibility:") != 3 {
+		t.Errorf("deploy --facts mismatching: %s\nwant exit 1 listing 3 compatibility problems", r)
+	}
+	if after := status(t, sys); after != before {
+		t.Errorf("a refused deploy changed the sysroot")
+	}
+	var parsed map[string]any
+	if err := json.Unmarshal([]byte(facts), &parsed); err != nil || parsed["fips"] != true || parsed["proxy"] != true {
+		t.Errorf("facts --json = %s", facts)
+	}
+}
+
+// TestDeployKeepsSharedHistory: a second stateroot whose commit shares its
+// base with the first prunes nothing and leaves the first bootable.
+func TestDeployKeepsSharedHistory(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	sys := newSysroot(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:one")...)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--karg", "two=2", "--tag", "seed:two")...)
+	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:one", "--stateroot", "first", "--sysroot", sys, "--method", "ostree")...)
+	firstEntry := bootable(bootEntry(t, sys, "first"))
+	firstDep := deploymentDir(t, sys, "first")
+	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:two", "--stateroot", "second", "--sysroot", sys, "--method", "ostree")...)
+	sh(t, nil, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
+	if got := bootable(bootEntry(t, sys, "first")); got != firstEntry {
+		t.Errorf("the first stateroot's boot entry changed:\n%s\nwant:\n%s", got, firstEntry)
+	}
+	if _, err := os.Stat(filepath.Join(firstDep, "usr/lib/modules")); err != nil {
+		t.Errorf("the first deployment lost its kernel: %v", err)
+	}
+	if e := bootable(bootEntry(t, sys, "second")); e == firstEntry || !strings.Contains(e, "two=2") {
+		t.Errorf("the second boot entry = %q, want its own with two=2", e)
+	}
+}
+
+var bootVersion = regexp.MustCompile(`ostree=/ostree/boot\.\d/(\S+)/\d+`)
+
+// bootable is what makes a BLS entry boot: its kernel, initrd and options,
+// without what ostree renumbers whenever another deployment is added (the
+// title, the boot version and the serial in the ostree= argument).
+func bootable(entry string) string {
+	var keep []string
+	for _, l := range strings.Split(entry, "\n") {
+		if strings.HasPrefix(l, "linux ") || strings.HasPrefix(l, "initrd ") || strings.HasPrefix(l, "options ") {
+			keep = append(keep, bootVersion.ReplaceAllString(l, "ostree=/ostree/boot.N/$1/N"))
+		}
+	}
+	return strings.Join(keep, "\n")
+}
