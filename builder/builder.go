@@ -59,6 +59,9 @@ type Options struct {
 	// OstreeRef picks the commit a classic seed carries when the root has
 	// no rpm-ostree.json and more than one ref.
 	OstreeRef string
+	// ContainersList, when set, is the precache list; else it is read from
+	// the root's container store.
+	ContainersList []string
 	// Kargs are added after the MachineConfig kernel arguments.
 	Kargs []string
 	// Timestamp, when set, clamps every mtime and dates the image, for

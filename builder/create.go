@@ -52,6 +52,8 @@ type build struct {
 	report Report
 	mc     MachineConfig
 	info   labels.ClusterInfo
+	// precache is the containers.list, or nil for none.
+	precache []string
 }
 
 func (b *build) run(ctx context.Context) (*Report, error) {
@@ -66,6 +68,11 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	}
 	b.info = b.clusterInfo()
 	b.timer.begin()
+	if b.precache = o.ContainersList; b.precache == nil {
+		if b.precache, err = readContainersList(o.Rootfs, filepath.Join(b.stage.Path, "node-store")); err != nil {
+			return nil, err
+		}
+	}
 
 	// The base is copied while the root is captured: they are independent.
 	baseDone := make(chan error, 1)
@@ -277,6 +284,9 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	}
 	if data := rpmOstreeStatus(b.opts.Rootfs); data != nil {
 		files["rpm-ostree.json"] = data
+	}
+	if b.precache != nil {
+		files["containers.list"] = []byte(strings.Join(b.precache, "\n") + "\n")
 	}
 	return files, nil
 }

@@ -17,10 +17,10 @@ import (
 
 type createOptions struct {
 	registryFlags
-	rootfs, base, layout, clusterInfo, compression, ostreeRef string
-	tags, outputs, excludes, kargs                            []string
-	timestamp                                                 int64
-	allowCredentials, allowRunning, asJSON, quiet             bool
+	rootfs, base, layout, clusterInfo, compression, ostreeRef, containersList string
+	tags, outputs, excludes, kargs                                            []string
+	timestamp                                                                 int64
+	allowCredentials, allowRunning, asJSON, quiet                             bool
 }
 
 // Validate checks the flags on their face.
@@ -91,6 +91,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 	f.StringArrayVar(&o.excludes, "exclude", nil, "tar-style pattern of root paths to leave out, such as 'var/lib/foo/*' (repeatable)")
 	f.StringVar(&o.clusterInfo, "cluster-info", "", "JSON file with the seed cluster's facts (default: what the root tells)")
 	f.StringVar(&o.ostreeRef, "ostree-ref", "", "classic layout: the ref whose commit the seed carries, when the root has no rpm-ostree.json and several refs")
+	f.StringVar(&o.containersList, "containers-list", "", "file with the images the target should pre-pull, one a line (default: read from the root's container store)")
 	f.StringArrayVar(&o.kargs, "karg", nil, "kernel argument to add after the MachineConfig ones (repeatable)")
 	f.Int64Var(&o.timestamp, "timestamp", 0, "clamp mtimes to and date the image at these seconds since the epoch, for reproducible seeds (default $SOURCE_DATE_EPOCH)")
 	f.StringVar(&o.compression, "compression", string(builder.Gzip), "layer compression: gzip or zstd")
@@ -128,6 +129,18 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		return opts, err
 	} else if ok {
 		opts.Timestamp = &ts
+	}
+	if o.containersList != "" {
+		data, err := os.ReadFile(o.containersList)
+		if err != nil {
+			return opts, fmt.Errorf("reading containers list %q: %w", o.containersList, err)
+		}
+		opts.ContainersList = []string{}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				opts.ContainersList = append(opts.ContainersList, l)
+			}
+		}
 	}
 	if o.clusterInfo != "" {
 		data, err := os.ReadFile(o.clusterInfo)
