@@ -67,11 +67,14 @@ func inheritedKargs(cmdline string) []string {
 	return out
 }
 
+// ostreeContainerWorks checks for ostree-ext's `ostree container image
+// deploy`. Plain ostree answers any unknown command with its usage and exit
+// 0, so the help text itself is checked.
 func ostreeContainerWorks(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ostree", "container", "--help")
-	return cmd.Run() == nil
+	out, err := exec.CommandContext(ctx, "ostree", "container", "image", "deploy", "--help").CombinedOutput()
+	return err == nil && strings.Contains(string(out), "--stateroot") && strings.Contains(string(out), "--imgref")
 }
 
 func freeBytes(dir string) uint64 {

@@ -214,7 +214,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	}
 	switch method {
 	case Bootc:
-		p.Steps = append(p.Steps, bootcSteps(p, s, o)...)
+		p.Steps = append(p.Steps, bootcSteps(p, h, s, o)...)
 	case OstreeExt:
 		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 		argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
@@ -233,7 +233,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: "find-deployment",
 		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot}, Capture: "deployment"})
 	p.Steps = append(p.Steps, stateSteps(s.Kind, method, stateDir)...)
-	if method == Bootc && o.NotAsDefault {
+	if (method == Bootc || method == OstreeExt) && o.NotAsDefault {
 		p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
 			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
 	}
@@ -330,7 +330,7 @@ func stateSteps(kind labels.Kind, method Method, stateDir string) []Step {
 }
 
 // bootcSteps run bootc in a privileged container from the seed image.
-func bootcSteps(p Plan, s SeedFacts, o Options) []Step {
+func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	argv := []string{"bootc", "install", "to-existing-root", "--acknowledge-destructive", "--stateroot", o.Stateroot}
 	// bootc reads kargs.d and inherits root=, rootflags= and rd.* itself.
 	own := map[string]bool{}
@@ -342,10 +342,14 @@ func bootcSteps(p Plan, s SeedFacts, o Options) []Step {
 			argv = append(argv, "--karg", k)
 		}
 	}
+	// bootc makes the stateroot itself: undo removes it when it is new.
+	undo := undeployStep(p.Sysroot, o.Stateroot)
+	if !contains(h.Stateroots, o.Stateroot) {
+		undo = &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": p.Sysroot, "stateroot": o.Stateroot}}
+	}
 	return []Step{{
 		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: "bootc-install",
-		Args: map[string]string{"image": s.ImageID, "target": p.Sysroot}, Argv: argv,
-		Undo: undeployStep(p.Sysroot, o.Stateroot),
+		Args: map[string]string{"image": s.ImageID, "target": p.Sysroot}, Argv: argv, Undo: undo,
 	}}
 }
 
