@@ -119,6 +119,9 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.DryRun {
 		return res, nil
 	}
+	if cfg.Events != nil {
+		cfg.Events(Event{Type: "info", Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
+	}
 	ex := &executor{
 		runner: cfg.runner, vars: map[string]string{"mount": mnt.Path}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, kargs: plan.Kargs, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,

@@ -49,7 +49,16 @@ run "$bin" "${store[@]}" create --rootfs "$demo/root" --base "oci-archive:$demo/
 step "Inspecting it"
 run "$bin" "${store[@]}" inspect localhost/demo-seed:latest
 
-step "Deploying it into a throwaway ostree sysroot with the ostree executor"
+step "Writing and building a configured seed from it"
+cat >"$demo/cluster-config.json" <<'JSON'
+{"clusterName":"sno","baseDomain":"example.com","nodeIP":"192.0.2.20","hostname":"sno-target"}
+JSON
+run "$bin" "${store[@]}" containerfile --seed localhost/demo-seed:latest --cluster-config "$demo/cluster-config.json" -o "$demo/configured"
+cat "$demo/configured/Containerfile"
+run "$bin" "${store[@]}" build -t localhost/demo-configured-seed:latest "$demo/configured"
+run "$bin" "${store[@]}" inspect localhost/demo-configured-seed:latest
+
+step "Deploying the native seed into a throwaway ostree sysroot with the ostree executor"
 mkdir -p "$demo/sysroot"
 ostree admin init-fs --modern "$demo/sysroot" >/dev/null
 run "$bin" "${store[@]}" deploy localhost/demo-seed:latest --stateroot demo --sysroot "$demo/sysroot" --method ostree

@@ -566,3 +566,29 @@ func TestCreateSparseAndInterrupt(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateRemovesStaleLeftovers: a run that was killed leaves its
+// temporary folder; the next run removes it and says so, and leaves the
+// folders of live runs alone.
+func TestCreateRemovesStaleLeftovers(t *testing.T) {
+	f := getFixtures(t)
+	tmp := t.TempDir()
+	dead := filepath.Join(tmp, "seedbuild-create-123")
+	live := filepath.Join(tmp, "seedbuild-create-456")
+	for dir, pid := range map[string]int{dead: 999999, live: os.Getpid()} {
+		if err := os.MkdirAll(filepath.Join(dir, "image"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(pid)), 0o644)
+	}
+	r := seedbuild(t, []string{"TMPDIR=" + tmp}, "create", "--rootfs", smallRoot(t, nil), "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+filepath.Join(t.TempDir(), "s.tar"))
+	if r.code != 0 || !strings.Contains(r.stderr, "Removed "+dead) {
+		t.Errorf("create after a killed run: %s\nwant it to say it removed %s", r, dead)
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Errorf("%s is still there", dead)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the folder of a live run was removed: %v", err)
+	}
+}

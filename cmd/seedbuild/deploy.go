@@ -150,6 +150,8 @@ func textEvents(w io.Writer) func(deployer.Event) {
 			}
 		case "failed":
 			fmt.Fprintf(w, "[%d/%d] failed: %s\n", e.Index, e.Total, e.Error)
+		case "info":
+			fmt.Fprintln(w, e.Desc)
 		case "undo":
 			fmt.Fprintf(w, "undo: %s\n", e.Desc)
 		}
