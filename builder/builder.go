@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/imageref"
 	"io"
 	"os"
 	"path/filepath"
@@ -79,6 +80,8 @@ type Options struct {
 	// destinations.
 	SystemContext *types.SystemContext
 	Policy        *signature.PolicyContext
+	// Retry applies to reading the base and writing destinations.
+	Retry imageref.Retry
 	// TempDir holds the staging folder. Default /var/tmp.
 	TempDir string
 	// Progress receives progress lines; nil for none.

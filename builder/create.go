@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/kargsd"
 	"github.com/seedbuild/seedbuild/scratch"
 	"io"
@@ -139,10 +140,10 @@ func (b *build) stageBase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("staging base image: %w", err)
 	}
-	_, err = copy.Image(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
+	err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
 		SourceCtx:      b.opts.SystemContext,
 		DestinationCtx: &types.SystemContext{},
-	})
+	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("reading base image %q: %w", displayRef(b.opts.Base), err)
 	}
@@ -400,10 +401,10 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 		return err
 	}
 	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", displayRef(dest))
-	_, err = copy.Image(ctx, b.opts.Policy, dest, src, &copy.Options{
+	err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
 		SourceCtx:      &types.SystemContext{},
 		DestinationCtx: b.opts.SystemContext,
-	})
+	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("writing seed to %q: %w", displayRef(dest), err)
 	}

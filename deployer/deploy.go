@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/localimage"
 	"io"
 	"os"
@@ -27,6 +28,8 @@ type Config struct {
 	Store         storage.Store
 	SystemContext *types.SystemContext
 	Policy        *signature.PolicyContext
+	// Retry applies to pulling the seed.
+	Retry imageref.Retry
 	// PodmanURL is the podman service for the bootc method.
 	PodmanURL string
 	// Target, when set, is checked against the seed's cluster info.
@@ -89,7 +92,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, fmt.Errorf("inspecting %q: %w", displayRef(cfg.Image), err)
 	}
-	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Log)
+	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)
 	if err != nil {
 		return nil, err
 	}

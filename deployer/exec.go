@@ -202,12 +202,15 @@ func (e *executor) runStep(ctx context.Context, st Step) (string, string, error)
 			return "", "", fmt.Errorf("unknown action %q", st.Action)
 		}
 		st.Argv = argv
-		out, err := fn(ctx, st, args)
+		out, err := fn(context.WithoutCancel(ctx), st, args)
 		return out, "", err
 	}
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 4096}
-	err = e.runner.Run(ctx, argv, &stdout, stderr)
+	// A step that started runs to its end: killing ostree half-way through
+	// a deploy would leave what undo cannot cleanly take back. run checks
+	// for cancellation between steps.
+	err = e.runner.Run(context.WithoutCancel(ctx), argv, &stdout, stderr)
 	return strings.TrimSpace(stdout.String()), stderr.String(), err
 }
 

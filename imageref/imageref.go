@@ -5,8 +5,13 @@
 package imageref
 
 import (
+	"context"
+	"time"
+
 	"errors"
 	"fmt"
+	"go.podman.io/common/pkg/retry"
+	"go.podman.io/image/v5/copy"
 	"os"
 	"strings"
 
@@ -138,4 +143,21 @@ func PolicyContext(sys *types.SystemContext) (*signature.PolicyContext, error) {
 		return nil, fmt.Errorf("loading signature policy: %w", err)
 	}
 	return pc, nil
+}
+
+// Retry says how often and how far apart a failed copy is tried again.
+type Retry struct {
+	// Count is the number of retries after the first try; 0 tries once.
+	Count int
+	// Delay between tries; 0 backs off exponentially from one second.
+	Delay time.Duration
+}
+
+// CopyImage copies src to dest, retrying what a flaky network breaks, as
+// podman push and pull do.
+func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) error {
+	return retry.IfNecessary(ctx, func() error {
+		_, err := copy.Image(ctx, pc, dest, src, opts)
+		return err
+	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay})
 }

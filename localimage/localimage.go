@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/scratch"
 	"io"
 	"os"
@@ -30,7 +31,7 @@ const containerPrefix = "seedbuild-mount-"
 // returns its storage reference and ID. d is the image's description, for
 // messages and for naming a pulled image that has no name of its own.
 func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
-	sys *types.SystemContext, pc *signature.PolicyContext, progress io.Writer) (types.ImageReference, string, error) {
+	sys *types.SystemContext, pc *signature.PolicyContext, r imageref.Retry, progress io.Writer) (types.ImageReference, string, error) {
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
 		if err != nil {
@@ -47,7 +48,7 @@ func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, 
 		return nil, "", fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
 	}
 	fmt.Fprintf(progress, "Pulling %s into local storage as %s\n", d.Image, name)
-	if _, err := copy.Image(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys}); err != nil {
+	if err := imageref.CopyImage(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys}, r); err != nil {
 		return nil, "", fmt.Errorf("pulling %q: %w", d.Image, err)
 	}
 	img, err := istorage.Transport.GetStoreImage(store, dest)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -290,4 +291,47 @@ func TestDeployOstreeExt(t *testing.T) {
 	sys := newSysroot(t)
 	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:ext", "--stateroot", "ext", "--sysroot", sys, "--method", "ostree-ext")...)
 	checkNodeEtc(t, f.root, filepath.Join(deploymentDir(t, sys, "ext"), "etc"))
+}
+
+// TestDeployInterrupted sends SIGINT in the middle of a deploy: the step
+// that runs finishes, the rest is skipped, what was done is undone, and
+// the exit code is not 0.
+func TestDeployInterrupted(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:int")...)
+	sys := newSysroot(t)
+	before := status(t, sys)
+	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:int", "--stateroot", "int", "--sysroot", sys, "--method", "ostree")...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	sent := false
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !sent && strings.Contains(out.String(), "[5/") {
+			cmd.Process.Signal(syscall.SIGINT)
+			sent = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	err = cmd.Wait()
+	if !sent || err == nil {
+		t.Fatalf("deploy after SIGINT at step 5: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "undo") || !strings.Contains(out.String(), "canceled") {
+		t.Errorf("deploy output does not show the undo of a cancelled run:\n%s", out.String())
+	}
+	if after := status(t, sys); after != before {
+		t.Errorf("an interrupted deploy left the sysroot changed:\n%s\nwant:\n%s", after, before)
+	}
 }

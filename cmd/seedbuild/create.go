@@ -117,7 +117,7 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	opts := builder.Options{
 		Rootfs: o.rootfs, Layout: layout, OstreeRef: o.ostreeRef, Excludes: o.excludes, Kargs: o.kargs, Compression: comp,
 		AllowCredentials: o.allowCredentials, AllowRunning: o.allowRunning, SystemContext: sys, Policy: pc,
-		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"),
+		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"), Retry: o.retries(),
 	}
 	if opts.TempDir != "" {
 		sys.BigFilesTemporaryDir = opts.TempDir

@@ -96,7 +96,7 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 	cfg := deployer.Config{
 		Options: deployer.Options{Stateroot: o.stateroot, Sysroot: o.sysroot, Method: method, Kargs: o.kargs,
 			NotAsDefault: o.notAsDefault, Force: o.force, NoIBUKarg: o.noIBUKarg},
-		PodmanURL: o.podmanURL, DryRun: o.dryRun, TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
+		PodmanURL: o.podmanURL, DryRun: o.dryRun, Retry: o.retries(), TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
 	}
 	if o.quiet {
 		cfg.Log = io.Discard

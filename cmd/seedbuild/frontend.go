@@ -124,7 +124,7 @@ func lintImage(ctx context.Context, g *globalOptions, name string, sys *types.Sy
 	if err != nil {
 		return nil, err
 	}
-	_, id, err := localimage.Ensure(ctx, store, ref, d, sys, pc, g.stderr)
+	_, id, err := localimage.Ensure(ctx, store, ref, d, sys, pc, imageref.Retry{Count: 3}, g.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ default, and lints the Containerfile first (stopping on errors) unless
 				return err
 			}
 			if o.output != "" {
-				if err := pushLocal(cmd.Context(), g, id, o.output, sys); err != nil {
+				if err := pushLocal(cmd.Context(), g, id, o.output, sys, o.retries()); err != nil {
 					return err
 				}
 			}
@@ -259,7 +259,7 @@ func (o *buildOptions) lint(ctx context.Context, g *globalOptions, contextDir st
 }
 
 // pushLocal writes the local image id to dest.
-func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *types.SystemContext) error {
+func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *types.SystemContext, r imageref.Retry) error {
 	if !imageref.HasTransport(dest) {
 		return usagef("invalid --output %q: want TRANSPORT:NAME", dest)
 	}
@@ -279,7 +279,7 @@ func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *type
 	if err != nil {
 		return err
 	}
-	if _, err := copy.Image(ctx, pc, dst, src, &copy.Options{DestinationCtx: sys}); err != nil {
+	if err := imageref.CopyImage(ctx, pc, dst, src, &copy.Options{DestinationCtx: sys}, r); err != nil {
 		return fmt.Errorf("writing the image to %q: %w", dest, err)
 	}
 	return nil

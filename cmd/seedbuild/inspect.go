@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
@@ -18,6 +19,8 @@ import (
 type registryFlags struct {
 	authfile, certDir, creds string
 	tlsVerify                bool
+	retry                    int
+	retryDelay               time.Duration
 }
 
 func (r *registryFlags) add(cmd *cobra.Command) {
@@ -26,6 +29,12 @@ func (r *registryFlags) add(cmd *cobra.Command) {
 	f.StringVar(&r.certDir, "cert-dir", "", "folder of certificates (*.crt, *.cert, *.key) for registry TLS")
 	f.StringVar(&r.creds, "creds", "", "registry credentials as USER[:PASSWORD]")
 	f.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates for registries")
+	f.IntVar(&r.retry, "retry", 3, "times to retry a pull or push that a network failure broke")
+	f.DurationVar(&r.retryDelay, "retry-delay", 0, "delay between retries (default: exponential back-off from 1s)")
+}
+
+func (r *registryFlags) retries() imageref.Retry {
+	return imageref.Retry{Count: r.retry, Delay: r.retryDelay}
 }
 
 func (r *registryFlags) options(cmd *cobra.Command) imageref.Options {

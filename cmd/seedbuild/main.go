@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code = exitUsage
 	}
 	if msg := oneLine(err.Error()); msg != "" {
-		fmt.Fprintf(stderr, "Error: %s\n", msg)
+		fmt.Fprintf(stderr, "Error: %s%s\n", msg, hint(msg))
 	}
 	if code == exitUsage {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", commandPath(root, args))
@@ -109,3 +109,17 @@ func oneLine(s string) string {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// hint adds what to do about registry failures whose own words are terse.
+func hint(msg string) string {
+	lower := strings.ToLower(msg)
+	switch {
+	case strings.Contains(lower, "authentication required") || strings.Contains(lower, "unauthorized"):
+		return " (unauthorized: check the credentials in --authfile, $REGISTRY_AUTH_FILE or --creds)"
+	case strings.Contains(lower, "x509:") || strings.Contains(lower, "certificate signed by unknown authority"):
+		return " (the registry's certificate is not trusted: give its CA with --cert-dir, or --tls-verify=false)"
+	case strings.Contains(lower, "http response to https client"):
+		return " (the registry speaks plain HTTP: pass --tls-verify=false)"
+	}
+	return ""
+}

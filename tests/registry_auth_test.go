@@ -1,0 +1,118 @@
+package tests
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// selfSigned makes a CA-less self-signed certificate for 127.0.0.1 in dir.
+func selfSigned(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	cert, key = filepath.Join(dir, "domain.crt"), filepath.Join(dir, "domain.key")
+	sh(t, nil, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+		"-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+	return cert, key
+}
+
+// certDir is a --cert-dir folder trusting cert.
+func certDir(t *testing.T, cert string) string {
+	t.Helper()
+	dir := t.TempDir()
+	sh(t, nil, "cp", cert, filepath.Join(dir, "ca.crt"))
+	return dir
+}
+
+func authFile(t *testing.T, registry, user, pass string) string {
+	t.Helper()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	return writeTemp(t, fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, registry, auth))
+}
+
+// TestRegistryAuthAndTLS pushes and inspects through a docker-registry
+// with htpasswd auth and a self-signed certificate.
+func TestRegistryAuthAndTLS(t *testing.T) {
+	f := getFixtures(t)
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	const pass = "SEEDBUILD-CANARY-registry-pass"
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(sh(t, nil, "htpasswd", "-Bbn", "seeduser", pass)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := startRegistry(t, registryOptions{htpasswd: htpasswd, cert: cert, key: key})
+	trust := certDir(t, cert)
+	otherCert, _ := selfSigned(t, t.TempDir())
+	wrongCA := certDir(t, otherCert)
+	good := authFile(t, reg.addr, "seeduser", pass)
+	bad := authFile(t, reg.addr, "seeduser", "wrong-password")
+	root := smallRoot(t, nil)
+	image := reg.ref("seeds/auth:1")
+
+	var outputs []string
+	run := func(env []string, args ...string) result {
+		r := seedbuild(t, env, args...)
+		outputs = append(outputs, r.stdout, r.stderr)
+		return r
+	}
+	if r := run(nil, "create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", image, "--authfile", good, "--cert-dir", trust); r.code != 0 {
+		t.Fatalf("push with good credentials and the right CA: %s", r)
+	}
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"authfile", nil, []string{"--authfile", good, "--cert-dir", trust}, 0, ""},
+		{"REGISTRY_AUTH_FILE", []string{"REGISTRY_AUTH_FILE=" + good}, []string{"--cert-dir", trust}, 0, ""},
+		{"bad credentials", nil, []string{"--authfile", bad, "--cert-dir", trust}, 1, "unauthorized"},
+		{"no credentials", []string{"REGISTRY_AUTH_FILE=" + writeTemp(t, `{"auths":{}}`)}, []string{"--cert-dir", trust}, 1, "unauthorized"},
+		{"wrong CA", nil, []string{"--authfile", good, "--cert-dir", wrongCA}, 1, "certificate"},
+		{"wrong CA, no verify", nil, []string{"--authfile", good, "--cert-dir", wrongCA, "--tls-verify=false"}, 0, ""},
+		{"creds flag", nil, []string{"--creds", "seeduser:" + pass, "--cert-dir", trust}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(tt.env, append([]string{"inspect", image}, tt.args...)...)
+			if r.code != tt.code {
+				t.Fatalf("inspect %v: %s\nwant exit %d", tt.args, r, tt.code)
+			}
+			if tt.code != 0 {
+				lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+				if len(lines) != 1 || !strings.Contains(strings.ToLower(lines[0]), tt.contains) {
+					t.Errorf("inspect %v stderr = %q, want one line saying %q", tt.args, r.stderr, tt.contains)
+				}
+			}
+		})
+	}
+	t.Run("no secret in any output", func(t *testing.T) {
+		for _, o := range outputs {
+			if strings.Contains(o, pass) || strings.Contains(o, base64.StdEncoding.EncodeToString([]byte("seeduser:"+pass))) {
+				t.Errorf("an output leaks the registry password:\n%s", o)
+			}
+		}
+	})
+}
+
+// TestRegistryUnreachable: a registry that is not there gives one clear
+// line after the retries, and nothing is left behind.
+func TestRegistryUnreachable(t *testing.T) {
+	f := getFixtures(t)
+	tmp := t.TempDir()
+	dest := fmt.Sprintf("docker://127.0.0.1:%d/seeds/x:1", freePort(t))
+	r := seedbuild(t, []string{"TMPDIR=" + tmp}, "create", "-q", "--rootfs", smallRoot(t, nil), "--base", "oci-archive:"+f.base,
+		"--output", dest, "--tls-verify=false", "--retry", "2", "--retry-delay", "100ms")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if r.code != 1 || !strings.HasPrefix(last, "Error: ") || !strings.Contains(last, "connection refused") || strings.Count(r.stderr, "retrying") != 2 {
+		t.Errorf("push to a registry that is not there: %s\nwant exit 1, two retries, and a last line saying connection refused", r)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("a failed push left %v behind", left)
+	}
+}
