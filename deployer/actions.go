@@ -153,11 +153,7 @@ func unstage(dir string) error {
 	if dir == "" {
 		return nil
 	}
-	etc := filepath.Join(dir, "tree/usr/etc")
-	if err := unix.Unmount(etc, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmounting %q: %w", etc, err)
-	}
-	return os.RemoveAll(dir)
+	return scratch.RemoveAll(dir)
 }
 
 func (e *executor) tempDirAction(context.Context, Step, map[string]string) (string, error) {
@@ -169,7 +165,7 @@ func (e *executor) tempDirAction(context.Context, Step, map[string]string) (stri
 }
 
 func (e *executor) removeTempDir(_ context.Context, _ Step, a map[string]string) (string, error) {
-	return "", os.RemoveAll(a["dir"])
+	return "", scratch.RemoveAll(a["dir"])
 }
 
 // classicCommit finds the commit a classic seed's repo carries: the booted

@@ -112,6 +112,16 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if seed.Kind.Bootable() && seed.HasBootc && (cfg.Method == Auto || cfg.Method == Bootc) {
 		ping = PodmanPinger(cfg.PodmanURL)
 	}
+	ex := &executor{
+		runner: cfg.runner, vars: map[string]string{"mount": mnt.Path}, events: cfg.Events, sysroot: cfg.Sysroot,
+		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
+	}
+	ex.registerActions()
+	if fileExists(filepath.Join(cfg.Sysroot, "ostree/repo/config")) {
+		if err := ex.recoverJournals(ctx, cfg.Log); err != nil {
+			return nil, err
+		}
+	}
 	host := GatherHost(ctx, cfg.Sysroot, ping)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
@@ -125,18 +135,21 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Events != nil {
 		cfg.Events(Event{Type: "info", Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
 	}
-	ex := &executor{
-		runner: cfg.runner, vars: map[string]string{"mount": mnt.Path}, events: cfg.Events, sysroot: cfg.Sysroot,
-		tempDir: cfg.TempDir, kargs: plan.Kargs, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
-	}
-	ex.registerActions()
+	ex.kargs = plan.Kargs
 	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_FAILURE")); err == nil {
 		ex.failAt = n
 	}
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err
 	}
-	if err := ex.run(ctx, plan); err != nil {
+	j := journal{PID: os.Getpid(), Stateroot: cfg.Stateroot, NewStateroot: !contains(host.Stateroots, cfg.Stateroot), Before: ex.before}
+	if err := j.write(cfg.Sysroot); err != nil {
+		return nil, err
+	}
+	err = ex.run(ctx, plan)
+	// Done, or undone: either way nothing is left to recover.
+	os.Remove(journalPath(cfg.Sysroot, cfg.Stateroot))
+	if err != nil {
 		return res, err
 	}
 	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]

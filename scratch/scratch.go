@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,8 +43,38 @@ func New(parent, purpose string) (*Dir, error) {
 	return &Dir{Path: dir}, nil
 }
 
-// Remove deletes the folder and everything in it.
-func (d *Dir) Remove() { os.RemoveAll(d.Path) }
+// Remove deletes the folder and everything in it, unmounting what is
+// mounted under it first, so nothing is removed through a mount.
+func (d *Dir) Remove() { RemoveAll(d.Path) }
+
+// RemoveAll unmounts everything mounted under dir, deepest first, then
+// removes dir. It never deletes through a mount point.
+func RemoveAll(dir string) error {
+	for _, m := range mountsUnder(dir) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %q: %w", m, err)
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// mountsUnder lists the mount points under dir, deepest first.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	prefix := filepath.Clean(dir) + "/"
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], prefix) {
+			out = append(out, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out
+}
 
 // RemoveStale removes the temporary folders of seedbuild runs that are no
 // longer running, and says so on w.
@@ -68,7 +99,7 @@ func RemoveStale(parent string, w io.Writer) {
 		if err != nil || pid <= 0 || Alive(pid) {
 			continue
 		}
-		if err := os.RemoveAll(dir); err == nil {
+		if err := RemoveAll(dir); err == nil {
 			fmt.Fprintf(w, "Removed %s, left by an interrupted seedbuild run (pid %d)\n", dir, pid)
 		}
 	}

@@ -335,3 +335,59 @@ func TestDeployInterrupted(t *testing.T) {
 		t.Errorf("an interrupted deploy left the sysroot changed:\n%s\nwant:\n%s", after, before)
 	}
 }
+
+// TestDeployKilledIsRecovered kills a deploy with SIGKILL half-way; the
+// next run finds what it left (the stateroot, its deployment, the mount
+// container, the staging folder), removes it and says so.
+func TestDeployKilledIsRecovered(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:kill")...)
+	sys := newSysroot(t)
+	tmp := t.TempDir()
+	before := status(t, sys)
+	containersBefore := st.buildah(t, "containers", "-a", "-q")
+	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:kill", "--stateroot", "killed", "--sysroot", sys, "--method", "ostree")...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	killed := false
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !killed && strings.Contains(out.String(), "[6/") {
+			cmd.Process.Kill()
+			killed = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	cmd.Wait()
+	if !killed {
+		t.Fatalf("the deploy ended before it could be killed:\n%s", out.String())
+	}
+	if status(t, sys) == before {
+		t.Fatalf("the killed deploy left nothing to recover; the test proves nothing")
+	}
+	r := seedbuild(t, []string{"TMPDIR=" + tmp}, st.flags("deploy", "localhost/seed:kill", "--stateroot", "next", "--sysroot", sys, "--method", "ostree", "--dry-run")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "Undid an interrupted deploy into stateroot killed") {
+		t.Errorf("the next run did not recover: %s", r)
+	}
+	if after := status(t, sys); after != before {
+		t.Errorf("after recovery the sysroot is\n%s\nwant\n%s", after, before)
+	}
+	if got := st.buildah(t, "containers", "-a", "-q"); got != containersBefore {
+		t.Errorf("storage containers after recovery = %q, want %q", got, containersBefore)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary folders left after recovery: %v", left)
+	}
+}
