@@ -155,9 +155,31 @@ type Retry struct {
 
 // CopyImage copies src to dest, retrying what a flaky network breaks, as
 // podman push and pull do.
+// A local destination (oci-archive:, oci:, dir:) that did not exist before
+// is removed when the copy fails, so nothing is left half-written.
 func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) error {
-	return retry.IfNecessary(ctx, func() error {
+	path := localPath(dest)
+	existed := path == ""
+	if !existed {
+		_, err := os.Lstat(path)
+		existed = err == nil
+	}
+	err := retry.IfNecessary(ctx, func() error {
 		_, err := copy.Image(ctx, pc, dest, src, opts)
 		return err
 	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay})
+	if err != nil && !existed {
+		os.RemoveAll(path)
+	}
+	return err
+}
+
+// localPath is the file or folder a local destination writes, or "".
+func localPath(ref types.ImageReference) string {
+	switch ref.Transport().Name() {
+	case "oci-archive", "oci", "dir":
+		p, _, _ := strings.Cut(ref.StringWithinTransport(), ":")
+		return p
+	}
+	return ""
 }
