@@ -40,5 +40,16 @@ demo: deps build
 bench: deps build
 	BENCH_DIR=$(BENCH_DIR) BENCH_SCALE=$(BENCH_SCALE) hack/bench.sh
 
+# Each fuzz target runs for FUZZTIME; their seed corpora also run in make test.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := labels:FuzzParse labels:FuzzClusterInfo frontend:FuzzLintContainerfile seedimage:FuzzReadArchive kargsd:FuzzParse
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
+	  $(GO) test $(GOFLAGS_ALL) -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
 clean:
 	rm -rf bin

@@ -224,3 +224,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzClusterInfo(f *testing.F) {
+	f.Add(fullInfo)
+	f.Add(`{"future":{"x":[1,2,{"y":null}]},"has_fips":true}`)
+	f.Add(`{"node_ips":"not a list"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := ParseClusterInfo([]byte(in))
+		if err != nil {
+			var ce *ClusterInfoError
+			if !errors.As(err, &ce) {
+				t.Fatalf("ParseClusterInfo error %T is not a *ClusterInfoError", err)
+			}
+			return
+		}
+		out, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON after a good parse: %v", err)
+		}
+		back, err := ParseClusterInfo(out)
+		if err != nil {
+			t.Fatalf("ParseClusterInfo(MarshalJSON()) = %v", err)
+		}
+		if again, _ := back.MarshalJSON(); string(again) != string(out) {
+			t.Fatalf("round trip is not stable: %s then %s", out, again)
+		}
+	})
+}

@@ -1,0 +1,95 @@
+package seedimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/seedbuild/seedbuild/labels"
+	"go.podman.io/image/v5/oci/archive"
+	"go.podman.io/image/v5/types"
+)
+
+// ociArchive builds a small OCI archive whose image has the given labels.
+func ociArchive(t testing.TB, lbls string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	blob := func(data []byte) string {
+		sum := sha256.Sum256(data)
+		h := hex.EncodeToString(sum[:])
+		add("blobs/sha256/"+h, data)
+		return "sha256:" + h
+	}
+	cfg := []byte(`{"architecture":"amd64","os":"linux","config":{"Labels":` + lbls + `},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	cfgDigest := blob(cfg)
+	mf := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		cfgDigest + `","size":` + itoa(len(cfg)) + `},"layers":[]}`)
+	mfDigest := blob(mf)
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"`+mfDigest+`","size":`+itoa(len(mf))+`}]}`))
+	tw.Close()
+	return buf.Bytes()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func readBytes(t testing.TB, data []byte) (*Description, error) {
+	p := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := archive.ParseReference(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Read(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
+}
+
+func TestReadArchive(t *testing.T) {
+	tests := []struct {
+		name   string
+		labels string
+		kind   string
+		err    error
+	}{
+		{"native", `{"com.openshift.lifecycle-agent.seed_format_version":"5","containers.bootc":"1"}`, "native", nil},
+		{"classic", `{"com.openshift.lifecycle-agent.seed_format_version":"4"}`, "classic", nil},
+		{"not a seed", `{}`, "not-a-seed", labels.ErrNotASeed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := readBytes(t, ociArchive(t, tt.labels))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("Read() error = %v, want %v", err, tt.err)
+			}
+			if d.Kind != tt.kind || d.Architecture != "amd64" || d.LayerCount != 0 {
+				t.Errorf("Read() = %+v, want kind %s", d, tt.kind)
+			}
+		})
+	}
+}
+
+// FuzzReadArchive feeds arbitrary bytes to the archive reading path: it
+// must answer with an error or a description, never a panic.
+func FuzzReadArchive(f *testing.F) {
+	f.Add(ociArchive(f, `{"com.openshift.lifecycle-agent.seed_format_version":"5"}`))
+	f.Add(ociArchive(f, `{"com.openshift.lifecycle-agent.seed_format_version":"4","com.openshift.lifecycle-agent.seed_cluster_info":"{\"a\":"}`))
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := readBytes(t, data)
+		if err == nil && d == nil {
+			t.Fatal("Read() returned neither a description nor an error")
+		}
+	})
+}
