@@ -40,6 +40,11 @@ demo: deps build
 bench: deps build
 	BENCH_DIR=$(BENCH_DIR) BENCH_SCALE=$(BENCH_SCALE) hack/bench.sh
 
+# Man pages, from the cobra tree; make test checks that they are current.
+docs: build
+	rm -rf docs/man
+	bin/seedbuild gen-man docs/man >/dev/null
+
 # Each fuzz target runs for FUZZTIME; their seed corpora also run in make test.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := labels:FuzzParse labels:FuzzClusterInfo frontend:FuzzLintContainerfile seedimage:FuzzReadArchive kargsd:FuzzParse
@@ -48,7 +53,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; fn=$${t#*:}; \
 	  echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
-	  $(GO) test $(GOFLAGS_ALL) -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	  $(GO) test $(GOFLAGS_ALL) -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./$$pkg || exit 1; \
 	done
 
 clean:

@@ -143,6 +143,7 @@ func (b *build) stageBase(ctx context.Context) error {
 	err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
 		SourceCtx:      b.opts.SystemContext,
 		DestinationCtx: &types.SystemContext{},
+		ReportWriter:   b.copyReport(),
 	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("reading base image %q: %w", displayRef(b.opts.Base), err)
@@ -404,6 +405,7 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 	err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
 		SourceCtx:      &types.SystemContext{},
 		DestinationCtx: b.opts.SystemContext,
+		ReportWriter:   b.copyReport(),
 	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("writing seed to %q: %w", displayRef(dest), err)
@@ -412,25 +414,13 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 	return nil
 }
 
-// progress prints a line every few seconds while capturing.
-func (b *build) progress() (stop func()) {
-	done := make(chan struct{})
-	start := time.Now()
-	go func() {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				files, bytes := b.tally.snapshot()
-				secs := time.Since(start).Seconds()
-				fmt.Fprintf(b.opts.Progress, "Capturing: %d files, %.1f MiB, %.1f MiB/s\n", files, float64(bytes)/(1<<20), float64(bytes)/(1<<20)/secs)
-			}
-		}
-	}()
-	return func() { close(done) }
+// copyReport is where containers/image reports a copy: the progress
+// writer for pushes and pulls from a registry, which take long.
+func (b *build) copyReport() io.Writer {
+	if b.opts.Progress == io.Discard {
+		return nil
+	}
+	return b.opts.Progress
 }
 
 func displayRef(ref types.ImageReference) string {

@@ -117,7 +117,8 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
 	}
 	ex.registerActions()
-	if fileExists(filepath.Join(cfg.Sysroot, "ostree/repo/config")) {
+	// A dry run changes nothing, not even what a killed run left.
+	if !cfg.DryRun && fileExists(filepath.Join(cfg.Sysroot, "ostree/repo/config")) {
 		if err := ex.recoverJournals(ctx, cfg.Log); err != nil {
 			return nil, err
 		}

@@ -17,6 +17,9 @@ import (
 func ReadTarget(root string) labels.Target {
 	t := labels.Target{Architecture: runtime.GOARCH}
 	live := filepath.Clean(root) == "/"
+	if !live {
+		t.Architecture = rootArch(root)
+	}
 	if live {
 		if data, err := os.ReadFile("/proc/sys/crypto/fips_enabled"); err == nil {
 			v := strings.TrimSpace(string(data)) == "1"
@@ -91,4 +94,19 @@ func mountWhere(unit string) string {
 func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// rootArch tells a root's architecture from its kernel's name
+// (5.14.0-570.el9_6.x86_64), GOARCH style, or "" when it has none.
+func rootArch(root string) string {
+	kernels, _ := filepath.Glob(filepath.Join(root, "usr/lib/modules/*/vmlinuz"))
+	for _, k := range kernels {
+		name := filepath.Base(filepath.Dir(k))
+		for suffix, arch := range map[string]string{".x86_64": "amd64", ".aarch64": "arm64", ".s390x": "s390x", ".ppc64le": "ppc64le"} {
+			if strings.HasSuffix(name, suffix) {
+				return arch
+			}
+		}
+	}
+	return ""
 }

@@ -16,9 +16,10 @@ func TestReadTarget(t *testing.T) {
 	write("etc/machine-config-daemon/currentconfig", `{"spec":{"fips":true}}`)
 	write("etc/mco/proxy.env", "HTTPS_PROXY=http://proxy.example.com:3128\nNO_PROXY=.cluster.local\n")
 	write("etc/systemd/system/var-lib-containers.mount", "[Mount]\nWhat=/dev/sdb1\nWhere=/var/lib/containers\n")
+	write("usr/lib/modules/5.14.0-570.el9_6.aarch64/vmlinuz", "k")
 	got := ReadTarget(root)
 	if got.FIPS == nil || !*got.FIPS || got.Proxy == nil || !*got.Proxy || got.UserCABundle == nil || *got.UserCABundle ||
-		got.ContainerStorageMountpointTarget == nil || *got.ContainerStorageMountpointTarget != "/var/lib/containers" || got.Architecture == "" {
+		got.ContainerStorageMountpointTarget == nil || *got.ContainerStorageMountpointTarget != "/var/lib/containers" || got.Architecture != "arm64" {
 		t.Errorf("ReadTarget() = %+v", got)
 	}
 	empty := ReadTarget(t.TempDir())

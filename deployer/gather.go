@@ -35,7 +35,7 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 		}
 		h.InheritedKargs = inheritedKargs(string(cmdline))
 	}
-	h.HasOstreeContainer = ostreeContainerWorks(ctx)
+	h.HasOstreeContainer = OstreeContainerWorks(ctx)
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
@@ -67,10 +67,10 @@ func inheritedKargs(cmdline string) []string {
 	return out
 }
 
-// ostreeContainerWorks checks for ostree-ext's `ostree container image
+// OstreeContainerWorks checks for ostree-ext's `ostree container image
 // deploy`. Plain ostree answers any unknown command with its usage and exit
 // 0, so the help text itself is checked.
-func ostreeContainerWorks(ctx context.Context) bool {
+func OstreeContainerWorks(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ostree", "container", "image", "deploy", "--help").CombinedOutput()

@@ -15,6 +15,7 @@ import (
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/oci/archive"
 	"go.podman.io/image/v5/types"
+	"go.podman.io/storage/pkg/reexec"
 )
 
 // ociArchive builds a small OCI archive whose image has the given labels.
@@ -92,4 +93,12 @@ func FuzzReadArchive(f *testing.F) {
 			t.Fatal("Read() returned neither a description nor an error")
 		}
 	})
+}
+
+func TestMain(m *testing.M) {
+	// containers/image may re-execute the test binary to unpack archives.
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
 }

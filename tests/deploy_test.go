@@ -197,6 +197,15 @@ func TestDeployRefusals(t *testing.T) {
 	st.buildah(t, "config", "--label", "com.openshift.lifecycle-agent.seed_format_version=9", ctr)
 	st.buildah(t, "commit", "-q", ctr, "oci-archive:"+badFormat)
 	st.buildah(t, "rm", ctr)
+	badInfo := filepath.Join(t.TempDir(), "bad-info.tar")
+	ctr = strings.TrimSpace(st.buildah(t, "from", "scratch"))
+	st.buildah(t, "config", "--label", "com.openshift.lifecycle-agent.seed_format_version=5",
+		"--label", `com.openshift.lifecycle-agent.seed_cluster_info={"cluster_name": sno`, ctr)
+	st.buildah(t, "commit", "-q", ctr, "oci-archive:"+badInfo)
+	st.buildah(t, "rm", ctr)
+	if r := seedbuild(t, nil, "inspect", "oci-archive:"+badInfo); r.code != 1 || !strings.Contains(r.stderr, "cluster info at byte") {
+		t.Errorf("inspect of garbage cluster info: %s", r)
+	}
 
 	before := status(t, sys)
 	tests := []struct {
@@ -213,6 +222,7 @@ func TestDeployRefusals(t *testing.T) {
 		{"unknown method", []string{"localhost/seed:native", "--stateroot", "x", "--method", "magic"}, 2, "magic"},
 		{"not a seed", []string{"oci-archive:" + f.base, "--stateroot", "x"}, 1, "not a seed"},
 		{"unknown format", []string{"oci-archive:" + badFormat, "--stateroot", "x"}, 1, `unknown seed format version "9"`},
+		{"garbage cluster info", []string{"oci-archive:" + badInfo, "--stateroot", "x"}, 1, "cluster info at byte"},
 		{"bootc without bootc", []string{"localhost/seed:native", "--stateroot", "x", "--method", "bootc"}, 1, "no /usr/bin/bootc"},
 	}
 	for _, tt := range tests {
@@ -347,6 +357,7 @@ func TestDeployKilledIsRecovered(t *testing.T) {
 	tmp := t.TempDir()
 	before := status(t, sys)
 	containersBefore := st.buildah(t, "containers", "-a", "-q")
+	_ = before
 	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:kill", "--stateroot", "killed", "--sysroot", sys, "--method", "ostree")...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stderr, err := cmd.StderrPipe()
@@ -377,12 +388,20 @@ func TestDeployKilledIsRecovered(t *testing.T) {
 	if status(t, sys) == before {
 		t.Fatalf("the killed deploy left nothing to recover; the test proves nothing")
 	}
-	r := seedbuild(t, []string{"TMPDIR=" + tmp}, st.flags("deploy", "localhost/seed:kill", "--stateroot", "next", "--sysroot", sys, "--method", "ostree", "--dry-run")...)
+	dry := status(t, sys)
+	if r := seedbuild(t, []string{"TMPDIR=" + tmp}, st.flags("deploy", "localhost/seed:kill", "--stateroot", "next", "--sysroot", sys, "--dry-run")...); r.code != 0 || status(t, sys) != dry {
+		t.Errorf("a dry run changed the sysroot or failed: %s", r)
+	}
+	r := seedbuild(t, []string{"TMPDIR=" + tmp}, st.flags("deploy", "localhost/seed:kill", "--stateroot", "next", "--sysroot", sys, "--method", "ostree")...)
 	if r.code != 0 || !strings.Contains(r.stderr, "Undid an interrupted deploy into stateroot killed") {
 		t.Errorf("the next run did not recover: %s", r)
 	}
-	if after := status(t, sys); after != before {
-		t.Errorf("after recovery the sysroot is\n%s\nwant\n%s", after, before)
+	after := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys)
+	if strings.Contains(after, "killed") || strings.Count(after, " next ") != 1 {
+		t.Errorf("after recovery the sysroot holds:\n%s\nwant only the new stateroot next", after)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(sys, "ostree/deploy")); len(entries) != 1 {
+		t.Errorf("stateroots after recovery: %v, want only next", entries)
 	}
 	if got := st.buildah(t, "containers", "-a", "-q"); got != containersBefore {
 		t.Errorf("storage containers after recovery = %q, want %q", got, containersBefore)

@@ -2,6 +2,9 @@ package tests
 
 import (
 	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
 
 	"encoding/json"
 	"golang.org/x/sys/unix"
@@ -22,7 +25,7 @@ func busyboxExtra(t *testing.T) string {
 		t.Fatal(err)
 	}
 	sh(t, nil, "cp", "/bin/busybox", filepath.Join(bin, "busybox"))
-	for _, tool := range []string{"sh", "tar", "mkdir", "touch", "cat", "echo", "rm", "ls", "gzip"} {
+	for _, tool := range []string{"sh", "tar", "mkdir", "touch", "cat", "echo", "rm", "ls", "gzip", "sleep"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, tool)); err != nil {
 			t.Fatal(err)
 		}
@@ -280,4 +283,51 @@ func ulimit(resource int) string {
 	var r unix.Rlimit
 	unix.Getrlimit(resource, &r)
 	return fmt.Sprintf("%d:%d", r.Cur, r.Max)
+}
+
+// TestBuildInterrupted sends SIGINT during a RUN step: the build stops
+// with a non-zero exit and leaves no image or working container behind.
+func TestBuildInterrupted(t *testing.T) {
+	st := busyboxBase(t)
+	ctx := t.TempDir()
+	writeFiles(t, ctx, map[string]string{"Containerfile": "FROM localhost/busybase:latest\nRUN sleep 8\n"})
+	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
+	containers := st.buildah(t, "containers", "-a", "-q")
+	cmd := exec.Command(bin, st.flags("build", "-t", "interrupted:1", ctx)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	sent := false
+	start := time.Now()
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !sent && strings.Contains(out.String(), "STEP 2/2") {
+			time.Sleep(500 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGINT)
+			sent = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	err = cmd.Wait()
+	if !sent || err == nil {
+		t.Fatalf("build after SIGINT: %v\n%s", err, out.String())
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the build took %s to stop", time.Since(start))
+	}
+	if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
+		t.Errorf("images after an interrupted build = %q, want %q", got, images)
+	}
+	if got := st.buildah(t, "containers", "-a", "-q"); got != containers {
+		t.Errorf("containers after an interrupted build = %q, want %q", got, containers)
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // selfSigned makes a CA-less self-signed certificate for 127.0.0.1 in dir.
@@ -114,5 +116,61 @@ func TestRegistryUnreachable(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("a failed push left %v behind", left)
+	}
+}
+
+// TestRegistryGoesAwayMidPush kills the registry while a seed is being
+// pushed and brings it back: the push retries with back-off and succeeds,
+// and the pushed seed is whole.
+func TestRegistryGoesAwayMidPush(t *testing.T) {
+	f := getFixtures(t)
+	reg := startRegistry(t, registryOptions{})
+	// 96 MiB of noise makes a layer that takes a while to push.
+	noise := make([]byte, 96<<20)
+	x := uint32(2463534242)
+	for i := range noise {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		noise[i] = byte(x)
+	}
+	root := smallRoot(t, map[string]string{"var/lib/noise.bin": string(noise)})
+	dest := reg.ref("seeds/flaky:1")
+	cmd := exec.Command(bin, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", dest,
+		"--tls-verify=false", "--retry", "5", "--retry-delay", "2s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	cut := false
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !cut && strings.Contains(out.String(), "Writing seed to") {
+			time.Sleep(300 * time.Millisecond)
+			reg.stop()
+			cut = true
+			go func() {
+				time.Sleep(1500 * time.Millisecond)
+				reg.start(t)
+			}()
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("push across a registry restart failed: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "retrying") {
+		t.Logf("the push finished without a retry (the cut came too late):\n%s", out.String())
+	}
+	if d := inspect(t, "--tls-verify=false", dest); d.Kind != "native" {
+		t.Errorf("the pushed seed inspects as %q", d.Kind)
 	}
 }

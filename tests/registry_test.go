@@ -14,8 +14,10 @@ import (
 
 // registry is a docker-registry started by a test on 127.0.0.1.
 type registry struct {
-	addr string
-	cmd  *exec.Cmd
+	addr    string
+	cmd     *exec.Cmd
+	cfgPath string
+	logPath string
 }
 
 // registryOptions turn on auth and TLS.
@@ -50,16 +52,8 @@ func startRegistry(t testing.TB, o registryOptions) *registry {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("docker-registry", "serve", cfgPath)
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := startService(cmd); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
-	}
-	r := &registry{addr: addr, cmd: cmd}
+	r := &registry{addr: addr, cfgPath: cfgPath, logPath: filepath.Join(dir, "registry.log")}
+	r.start(t)
 	t.Cleanup(func() { r.stop() })
 	scheme := "http"
 	if o.cert != "" {
@@ -78,6 +72,21 @@ func startRegistry(t testing.TB, o registryOptions) *registry {
 	log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
 	t.Fatalf("docker-registry on %s did not answer: %s", addr, log)
 	return nil
+}
+
+// start runs the registry process (again, after stop).
+func (r *registry) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command("docker-registry", "serve", r.cfgPath)
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := startService(cmd); err != nil {
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	r.cmd = cmd
 }
 
 func (r *registry) stop() {

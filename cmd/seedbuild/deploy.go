@@ -58,7 +58,8 @@ For native seeds every method ends by laying the seed's /etc state into the
 new deployment's /etc, so its /usr/etc stays the OS image's.`,
 		Example: `  seedbuild deploy localhost/seed:4.20 --stateroot rhcos-4.20 --dry-run
   seedbuild deploy oci-archive:/var/tmp/seed.tar --stateroot seed --sysroot /var/tmp/sysroot --method ostree`,
-		Args: exactArgs(1, "IMAGE"),
+		Args:              exactArgs(1, "IMAGE"),
+		ValidArgsFunction: completeLocalImages(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
 				return err

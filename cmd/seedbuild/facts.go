@@ -16,9 +16,10 @@ func newFactsCmd(g *globalOptions) *cobra.Command {
 		Use:   "facts",
 		Short: "Print what a target node can tell about itself, for compatibility checks",
 		Long: `Prints the facts of a target node that a seed must match: FIPS, proxy, user CA
-bundle, the container-storage mount target, architecture and, when it can be
-read, the OpenShift version. What cannot be read is left out, and can be
-filled in by hand. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
+bundle, the container-storage mount target and architecture (of the running
+system for /, else of the root's kernel). What cannot be read is left out and
+can be filled in by hand, such as ocp_version, the version the node is to
+run. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
 		Example: `  seedbuild facts --json > facts.json
   seedbuild inspect localhost/seed:4.20 --against facts.json`,
 		Args: cobra.NoArgs,

@@ -89,6 +89,7 @@ Exits 1 when there are errors, or with --strict any finding at all.`,
 	f.BoolVar(&o.asJSON, "json", false, "print findings as JSON")
 	f.BoolVar(&o.strict, "strict", false, "fail on warnings too")
 	cmd.MarkFlagsMutuallyExclusive("file", "image")
+	cmd.RegisterFlagCompletionFunc("image", completeLocalImages(g))
 	o.registryFlags.add(cmd)
 	return cmd
 }
@@ -176,6 +177,9 @@ default, and lints the Containerfile first (stopping on errors) unless
 			}
 			if _, err := frontend.ParseIsolation(o.isolation); err != nil {
 				return usageError{err}
+			}
+			if o.output != "" && !imageref.HasTransport(o.output) {
+				return usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/image.tar", o.output)
 			}
 			bargs := map[string]string{}
 			for _, a := range o.buildArgs {
@@ -300,8 +304,10 @@ seed: FROM the seed, with the cluster configuration JSON at
 /usr/opt/openshift/cluster-configuration/manifest.json, extra manifests in
 manifests/ beside it, and a tmpfiles.d rule in /usr/lib/tmpfiles.d that links
 it under /var/opt/openshift/cluster-configuration. Nothing goes into the
-image's /etc. For bootc-tarball seeds it adds the untar steps of etc.tgz and
-var.tgz. Build the result with seedbuild build (or buildah bud).`,
+image's /etc, except for bootc-tarball seeds, where it adds the untar steps of
+etc.tgz and var.tgz onto / that the installer writes (those seeds have no
+other way to carry /etc). Build the result with seedbuild build (or buildah
+bud).`,
 		Example: `  seedbuild containerfile --seed localhost/seed:4.20 --cluster-config cluster.json -o configured-seed
   seedbuild build -t localhost/configured-seed:4.20 configured-seed`,
 		Args: cobra.NoArgs,
@@ -347,6 +353,7 @@ var.tgz. Build the result with seedbuild build (or buildah bud).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.seed, "seed", "", "seed image to configure (any transport)")
+	cmd.RegisterFlagCompletionFunc("seed", completeLocalImages(g))
 	f.StringVar(&o.clusterConfig, "cluster-config", "", "cluster configuration JSON file")
 	f.StringVar(&o.extraManifests, "extra-manifests", "", "folder of extra manifests to add")
 	f.StringVarP(&o.out, "output", "o", "configured-seed", "folder to write the build context into (must not exist or be empty)")

@@ -68,7 +68,8 @@ else docker://.
 Exits 1 when the image is not a seed or cannot be read.`,
 		Example: `  seedbuild inspect oci-archive:/var/tmp/seed.tar
   seedbuild inspect --json docker://registry.example.com/seeds/sno:4.20`,
-		Args: exactArgs(1, "IMAGE"),
+		Args:              exactArgs(1, "IMAGE"),
+		ValidArgsFunction: completeLocalImages(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := g.storeFor(args[0])
 			if err != nil {

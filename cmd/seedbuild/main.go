@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/deployer"
 	"io"
 	"os"
 	"os/signal"
@@ -77,7 +78,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.As(err, &ue), isCobraUsage(err):
 		code = exitUsage
 	}
-	if msg := oneLine(err.Error()); msg != "" {
+	var pe *deployer.PreflightError
+	if errors.As(err, &pe) {
+		// Every problem on a line of its own, all at once.
+		fmt.Fprintf(stderr, "Error: refusing to deploy, %d problem(s):\n", len(pe.Problems))
+		for _, p := range pe.Problems {
+			fmt.Fprintf(stderr, "  %s\n", oneLine(p.String()))
+		}
+	} else if msg := oneLine(err.Error()); msg != "" {
 		fmt.Fprintf(stderr, "Error: %s%s\n", msg, hint(msg))
 	}
 	if code == exitUsage {

@@ -125,6 +125,8 @@ bootc and seedbuild itself can consume it.`,
 		newLintCmd(g),
 		newContainerfileCmd(g),
 		newFactsCmd(g),
+		newInfoCmd(g),
+		newGenDocsCmd(g),
 	)
 	return cmd, g
 }
@@ -137,4 +139,31 @@ func commandPath(root *cobra.Command, args []string) string {
 		return root.Name()
 	}
 	return c.CommandPath()
+}
+
+// completeLocalImages completes image arguments with the names of the
+// images in local storage.
+func completeLocalImages(g *globalOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		store, err := g.openStore()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		images, err := store.Images()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		for _, img := range images {
+			for _, n := range img.Names {
+				if strings.HasPrefix(n, toComplete) {
+					names = append(names, n)
+				}
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
