@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,6 +200,22 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 		if _, err := run(args...); err != nil {
 			return "", err
 		}
+	}
+	// The fresh repo's folders and files carry the node's times where the
+	// node's repo has the same path, as a tar of that repo would.
+	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dst, p)
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(src, rel), &st) != nil {
+			return nil
+		}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		return "", fmt.Errorf("dating the seed's ostree repo: %w", err)
 	}
 	return dst, nil
 }

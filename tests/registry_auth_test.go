@@ -63,6 +63,14 @@ func TestRegistryAuthAndTLS(t *testing.T) {
 	if r := run(nil, "create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", image, "--authfile", good, "--cert-dir", trust); r.code != 0 {
 		t.Fatalf("push with good credentials and the right CA: %s", r)
 	}
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "seed:push")...)
+	if r := run(nil, st.flags("push", "-q", "localhost/seed:push", reg.ref("seeds/pushed:1"), "--authfile", good, "--cert-dir", trust)...); r.code != 0 {
+		t.Fatalf("seedbuild push: %s", r)
+	}
+	if r := run(nil, st.flags("push", "-q", "localhost/seed:push", reg.ref("seeds/pushed:2"), "--authfile", bad, "--cert-dir", trust)...); r.code != 1 || !strings.Contains(r.stderr, "unauthorized") {
+		t.Errorf("seedbuild push with bad credentials: %s", r)
+	}
 	tests := []struct {
 		name     string
 		env      []string

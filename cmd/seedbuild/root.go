@@ -126,6 +126,7 @@ bootc and seedbuild itself can consume it.`,
 		newContainerfileCmd(g),
 		newFactsCmd(g),
 		newInfoCmd(g),
+		newPushCmd(g),
 		newGenDocsCmd(g),
 	)
 	return cmd, g
