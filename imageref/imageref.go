@@ -6,6 +6,7 @@ package imageref
 
 import (
 	"context"
+	"go.podman.io/image/v5/pkg/shortnames"
 	"time"
 
 	"errors"
@@ -46,6 +47,8 @@ func (o Options) SystemContext() (*types.SystemContext, error) {
 		DockerCertPath:          o.CertDir,
 		OCICertPath:             o.CertDir,
 		DockerRegistryUserAgent: "seedbuild",
+		// As podman: CONTAINERS_REGISTRIES_CONF names registries.conf.
+		SystemRegistriesConfPath: os.Getenv("CONTAINERS_REGISTRIES_CONF"),
 	}
 	if sys.AuthFilePath == "" {
 		sys.AuthFilePath = os.Getenv("REGISTRY_AUTH_FILE")
@@ -115,7 +118,17 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 			}
 		}
 	}
-	ref, err := docker.ParseReference("//" + name)
+	// Short names resolve as podman resolves them: registries.conf aliases,
+	// then its unqualified-search registries, without prompting.
+	mode := types.ShortNameModePermissive
+	resolved, err := shortnames.Resolve(&types.SystemContext{ShortNameMode: &mode, SystemRegistriesConfPath: os.Getenv("CONTAINERS_REGISTRIES_CONF")}, name)
+	if err != nil {
+		return nil, fmt.Errorf("resolving image name %q: %w", name, err)
+	}
+	if len(resolved.PullCandidates) == 0 {
+		return nil, fmt.Errorf("resolving image name %q: no registry to look in: give a full name, such as registry.example.com/%s", name, name)
+	}
+	ref, err := docker.NewReference(resolved.PullCandidates[0].Value)
 	if err != nil {
 		return nil, fmt.Errorf("parsing image name %q: %w", name, err)
 	}

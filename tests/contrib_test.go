@@ -299,3 +299,28 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion bash does not print a bash completion script")
 	}
 }
+
+// TestInfo reports the store, registries.conf, the podman service and the
+// deploy tools, as JSON.
+func TestInfo(t *testing.T) {
+	st := newStore(t)
+	r := mustSeedbuild(t, st.flags("info", "--json", "--podman-url", "unix:///nonexistent/podman.sock")...)
+	var info struct {
+		GraphRoot       string `json:"graph_root"`
+		RegistriesConf  string `json:"registries_conf"`
+		PodmanAnswers   bool   `json:"podman_answers"`
+		Ostree          string `json:"ostree"`
+		OstreeContainer bool   `json:"ostree_container"`
+	}
+	if err := yaml.Unmarshal([]byte(r.stdout), &info); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, r.stdout)
+	}
+	if info.GraphRoot != st.root || info.RegistriesConf == "" || info.PodmanAnswers || !strings.Contains(info.Ostree, "20") {
+		t.Errorf("info = %+v", info)
+	}
+	url := startPodman(t, st)
+	r = mustSeedbuild(t, st.flags("info", "--podman-url", url)...)
+	if !strings.Contains(r.stdout, "answers: yes") {
+		t.Errorf("info with a running podman service:\n%s", r.stdout)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -180,5 +181,57 @@ func TestRegistryGoesAwayMidPush(t *testing.T) {
 	}
 	if d := inspect(t, "--tls-verify=false", dest); d.Kind != "native" {
 		t.Errorf("the pushed seed inspects as %q", d.Kind)
+	}
+}
+
+// TestPushInterrupted sends SIGINT during a push: exit non-zero, the
+// registry has no image, local storage is as it was.
+func TestPushInterrupted(t *testing.T) {
+	f := getFixtures(t)
+	reg := startRegistry(t, registryOptions{})
+	st := newStore(t)
+	noise := make([]byte, 128<<20)
+	x := uint32(88172645)
+	for i := range noise {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		noise[i] = byte(x)
+	}
+	root := smallRoot(t, map[string]string{"var/lib/noise.bin": string(noise)})
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "seed:big")...)
+	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
+	dest := reg.ref("seeds/interrupted:1")
+	cmd := exec.Command(bin, st.flags("push", "--tls-verify=false", "--retry", "0", "localhost/seed:big", dest)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	sent := false
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !sent && strings.Contains(out.String(), "Copying blob") {
+			time.Sleep(200 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGINT)
+			sent = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err := cmd.Wait(); err == nil || !sent {
+		t.Fatalf("push after SIGINT: %v\n%s", err, out.String())
+	}
+	if r := seedbuild(t, nil, "inspect", "--tls-verify=false", dest); r.code != 1 {
+		t.Errorf("the registry holds the interrupted image: %s", r)
+	}
+	if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
+		t.Errorf("local images changed after an interrupted push")
 	}
 }

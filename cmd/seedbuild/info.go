@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -49,7 +50,7 @@ thing to run on a new node. It changes nothing.`,
 			defer cancel()
 			r := infoReport{
 				Version: version, GraphRoot: opts.GraphRoot, RunRoot: opts.RunRoot, StorageDriver: opts.GraphDriverName,
-				RegistriesConf: sysregistriesv2.ConfigPath(&types.SystemContext{}), PodmanURL: podmanURL,
+				RegistriesConf: sysregistriesv2.ConfigPath(&types.SystemContext{SystemRegistriesConfPath: os.Getenv("CONTAINERS_REGISTRIES_CONF")}), PodmanURL: podmanURL,
 				PodmanAnswers: deployer.PodmanPinger(podmanURL)(ctx),
 				Bootc:         toolVersion(ctx, "bootc", "--version"), Ostree: toolVersion(ctx, "ostree", "--version"),
 				OstreeContainer: deployer.OstreeContainerWorks(ctx),
