@@ -73,6 +73,10 @@ func (o Options) SystemContext() (*types.SystemContext, error) {
 	return sys, nil
 }
 
+// ErrShortName is a short name that registries.conf does not resolve: a
+// fault of the configuration found at run time, not of the name's form.
+var ErrShortName = errors.New("short name not resolved by registries.conf")
+
 // HasTransport reports whether name starts with a known transport prefix,
 // such as "docker://" or "oci-archive:".
 func HasTransport(name string) bool {
@@ -123,10 +127,10 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 	mode := types.ShortNameModePermissive
 	resolved, err := shortnames.Resolve(&types.SystemContext{ShortNameMode: &mode, SystemRegistriesConfPath: os.Getenv("CONTAINERS_REGISTRIES_CONF")}, name)
 	if err != nil {
-		return nil, fmt.Errorf("resolving image name %q: %w", name, err)
+		return nil, fmt.Errorf("resolving image name %q: %w: %v", name, ErrShortName, err)
 	}
 	if len(resolved.PullCandidates) == 0 {
-		return nil, fmt.Errorf("resolving image name %q: no registry to look in: give a full name, such as registry.example.com/%s", name, name)
+		return nil, fmt.Errorf("resolving image name %q: %w: give a full name, such as registry.example.com/%s", name, ErrShortName, name)
 	}
 	ref, err := docker.NewReference(resolved.PullCandidates[0].Value)
 	if err != nil {

@@ -199,7 +199,7 @@ func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) 
 	}
 	ref, err := imageref.Parse(name, store)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, parseError(err)
 	}
 	return ref, nil
 }
@@ -227,7 +227,7 @@ func (o *createOptions) destinations(g *globalOptions) ([]types.ImageReference, 
 		}
 		ref, err := imageref.Parse(out, store)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, parseError(err)
 		}
 		refs = append(refs, ref)
 	}

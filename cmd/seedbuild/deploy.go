@@ -110,7 +110,7 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 	}
 	cfg.Store = store
 	if cfg.Image, err = imageref.Parse(image, store); err != nil {
-		return cfg, usageError{err}
+		return cfg, parseError(err)
 	}
 	if cfg.SystemContext, err = o.options(cmd).SystemContext(); err != nil {
 		return cfg, err

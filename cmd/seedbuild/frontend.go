@@ -115,7 +115,7 @@ func lintImage(ctx context.Context, g *globalOptions, name string, sys *types.Sy
 	}
 	ref, err := imageref.Parse(name, store)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, parseError(err)
 	}
 	d, err := seedimage.Read(ctx, ref, sys)
 	if d == nil {
@@ -277,7 +277,7 @@ func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *type
 	}
 	dst, err := imageref.Parse(dest, store)
 	if err != nil {
-		return usageError{err}
+		return parseError(err)
 	}
 	pc, err := imageref.PolicyContext(sys)
 	if err != nil {
@@ -329,7 +329,7 @@ bud).`,
 			}
 			ref, err := imageref.Parse(o.seed, store)
 			if err != nil {
-				return usageError{err}
+				return parseError(err)
 			}
 			d, err := seedimage.Read(cmd.Context(), ref, sys)
 			if err != nil {

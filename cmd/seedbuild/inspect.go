@@ -77,7 +77,7 @@ Exits 1 when the image is not a seed or cannot be read.`,
 			}
 			ref, err := imageref.Parse(args[0], store)
 			if err != nil {
-				return usageError{err}
+				return parseError(err)
 			}
 			sys, err := o.options(cmd).SystemContext()
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/seedbuild/seedbuild/deployer"
+	"github.com/seedbuild/seedbuild/imageref"
 	"io"
 	"os"
 	"os/signal"
@@ -130,4 +131,13 @@ func hint(msg string) string {
 		return " (the registry speaks plain HTTP: pass --tls-verify=false)"
 	}
 	return ""
+}
+
+// parseError is bad usage for a malformed image name, and a run-time
+// failure for a short name that registries.conf does not resolve.
+func parseError(err error) error {
+	if errors.Is(err, imageref.ErrShortName) {
+		return err
+	}
+	return usageError{err}
 }

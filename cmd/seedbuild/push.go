@@ -34,7 +34,7 @@ digests do not change.`,
 			}
 			src, err := imageref.Parse(args[0], store)
 			if err != nil {
-				return usageError{err}
+				return parseError(err)
 			}
 			dstStore, err := g.storeFor(args[1])
 			if err != nil {
@@ -42,7 +42,7 @@ digests do not change.`,
 			}
 			dst, err := imageref.Parse(args[1], dstStore)
 			if err != nil {
-				return usageError{err}
+				return parseError(err)
 			}
 			sys, err := o.options(cmd).SystemContext()
 			if err != nil {
