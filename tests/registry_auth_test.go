@@ -217,7 +217,6 @@ func TestPushInterrupted(t *testing.T) {
 		n, err := stderr.Read(buf)
 		out.Write(buf[:n])
 		if !sent && strings.Contains(out.String(), "Copying blob") {
-			time.Sleep(200 * time.Millisecond)
 			cmd.Process.Signal(syscall.SIGINT)
 			sent = true
 		}
