@@ -76,19 +76,22 @@ func (e *executor) bootcInstall(ctx context.Context, st Step, a map[string]strin
 	if err := containers.Start(conn, created.ID, nil); err != nil {
 		return "", fmt.Errorf("starting the bootc container: %w", err)
 	}
+	// bootc's output streams to the log while it runs.
+	logs := make(chan string, 1)
+	go func() { logs <- e.containerLogs(conn, created.ID) }()
 	code, err := containers.Wait(conn, created.ID, nil)
 	if err != nil {
 		return "", fmt.Errorf("waiting for the bootc container: %w", err)
 	}
-	tail := e.containerLogs(conn, created.ID)
+	tail := <-logs
 	if code != 0 {
 		return "", fmt.Errorf("bootc exited %d: %s", code, oneLine(strings.TrimSpace(tail)))
 	}
 	return "", nil
 }
 
-// containerLogs copies the container's output to the log writer and
-// returns its tail.
+// containerLogs follows the container's output to the log writer until
+// the container exits, and returns its tail.
 func (e *executor) containerLogs(conn context.Context, id string) string {
 	stdout, stderr := make(chan string, 64), make(chan string, 64)
 	yes := true
@@ -115,7 +118,7 @@ func (e *executor) containerLogs(conn context.Context, id string) string {
 			}
 		}
 	}()
-	containers.Logs(conn, id, &containers.LogOptions{Stdout: &yes, Stderr: &yes}, stdout, stderr)
+	containers.Logs(conn, id, &containers.LogOptions{Stdout: &yes, Stderr: &yes, Follow: &yes}, stdout, stderr)
 	close(stdout)
 	close(stderr)
 	<-done

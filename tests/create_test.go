@@ -531,40 +531,46 @@ func TestCreateSparseAndInterrupt(t *testing.T) {
 		}
 	})
 
-	t.Run("interrupt", func(t *testing.T) {
-		st := newStore(t)
-		tmp := t.TempDir()
-		mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "before")...)
-		images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
-		containers := st.buildah(t, "containers", "-a", "-q")
-		cmd := command(bin, st.flags("create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "interrupted",
-			"--output", "oci-archive:"+filepath.Join(tmp, "out.tar"))...)
-		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(700 * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
-		if err == nil {
-			t.Fatalf("create exited 0 after SIGINT")
-		}
-		if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
-			t.Errorf("images after interrupt = %q, want %q", got, images)
-		}
-		if got := st.buildah(t, "containers", "-a", "-q"); got != containers {
-			t.Errorf("containers after interrupt = %q, want %q", got, containers)
-		}
-		left, _ := os.ReadDir(tmp)
-		var names []string
-		for _, e := range left {
-			names = append(names, e.Name())
-		}
-		sort.Strings(names)
-		if len(names) != 0 {
-			t.Errorf("temporary folder holds %v after interrupt, want nothing", names)
-		}
-	})
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run("interrupt/"+sig.String(), func(t *testing.T) { interruptCreate(t, f, root, sig) })
+	}
+}
+
+// interruptCreate sends sig to a create that is capturing a large file and
+// checks that storage and the temporary folder are as they were.
+func interruptCreate(t *testing.T, f *fixtureSet, root string, sig syscall.Signal) {
+	st := newStore(t)
+	tmp := t.TempDir()
+	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "before")...)
+	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
+	containers := st.buildah(t, "containers", "-a", "-q")
+	cmd := command(bin, st.flags("create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "interrupted",
+		"--output", "oci-archive:"+filepath.Join(tmp, "out.tar"))...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	cmd.Process.Signal(sig)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("create exited 0 after %s", sig)
+	}
+	if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
+		t.Errorf("images after interrupt = %q, want %q", got, images)
+	}
+	if got := st.buildah(t, "containers", "-a", "-q"); got != containers {
+		t.Errorf("containers after interrupt = %q, want %q", got, containers)
+	}
+	left, _ := os.ReadDir(tmp)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	if len(names) != 0 {
+		t.Errorf("temporary folder holds %v after interrupt, want nothing", names)
+	}
 }
 
 // TestCreateRemovesStaleLeftovers: a run that was killed leaves its
@@ -590,5 +596,23 @@ func TestCreateRemovesStaleLeftovers(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("the folder of a live run was removed: %v", err)
+	}
+}
+
+// TestCreateRefusesLiveNode: capturing a live / while kubelet runs is
+// refused unless --allow-running. A copy of sleep named kubelet stands for
+// the kubelet process; nothing of / is read.
+func TestCreateRefusesLiveNode(t *testing.T) {
+	f := getFixtures(t)
+	fake := filepath.Join(t.TempDir(), "kubelet")
+	sh(t, nil, "cp", "/bin/sleep", fake)
+	kubelet := exec.Command(fake, "60")
+	if err := kubelet.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { kubelet.Process.Kill(); kubelet.Wait() }()
+	r := seedbuild(t, nil, "create", "--rootfs", "/", "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+filepath.Join(t.TempDir(), "s.tar"))
+	if r.code != 1 || !strings.Contains(r.stderr, "kubelet or crio is running") || !strings.Contains(r.stderr, "--allow-running") {
+		t.Errorf("create --rootfs / with kubelet running: %s\nwant exit 1 naming --allow-running", r)
 	}
 }
