@@ -63,7 +63,7 @@ layers.
 
 IMAGE is any containers/image transport: containers-storage:, docker://, oci:,
 oci-archive:, dir:. A bare name means local storage when the image is there,
-else docker://.
+else the name resolved through registries.conf, as podman resolves it.
 
 Exits 1 when the image is not a seed or cannot be read.`,
 		Example: `  seedbuild inspect oci-archive:/var/tmp/seed.tar
