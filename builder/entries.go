@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
 	"os"
 	"path/filepath"
@@ -216,7 +217,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 func (w *entryWriter) addXattrs(hostPath string, hdr *tar.Header) error {
-	names, err := listXattrs(hostPath)
+	names, err := xattrs.List(hostPath)
 	if err != nil {
 		return fmt.Errorf("listing xattrs of %q: %w", hostPath, err)
 	}
@@ -224,7 +225,7 @@ func (w *entryWriter) addXattrs(hostPath string, hdr *tar.Header) error {
 		if !w.keepXattr(n) {
 			continue
 		}
-		v, err := getXattr(hostPath, n)
+		v, err := xattrs.Get(hostPath, n)
 		if err != nil {
 			return fmt.Errorf("reading xattr %s of %q: %w", n, hostPath, err)
 		}
@@ -248,46 +249,6 @@ func specialReason(mode uint32) string {
 		return "block device: cannot go into an ostree-imported layer"
 	}
 	return "unsupported file type"
-}
-
-func listXattrs(path string) ([]string, error) {
-	buf := make([]byte, 1024)
-	for {
-		n, err := unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		sort.Strings(out)
-		return out, nil
-	}
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // walkFunc is called for each entry under a walked folder, parents first,

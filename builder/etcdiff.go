@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
 	"os"
 	"path/filepath"
@@ -101,14 +102,14 @@ func sameEntry(live, dflt string, st *unix.Stat_t, keepXattr func(string) bool) 
 
 func sameXattrs(a, b string, keep func(string) bool) (bool, error) {
 	read := func(p string) (map[string]string, error) {
-		names, err := listXattrs(p)
+		names, err := xattrs.List(p)
 		if err != nil {
 			return nil, fmt.Errorf("listing xattrs of %q: %w", p, err)
 		}
 		m := map[string]string{}
 		for _, n := range names {
 			if keep(n) {
-				v, err := getXattr(p, n)
+				v, err := xattrs.Get(p, n)
 				if err != nil {
 					return nil, fmt.Errorf("reading xattr %s of %q: %w", n, p, err)
 				}

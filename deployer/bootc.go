@@ -93,34 +93,20 @@ func (e *executor) bootcInstall(ctx context.Context, st Step, a map[string]strin
 // containerLogs follows the container's output to the log writer until
 // the container exits, and returns its tail.
 func (e *executor) containerLogs(conn context.Context, id string) string {
-	stdout, stderr := make(chan string, 64), make(chan string, 64)
+	// stdout and stderr share one channel: both go to the same log.
+	lines := make(chan string, 64)
 	yes := true
 	done := make(chan struct{})
 	tail := &tailBuffer{max: 4096}
 	go func() {
 		defer close(done)
-		for stdout != nil || stderr != nil {
-			select {
-			case l, ok := <-stdout:
-				if !ok {
-					stdout = nil
-					continue
-				}
-				io.WriteString(e.log, l)
-				tail.Write([]byte(l))
-			case l, ok := <-stderr:
-				if !ok {
-					stderr = nil
-					continue
-				}
-				io.WriteString(e.log, l)
-				tail.Write([]byte(l))
-			}
+		for l := range lines {
+			io.WriteString(e.log, l)
+			tail.Write([]byte(l))
 		}
 	}()
-	containers.Logs(conn, id, &containers.LogOptions{Stdout: &yes, Stderr: &yes, Follow: &yes}, stdout, stderr)
-	close(stdout)
-	close(stderr)
+	containers.Logs(conn, id, &containers.LogOptions{Stdout: &yes, Stderr: &yes, Follow: &yes}, lines, lines)
+	close(lines)
 	<-done
 	return tail.String()
 }

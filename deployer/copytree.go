@@ -3,6 +3,7 @@ package deployer
 import (
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
 	"os"
 	"path/filepath"
@@ -220,24 +221,16 @@ func setTimes(dst string, st *unix.Stat_t) error {
 }
 
 func copyXattrs(src, dst string) error {
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(src, buf)
-	if err != nil || n == 0 {
+	names, err := xattrs.List(src)
+	if err != nil {
 		return nil
 	}
-	start := 0
-	for i := 0; i < n; i++ {
-		if buf[i] != 0 {
-			continue
-		}
-		name := string(buf[start:i])
-		start = i + 1
-		val := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(src, name, val)
+	for _, name := range names {
+		val, err := xattrs.Get(src, name)
 		if err != nil {
 			continue
 		}
-		if err := unix.Lsetxattr(dst, name, val[:m], 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+		if err := unix.Lsetxattr(dst, name, val, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("setting xattr %s on %q: %w", name, dst, err)
 		}
 	}

@@ -299,7 +299,7 @@ func (e *executor) undeploy(ctx context.Context, list []deployment) error {
 
 var errNoDeployment = errors.New("no new deployment appeared in the stateroot")
 
-// check helpers for actions.
+// requireArgs fails when an action lacks one of its arguments.
 func requireArgs(args map[string]string, names ...string) error {
 	for _, n := range names {
 		if args[n] == "" {
@@ -309,10 +309,13 @@ func requireArgs(args map[string]string, names ...string) error {
 	return nil
 }
 
-func safeJoin(root, abs string) (string, error) {
-	clean := filepath.Clean("/" + abs)
-	if clean != "/"+strings.TrimPrefix(abs, "/") && clean+"/" != "/"+strings.TrimPrefix(abs, "/") {
-		return "", fmt.Errorf("refusing path %q", abs)
+// safeJoin joins rel under root, refusing a path that is not clean (one
+// with "..", say), so nothing outside root is touched.
+func safeJoin(root, rel string) (string, error) {
+	p := "/" + strings.TrimPrefix(rel, "/")
+	clean := filepath.Clean(p)
+	if p != clean && p != clean+"/" {
+		return "", fmt.Errorf("refusing path %q", rel)
 	}
 	return filepath.Join(root, clean), nil
 }

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"fmt"
+	"github.com/docker/go-units"
 
 	"github.com/seedbuild/seedbuild/labels"
 )
@@ -59,10 +60,10 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add("method", "--method ostree-ext: `ostree container` is not available on this host")
 	}
 	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need {
-		add("space", "the sysroot has %s free, the seed needs %s (its size x 1.1)", bytesString(h.FreeBytes), bytesString(need))
+		add("space", "the sysroot has %s free, the seed needs %s (its size x 1.1)", units.BytesSize(float64(h.FreeBytes)), units.BytesSize(float64(need)))
 	}
 	if need := uint64(float64(s.KernelSize) * 1.2); s.KernelSize > 0 && h.BootFreeBytes < need {
-		add("boot-space", "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", bytesString(h.BootFreeBytes), bytesString(need))
+		add("boot-space", "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", units.BytesSize(float64(h.BootFreeBytes)), units.BytesSize(float64(need)))
 	}
 	if target != nil {
 		for _, m := range s.Seed.ClusterInfo.Compatible(*target) {
@@ -73,17 +74,4 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		}
 	}
 	return out
-}
-
-func bytesString(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

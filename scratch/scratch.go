@@ -50,12 +50,20 @@ func (d *Dir) Remove() { RemoveAll(d.Path) }
 // RemoveAll unmounts everything mounted under dir, deepest first, then
 // removes dir. It never deletes through a mount point.
 func RemoveAll(dir string) error {
+	if err := UnmountAll(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// UnmountAll detaches every mount under dir, deepest first.
+func UnmountAll(dir string) error {
 	for _, m := range mountsUnder(dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			return fmt.Errorf("unmounting %q: %w", m, err)
 		}
 	}
-	return os.RemoveAll(dir)
+	return nil
 }
 
 // mountsUnder lists the mount points under dir, deepest first.

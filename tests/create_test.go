@@ -417,15 +417,7 @@ func smallRoot(t *testing.T, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	for name, content := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFilesMode(t, root, files, 0o600)
 	return root
 }
 

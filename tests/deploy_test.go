@@ -313,33 +313,14 @@ func TestDeployInterrupted(t *testing.T) {
 	sys := newSysroot(t)
 	before := status(t, sys)
 	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:int", "--stateroot", "int", "--sysroot", sys, "--method", "ostree")...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	out, sent, waitErr := runUntil(t, cmd, "[5/", func() {
+		cmd.Process.Signal(syscall.SIGINT)
+	})
+	if !sent || waitErr == nil {
+		t.Fatalf("deploy after SIGINT at step 5: %v\n%s", waitErr, out)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	sent := false
-	for {
-		n, err := stderr.Read(buf)
-		out.Write(buf[:n])
-		if !sent && strings.Contains(out.String(), "[5/") {
-			cmd.Process.Signal(syscall.SIGINT)
-			sent = true
-		}
-		if err != nil {
-			break
-		}
-	}
-	err = cmd.Wait()
-	if !sent || err == nil {
-		t.Fatalf("deploy after SIGINT at step 5: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "undo") || !strings.Contains(out.String(), "canceled") {
-		t.Errorf("deploy output does not show the undo of a cancelled run:\n%s", out.String())
+	if !strings.Contains(out, "undo") || !strings.Contains(out, "canceled") {
+		t.Errorf("deploy output does not show the undo of a cancelled run:\n%s", out)
 	}
 	if after := status(t, sys); after != before {
 		t.Errorf("an interrupted deploy left the sysroot changed:\n%s\nwant:\n%s", after, before)
@@ -360,30 +341,11 @@ func TestDeployKilledIsRecovered(t *testing.T) {
 	_ = before
 	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:kill", "--stateroot", "killed", "--sysroot", sys, "--method", "ostree")...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	killed := false
-	for {
-		n, err := stderr.Read(buf)
-		out.Write(buf[:n])
-		if !killed && strings.Contains(out.String(), "[6/") {
-			cmd.Process.Kill()
-			killed = true
-		}
-		if err != nil {
-			break
-		}
-	}
-	cmd.Wait()
+	out, killed, _ := runUntil(t, cmd, "[6/", func() {
+		cmd.Process.Kill()
+	})
 	if !killed {
-		t.Fatalf("the deploy ended before it could be killed:\n%s", out.String())
+		t.Fatalf("the deploy ended before it could be killed:\n%s", out)
 	}
 	if status(t, sys) == before {
 		t.Fatalf("the killed deploy left nothing to recover; the test proves nothing")

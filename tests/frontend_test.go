@@ -65,12 +65,19 @@ func busyboxBase(t *testing.T) store {
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
+	writeFilesMode(t, dir, files, 0o644)
+}
+
+// writeFilesMode writes each file (name relative to dir) with mode,
+// making the folders above it.
+func writeFilesMode(t *testing.T, dir string, files map[string]string, mode os.FileMode) {
+	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -294,32 +301,13 @@ func TestBuildInterrupted(t *testing.T) {
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
 	containers := st.buildah(t, "containers", "-a", "-q")
 	cmd := exec.Command(bin, st.flags("build", "-t", "interrupted:1", ctx)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	sent := false
 	start := time.Now()
-	for {
-		n, err := stderr.Read(buf)
-		out.Write(buf[:n])
-		if !sent && strings.Contains(out.String(), "STEP 2/2") {
-			time.Sleep(500 * time.Millisecond)
-			cmd.Process.Signal(syscall.SIGINT)
-			sent = true
-		}
-		if err != nil {
-			break
-		}
-	}
-	err = cmd.Wait()
-	if !sent || err == nil {
-		t.Fatalf("build after SIGINT: %v\n%s", err, out.String())
+	out, sent, waitErr := runUntil(t, cmd, "STEP 2/2", func() {
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+	})
+	if !sent || waitErr == nil {
+		t.Fatalf("build after SIGINT: %v\n%s", waitErr, out)
 	}
 	if time.Since(start) > 30*time.Second {
 		t.Errorf("the build took %s to stop", time.Since(start))

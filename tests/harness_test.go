@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedbuild/seedbuild/scratch"
 	"go.podman.io/storage/pkg/reexec"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -131,30 +131,11 @@ func newStore(t testing.TB) store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		unmountUnder(dir)
-		unmountUnder(run)
+		scratch.UnmountAll(dir)
+		scratch.UnmountAll(run)
 		os.RemoveAll(run)
 	})
 	return store{root: filepath.Join(dir, "root"), runroot: run}
-}
-
-// unmountUnder detaches every mount under dir, deepest first, so the
-// folder can be removed.
-func unmountUnder(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
 }
 
 // flags are seedbuild's global flags for the store.
@@ -244,4 +225,33 @@ func stopServices() {
 		c.Wait()
 	}
 	services = nil
+}
+
+// runUntil starts cmd and reads its stderr; when the output first holds
+// marker, it calls act (to signal or kill cmd, say). It returns all of
+// stderr, whether act ran, and how cmd ended.
+func runUntil(t testing.TB, cmd *exec.Cmd, marker string, act func()) (string, bool, error) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	acted := false
+	for {
+		n, err := stderr.Read(buf)
+		out.Write(buf[:n])
+		if !acted && strings.Contains(out.String(), marker) {
+			act()
+			acted = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	return out.String(), acted, cmd.Wait()
 }

@@ -2,31 +2,17 @@ package tests
 
 import (
 	"encoding/json"
+	"github.com/seedbuild/seedbuild/seedimage"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-type inspectJSON struct {
-	Image         string            `json:"image"`
-	Digest        string            `json:"digest"`
-	Kind          string            `json:"kind"`
-	FormatVersion int               `json:"format_version"`
-	OCPVersion    string            `json:"ocp_version"`
-	ClusterName   string            `json:"cluster_name"`
-	Architecture  string            `json:"architecture"`
-	LayerCount    int               `json:"layer_count"`
-	Labels        map[string]string `json:"labels"`
-	Base          struct {
-		Name, Digest string
-	} `json:"base"`
-}
-
-func inspect(t *testing.T, args ...string) inspectJSON {
+func inspect(t *testing.T, args ...string) seedimage.Description {
 	t.Helper()
 	r := mustSeedbuild(t, append([]string{"inspect", "--json"}, args...)...)
-	var d inspectJSON
+	var d seedimage.Description
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 		t.Fatalf("inspect --json output: %v\n%s", err, r.stdout)
 	}
@@ -65,7 +51,7 @@ func TestInspectUpstreamSeeds(t *testing.T) {
 	})
 }
 
-func checkUpstream(t *testing.T, d inspectJSON, kind string, layers int) {
+func checkUpstream(t *testing.T, d seedimage.Description, kind string, layers int) {
 	t.Helper()
 	if d.Kind != kind || d.FormatVersion != 4 || d.OCPVersion != "4.20.0" || d.ClusterName != "sno" || d.Architecture == "" || d.LayerCount != layers {
 		t.Errorf("inspect = %+v, want kind %s, format 4, OCP 4.20.0, cluster sno, %d layers", d, kind, layers)

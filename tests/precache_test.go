@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/seedbuild/seedbuild/scratch"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func TestContainersList(t *testing.T) {
 	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.base, dest("quay.io/openshift-release-dev/ocp-v4.0-art-dev:node-image"))
 	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.classic, dest("registry.redhat.io/redhat/redhat-operator-index:v4.20"))
 	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.bootc, dest("quay.io/example/workload:v1"))
-	unmountUnder(storeDir)
+	scratch.UnmountAll(storeDir)
 	before := treeHash(t, storeDir)
 
 	out := filepath.Join(t.TempDir(), "seed.tar")

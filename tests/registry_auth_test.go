@@ -147,37 +147,19 @@ func TestRegistryGoesAwayMidPush(t *testing.T) {
 	dest := reg.ref("seeds/flaky:1")
 	cmd := exec.Command(bin, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", dest,
 		"--tls-verify=false", "--retry", "5", "--retry-delay", "2s")
-	stderr, err := cmd.StderrPipe()
+	out, _, err := runUntil(t, cmd, "Writing seed to", func() {
+		time.Sleep(300 * time.Millisecond)
+		reg.stop()
+		go func() {
+			time.Sleep(1500 * time.Millisecond)
+			reg.start(t)
+		}()
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("push across a registry restart failed: %v\n%s", err, out)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	cut := false
-	for {
-		n, err := stderr.Read(buf)
-		out.Write(buf[:n])
-		if !cut && strings.Contains(out.String(), "Writing seed to") {
-			time.Sleep(300 * time.Millisecond)
-			reg.stop()
-			cut = true
-			go func() {
-				time.Sleep(1500 * time.Millisecond)
-				reg.start(t)
-			}()
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("push across a registry restart failed: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "retrying") {
-		t.Logf("the push finished without a retry (the cut came too late):\n%s", out.String())
+	if !strings.Contains(out, "retrying") {
+		t.Logf("the push finished without a retry (the cut came too late):\n%s", out)
 	}
 	if d := inspect(t, "--tls-verify=false", dest); d.Kind != "native" {
 		t.Errorf("the pushed seed inspects as %q", d.Kind)
@@ -203,29 +185,11 @@ func TestPushInterrupted(t *testing.T) {
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
 	dest := reg.ref("seeds/interrupted:1")
 	cmd := exec.Command(bin, st.flags("push", "--tls-verify=false", "--retry", "0", "localhost/seed:big", dest)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	buf := make([]byte, 4096)
-	sent := false
-	for {
-		n, err := stderr.Read(buf)
-		out.Write(buf[:n])
-		if !sent && strings.Contains(out.String(), "Copying blob") {
-			cmd.Process.Signal(syscall.SIGINT)
-			sent = true
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err := cmd.Wait(); err == nil || !sent {
-		t.Fatalf("push after SIGINT: %v\n%s", err, out.String())
+	out, sent, waitErr := runUntil(t, cmd, "Copying blob", func() {
+		cmd.Process.Signal(syscall.SIGINT)
+	})
+	if waitErr == nil || !sent {
+		t.Fatalf("push after SIGINT: %v\n%s", waitErr, out)
 	}
 	if r := seedbuild(t, nil, "inspect", "--tls-verify=false", dest); r.code != 1 {
 		t.Errorf("the registry holds the interrupted image: %s", r)

@@ -193,13 +193,9 @@ func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) 
 		}
 		name = mc.OSImageURL
 	}
-	store, err := g.storeFor(name)
+	ref, err := g.parseImage(name)
 	if err != nil {
 		return nil, err
-	}
-	ref, err := imageref.Parse(name, store)
-	if err != nil {
-		return nil, parseError(err)
 	}
 	return ref, nil
 }
@@ -221,13 +217,9 @@ func (o *createOptions) destinations(g *globalOptions) ([]types.ImageReference, 
 		if !imageref.HasTransport(out) {
 			return nil, usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/seed.tar or docker://registry/seed:tag", out)
 		}
-		store, err := g.storeFor(out)
+		ref, err := g.parseImage(out)
 		if err != nil {
 			return nil, err
-		}
-		ref, err := imageref.Parse(out, store)
-		if err != nil {
-			return nil, parseError(err)
 		}
 		refs = append(refs, ref)
 	}

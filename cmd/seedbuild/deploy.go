@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/seedbuild/seedbuild/deployer"
@@ -109,8 +110,8 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 		return cfg, err
 	}
 	cfg.Store = store
-	if cfg.Image, err = imageref.Parse(image, store); err != nil {
-		return cfg, parseError(err)
+	if cfg.Image, err = g.parseImage(image); err != nil {
+		return cfg, err
 	}
 	if cfg.SystemContext, err = o.options(cmd).SystemContext(); err != nil {
 		return cfg, err
@@ -198,7 +199,7 @@ func formatArgs(args map[string]string) string {
 	for k := range args {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%s", k, args[k])

@@ -25,11 +25,7 @@ func labelReader(g *globalOptions, sys *types.SystemContext) frontend.LabelReade
 	return func(ctx context.Context, name string) (map[string]string, error) {
 		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		store, err := g.storeFor(name)
-		if err != nil {
-			return nil, err
-		}
-		ref, err := imageref.Parse(name, store)
+		ref, err := g.parseImage(name)
 		if err != nil {
 			return nil, err
 		}
@@ -113,9 +109,9 @@ func lintImage(ctx context.Context, g *globalOptions, name string, sys *types.Sy
 	if err != nil {
 		return nil, err
 	}
-	ref, err := imageref.Parse(name, store)
+	ref, err := g.parseImage(name)
 	if err != nil {
-		return nil, parseError(err)
+		return nil, err
 	}
 	d, err := seedimage.Read(ctx, ref, sys)
 	if d == nil {
@@ -275,9 +271,9 @@ func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *type
 	if err != nil {
 		return err
 	}
-	dst, err := imageref.Parse(dest, store)
+	dst, err := g.parseImage(dest)
 	if err != nil {
-		return parseError(err)
+		return err
 	}
 	pc, err := imageref.PolicyContext(sys)
 	if err != nil {
@@ -323,13 +319,9 @@ bud).`,
 			if err != nil {
 				return err
 			}
-			store, err := g.storeFor(o.seed)
+			ref, err := g.parseImage(o.seed)
 			if err != nil {
 				return err
-			}
-			ref, err := imageref.Parse(o.seed, store)
-			if err != nil {
-				return parseError(err)
 			}
 			d, err := seedimage.Read(cmd.Context(), ref, sys)
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/docker/go-units"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -71,13 +72,9 @@ Exits 1 when the image is not a seed or cannot be read.`,
 		Args:              exactArgs(1, "IMAGE"),
 		ValidArgsFunction: completeLocalImages(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.storeFor(args[0])
+			ref, err := g.parseImage(args[0])
 			if err != nil {
 				return err
-			}
-			ref, err := imageref.Parse(args[0], store)
-			if err != nil {
-				return parseError(err)
 			}
 			sys, err := o.options(cmd).SystemContext()
 			if err != nil {
@@ -158,9 +155,9 @@ func printDescription(w io.Writer, d *seedimage.Description) {
 	row("Base image", d.Base.Name)
 	row("Base digest", d.Base.Digest)
 	row("Architecture", d.Architecture)
-	row("Layers", fmt.Sprintf("%d, %s in all", d.LayerCount, humanSize(d.LayersSize)))
+	row("Layers", fmt.Sprintf("%d, %s in all", d.LayerCount, units.BytesSize(float64(d.LayersSize))))
 	for i, l := range d.Layers {
-		row(fmt.Sprintf("  %d", i+1), fmt.Sprintf("%s  %s", humanSize(l.Size), shortDigest(l.Digest)))
+		row(fmt.Sprintf("  %d", i+1), fmt.Sprintf("%s  %s", units.BytesSize(float64(l.Size)), shortDigest(l.Digest)))
 	}
 	tw.Flush()
 }
@@ -170,19 +167,6 @@ func shortDigest(d string) string {
 		return d[:len(d)-len(hex)] + hex[:12]
 	}
 	return d
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the argument.

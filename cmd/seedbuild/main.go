@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -116,8 +115,6 @@ func oneLine(s string) string {
 	}
 	return strings.Join(fields, "; ")
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // hint adds what to do about registry failures whose own words are terse.
 func hint(msg string) string {

@@ -28,21 +28,13 @@ digests do not change.`,
 		Args:              exactArgs(2, "IMAGE and DESTINATION"),
 		ValidArgsFunction: completeLocalImages(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.storeFor(args[0])
+			src, err := g.parseImage(args[0])
 			if err != nil {
 				return err
 			}
-			src, err := imageref.Parse(args[0], store)
-			if err != nil {
-				return parseError(err)
-			}
-			dstStore, err := g.storeFor(args[1])
+			dst, err := g.parseImage(args[1])
 			if err != nil {
 				return err
-			}
-			dst, err := imageref.Parse(args[1], dstStore)
-			if err != nil {
-				return parseError(err)
 			}
 			sys, err := o.options(cmd).SystemContext()
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	istorage "go.podman.io/image/v5/storage"
+	imagetypes "go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	"go.podman.io/storage/types"
 )
@@ -72,6 +73,20 @@ func (g *globalOptions) storeFor(name string) (storage.Store, error) {
 		return nil, nil
 	}
 	return g.openStore()
+}
+
+// parseImage resolves a user's image name (imageref.Parse), opening the
+// store only when the name may need it. A malformed name is bad usage.
+func (g *globalOptions) parseImage(name string) (imagetypes.ImageReference, error) {
+	store, err := g.storeFor(name)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := imageref.Parse(name, store)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	return ref, nil
 }
 
 func (g *globalOptions) shutdown() {
