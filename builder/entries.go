@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -270,12 +269,12 @@ func walk(root, rel string, mounts map[string]bool, fn walkFunc) error {
 	if err != nil || !descend || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return err
 	}
-	names, err := readDirNames(hostPath)
+	entries, err := os.ReadDir(hostPath) // sorted by name
 	if err != nil {
-		return err
+		return fmt.Errorf("reading folder %q: %w", hostPath, err)
 	}
-	for _, n := range names {
-		child := rel + "/" + n
+	for _, e := range entries {
+		child := rel + "/" + e.Name()
 		if mounts[filepath.Join(root, child)] {
 			continue
 		}
@@ -284,18 +283,4 @@ func walk(root, rel string, mounts map[string]bool, fn walkFunc) error {
 		}
 	}
 	return nil
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading folder %q: %w", dir, err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("reading folder %q: %w", dir, err)
-	}
-	sort.Strings(names)
-	return names, nil
 }

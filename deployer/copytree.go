@@ -85,12 +85,12 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 			return err
 		}
 		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: st})
-		names, err := readNames(src)
+		entries, err := os.ReadDir(src)
 		if err != nil {
-			return err
+			return fmt.Errorf("reading %q: %w", src, err)
 		}
-		for _, n := range names {
-			if err := c.walk(filepath.Join(src, n), filepath.Join(dst, n), files); err != nil {
+		for _, e := range entries {
+			if err := c.walk(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()), files); err != nil {
 				return err
 			}
 		}
@@ -123,19 +123,6 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 		}
 		return setMeta(dst, src, &st)
 	}
-}
-
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", dir, err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", dir, err)
-	}
-	return names, nil
 }
 
 // copyFile copies a regular file's content, skipping holes, then its

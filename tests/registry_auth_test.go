@@ -135,15 +135,7 @@ func TestRegistryGoesAwayMidPush(t *testing.T) {
 	f := getFixtures(t)
 	reg := startRegistry(t, registryOptions{})
 	// 96 MiB of noise makes a layer that takes a while to push.
-	noise := make([]byte, 96<<20)
-	x := uint32(2463534242)
-	for i := range noise {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		noise[i] = byte(x)
-	}
-	root := smallRoot(t, map[string]string{"var/lib/noise.bin": string(noise)})
+	root := smallRoot(t, map[string]string{"var/lib/noise.bin": noise(96<<20, 2463534242)})
 	dest := reg.ref("seeds/flaky:1")
 	cmd := exec.Command(bin, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", dest,
 		"--tls-verify=false", "--retry", "5", "--retry-delay", "2s")
@@ -172,15 +164,7 @@ func TestPushInterrupted(t *testing.T) {
 	f := getFixtures(t)
 	reg := startRegistry(t, registryOptions{})
 	st := newStore(t)
-	noise := make([]byte, 128<<20)
-	x := uint32(88172645)
-	for i := range noise {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		noise[i] = byte(x)
-	}
-	root := smallRoot(t, map[string]string{"var/lib/noise.bin": string(noise)})
+	root := smallRoot(t, map[string]string{"var/lib/noise.bin": noise(128<<20, 88172645)})
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "seed:big")...)
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
 	dest := reg.ref("seeds/interrupted:1")
@@ -197,4 +181,18 @@ func TestPushInterrupted(t *testing.T) {
 	if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
 		t.Errorf("local images changed after an interrupted push")
 	}
+}
+
+// noise is n incompressible bytes from an xorshift generator started at
+// seed: a layer that takes a while to push.
+func noise(n int, seed uint32) string {
+	b := make([]byte, n)
+	x := seed
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return string(b)
 }
