@@ -6,17 +6,19 @@ package imageref
 
 import (
 	"context"
-	"go.podman.io/image/v5/pkg/shortnames"
-	"time"
-
 	"errors"
 	"fmt"
-	"go.podman.io/common/pkg/retry"
-	"go.podman.io/image/v5/copy"
+	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
+	"go.podman.io/common/pkg/retry"
+	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports"
@@ -184,11 +186,26 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 	err := retry.IfNecessary(ctx, func() error {
 		_, err := copy.Image(ctx, pc, dest, src, opts)
 		return err
-	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay})
+	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: Retryable})
 	if err != nil && !existed {
 		os.RemoveAll(path)
 	}
 	return err
+}
+
+// Retryable tells whether a failed copy is worth trying again: what
+// containers/common's heuristic retries, plus a connection the registry
+// dropped in the middle of an upload (closed connection, broken pipe,
+// short read), which is what a registry restart looks like to a client.
+// A cancelled or timed-out context is never retried.
+func Retryable(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	return retry.IsErrorRetryable(err)
 }
 
 // localPath is the file or folder a local destination writes, or "".

@@ -1,8 +1,15 @@
 package imageref
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -34,6 +41,33 @@ func TestParse(t *testing.T) {
 			if got := ref.Transport().Name() + ":" + ref.StringWithinTransport(); got != tt.want {
 				t.Errorf("Parse(%q) = %s, want %s", tt.name, got, tt.want)
 			}
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	// What a registry restart in the middle of a blob upload gives the
+	// client: a write on a connection the transport has already closed.
+	closedMidUpload := fmt.Errorf("writing blob: %w", &url.Error{Op: "Patch", URL: "http://127.0.0.1:5000/v2/x/blobs/uploads/1",
+		Err: &net.OpError{Op: "readfrom", Net: "tcp", Err: &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed}}})
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"connection closed mid-upload", closedMidUpload, true},
+		{"broken pipe", fmt.Errorf("writing blob: %w", &net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}), true},
+		{"short read", fmt.Errorf("reading blob: %w", io.ErrUnexpectedEOF), true},
+		{"connection refused", &url.Error{Op: "Get", Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}, true},
+		{"cancelled", fmt.Errorf("copying: %w", context.Canceled), false},
+		{"cancelled while the connection closed", errors.Join(context.Canceled, net.ErrClosed), false},
+		{"deadline", context.DeadlineExceeded, false},
+		{"plain error", errors.New("manifest unknown"), false},
+	}
+	for _, tt := range tests {
+		if got := Retryable(tt.err); got != tt.want {
+			t.Errorf("Retryable(%s: %v) = %v, want %v", tt.name, tt.err, got, tt.want)
 		}
 	}
 }

@@ -139,14 +139,21 @@ func TestRegistryGoesAwayMidPush(t *testing.T) {
 	dest := reg.ref("seeds/flaky:1")
 	cmd := exec.Command(bin, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", dest,
 		"--tls-verify=false", "--retry", "5", "--retry-delay", "2s")
-	out, _, err := runUntil(t, cmd, "Writing seed to", func() {
+	restarted := make(chan error, 1)
+	out, cut, err := runUntil(t, cmd, "Writing seed to", func() {
 		time.Sleep(300 * time.Millisecond)
 		reg.stop()
 		go func() {
 			time.Sleep(1500 * time.Millisecond)
-			reg.start(t)
+			restarted <- reg.restart()
 		}()
 	})
+	if !cut {
+		t.Fatalf("create never began the push:\n%s", out)
+	}
+	if rerr := <-restarted; rerr != nil {
+		t.Fatalf("bringing the registry back: %v", rerr)
+	}
 	if err != nil {
 		t.Fatalf("push across a registry restart failed: %v\n%s", err, out)
 	}

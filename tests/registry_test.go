@@ -77,16 +77,25 @@ func startRegistry(t testing.TB, o registryOptions) *registry {
 // start runs the registry process (again, after stop).
 func (r *registry) start(t testing.TB) {
 	t.Helper()
+	if err := r.restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restart runs the registry process again after stop. It does not touch
+// the test, so a goroutine may call it.
+func (r *registry) restart() error {
 	cmd := exec.Command("docker-registry", "serve", r.cfgPath)
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("opening the registry log: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := startService(cmd); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
+		return fmt.Errorf("starting docker-registry: %w", err)
 	}
 	r.cmd = cmd
+	return nil
 }
 
 func (r *registry) stop() {
