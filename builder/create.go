@@ -75,6 +75,10 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		}
 	}
 
+	c, err := b.newCapture()
+	if err != nil {
+		return nil, err
+	}
 	// The base is copied while the root is captured: they are independent.
 	baseDone := make(chan error, 1)
 	if o.Layout != Classic {
@@ -82,8 +86,8 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	} else {
 		baseDone <- nil
 	}
-	stop := b.progress()
-	layers, err := b.captureLayers(ctx)
+	stop := b.progress(c)
+	layers, err := b.captureLayers(ctx, c)
 	stop()
 	baseErr := <-baseDone
 	if err != nil {
@@ -157,11 +161,7 @@ type namedLayer struct {
 }
 
 // captureLayers streams the root into the layers of the chosen layout.
-func (b *build) captureLayers(ctx context.Context) ([]namedLayer, error) {
-	c, err := b.newCapture()
-	if err != nil {
-		return nil, err
-	}
+func (b *build) captureLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
 	switch b.opts.Layout {
 	case Native:
 		return b.nativeLayers(ctx, c)

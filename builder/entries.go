@@ -183,7 +183,7 @@ func (w *entryWriter) add(hostPath, name string, st *unix.Stat_t) (bool, error) 
 			return false, err
 		}
 	}
-	w.tally.add(1, hdr.Size)
+	w.tally.add(1, 0) // its bytes were counted as they were read
 	return true, nil
 }
 
@@ -195,7 +195,7 @@ func (w *entryWriter) copyContent(hostPath string, size int64) error {
 	defer f.Close()
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	n, err := io.CopyBuffer(w.tw, io.LimitReader(f, size), *bp)
+	n, err := io.CopyBuffer(w.tw, countingReader{io.LimitReader(f, size), w.tally}, *bp)
 	if err != nil {
 		return fmt.Errorf("reading %q: %w", hostPath, err)
 	}
@@ -204,8 +204,22 @@ func (w *entryWriter) copyContent(hostPath string, size int64) error {
 		if _, err := io.CopyN(w.tw, zeroReader{}, size-n); err != nil {
 			return fmt.Errorf("padding %q: %w", hostPath, err)
 		}
+		w.tally.add(0, size-n)
 	}
 	return nil
+}
+
+// countingReader adds what it reads to a tally as it goes, so progress
+// moves while a large file is read.
+type countingReader struct {
+	r io.Reader
+	t *tally
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.t.add(0, int64(n))
+	return n, err
 }
 
 type zeroReader struct{}
