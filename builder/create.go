@@ -3,9 +3,6 @@ package builder
 import (
 	"context"
 	"fmt"
-	"github.com/seedbuild/seedbuild/imageref"
-	"github.com/seedbuild/seedbuild/kargsd"
-	"github.com/seedbuild/seedbuild/scratch"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,7 +13,10 @@ import (
 
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/kargsd"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/scratch"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/types"
@@ -110,7 +110,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	b.timer.end("write")
-	b.report.Files, b.report.Bytes = b.tally.snapshot()
+	b.report.Files, b.report.Bytes, _ = b.tally.Snapshot()
 	b.report.Skipped = append(b.report.Skipped, b.tally.skipped...)
 	b.report.Phases = b.timer.phases
 	return &b.report, nil

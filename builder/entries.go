@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
-	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/seedbuild/seedbuild/progress"
+	"github.com/seedbuild/seedbuild/xattrs"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,18 +25,10 @@ type Skipped struct {
 
 // tally counts what went into the layers.
 type tally struct {
+	progress.Counter
 	mu      sync.Mutex
-	files   int64
-	bytes   int64
 	skipped []Skipped
 	badUTF8 []string
-}
-
-func (t *tally) add(files, bytes int64) {
-	t.mu.Lock()
-	t.files += files
-	t.bytes += bytes
-	t.mu.Unlock()
 }
 
 func (t *tally) skip(path, reason string) {
@@ -48,12 +41,6 @@ func (t *tally) nonUTF8(path string) {
 	t.mu.Lock()
 	t.badUTF8 = append(t.badUTF8, path)
 	t.mu.Unlock()
-}
-
-func (t *tally) snapshot() (int64, int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.files, t.bytes
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -183,7 +170,7 @@ func (w *entryWriter) add(hostPath, name string, st *unix.Stat_t) (bool, error) 
 			return false, err
 		}
 	}
-	w.tally.add(1, 0) // its bytes were counted as they were read
+	w.tally.Add(1, 0) // its bytes were counted as they were read
 	return true, nil
 }
 
@@ -195,7 +182,7 @@ func (w *entryWriter) copyContent(hostPath string, size int64) error {
 	defer f.Close()
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	n, err := io.CopyBuffer(w.tw, countingReader{io.LimitReader(f, size), w.tally}, *bp)
+	n, err := io.CopyBuffer(w.tw, w.tally.Reader(io.LimitReader(f, size)), *bp)
 	if err != nil {
 		return fmt.Errorf("reading %q: %w", hostPath, err)
 	}
@@ -204,22 +191,9 @@ func (w *entryWriter) copyContent(hostPath string, size int64) error {
 		if _, err := io.CopyN(w.tw, zeroReader{}, size-n); err != nil {
 			return fmt.Errorf("padding %q: %w", hostPath, err)
 		}
-		w.tally.add(0, size-n)
+		w.tally.Add(0, size-n)
 	}
 	return nil
-}
-
-// countingReader adds what it reads to a tally as it goes, so progress
-// moves while a large file is read.
-type countingReader struct {
-	r io.Reader
-	t *tally
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.t.add(0, int64(n))
-	return n, err
 }
 
 type zeroReader struct{}

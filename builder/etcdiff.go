@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/seedbuild/seedbuild/xattrs"
 	"golang.org/x/sys/unix"
 )
 

@@ -2,103 +2,30 @@ package builder
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"sync/atomic"
-	"time"
 
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
+	"github.com/seedbuild/seedbuild/progress"
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 )
 
-// progress shows the capture as it goes: a bar on a terminal, else a plain
-// line every few seconds, each with files, bytes, rate and, once the size
-// of what will be captured is known, the total and an ETA. Nothing when
-// the progress writer is io.Discard.
+// progress shows the capture as it goes (see package progress). A
+// metadata-only walk beside the capture sizes what it will read, so the
+// total and an ETA appear once the walk is done.
 func (b *build) progress(c *capture) (stop func()) {
-	w := b.opts.Progress
-	if w == io.Discard {
+	if b.opts.Progress == io.Discard {
 		return func() {}
 	}
-	start := time.Now()
+	stopShow := progress.Show(b.opts.Progress, "Capturing", "Captured", &b.tally.Counter)
 	done := make(chan struct{})
-	var total atomic.Int64 // bytes to capture; 0 while unknown
 	go func() {
 		if n, err := c.estimate(done, "var", "etc"); err == nil {
-			total.Store(max(n, 1))
-		}
-	}()
-	status := func() string {
-		files, bytes := b.tally.snapshot()
-		return captureStatus(files, bytes, total.Load(), time.Since(start))
-	}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p := mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(200*time.Millisecond))
-		bar := p.New(0, mpb.BarStyle(),
-			mpb.PrependDecorators(decor.Name("Capturing ")),
-			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return status() })))
-		go func() {
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					_, bytes := b.tally.snapshot()
-					if n := total.Load(); n > 0 {
-						bar.SetTotal(max(n, bytes), false)
-					}
-					bar.SetCurrent(bytes)
-				}
-			}
-		}()
-		return func() {
-			close(done)
-			bar.SetTotal(-1, true)
-			p.Wait()
-		}
-	}
-	go func() {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "Capturing: %s\n", status())
-			}
+			b.tally.SetTotal(max(n, 1))
 		}
 	}()
 	return func() {
 		close(done)
-		files, bytes := b.tally.snapshot()
-		fmt.Fprintf(w, "Captured: %s\n", captureStatus(files, bytes, 0, time.Since(start)))
+		stopShow()
 	}
-}
-
-// captureStatus is one progress line: files, bytes and rate so far, and
-// with a known total, the total and the time left at the rate so far.
-func captureStatus(files, bytes, total int64, elapsed time.Duration) string {
-	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
-	rate := 0.0
-	if secs := elapsed.Seconds(); secs > 0 {
-		rate = float64(bytes) / secs
-	}
-	s := fmt.Sprintf("%d files, %.1f MiB", files, mib(bytes))
-	if total > 0 {
-		s += fmt.Sprintf(" of %.1f MiB", mib(max(total, bytes)))
-	}
-	s += fmt.Sprintf(", %.1f MiB/s", rate/(1<<20))
-	if total > 0 && rate > 0 {
-		left := time.Duration(float64(max(total-bytes, 0)) / rate * float64(time.Second))
-		s += ", ETA " + left.Round(time.Second).String()
-	}
-	return s
 }
 
 // errEstimateStopped ends an estimate whose capture has finished.

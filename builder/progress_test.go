@@ -6,30 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-func TestCaptureStatus(t *testing.T) {
-	const mib = 1 << 20
-	tests := []struct {
-		name                string
-		files, bytes, total int64
-		elapsed             time.Duration
-		want                string
-	}{
-		{"total unknown", 10, 100 * mib, 0, 10 * time.Second, "10 files, 100.0 MiB, 10.0 MiB/s"},
-		{"total known", 10, 100 * mib, 300 * mib, 10 * time.Second, "10 files, 100.0 MiB of 300.0 MiB, 10.0 MiB/s, ETA 20s"},
-		{"long wait", 1, 1 * mib, 601 * mib, 10 * time.Second, "1 files, 1.0 MiB of 601.0 MiB, 0.1 MiB/s, ETA 1h40m0s"},
-		{"past the estimate", 3, 50 * mib, 40 * mib, 5 * time.Second, "3 files, 50.0 MiB of 50.0 MiB, 10.0 MiB/s, ETA 0s"},
-		{"nothing read yet", 0, 0, 40 * mib, time.Second, "0 files, 0.0 MiB of 40.0 MiB, 0.0 MiB/s"},
-		{"no time elapsed", 0, 0, 0, 0, "0 files, 0.0 MiB, 0.0 MiB/s"},
-	}
-	for _, tt := range tests {
-		if got := captureStatus(tt.files, tt.bytes, tt.total, tt.elapsed); got != tt.want {
-			t.Errorf("%s: captureStatus = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
 
 func TestEstimate(t *testing.T) {
 	root := t.TempDir()

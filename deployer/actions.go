@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/seedbuild/seedbuild/progress"
 	"github.com/seedbuild/seedbuild/scratch"
 	"golang.org/x/sys/unix"
 )
@@ -212,7 +213,18 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	if err := os.MkdirAll(a["to"], 0o755); err != nil {
 		return "", err
 	}
-	if err := copyTree(a["from"], a["to"]); err != nil {
+	var done progress.Counter
+	stopShow := progress.Show(e.log, "Copying", "Copied", &done)
+	stopSize := make(chan struct{})
+	go func() {
+		if n, err := treeSize(a["from"], stopSize); err == nil {
+			done.SetTotal(max(n, 1))
+		}
+	}()
+	err := copyTree(a["from"], a["to"], &done)
+	close(stopSize)
+	stopShow()
+	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)
 	}
 	return "", nil

@@ -3,20 +3,23 @@ package deployer
 import (
 	"errors"
 	"fmt"
-	"github.com/seedbuild/seedbuild/xattrs"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 
+	"github.com/seedbuild/seedbuild/progress"
+	"github.com/seedbuild/seedbuild/xattrs"
 	"golang.org/x/sys/unix"
 )
 
 // copyTree copies the content of src into dst (which may exist) keeping
 // type, mode, numeric owner, mtime, xattrs, hard links, symlinks and
 // holes, as `cp -a` does, with a worker per core for file contents.
-func copyTree(src, dst string) error {
+func copyTree(src, dst string, done *progress.Counter) error {
 	c := &treeCopier{links: map[[2]uint64]string{}}
 	files := make(chan copyJob, 256)
 	var wg sync.WaitGroup
@@ -32,6 +35,7 @@ func copyTree(src, dst string) error {
 					default:
 					}
 				}
+				done.Add(1, j.st.Size)
 			}
 		}()
 	}
@@ -222,4 +226,39 @@ func copyXattrs(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// treeSize is the bytes of the regular files under root, each hard-linked
+// file once: the total a copyTree of root will count. It gives up when stop
+// is closed.
+func treeSize(root string, stop <-chan struct{}) (int64, error) {
+	var total int64
+	seen := map[[2]uint64]bool{}
+	err := filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return errors.New("stopped")
+		default:
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			key := [2]uint64{st.Dev, st.Ino}
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		total += info.Size()
+		return nil
+	})
+	return total, err
 }

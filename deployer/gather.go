@@ -3,7 +3,6 @@ package deployer
 import (
 	"context"
 	"encoding/json"
-	"github.com/seedbuild/seedbuild/kargsd"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seedbuild/seedbuild/kargsd"
 	"golang.org/x/sys/unix"
 )
 

@@ -2,8 +2,8 @@ package deployer
 
 import (
 	"fmt"
-	"github.com/docker/go-units"
 
+	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/labels"
 )
 

@@ -1,18 +1,18 @@
 package tests
 
 import (
-	"fmt"
-	"os/exec"
-	"syscall"
-	"time"
-
 	"encoding/json"
-	"golang.org/x/sys/unix"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // busyboxExtra is a folder with Debian's static busybox as the image's

@@ -2,11 +2,12 @@ package tests
 
 import (
 	"encoding/json"
-	"github.com/seedbuild/seedbuild/seedimage"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/seedimage"
 )
 
 func inspect(t *testing.T, args ...string) seedimage.Description {

@@ -4,13 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/seedbuild/seedbuild/scratch"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/scratch"
 )
 
 // treeHash describes every entry under dir: path, mode, size, mtime and a

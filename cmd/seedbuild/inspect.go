@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/docker/go-units"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"

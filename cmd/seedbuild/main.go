@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/seedbuild/seedbuild/deployer"
-	"github.com/seedbuild/seedbuild/imageref"
 	"io"
 	"os"
 	"os/signal"
@@ -16,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/containers/buildah"
+	"github.com/seedbuild/seedbuild/deployer"
+	"github.com/seedbuild/seedbuild/imageref"
 )
 
 // Exit codes.
