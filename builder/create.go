@@ -132,7 +132,7 @@ func (b *build) clusterInfo() labels.ClusterInfo {
 	if b.opts.ClusterInfo != nil {
 		return *b.opts.ClusterInfo
 	}
-	var c labels.ClusterInfo
+	c := labels.ClusterInfo{SeedClusterOCPVersion: b.mc.ReleaseVersion}
 	if h, err := os.ReadFile(filepath.Join(b.opts.Rootfs, "etc/hostname")); err == nil {
 		c.SNOHostname = strings.TrimSpace(string(h))
 	}

@@ -29,9 +29,16 @@ type MachineConfig struct {
 	// Files are the paths the MachineConfig daemon manages
 	// (spec.config.storage.files).
 	Files []string
+	// ReleaseVersion is the OpenShift version the rendered config was made
+	// for (its release-image-version annotation), or "".
+	ReleaseVersion string
 	// Raw is the file as read, for mco-currentconfig.json.
 	Raw []byte
 }
+
+// ReleaseVersionAnnotation is where the machine-config controller records
+// the OpenShift version on each rendered MachineConfig.
+const ReleaseVersionAnnotation = "machineconfiguration.openshift.io/release-image-version"
 
 // ReadMachineConfig reads root/etc/machine-config-daemon/currentconfig. A
 // missing file gives an empty config and no error.
@@ -45,6 +52,9 @@ func ReadMachineConfig(root string) (MachineConfig, error) {
 		return MachineConfig{}, fmt.Errorf("reading %q: %w", p, err)
 	}
 	var doc struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
 		Spec struct {
 			OSImageURL      string   `json:"osImageURL"`
 			KernelArguments []string `json:"kernelArguments"`
@@ -60,7 +70,8 @@ func ReadMachineConfig(root string) (MachineConfig, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return MachineConfig{}, fmt.Errorf("parsing %q: %w", p, err)
 	}
-	mc := MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, Raw: data}
+	mc := MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments,
+		ReleaseVersion: doc.Metadata.Annotations[ReleaseVersionAnnotation], Raw: data}
 	for _, f := range doc.Spec.Config.Storage.Files {
 		if f.Path != "" {
 			mc.Files = append(mc.Files, f.Path)

@@ -36,6 +36,7 @@ import sys
 
 EPOCH = 1700000000
 KERNEL = "5.14.0-570.el9_6.x86_64"
+OCP_VERSION = "4.20.0"
 OSIMAGE = "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + "ab" * 32
 KARGS = [
     "systemd.unified_cgroup_hierarchy=1",
@@ -164,7 +165,9 @@ def make_etc(w):
     w.bulk("etc/kubernetes/static-pod-resources", 120, 500, 6000)
     w.file("etc/kubernetes/kubelet.conf", w.words(2000))
     w.file("etc/kubernetes/static-pod-resources/secret.key", w.payload(1675, 1.0), 0o600)
-    mcd = {"spec": {"osImageURL": OSIMAGE, "kernelArguments": KARGS}}
+    mcd = {"metadata": {"name": "rendered-master-0123456789abcdef",
+                        "annotations": {"machineconfiguration.openshift.io/release-image-version": OCP_VERSION}},
+           "spec": {"osImageURL": OSIMAGE, "kernelArguments": KARGS}}
     w.file("etc/machine-config-daemon/currentconfig", json.dumps(mcd).encode())
     # Node identity and secrets: never in a seed.
     w.file("etc/hostname", b"sno-seed.example.com\n")

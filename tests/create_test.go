@@ -182,6 +182,15 @@ func TestCreateNative(t *testing.T) {
 		}
 	})
 
+	t.Run("cluster info read from the root", func(t *testing.T) {
+		// No --cluster-info: the OpenShift version comes from the
+		// rendered MachineConfig's annotation, the hostname from etc/hostname.
+		d := inspect(t, "oci-archive:"+out)
+		if d.OCPVersion != "4.20.0" || d.ClusterInfo == nil || d.ClusterInfo.SNOHostname != "sno-seed.example.com" {
+			t.Errorf("inspect = version %q, cluster info %+v; want 4.20.0 and sno-seed.example.com", d.OCPVersion, d.ClusterInfo)
+		}
+	})
+
 	t.Run("reproducible", func(t *testing.T) {
 		again := create(t, "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--output", "oci-archive:"+filepath.Join(dir, "again.tar"),
 			"--timestamp", "1700000000", "--karg", "ibu=test")
