@@ -49,6 +49,12 @@ func WriteContext(dir string, c ConfiguredSeed) ([]string, error) {
 		}
 		return nil, fmt.Errorf("the cluster configuration is not valid JSON: %v", err)
 	}
+	if trimmed := bytes.TrimSpace(c.ClusterConfig); len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, errors.New("the cluster configuration must be a JSON object")
+	}
+	if fi, err := os.Lstat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("output %q exists and is not a folder", dir)
+	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("output folder %q is not empty", dir)
 	}
