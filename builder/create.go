@@ -144,7 +144,7 @@ func (b *build) stageBase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("staging base image: %w", err)
 	}
-	err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
+	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
 		SourceCtx:      b.opts.SystemContext,
 		DestinationCtx: &types.SystemContext{},
 		ReportWriter:   b.copyReport(),
@@ -402,7 +402,7 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 		return err
 	}
 	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", displayRef(dest))
-	err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
+	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
 		SourceCtx:      &types.SystemContext{},
 		DestinationCtx: b.opts.SystemContext,
 		ReportWriter:   b.copyReport(),

@@ -3,6 +3,7 @@ package deployer
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,8 +14,14 @@ import (
 
 // ReadTarget reads what a target node can tell about itself from its root
 // (a live / or a folder laid out like one). What it cannot read stays
-// unset, to be filled by hand.
-func ReadTarget(root string) labels.Target {
+// unset, to be filled by hand. A root that is not a folder is an error:
+// empty facts would match any seed.
+func ReadTarget(root string) (labels.Target, error) {
+	if fi, err := os.Stat(root); err != nil {
+		return labels.Target{}, fmt.Errorf("reading the target root: %w", err)
+	} else if !fi.IsDir() {
+		return labels.Target{}, fmt.Errorf("the target root %q is not a folder", root)
+	}
 	t := labels.Target{Architecture: runtime.GOARCH}
 	live := filepath.Clean(root) == "/"
 	if !live {
@@ -46,7 +53,7 @@ func ReadTarget(root string) labels.Target {
 		where := mountWhere(filepath.Join(root, "etc/systemd/system/var-lib-containers.mount"))
 		t.ContainerStorageMountpointTarget = &where
 	}
-	return t
+	return t, nil
 }
 
 type currentConfig struct {

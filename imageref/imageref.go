@@ -18,6 +18,7 @@ import (
 	"go.podman.io/common/pkg/retry"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
@@ -124,6 +125,12 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 			}
 		}
 	}
+	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("parsing image name %q: a path needs its transport, such as oci-archive:%s or oci:%s", name, name, name)
+	}
+	if _, err := reference.ParseNormalizedNamed(name); err != nil {
+		return nil, fmt.Errorf("parsing image name %q: %w", name, err)
+	}
 	// Short names resolve as podman resolves them: registries.conf aliases,
 	// then its unqualified-search registries, without prompting.
 	mode := types.ShortNameModePermissive
@@ -175,22 +182,25 @@ type Retry struct {
 // CopyImage copies src to dest, retrying what a flaky network breaks, as
 // podman push and pull do.
 // A local destination (oci-archive:, oci:, dir:) that did not exist before
-// is removed when the copy fails, so nothing is left half-written.
-func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) error {
+// is removed when the copy fails, so nothing is left half-written. It
+// returns the manifest written to dest.
+func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) ([]byte, error) {
 	path := localPath(dest)
 	existed := path == ""
 	if !existed {
 		_, err := os.Lstat(path)
 		existed = err == nil
 	}
+	var manifest []byte
 	err := retry.IfNecessary(ctx, func() error {
-		_, err := copy.Image(ctx, pc, dest, src, opts)
+		var err error
+		manifest, err = copy.Image(ctx, pc, dest, src, opts)
 		return err
 	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: Retryable})
 	if err != nil && !existed {
 		os.RemoveAll(path)
 	}
-	return err
+	return manifest, err
 }
 
 // Retryable tells whether a failed copy is worth trying again: what

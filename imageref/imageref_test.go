@@ -30,12 +30,18 @@ func TestParse(t *testing.T) {
 		{"bogus://x", "", true},
 		{"", "", true},
 		{"UPPER/case", "", true},
+		{"Bad Name!!", "", true},
+		{"/var/tmp/seed.tar", "", true},
+		{"./seed", "", true},
 	}
 	for _, tt := range tests {
 		ref, err := Parse(tt.name, nil)
 		if (err != nil) != tt.bad {
 			t.Errorf("Parse(%q) error = %v, want error %v", tt.name, err, tt.bad)
 			continue
+		}
+		if errors.Is(err, ErrShortName) {
+			t.Errorf("Parse(%q) = %v, a bad name reported as a registries.conf problem", tt.name, err)
 		}
 		if err == nil {
 			if got := ref.Transport().Name() + ":" + ref.StringWithinTransport(); got != tt.want {

@@ -1,8 +1,12 @@
 package labels
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // Target is what a target node can tell about itself: the facts a seed's
@@ -24,6 +28,35 @@ type Target struct {
 	// ContainerStorageMountpointTarget is where the node mounts a separate
 	// container storage (var-lib-containers.mount), or "" for none.
 	ContainerStorageMountpointTarget *string `json:"container_storage_mountpoint_target,omitempty"`
+}
+
+// ParseTarget reads a facts document. Unknown keys are refused, naming
+// the known ones: a misspelt key would otherwise leave its check undone
+// without a word.
+func ParseTarget(data []byte) (Target, error) {
+	var t Target
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return t, fmt.Errorf("unknown key %s; the keys are %s", key, strings.Join(targetKeys(), ", "))
+		}
+		return t, err
+	}
+	if dec.More() {
+		return t, fmt.Errorf("more than one JSON value")
+	}
+	return t, nil
+}
+
+func targetKeys() []string {
+	var keys []string
+	rt := reflect.TypeOf(Target{})
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	return keys
 }
 
 // Mismatch is one difference between a seed and a target.

@@ -3,6 +3,7 @@ package labels
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -250,4 +251,31 @@ func FuzzClusterInfo(f *testing.F) {
 			t.Fatalf("round trip is not stable: %s then %s", out, again)
 		}
 	})
+}
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		wantArch  string
+		wantErr   string
+	}{
+		{"facts document", `{"architecture":"arm64","fips":false,"ocp_version":"4.20.0"}`, "arm64", ""},
+		{"empty", `{}`, "", ""},
+		{"misspelt key", `{"ocp-version":"4.19.0"}`, "", `unknown key "ocp-version"; the keys are ocp_version, architecture`},
+		{"wrong type", `{"fips":"yes"}`, "", "fips"},
+		{"two documents", `{} {}`, "", "more than one"},
+		{"not JSON", `{"fips":`, "", "unexpected EOF"},
+	}
+	for _, tt := range tests {
+		got, err := ParseTarget([]byte(tt.doc))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error = %v, want one saying %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got.Architecture != tt.wantArch {
+			t.Errorf("%s: ParseTarget = %+v, %v", tt.name, got, err)
+		}
+	}
 }

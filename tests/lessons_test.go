@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/deployer"
 )
 
 // TestCreateKeepsMachineConfigFiles: files the MachineConfig daemon
@@ -129,8 +131,17 @@ func TestFactsAndAgainst(t *testing.T) {
 	if r.code != 1 || strings.Count(r.stderr, "compatibility:") != 3 {
 		t.Errorf("deploy --facts mismatching: %s\nwant exit 1 listing 3 compatibility problems", r)
 	}
+	r = seedbuild(t, nil, st.flags("deploy", "localhost/seed:facts", "--stateroot", "x", "--sysroot", sys, "--facts", factsFile, "--json")...)
+	var refused struct{ Problems []deployer.Problem }
+	if err := json.Unmarshal([]byte(r.stdout), &refused); r.code != 1 || err != nil || len(refused.Problems) != 3 || refused.Problems[0].Check != "compatibility" {
+		t.Errorf("deploy --facts mismatching --json: %s\nwant exit 1 and the 3 problems as JSON on stdout", r)
+	}
 	if after := status(t, sys); after != before {
 		t.Errorf("a refused deploy changed the sysroot")
+	}
+	misspelt := writeTemp(t, `{"ocp-version":"4.19.0"}`)
+	if r := seedbuild(t, nil, st.flags("inspect", "localhost/seed:facts", "--against", misspelt)...); r.code != 1 || !strings.Contains(r.stderr, `unknown key "ocp-version"`) {
+		t.Errorf("inspect --against with a misspelt key: %s\nwant exit 1 naming the key", r)
 	}
 	var parsed map[string]any
 	if err := json.Unmarshal([]byte(facts), &parsed); err != nil || parsed["fips"] != true || parsed["proxy"] != true {

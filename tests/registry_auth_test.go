@@ -66,8 +66,12 @@ func TestRegistryAuthAndTLS(t *testing.T) {
 	}
 	st := newStore(t)
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "seed:push")...)
-	if r := run(nil, st.flags("push", "-q", "localhost/seed:push", reg.ref("seeds/pushed:1"), "--authfile", good, "--cert-dir", trust)...); r.code != 0 {
+	digestFile := filepath.Join(t.TempDir(), "digest")
+	if r := run(nil, st.flags("push", "-q", "localhost/seed:push", reg.ref("seeds/pushed:1"), "--authfile", good, "--cert-dir", trust, "--digestfile", digestFile)...); r.code != 0 {
 		t.Fatalf("seedbuild push: %s", r)
+	}
+	if d, err := os.ReadFile(digestFile); err != nil || string(d) != inspect(t, reg.ref("seeds/pushed:1"), "--authfile", good, "--cert-dir", trust).Digest {
+		t.Errorf("push --digestfile wrote %q (%v), want the pushed manifest's digest", d, err)
 	}
 	if r := run(nil, st.flags("push", "-q", "localhost/seed:push", reg.ref("seeds/pushed:2"), "--authfile", bad, "--cert-dir", trust)...); r.code != 1 || !strings.Contains(r.stderr, "unauthorized") {
 		t.Errorf("seedbuild push with bad credentials: %s", r)

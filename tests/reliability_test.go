@@ -37,6 +37,13 @@ func TestBadInputEverywhere(t *testing.T) {
 		{[]string{"lint", "-f", "/nonexistent/Containerfile"}, 1, "/nonexistent/Containerfile"},
 		{[]string{"containerfile"}, 2, "--seed"},
 		{[]string{"facts", "extra"}, 2, "extra"},
+		{[]string{"facts", "--rootfs", "/nonexistent-root"}, 1, "/nonexistent-root"},
+		{[]string{"lint", "Containerfile"}, 2, "-f FILE"},
+		{[]string{"inspect", "Bad Name!!"}, 2, "Bad Name!!"},
+		{[]string{"push", "oci:/nonexistent", "/var/tmp/seed.tar"}, 2, "oci-archive:/var/tmp/seed.tar"},
+		{[]string{"completion", "tcsh"}, 2, "tcsh"},
+		{[]string{"versoin"}, 2, "did you mean version?"},
+		{[]string{"inspect", "--retry", "-3", "oci:/x"}, 2, "--retry"},
 		{[]string{"--log-level", "loud", "version"}, 2, "loud"},
 	}
 	for _, tt := range tests {

@@ -62,7 +62,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 		Example: `  seedbuild create --rootfs /var/tmp/root --base localhost/rhcos:4.20 --tag localhost/seed:4.20
   seedbuild create --timestamp 1700000000 --output oci-archive:/var/tmp/seed.tar
   seedbuild create --layout classic --output docker://registry.example.com/seeds/sno:4.20`,
-		Args: cobra.NoArgs,
+		Args: noArgs("name the root with --rootfs DIR"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(cmd); err != nil {
 				return err

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,6 +70,12 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 				return err
 			}
 			res, err := deployer.Deploy(cmd.Context(), cfg)
+			var pe *deployer.PreflightError
+			if o.asJSON && errors.As(err, &pe) {
+				if jerr := writeJSON(g.stdout, map[string][]deployer.Problem{"problems": pe.Problems}); jerr != nil {
+					return jerr
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -130,12 +136,12 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 }
 
 func readFacts(path string) (labels.Target, error) {
-	var t labels.Target
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return t, fmt.Errorf("reading facts %q: %w", path, err)
+		return labels.Target{}, fmt.Errorf("reading facts %q: %w", path, err)
 	}
-	if err := json.Unmarshal(data, &t); err != nil {
+	t, err := labels.ParseTarget(data)
+	if err != nil {
 		return t, fmt.Errorf("parsing facts %q: %w", path, err)
 	}
 	return t, nil

@@ -22,9 +22,12 @@ can be filled in by hand, such as ocp_version, the version the node is to
 run. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
 		Example: `  seedbuild facts --json > facts.json
   seedbuild inspect localhost/seed:4.20 --against facts.json`,
-		Args: cobra.NoArgs,
+		Args: noArgs("name the root with --rootfs DIR"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t := deployer.ReadTarget(rootfs)
+			t, err := deployer.ReadTarget(rootfs)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(g.stdout, t)
 			}
@@ -53,10 +56,13 @@ func printTarget(g *globalOptions, t labels.Target) {
 		}
 		return *p
 	}
-	ocp := t.OCPVersion
+	ocp, arch := t.OCPVersion, t.Architecture
 	if ocp == "" {
 		ocp = "unknown"
 	}
+	if arch == "" {
+		arch = "unknown"
+	}
 	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version:                   %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\n",
-		t.Architecture, ocp, b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
+		arch, ocp, b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
 }

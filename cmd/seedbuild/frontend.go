@@ -55,7 +55,7 @@ finding has a rule ID, a severity, file:line, a message and a fix hint.
 Exits 1 when there are errors, or with --strict any finding at all.`,
 		Example: `  seedbuild lint -f Containerfile
   seedbuild lint --image localhost/seed:4.20 --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs("name the file with -f FILE or the image with --image IMAGE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sys, err := o.options(cmd).SystemContext()
 			if err != nil {
@@ -279,7 +279,7 @@ func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *type
 	if err != nil {
 		return err
 	}
-	if err := imageref.CopyImage(ctx, pc, dst, src, &copy.Options{DestinationCtx: sys}, r); err != nil {
+	if _, err := imageref.CopyImage(ctx, pc, dst, src, &copy.Options{DestinationCtx: sys}, r); err != nil {
 		return fmt.Errorf("writing the image to %q: %w", dest, err)
 	}
 	return nil
@@ -306,7 +306,7 @@ other way to carry /etc). Build the result with seedbuild build (or buildah
 bud).`,
 		Example: `  seedbuild containerfile --seed localhost/seed:4.20 --cluster-config cluster.json -o configured-seed
   seedbuild build -t localhost/configured-seed:4.20 configured-seed`,
-		Args: cobra.NoArgs,
+		Args: noArgs("name the seed with --seed IMAGE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.seed == "" || o.clusterConfig == "" {
 				return usagef("--seed and --cluster-config are required")

@@ -40,7 +40,7 @@ bootc, ostree-ext (ostree container) and ostree are available. It is the first
 thing to run on a new node. It changes nothing.`,
 		Example: `  seedbuild info
   seedbuild info --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs("it reports on this machine"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := g.storeOptions()
 			if err != nil {

@@ -170,6 +170,16 @@ func shortDigest(d string) string {
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the argument.
+// noArgs refuses arguments, saying which flag takes what was given.
+func noArgs(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("%s takes no arguments, got %q; %s", cmd.CommandPath(), args[0], hint)
+		}
+		return nil
+	}
+}
+
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {

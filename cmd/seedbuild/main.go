@@ -109,6 +109,10 @@ func isCobraUsage(err error) bool {
 // oneLine folds a multi-line error into one line, so every failure is one
 // line on stderr.
 func oneLine(s string) string {
+	// cobra's suggestion for a mistyped command.
+	if before, after, ok := strings.Cut(s, "\n\nDid you mean this?\n"); ok {
+		s = before + "; did you mean " + strings.Join(strings.Fields(after), " or ") + "?"
+	}
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
 	for i := range fields {
 		fields[i] = strings.TrimSpace(fields[i])

@@ -3,15 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/spf13/cobra"
 	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/manifest"
 )
 
 type pushOptions struct {
 	registryFlags
-	quiet bool
+	quiet      bool
+	digestFile string
 }
 
 func newPushCmd(g *globalOptions) *cobra.Command {
@@ -48,13 +51,25 @@ digests do not change.`,
 			if o.quiet {
 				report = nil
 			}
-			if err := imageref.CopyImage(cmd.Context(), pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: report}, o.retries()); err != nil {
+			written, err := imageref.CopyImage(cmd.Context(), pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: report}, o.retries())
+			if err != nil {
 				return fmt.Errorf("pushing %q to %q: %w", args[0], args[1], err)
+			}
+			if o.digestFile == "" {
+				return nil
+			}
+			digest, err := manifest.Digest(written)
+			if err != nil {
+				return fmt.Errorf("digesting the manifest pushed to %q: %w", args[1], err)
+			}
+			if err := os.WriteFile(o.digestFile, []byte(digest.String()), 0o644); err != nil {
+				return fmt.Errorf("writing the digest file: %w", err)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print no progress")
+	cmd.Flags().StringVar(&o.digestFile, "digestfile", "", "write the digest of the pushed manifest to this file, as podman push does")
 	o.registryFlags.add(cmd)
 	return cmd
 }

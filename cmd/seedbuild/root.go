@@ -118,6 +118,12 @@ bootc and seedbuild itself can consume it.`,
 			}
 			logrus.SetLevel(lvl)
 			logrus.SetOutput(g.stderr)
+			// Counts and delays shared by several commands cannot be negative.
+			for _, name := range []string{"retry", "retry-delay"} {
+				if f := cmd.Flags().Lookup(name); f != nil && strings.HasPrefix(f.Value.String(), "-") {
+					return usagef("invalid --%s %q: it cannot be negative", name, f.Value.String())
+				}
+			}
 			return nil
 		},
 	}
@@ -144,6 +150,23 @@ bootc and seedbuild itself can consume it.`,
 		newPushCmd(g),
 		newGenDocsCmd(g),
 	)
+	// cobra's completion command prints its help for a shell it does not
+	// know and exits 0; name the shells and exit 2 instead.
+	cmd.InitDefaultCompletionCmd()
+	if comp, _, err := cmd.Find([]string{"completion"}); err == nil && comp.Name() == "completion" {
+		comp.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				var shells []string
+				for _, sub := range c.Commands() {
+					shells = append(shells, sub.Name())
+				}
+				return usagef("unknown shell %q for completion; want one of %s", args[0], strings.Join(shells, ", "))
+			}
+			return nil
+		}
+		// Runnable, so that cobra checks the arguments above.
+		comp.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
 	return cmd, g
 }
 

@@ -27,7 +27,7 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print seedbuild's version and the buildah, storage and image versions it embeds",
-		Args:  cobra.NoArgs,
+		Args:  noArgs("it prints versions only"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := versionInfo{
 				Version:   version,
