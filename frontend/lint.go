@@ -62,6 +62,7 @@ const (
 	RuleBadKargs        = "SB015"
 	RuleAddURL          = "SB016"
 	RuleSeedEtc         = "SB017"
+	RuleBaseUnreadable  = "SB018"
 )
 
 // LabelReader reads an image's labels; it returns an error when the image
@@ -168,6 +169,7 @@ func (l *linter) from(ctx context.Context, s *instructions.Stage, line int) {
 	}
 	lbls, err := l.opts.Labels(ctx, base)
 	if err != nil {
+		l.add(RuleBaseUnreadable, Warning, line, fmt.Sprintf("base %s could not be read, so SB010 was not checked: %v", base, err), "make the image reachable (local storage, or registry access with --authfile, --tls-verify, --cert-dir)")
 		return
 	}
 	if _, ok := lbls[labels.FormatVersionLabel]; ok {

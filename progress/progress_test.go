@@ -5,6 +5,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,33 +43,55 @@ func TestCounterReader(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a buffer Show's goroutine may write while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestShowPlain(t *testing.T) {
-	tests := []struct {
-		name  string
-		wait  time.Duration
-		lines []string // patterns, in order
-	}{
-		{"quick work: one last line", 0, []string{`^Copied: 2 files, 3\.0 MiB, [0-9.]+ MiB/s$`}},
-		{"long work: a line per interval, then the last", PlainInterval + 500*time.Millisecond, []string{
-			`^Copying: 2 files, 3\.0 MiB of 6\.0 MiB, [0-9.]+ MiB/s, ETA [0-9]+s$`,
-			`^Copied: 2 files, 3\.0 MiB, [0-9.]+ MiB/s$`}},
-	}
-	for _, tt := range tests {
-		var buf bytes.Buffer
+	running := regexp.MustCompile(`^Copying: 2 files, 3\.0 MiB of 6\.0 MiB, [0-9.]+ MiB/s, ETA [0-9hms]+$`)
+	last := regexp.MustCompile(`^Copied: 2 files, 3\.0 MiB, [0-9.]+ MiB/s$`)
+	for _, long := range []bool{false, true} {
+		var buf lockedBuffer
 		var c Counter
 		stop := Show(&buf, "Copying", "Copied", &c)
 		c.Add(2, 3<<20)
 		c.SetTotal(6 << 20)
-		time.Sleep(tt.wait)
-		stop()
-		got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-		if len(got) != len(tt.lines) {
-			t.Errorf("%s: wrote %q, want %d lines", tt.name, got, len(tt.lines))
-			continue
+		if long {
+			// Wait for a line written while the work runs, however late
+			// the ticker gets to run.
+			for deadline := time.Now().Add(PlainInterval + 30*time.Second); !strings.Contains(buf.String(), "Copying:") && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
-		for i, pat := range tt.lines {
-			if !regexp.MustCompile(pat).MatchString(got[i]) {
-				t.Errorf("%s: line %d = %q, want it to match %s", tt.name, i+1, got[i], pat)
+		stop()
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		if !last.MatchString(lines[len(lines)-1]) {
+			t.Errorf("long work %v: last line %q, want it to match %s", long, lines[len(lines)-1], last)
+		}
+		body := lines[:len(lines)-1]
+		if long && len(body) == 0 {
+			t.Errorf("long work: no line while it ran: %q", lines)
+		}
+		if !long && len(body) != 0 {
+			t.Errorf("quick work: %q, want only the last line", lines)
+		}
+		for _, l := range body {
+			if !running.MatchString(l) {
+				t.Errorf("line %q, want it to match %s", l, running)
 			}
 		}
 	}

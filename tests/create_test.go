@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -532,8 +531,17 @@ func TestCreateSparseAndInterrupt(t *testing.T) {
 		}
 	})
 
+	// The interrupts need a capture that is still going when its first
+	// progress line comes (after 2 s): 16 GiB of holes take far longer.
+	slow := smallRoot(t, nil)
+	fh, err = os.Create(filepath.Join(slow, "var/lib/huge-sparse.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Truncate(16 << 30)
+	fh.Close()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run("interrupt/"+sig.String(), func(t *testing.T) { interruptCreate(t, f, root, sig) })
+		t.Run("interrupt/"+sig.String(), func(t *testing.T) { interruptCreate(t, f, slow, sig) })
 	}
 }
 
@@ -545,17 +553,12 @@ func interruptCreate(t *testing.T, f *fixtureSet, root string, sig syscall.Signa
 	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "before")...)
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
 	containers := st.buildah(t, "containers", "-a", "-q")
-	cmd := command(bin, st.flags("create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "interrupted",
+	cmd := exec.Command(bin, st.flags("create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "interrupted",
 		"--output", "oci-archive:"+filepath.Join(tmp, "out.tar"))...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(700 * time.Millisecond)
-	cmd.Process.Signal(sig)
-	err := cmd.Wait()
-	if err == nil {
-		t.Fatalf("create exited 0 after %s", sig)
+	out, sent, err := runUntil(t, cmd, "Capturing:", func() { cmd.Process.Signal(sig) })
+	if !sent || err == nil {
+		t.Fatalf("create after %s during the capture: %v\n%s", sig, err, out)
 	}
 	if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
 		t.Errorf("images after interrupt = %q, want %q", got, images)
@@ -582,7 +585,7 @@ func TestCreateRemovesStaleLeftovers(t *testing.T) {
 	tmp := t.TempDir()
 	dead := filepath.Join(tmp, "seedbuild-create-123")
 	live := filepath.Join(tmp, "seedbuild-create-456")
-	for dir, pid := range map[string]int{dead: 999999, live: os.Getpid()} {
+	for dir, pid := range map[string]int{dead: unusedPID(t), live: os.Getpid()} {
 		if err := os.MkdirAll(filepath.Join(dir, "image"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -616,4 +619,18 @@ func TestCreateRefusesLiveNode(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "kubelet or crio is running") || !strings.Contains(r.stderr, "--allow-running") {
 		t.Errorf("create --rootfs / with kubelet running: %s\nwant exit 1 naming --allow-running", r)
 	}
+}
+
+// unusedPID is a pid no process can have: pid_max itself (pids go up to
+// pid_max - 1).
+func unusedPID(t *testing.T) int {
+	data, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

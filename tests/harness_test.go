@@ -80,6 +80,16 @@ func (r result) String() string {
 // seedbuild runs the binary with args and returns what it did.
 func seedbuild(t testing.TB, env []string, args ...string) result {
 	t.Helper()
+	r, err := runSeedbuild(env, args...)
+	if err != nil {
+		t.Fatalf("running seedbuild %v: %v", args, err)
+	}
+	return r
+}
+
+// runSeedbuild runs the binary; the error is for a binary that could not
+// be run at all. It does not touch a test, so goroutines may call it.
+func runSeedbuild(env []string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -92,9 +102,9 @@ func seedbuild(t testing.TB, env []string, args ...string) result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running seedbuild %v: %v", args, err)
+		return result{}, err
 	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}, nil
 }
 
 // mustSeedbuild runs the binary and fails the test unless it exits 0.

@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,16 +37,45 @@ func startPodman(t *testing.T, st store) string {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		waitForNoProcessUsing(st.root, 30*time.Second)
 	})
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return "unix://" + sock
+	// Ready when the API answers, not when the socket first accepts: the
+	// service listens before its runtime is set up.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	defer client.CloseIdleConnections()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := client.Get("http://d/_ping"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return "unix://" + sock
+			}
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "podman.log"))
 	t.Fatalf("podman system service did not answer: %s", log)
 	return ""
+}
+
+// waitForNoProcessUsing waits until no process names path on its command
+// line: conmon starts `podman container cleanup` on its own, and it may
+// still write into the store after the service is gone.
+func waitForNoProcessUsing(path string, limit time.Duration) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		busy := false
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), path) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+	}
 }
 
 type standinRecord struct {

@@ -184,6 +184,7 @@ func TestConcurrentRuns(t *testing.T) {
 	sys := newSysroot(t)
 	var wg sync.WaitGroup
 	results := make([]result, 3)
+	errs := make([]error, 3)
 	runs := [][]string{
 		st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:a"),
 		st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--karg", "b=1", "--tag", "seed:b"),
@@ -193,11 +194,14 @@ func TestConcurrentRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = seedbuild(t, nil, args...)
+			results[i], errs[i] = runSeedbuild(nil, args...)
 		}()
 	}
 	wg.Wait()
 	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("running seedbuild %v: %v", runs[i], errs[i])
+		}
 		if r.code != 0 {
 			t.Errorf("concurrent run %v: %s", runs[i], r)
 		}
