@@ -150,7 +150,7 @@ func (b *build) stageBase(ctx context.Context) error {
 		ReportWriter:   b.copyReport(),
 	}, b.opts.Retry)
 	if err != nil {
-		return fmt.Errorf("reading base image %q: %w", displayRef(b.opts.Base), err)
+		return fmt.Errorf("reading base image %q: %w", imageref.Display(b.opts.Base), err)
 	}
 	return nil
 }
@@ -341,7 +341,7 @@ func (b *build) commit(layers []namedLayer) error {
 			return err
 		}
 		mf = m
-		b.report.Base = displayRef(b.opts.Base)
+		b.report.Base = imageref.Display(b.opts.Base)
 		b.report.BaseDigest = desc.Digest.String()
 	}
 	seed := labels.Seed{ClusterInfo: b.info, BootcSeed: b.opts.Layout != Classic, Bootable: b.opts.Layout != Classic}
@@ -401,16 +401,16 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", displayRef(dest))
+	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", imageref.Display(dest))
 	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
 		SourceCtx:      &types.SystemContext{},
 		DestinationCtx: b.opts.SystemContext,
 		ReportWriter:   b.copyReport(),
 	}, b.opts.Retry)
 	if err != nil {
-		return fmt.Errorf("writing seed to %q: %w", displayRef(dest), err)
+		return fmt.Errorf("writing seed to %q: %w", imageref.Display(dest), err)
 	}
-	b.report.Destinations = append(b.report.Destinations, displayRef(dest))
+	b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
 	return nil
 }
 
@@ -423,16 +423,12 @@ func (b *build) copyReport() io.Writer {
 	return b.opts.Progress
 }
 
-func displayRef(ref types.ImageReference) string {
-	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
-}
-
 // baseName is the base image's name for the provenance annotation.
 func baseName(ref types.ImageReference) string {
 	if named := ref.DockerReference(); named != nil {
 		return named.String()
 	}
-	return displayRef(ref)
+	return imageref.Display(ref)
 }
 
 func sortedKeys(m map[string][]byte) []string {

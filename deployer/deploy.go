@@ -90,7 +90,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		if desc != nil && errors.Is(err, labels.ErrNotASeed) {
 			return nil, fmt.Errorf("%s is not a seed: %w", desc.Image, err)
 		}
-		return nil, fmt.Errorf("inspecting %q: %w", displayRef(cfg.Image), err)
+		return nil, fmt.Errorf("inspecting %q: %w", imageref.Display(cfg.Image), err)
 	}
 	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)
 	if err != nil {
@@ -102,7 +102,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer mnt.Release()
 
-	seed := SeedFacts{Image: displayRef(local), ImageID: imageID, Kind: desc.Seed.Kind(), KindName: desc.Kind,
+	seed := SeedFacts{Image: imageref.Display(local), ImageID: imageID, Kind: desc.Seed.Kind(), KindName: desc.Kind,
 		Architecture: desc.Architecture, Seed: desc.Seed}
 	if size, err := cfg.Store.ImageSize(imageID); err == nil {
 		seed.Size = size
@@ -155,8 +155,4 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
 	return res, nil
-}
-
-func displayRef(ref types.ImageReference) string {
-	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
 }

@@ -191,6 +191,13 @@ func TestPreflightReportsEverything(t *testing.T) {
 	if got := Preflight(testHost(), testSeed(labels.Native), Options{Stateroot: "new"}, nil); got != nil {
 		t.Errorf("Preflight() on a good host = %v, want none", got)
 	}
+	// A sysroot folder that does not exist: one problem, not a space
+	// problem that only follows from it.
+	missing := testHost()
+	missing.IsOstreeSysroot, missing.FreeBytes, missing.BootFreeBytes = false, 0, 0
+	if got := Preflight(missing, testSeed(labels.Native), Options{Stateroot: "new"}, nil); len(got) != 1 || got[0].Check != "sysroot" {
+		t.Errorf("Preflight() on a missing sysroot = %v, want only the sysroot problem", got)
+	}
 }
 
 func TestPreflightStateroots(t *testing.T) {

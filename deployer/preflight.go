@@ -59,10 +59,13 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 	case method == OstreeExt && !h.HasOstreeContainer:
 		add("method", "--method ostree-ext: `ostree container` is not available on this host")
 	}
-	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need {
+	// Free space of a sysroot that is not there reads as 0: that is the
+	// sysroot problem above, not a space problem too.
+	unknownSpace := !h.IsOstreeSysroot && h.FreeBytes == 0
+	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need && !unknownSpace {
 		add("space", "the sysroot has %s free, the seed needs %s (its size x 1.1)", units.BytesSize(float64(h.FreeBytes)), units.BytesSize(float64(need)))
 	}
-	if need := uint64(float64(s.KernelSize) * 1.2); s.KernelSize > 0 && h.BootFreeBytes < need {
+	if need := uint64(float64(s.KernelSize) * 1.2); s.KernelSize > 0 && h.BootFreeBytes < need && !unknownSpace {
 		add("boot-space", "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", units.BytesSize(float64(h.BootFreeBytes)), units.BytesSize(float64(need)))
 	}
 	if target != nil {

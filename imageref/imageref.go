@@ -149,8 +149,14 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 }
 
 // Display is the transport-qualified form of ref, for messages.
+// An archive or layout path without an image name loses the empty ":"
+// suffix containers/image adds.
 func Display(ref types.ImageReference) string {
-	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
+	within := ref.StringWithinTransport()
+	if localPath(ref) != "" {
+		within = strings.TrimSuffix(within, ":")
+	}
+	return ref.Transport().Name() + ":" + within
 }
 
 // PolicyContext returns the signature policy from policy.json (as podman

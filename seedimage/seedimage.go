@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
@@ -97,7 +98,7 @@ func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 
 func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime string, info *types.ImageInspectInfo) (*Description, error) {
 	d := &Description{
-		Image:        ref.Transport().Name() + ":" + ref.StringWithinTransport(),
+		Image:        imageref.Display(ref),
 		Digest:       dgst.String(),
 		Architecture: info.Architecture,
 		OS:           info.Os,
