@@ -48,6 +48,11 @@ type BuildOptions struct {
 // FindContainerfile returns the Containerfile to build: File when given,
 // else ContextDir's Containerfile, else its Dockerfile.
 func FindContainerfile(contextDir, file string) (string, error) {
+	if fi, err := os.Stat(contextDir); err != nil {
+		return "", fmt.Errorf("reading the build context: %w", err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("the build context %q is not a folder", contextDir)
+	}
 	if file != "" {
 		if _, err := os.Stat(file); err != nil {
 			return "", fmt.Errorf("reading Containerfile %q: %w", file, err)

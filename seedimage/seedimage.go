@@ -25,8 +25,8 @@ type Layer struct {
 
 // Base names the OS image a seed was built on.
 type Base struct {
-	Name   string `json:"name,omitempty"`
-	Digest string `json:"digest,omitempty"`
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
 }
 
 // Description is what `seedbuild inspect` reports. Its JSON form is a

@@ -315,7 +315,7 @@ func TestInfo(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(r.stdout), &info); err != nil {
 		t.Fatalf("info --json: %v\n%s", err, r.stdout)
 	}
-	if info.GraphRoot != st.root || info.RegistriesConf == "" || info.PodmanAnswers || !strings.Contains(info.Ostree, "20") {
+	if info.GraphRoot != st.root || info.RegistriesConf == "" || info.PodmanAnswers || !regexp.MustCompile(`^20[0-9]{2}\.[0-9]+$`).MatchString(info.Ostree) {
 		t.Errorf("info = %+v", info)
 	}
 	url := startPodman(t, st)

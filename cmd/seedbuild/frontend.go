@@ -228,7 +228,7 @@ default, and lints the Containerfile first (stopping on errors) unless
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name of the image in local storage (repeatable)")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build argument KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.labels, "label", nil, "label KEY=VALUE to add (repeatable)")
-	f.Int64Var(&o.timestamp, "timestamp", 0, "date the image and its layers at these seconds since the epoch, for reproducible builds")
+	f.Int64Var(&o.timestamp, "timestamp", 0, "date the image and its layers at these seconds since the epoch, for reproducible builds (default $SOURCE_DATE_EPOCH)")
 	f.BoolVar(&o.layers, "layers", false, "cache intermediate images")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use cached intermediate images")
 	f.StringVar(&o.pull, "pull", "missing", "pull policy: always, missing, never or newer")

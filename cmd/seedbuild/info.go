@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -66,7 +67,7 @@ thing to run on a new node. It changes nothing.`,
 				return s
 			}
 			fmt.Fprintf(g.stdout, "seedbuild:         %s\nstore:             %s (run root %s, driver %s)\nregistries.conf:   %s\npodman service:    %s answers: %s\nbootc:             %s\nostree container:  %s\nostree:            %s\n",
-				r.Version, r.GraphRoot, r.RunRoot, none(r.StorageDriver), r.RegistriesConf, r.PodmanURL, yes[r.PodmanAnswers],
+				r.Version, r.GraphRoot, r.RunRoot, cmp.Or(r.StorageDriver, "chosen when the store is first used"), r.RegistriesConf, r.PodmanURL, yes[r.PodmanAnswers],
 				none(r.Bootc), yes[r.OstreeContainer], none(r.Ostree))
 			return nil
 		},
@@ -84,7 +85,7 @@ func toolVersion(ctx context.Context, name string, args ...string) string {
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "libostree") {
-			return strings.ReplaceAll(l, "'", "")
+			return strings.TrimPrefix(strings.ReplaceAll(l, "'", ""), "Version: ")
 		}
 	}
 	return ""
