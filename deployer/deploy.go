@@ -92,6 +92,12 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, fmt.Errorf("inspecting %q: %w", imageref.Display(cfg.Image), err)
 	}
+	// What the labels alone can refuse is refused before a pull: no need to
+	// fetch gigabytes for a wrong sysroot or an incompatible target.
+	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed}
+	if problems := beforePull(Preflight(GatherHost(ctx, cfg.Sysroot, nil), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
+		return nil, &PreflightError{Problems: problems}
+	}
 	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)
 	if err != nil {
 		return nil, err
@@ -155,4 +161,18 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
 	return res, nil
+}
+
+// beforePull keeps the problems a seed's labels are enough to find. The
+// others need the image's content (its size, kernel, bootc), or wait for
+// the recovery of a killed run (an existing stateroot may be its leftover).
+func beforePull(problems []Problem) []Problem {
+	var out []Problem
+	for _, p := range problems {
+		switch p.Check {
+		case "sysroot", "architecture", "compatibility":
+			out = append(out, p)
+		}
+	}
+	return out
 }

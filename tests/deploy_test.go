@@ -242,6 +242,20 @@ func TestDeployRefusals(t *testing.T) {
 			t.Errorf("deploy wrote into a plain folder: %v", entries)
 		}
 	})
+	t.Run("refused before the pull", func(t *testing.T) {
+		// The labels are enough to refuse a wrong sysroot: the archive is
+		// not pulled into storage first.
+		images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
+		seed := filepath.Join(t.TempDir(), "seed.tar")
+		mustSeedbuild(t, st.flags("push", "-q", "localhost/seed:native", "oci-archive:"+seed)...)
+		r := seedbuild(t, nil, st.flags("deploy", "oci-archive:"+seed, "--stateroot", "x", "--sysroot", notSysroot)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "not an ostree sysroot") || strings.Contains(r.stderr, "Pulling") || strings.Contains(r.stderr, "space") {
+			t.Errorf("deploy of an archive into a plain folder: %s\nwant exit 1 with only the sysroot problem, before any pull", r)
+		}
+		if got := st.buildah(t, "images", "-a", "-q", "--no-trunc"); got != images {
+			t.Errorf("a refused deploy pulled the seed into storage")
+		}
+	})
 	if after := status(t, sys); after != before {
 		t.Errorf("refused deploys changed the sysroot:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
