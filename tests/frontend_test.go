@@ -217,9 +217,16 @@ func TestConfiguredSeed(t *testing.T) {
 			seed := "localhost/seed:" + layout
 			mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "localhost/busybase:latest", "--layout", layout, "--tag", seed)...)
 			ctx := filepath.Join(t.TempDir(), "ctx")
-			r := mustSeedbuild(t, st.flags("containerfile", "--seed", seed, "--cluster-config", cfg, "--extra-manifests", extra, "-o", ctx)...)
+			r := mustSeedbuild(t, st.flags("containerfile", "--seed", seed, "--cluster-config", cfg, "--extra-manifests", extra, "-o", ctx, "--json")...)
 			if !strings.Contains(r.stderr, "pull secret") {
 				t.Errorf("containerfile did not warn about the pull secret: %s", r)
+			}
+			var raw map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil || raw["context"] != ctx || raw["containerfile"] != filepath.Join(ctx, "Containerfile") || raw["seed_kind"] != layout {
+				t.Errorf("containerfile --json = %s (%v)", r.stdout, err)
+			}
+			if w, _ := raw["warnings"].([]any); len(w) != 1 {
+				t.Errorf("containerfile --json warnings = %v, want the pull-secret warning", raw["warnings"])
 			}
 			cf := readFile(t, filepath.Join(ctx, "Containerfile"))
 			if strings.Contains(cf, "/etc/") && !strings.Contains(cf, "etc.tgz") {

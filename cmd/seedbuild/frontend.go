@@ -288,6 +288,7 @@ func pushLocal(ctx context.Context, g *globalOptions, id, dest string, sys *type
 type containerfileOptions struct {
 	registryFlags
 	seed, clusterConfig, extraManifests, out string
+	asJSON                                   bool
 }
 
 func newContainerfileCmd(g *globalOptions) *cobra.Command {
@@ -339,7 +340,20 @@ bud).`,
 			for _, w := range warnings {
 				fmt.Fprintln(g.stderr, "Warning: "+w)
 			}
-			fmt.Fprintf(g.stdout, "%s\n", filepath.Join(o.out, "Containerfile"))
+			file := filepath.Join(o.out, "Containerfile")
+			if o.asJSON {
+				abs, err := filepath.Abs(o.out)
+				if err != nil {
+					return err
+				}
+				return writeJSON(g.stdout, struct {
+					Context       string   `json:"context"`
+					Containerfile string   `json:"containerfile"`
+					SeedKind      string   `json:"seed_kind"`
+					Warnings      []string `json:"warnings"`
+				}{abs, filepath.Join(abs, "Containerfile"), d.Kind, append([]string{}, warnings...)})
+			}
+			fmt.Fprintf(g.stdout, "%s\n", file)
 			return nil
 		},
 	}
@@ -348,7 +362,8 @@ bud).`,
 	cmd.RegisterFlagCompletionFunc("seed", completeLocalImages(g))
 	f.StringVar(&o.clusterConfig, "cluster-config", "", "cluster configuration JSON file")
 	f.StringVar(&o.extraManifests, "extra-manifests", "", "folder of extra manifests to add")
-	f.StringVarP(&o.out, "output", "o", "configured-seed", "folder to write the build context into (must not exist or be empty)")
+	f.StringVarP(&o.out, "output", "o", "configured-seed", "folder to write the build context into, relative to the current folder (must not exist or be empty)")
+	f.BoolVar(&o.asJSON, "json", false, "print the context, its Containerfile, the seed kind and any warnings as JSON")
 	o.registryFlags.add(cmd)
 	return cmd
 }
