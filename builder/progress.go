@@ -3,14 +3,16 @@ package builder
 import (
 	"errors"
 	"io"
+	"unicode/utf8"
 
 	"github.com/seedbuild/seedbuild/progress"
 	"golang.org/x/sys/unix"
 )
 
 // progress shows the capture as it goes (see package progress). A
-// metadata-only walk beside the capture sizes what it will read, so the
-// total and an ETA appear once the walk is done.
+// metadata-only walk of /var beside the capture sizes what it will read,
+// so the total and an ETA appear once the walk is done. /etc is left out
+// of it: only its changed files are captured, a small part.
 func (b *build) progress(c *capture) (stop func()) {
 	if b.opts.Progress == io.Discard {
 		return func() {}
@@ -18,7 +20,7 @@ func (b *build) progress(c *capture) (stop func()) {
 	stopShow := progress.Show(b.opts.Progress, "Capturing", "Captured", &b.tally.Counter)
 	done := make(chan struct{})
 	go func() {
-		if n, err := c.estimate(done, "var", "etc"); err == nil {
+		if n, err := c.estimate(done, "var"); err == nil {
 			b.tally.SetTotal(max(n, 1))
 		}
 	}()
@@ -44,8 +46,8 @@ func (c *capture) estimate(stop <-chan struct{}, rels ...string) (int64, error) 
 				return false, errEstimateStopped
 			default:
 			}
-			if c.excl.match(rel) {
-				return false, nil
+			if c.excl.match(rel) || !utf8.ValidString(rel) {
+				return false, nil // left out by the capture too
 			}
 			if st.Mode&unix.S_IFMT == unix.S_IFREG {
 				if key := (devIno{uint64(st.Dev), st.Ino}); st.Nlink > 1 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,11 +217,13 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done)
 	stopSize := make(chan struct{})
-	go func() {
-		if n, err := treeSize(a["from"], stopSize); err == nil {
-			done.SetTotal(max(n, 1))
-		}
-	}()
+	if e.log != io.Discard { // the total only serves the progress shown
+		go func() {
+			if n, err := treeSize(a["from"], stopSize); err == nil {
+				done.SetTotal(max(n, 1))
+			}
+		}()
+	}
 	err := copyTree(a["from"], a["to"], &done)
 	close(stopSize)
 	stopShow()

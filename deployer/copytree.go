@@ -251,7 +251,7 @@ func treeSize(root string, stop <-chan struct{}) (int64, error) {
 			return err
 		}
 		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			key := [2]uint64{st.Dev, st.Ino}
+			key := [2]uint64{uint64(st.Dev), st.Ino}
 			if seen[key] {
 				return nil
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -202,7 +203,10 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 		var err error
 		manifest, err = copy.Image(ctx, pc, dest, src, opts)
 		return err
-	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: Retryable})
+	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: func(err error) bool {
+		// An interrupted run reports a closed connection too: no retry.
+		return ctx.Err() == nil && Retryable(err)
+	}})
 	if err != nil && !existed {
 		os.RemoveAll(path)
 	}
@@ -210,18 +214,24 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 }
 
 // Retryable tells whether a failed copy is worth trying again: what
-// containers/common's heuristic retries, plus a connection the registry
-// dropped in the middle of an upload (closed connection, broken pipe,
-// short read), which is what a registry restart looks like to a client.
-// A cancelled or timed-out context is never retried.
+// containers/common's heuristic retries, plus a network connection the
+// registry dropped in the middle of an upload (closed connection, broken
+// pipe, short read), which is what a registry restart looks like to a
+// client. The same errors from a local file (a truncated archive) are not
+// retried, and a cancelled or timed-out context never is.
 func Retryable(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
-	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF):
+	case retry.IsErrorRetryable(err):
 		return true
 	}
-	return retry.IsErrorRetryable(err)
+	var opErr *net.OpError
+	var urlErr *url.Error
+	if !errors.As(err, &opErr) && !errors.As(err, &urlErr) {
+		return false
+	}
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // localPath is the file or folder a local destination writes, or "".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ func ParseTarget(data []byte) (Target, error) {
 		}
 		return t, err
 	}
-	if dec.More() {
+	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
 		return t, fmt.Errorf("more than one JSON value")
 	}
 	return t, nil

@@ -264,6 +264,7 @@ func TestParseTarget(t *testing.T) {
 		{"misspelt key", `{"ocp-version":"4.19.0"}`, "", `unknown key "ocp-version"; the keys are ocp_version, architecture`},
 		{"wrong type", `{"fips":"yes"}`, "", "fips"},
 		{"two documents", `{} {}`, "", "more than one"},
+		{"trailing brace", `{"fips":true} }`, "", "more than one"},
 		{"not JSON", `{"fips":`, "", "unexpected EOF"},
 	}
 	for _, tt := range tests {

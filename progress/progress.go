@@ -68,8 +68,13 @@ func Line(files, bytes, total int64, elapsed time.Duration) string {
 	}
 	s += fmt.Sprintf(", %.1f MiB/s", rate/(1<<20))
 	if total > 0 && rate > 0 {
-		left := time.Duration(float64(max(total-bytes, 0)) / rate * float64(time.Second))
-		s += ", ETA " + left.Round(time.Second).String()
+		// Past 100 hours an estimate says nothing, and a Duration would
+		// overflow on the way.
+		if secs := float64(max(total-bytes, 0)) / rate; secs < 100*3600 {
+			s += ", ETA " + (time.Duration(secs) * time.Second).String()
+		} else {
+			s += ", ETA over 100h"
+		}
 	}
 	return s
 }

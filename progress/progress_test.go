@@ -23,6 +23,7 @@ func TestLine(t *testing.T) {
 		{"long wait", 1, 1 * mib, 601 * mib, 10 * time.Second, "1 files, 1.0 MiB of 601.0 MiB, 0.1 MiB/s, ETA 1h40m0s"},
 		{"past the estimate", 3, 50 * mib, 40 * mib, 5 * time.Second, "3 files, 50.0 MiB of 50.0 MiB, 10.0 MiB/s, ETA 0s"},
 		{"nothing read yet", 0, 0, 40 * mib, time.Second, "0 files, 0.0 MiB of 40.0 MiB, 0.0 MiB/s"},
+		{"slow start, huge total", 1, 100, 500 << 30, 2 * time.Second, "1 files, 0.0 MiB of 512000.0 MiB, 0.0 MiB/s, ETA over 100h"},
 		{"no time elapsed", 0, 0, 0, 0, "0 files, 0.0 MiB, 0.0 MiB/s"},
 	}
 	for _, tt := range tests {
@@ -67,9 +68,9 @@ func TestShowPlain(t *testing.T) {
 	for _, long := range []bool{false, true} {
 		var buf lockedBuffer
 		var c Counter
-		stop := Show(&buf, "Copying", "Copied", &c)
 		c.Add(2, 3<<20)
 		c.SetTotal(6 << 20)
+		stop := Show(&buf, "Copying", "Copied", &c)
 		if long {
 			// Wait for a line written while the work runs, however late
 			// the ticker gets to run.

@@ -169,7 +169,6 @@ func shortDigest(d string) string {
 	return d
 }
 
-// exactArgs is cobra.ExactArgs with a message that names the argument.
 // noArgs refuses arguments, saying which flag takes what was given.
 func noArgs(hint string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
@@ -180,6 +179,7 @@ func noArgs(hint string) cobra.PositionalArgs {
 	}
 }
 
+// exactArgs is cobra.ExactArgs with a message that names the argument.
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
