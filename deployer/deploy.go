@@ -146,6 +146,9 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_FAILURE")); err == nil {
 		ex.failAt = n
 	}
+	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_HANG")); err == nil {
+		ex.hangAt = n
+	}
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err
 	}

@@ -105,6 +105,10 @@ type executor struct {
 	// failAt, when > 0, fails that step (1-based) on purpose: the test hook
 	// SEEDBUILD_INJECT_FAILURE, to prove undo on a real sysroot.
 	failAt int
+	// hangAt, when > 0, waits before that step until the run is cancelled
+	// or killed: the test hook SEEDBUILD_INJECT_HANG, so a test can signal
+	// a deploy at a known point however fast the machine is.
+	hangAt int
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)
@@ -148,7 +152,14 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 	for i, st := range p.Steps {
 		e.emit(Event{Type: "step", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
 		start := time.Now()
-		out, stderr, err := e.runStep(ctx, st)
+		var out, stderr string
+		var err error
+		if i+1 == e.hangAt {
+			<-ctx.Done()
+			err = ctx.Err()
+		} else {
+			out, stderr, err = e.runStep(ctx, st)
+		}
 		if err == nil && i+1 == e.failAt {
 			err = errors.New("failure injected by SEEDBUILD_INJECT_FAILURE")
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -75,5 +76,33 @@ func TestExecutorUnknownPlaceholder(t *testing.T) {
 	err := ex.run(context.Background(), Plan{Steps: []Step{{Desc: "x", Argv: []string{"{deployment}"}}}})
 	if err == nil || !strings.Contains(err.Error(), "{deployment}") {
 		t.Errorf("run() = %v, want an error naming the placeholder", err)
+	}
+}
+
+// TestExecutorHangsUntilCancelled: with hangAt, the run waits before that
+// step until it is cancelled, never runs it, and undoes what ran before.
+func TestExecutorHangsUntilCancelled(t *testing.T) {
+	plan := Plan{Steps: []Step{
+		{Desc: "first", Argv: []string{"one"}, Undo: &Step{Desc: "undo first", Argv: []string{"undo-one"}}},
+		{Desc: "held", Argv: []string{"two"}},
+	}}
+	r := &fakeRunner{}
+	ex := &executor{runner: r, vars: map[string]string{}, hangAt: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ex.run(ctx, plan) }()
+	select {
+	case err := <-done:
+		t.Fatalf("run() returned %v before it was cancelled", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	err := <-done
+	var se *StepError
+	if !errors.As(err, &se) || se.Index != 1 || !errors.Is(err, context.Canceled) {
+		t.Errorf("run() = %v, want step 2 cancelled", err)
+	}
+	if diff := cmp.Diff([][]string{{"one"}, {"undo-one"}}, r.calls); diff != "" {
+		t.Errorf("commands mismatch (-want +got):\n%s", diff)
 	}
 }

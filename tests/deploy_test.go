@@ -354,7 +354,9 @@ func TestDeployKilledIsRecovered(t *testing.T) {
 	containersBefore := st.buildah(t, "containers", "-a", "-q")
 	_ = before
 	cmd := exec.Command(bin, st.flags("deploy", "localhost/seed:kill", "--stateroot", "killed", "--sysroot", sys, "--method", "ostree")...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	// The deploy waits at step 6 until it is killed, so the kill lands
+	// half-way however fast the machine is.
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "SEEDBUILD_INJECT_HANG=6")
 	out, killed, _ := runUntil(t, cmd, "[6/", func() {
 		cmd.Process.Kill()
 	})
