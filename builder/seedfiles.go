@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/seedbuild/seedbuild/labels"
 )
 
 // Paths inside a seed image.
@@ -35,10 +37,6 @@ type MachineConfig struct {
 	// Raw is the file as read, for mco-currentconfig.json.
 	Raw []byte
 }
-
-// ReleaseVersionAnnotation is where the machine-config controller records
-// the OpenShift version on each rendered MachineConfig.
-const ReleaseVersionAnnotation = "machineconfiguration.openshift.io/release-image-version"
 
 // ReadMachineConfig reads root/etc/machine-config-daemon/currentconfig. A
 // missing file gives an empty config and no error.
@@ -71,7 +69,7 @@ func ReadMachineConfig(root string) (MachineConfig, error) {
 		return MachineConfig{}, fmt.Errorf("parsing %q: %w", p, err)
 	}
 	mc := MachineConfig{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments,
-		ReleaseVersion: doc.Metadata.Annotations[ReleaseVersionAnnotation], Raw: data}
+		ReleaseVersion: doc.Metadata.Annotations[labels.ReleaseVersionAnnotation], Raw: data}
 	for _, f := range doc.Spec.Config.Storage.Files {
 		if f.Path != "" {
 			mc.Files = append(mc.Files, f.Path)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/labels"
 )
 
 func TestReadMachineConfig(t *testing.T) {

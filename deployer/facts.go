@@ -34,6 +34,7 @@ func ReadTarget(root string) (labels.Target, error) {
 		}
 	}
 	if cfg, err := readCurrentConfig(root); err == nil {
+		t.RunningOCPVersion = cfg.Metadata.Annotations[labels.ReleaseVersionAnnotation]
 		if t.FIPS == nil {
 			v := cfg.Spec.FIPS
 			t.FIPS = &v
@@ -57,6 +58,9 @@ func ReadTarget(root string) (labels.Target, error) {
 }
 
 type currentConfig struct {
+	Metadata struct {
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
 	Spec struct {
 		FIPS bool `json:"fips"`
 	} `json:"spec"`

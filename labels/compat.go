@@ -10,12 +10,21 @@ import (
 	"strings"
 )
 
+// ReleaseVersionAnnotation is where the machine-config controller records
+// the OpenShift version on each rendered MachineConfig, such as the
+// MachineConfig daemon's currentconfig on a node.
+const ReleaseVersionAnnotation = "machineconfiguration.openshift.io/release-image-version"
+
 // Target is what a target node can tell about itself: the facts a seed's
 // cluster info must match. A nil or empty field is unknown and not checked.
 // Its JSON form is the `seedbuild facts` document.
 type Target struct {
 	// OCPVersion is the OpenShift version the node is to run.
 	OCPVersion string `json:"ocp_version,omitempty"`
+	// RunningOCPVersion is the OpenShift version the node runs now. It is
+	// for people to read; nothing is checked against it, as a seed is
+	// usually for a newer version.
+	RunningOCPVersion string `json:"running_ocp_version,omitempty"`
 	// Architecture is the node's GOARCH-style architecture (amd64, arm64).
 	Architecture string `json:"architecture,omitempty"`
 	// FIPS is whether the node runs in FIPS mode.

@@ -261,7 +261,7 @@ func TestParseTarget(t *testing.T) {
 	}{
 		{"facts document", `{"architecture":"arm64","fips":false,"ocp_version":"4.20.0"}`, "arm64", ""},
 		{"empty", `{}`, "", ""},
-		{"misspelt key", `{"ocp-version":"4.19.0"}`, "", `unknown key "ocp-version"; the keys are ocp_version, architecture`},
+		{"misspelt key", `{"ocp-version":"4.19.0"}`, "", `unknown key "ocp-version"; the keys are ocp_version, running_ocp_version, architecture`},
 		{"wrong type", `{"fips":"yes"}`, "", "fips"},
 		{"two documents", `{} {}`, "", "more than one"},
 		{"trailing brace", `{"fips":true} }`, "", "more than one"},

@@ -147,6 +147,13 @@ func TestFactsAndAgainst(t *testing.T) {
 	if err := json.Unmarshal([]byte(facts), &parsed); err != nil || parsed["fips"] != true || parsed["proxy"] != true {
 		t.Errorf("facts --json = %s", facts)
 	}
+	// The version the node runs is read and shown, never checked: the seed
+	// made from the same root (4.20.0) is compatible with its facts.
+	var fromRoot map[string]any
+	rootFacts := mustSeedbuild(t, "facts", "--rootfs", f.root, "--json").stdout
+	if err := json.Unmarshal([]byte(rootFacts), &fromRoot); err != nil || fromRoot["running_ocp_version"] != "4.20.0" || fromRoot["ocp_version"] != nil {
+		t.Errorf("facts --json of the sample root = %s, want running_ocp_version 4.20.0 and no ocp_version", rootFacts)
+	}
 }
 
 // TestDeployKeepsSharedHistory: a second stateroot whose commit shares its

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -17,9 +18,12 @@ func newFactsCmd(g *globalOptions) *cobra.Command {
 		Short: "Print what a target node can tell about itself, for compatibility checks",
 		Long: `Prints the facts of a target node that a seed must match: FIPS, proxy, user CA
 bundle, the container-storage mount target and architecture (of the running
-system for /, else of the root's kernel). What cannot be read is left out and
-can be filled in by hand, such as ocp_version, the version the node is to
-run. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
+system for /, else of the root's kernel), and the OpenShift version the node
+runs now (running_ocp_version, from the MachineConfig daemon's currentconfig;
+shown, never checked). What cannot be read is left out and can be filled in
+by hand, such as ocp_version, the version the node is to run, which is
+checked against the seed's. Feed the JSON to 'inspect --against' or
+'deploy --facts'.`,
 		Example: `  seedbuild facts --json > facts.json
   seedbuild inspect localhost/seed:4.20 --against facts.json`,
 		Args: noArgs("name the root with --rootfs DIR"),
@@ -56,13 +60,7 @@ func printTarget(g *globalOptions, t labels.Target) {
 		}
 		return *p
 	}
-	ocp, arch := t.OCPVersion, t.Architecture
-	if ocp == "" {
-		ocp = "unknown"
-	}
-	if arch == "" {
-		arch = "unknown"
-	}
-	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version:                   %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\n",
-		arch, ocp, b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
+	unknown := func(v string) string { return cmp.Or(v, "unknown") }
+	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version to run:            %s\nOCP version running:           %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\n",
+		unknown(t.Architecture), unknown(t.OCPVersion), unknown(t.RunningOCPVersion), b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
 }
