@@ -18,7 +18,7 @@ func TestReadMachineConfig(t *testing.T) {
 		wantFiles   []string
 		wantErr     string
 	}{
-		{"rendered config", `{"metadata":{"name":"rendered-master-1","annotations":{"` + ReleaseVersionAnnotation + `":"4.20.3"}},
+		{"rendered config", `{"metadata":{"name":"rendered-master-1","annotations":{"` + labels.ReleaseVersionAnnotation + `":"4.20.3"}},
 			"spec":{"osImageURL":"example.com/rhcos@sha256:00","config":{"storage":{"files":[{"path":"/var/lib/kubelet/config.json"}]}}}}`,
 			"example.com/rhcos@sha256:00", "4.20.3", []string{"/var/lib/kubelet/config.json"}, ""},
 		{"older config without the annotation", `{"metadata":{"name":"rendered-master-1"},"spec":{"osImageURL":"example.com/rhcos:1"}}`,
