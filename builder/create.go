@@ -16,6 +16,7 @@ import (
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/kargsd"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/machineconfig"
 	"github.com/seedbuild/seedbuild/scratch"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/oci/layout"
@@ -51,7 +52,7 @@ type build struct {
 	creds  *credentialScan
 	timer  phaseTimer
 	report Report
-	mc     MachineConfig
+	mc     machineconfig.Config
 	info   labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
@@ -64,7 +65,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	if b.layout, err = newOCILayout(filepath.Join(b.stage.Path, "image")); err != nil {
 		return nil, err
 	}
-	if b.mc, err = ReadMachineConfig(o.Rootfs); err != nil {
+	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {
 		return nil, err
 	}
 	b.info = b.clusterInfo()

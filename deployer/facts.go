@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/machineconfig"
 )
 
 // ReadTarget reads what a target node can tell about itself from its root
@@ -33,10 +33,10 @@ func ReadTarget(root string) (labels.Target, error) {
 			t.FIPS = &v
 		}
 	}
-	if cfg, err := readCurrentConfig(root); err == nil {
-		t.RunningOCPVersion = cfg.Metadata.Annotations[labels.ReleaseVersionAnnotation]
+	if cfg, err := machineconfig.ReadFile(filepath.Join(root, machineconfig.Path)); err == nil {
+		t.RunningOCPVersion = cfg.ReleaseVersion
 		if t.FIPS == nil {
-			v := cfg.Spec.FIPS
+			v := cfg.FIPS
 			t.FIPS = &v
 		}
 	}
@@ -55,24 +55,6 @@ func ReadTarget(root string) (labels.Target, error) {
 		t.ContainerStorageMountpointTarget = &where
 	}
 	return t, nil
-}
-
-type currentConfig struct {
-	Metadata struct {
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		FIPS bool `json:"fips"`
-	} `json:"spec"`
-}
-
-func readCurrentConfig(root string) (currentConfig, error) {
-	var c currentConfig
-	data, err := os.ReadFile(filepath.Join(root, "etc/machine-config-daemon/currentconfig"))
-	if err != nil {
-		return c, err
-	}
-	return c, json.Unmarshal(data, &c)
 }
 
 func proxySet(env string) bool {

@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/kargsd"
+	"github.com/seedbuild/seedbuild/machineconfig"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,8 +92,8 @@ func readSeedFiles(mnt string, s *SeedFacts) {
 	}
 	s.KargsD = readKargsD(filepath.Join(mnt, "usr/lib/bootc/kargs.d"), runtime.GOARCH)
 	for _, p := range []string{"usr/lib/openshift/seed/mco-currentconfig.json", "mco-currentconfig.json"} {
-		if kargs, err := machineConfigKargs(filepath.Join(mnt, p)); err == nil {
-			s.MachineConfigKargs = kargs
+		if mc, err := machineconfig.ReadFile(filepath.Join(mnt, p)); err == nil {
+			s.MachineConfigKargs = mc.KernelArguments
 			break
 		}
 	}
@@ -106,22 +106,6 @@ func readSeedFiles(mnt string, s *SeedFacts) {
 			}
 		}
 	}
-}
-
-func machineConfigKargs(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var doc struct {
-		Spec struct {
-			KernelArguments []string `json:"kernelArguments"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, err
-	}
-	return doc.Spec.KernelArguments, nil
 }
 
 // readKargsD reads the kargs of every *.toml in dir, in name order, that

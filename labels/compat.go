@@ -10,11 +10,6 @@ import (
 	"strings"
 )
 
-// ReleaseVersionAnnotation is where the machine-config controller records
-// the OpenShift version on each rendered MachineConfig, such as the
-// MachineConfig daemon's currentconfig on a node.
-const ReleaseVersionAnnotation = "machineconfiguration.openshift.io/release-image-version"
-
 // Target is what a target node can tell about itself: the facts a seed's
 // cluster info must match. A nil or empty field is unknown and not checked.
 // Its JSON form is the `seedbuild facts` document.

@@ -10,6 +10,7 @@ import (
 	"github.com/seedbuild/seedbuild/builder"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/machineconfig"
 	"github.com/spf13/cobra"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
@@ -184,7 +185,7 @@ func (o *createOptions) timestampValue(cmd *cobra.Command) (time.Time, bool, err
 func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) {
 	name := o.base
 	if name == "" {
-		mc, err := builder.ReadMachineConfig(o.rootfs)
+		mc, err := machineconfig.Read(o.rootfs)
 		if err != nil {
 			return nil, err
 		}
