@@ -2,7 +2,6 @@ package builder
 
 import (
 	"errors"
-	"io"
 	"unicode/utf8"
 
 	"github.com/seedbuild/seedbuild/progress"
@@ -14,20 +13,8 @@ import (
 // so the total and an ETA appear once the walk is done. /etc is left out
 // of it: only its changed files are captured, a small part.
 func (b *build) progress(c *capture) (stop func()) {
-	if b.opts.Progress == io.Discard {
-		return func() {}
-	}
-	stopShow := progress.Show(b.opts.Progress, "Capturing", "Captured", &b.tally.Counter)
-	done := make(chan struct{})
-	go func() {
-		if n, err := c.estimate(done, "var"); err == nil {
-			b.tally.SetTotal(max(n, 1))
-		}
-	}()
-	return func() {
-		close(done)
-		stopShow()
-	}
+	return progress.Show(b.opts.Progress, "Capturing", "Captured", &b.tally.Counter,
+		func(stop <-chan struct{}) (int64, error) { return c.estimate(stop, "var") })
 }
 
 // errEstimateStopped ends an estimate whose capture has finished.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,17 +214,9 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 		return "", err
 	}
 	var done progress.Counter
-	stopShow := progress.Show(e.log, "Copying", "Copied", &done)
-	stopSize := make(chan struct{})
-	if e.log != io.Discard { // the total only serves the progress shown
-		go func() {
-			if n, err := treeSize(a["from"], stopSize); err == nil {
-				done.SetTotal(max(n, 1))
-			}
-		}()
-	}
+	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
+		func(stop <-chan struct{}) (int64, error) { return treeSize(a["from"], stop) })
 	err := copyTree(a["from"], a["to"], &done)
-	close(stopSize)
 	stopShow()
 	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)

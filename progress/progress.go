@@ -82,12 +82,26 @@ func Line(files, bytes, total int64, elapsed time.Duration) string {
 // PlainInterval is how often Show writes a line when w is not a terminal.
 const PlainInterval = 2 * time.Second
 
+// Sizer works out the total bytes of the work beside it, without doing
+// the work; it gives up when stop is closed.
+type Sizer func(stop <-chan struct{}) (int64, error)
+
 // Show reports c on w as "<doing>: <line>" until stop is called, which
 // writes a last "<done>: <line>" (plain) or completes the bar (terminal).
-// It shows nothing when w is nil or io.Discard.
-func Show(w io.Writer, doing, done string, c *Counter) (stop func()) {
+// It shows nothing when w is nil or io.Discard. size, when not nil, runs
+// beside the work only when something is shown, and what it finds
+// becomes c's total.
+func Show(w io.Writer, doing, done string, c *Counter, size Sizer) (stop func()) {
 	if w == nil || w == io.Discard {
 		return func() {}
+	}
+	sizeStop := make(chan struct{})
+	if size != nil {
+		go func() {
+			if n, err := size(sizeStop); err == nil {
+				c.SetTotal(max(n, 1))
+			}
+		}()
 	}
 	start := time.Now()
 	line := func() string {
@@ -121,6 +135,7 @@ func Show(w io.Writer, doing, done string, c *Counter) (stop func()) {
 			bar.SetCurrent(bytes)
 		})
 		return func() {
+			close(sizeStop)
 			close(quit)
 			<-ended
 			bar.SetCurrent(c.bytes.Load())
@@ -130,6 +145,7 @@ func Show(w io.Writer, doing, done string, c *Counter) (stop func()) {
 	}
 	go every(PlainInterval, func() { fmt.Fprintf(w, "%s: %s\n", doing, line()) })
 	return func() {
+		close(sizeStop)
 		close(quit)
 		<-ended
 		files, bytes, _ := c.Snapshot()

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"regexp"
 	"strings"
@@ -70,7 +71,7 @@ func TestShowPlain(t *testing.T) {
 		var c Counter
 		c.Add(2, 3<<20)
 		c.SetTotal(6 << 20)
-		stop := Show(&buf, "Copying", "Copied", &c)
+		stop := Show(&buf, "Copying", "Copied", &c, nil)
 		if long {
 			// Wait for a line written while the work runs, however late
 			// the ticker gets to run.
@@ -97,6 +98,39 @@ func TestShowPlain(t *testing.T) {
 		}
 	}
 	var c Counter
-	Show(io.Discard, "Copying", "Copied", &c)()
-	Show(nil, "Copying", "Copied", &c)()
+	notShown := func(<-chan struct{}) (int64, error) {
+		t.Error("a sizer ran with nothing to show")
+		return 0, nil
+	}
+	Show(io.Discard, "Copying", "Copied", &c, notShown)()
+	Show(nil, "Copying", "Copied", &c, notShown)()
+}
+
+// TestShowSizer: what the sizer finds becomes the total, and stop tells a
+// sizer that is still at work to give up.
+func TestShowSizer(t *testing.T) {
+	var buf lockedBuffer
+	var c Counter
+	c.Add(2, 3<<20)
+	stop := Show(&buf, "Copying", "Copied", &c, func(<-chan struct{}) (int64, error) { return 6 << 20, nil })
+	for deadline := time.Now().Add(PlainInterval + 30*time.Second); !strings.Contains(buf.String(), "Copying:") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if !strings.Contains(buf.String(), "Copying: 2 files, 3.0 MiB of 6.0 MiB") {
+		t.Errorf("progress = %q, want the sizer's total in the running line", buf.String())
+	}
+
+	gaveUp := make(chan struct{})
+	stop = Show(&buf, "Copying", "Copied", &c, func(stop <-chan struct{}) (int64, error) {
+		<-stop
+		close(gaveUp)
+		return 0, errors.New("stopped")
+	})
+	stop()
+	select {
+	case <-gaveUp:
+	case <-time.After(10 * time.Second):
+		t.Error("the sizer was not told to stop")
+	}
 }
