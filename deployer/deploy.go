@@ -95,7 +95,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	// What the labels alone can refuse is refused before a pull: no need to
 	// fetch gigabytes for a wrong sysroot or an incompatible target.
 	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed}
-	if problems := beforePull(Preflight(GatherHost(ctx, cfg.Sysroot, nil), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
+	if problems := beforePull(Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
 	}
 	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)

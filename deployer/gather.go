@@ -17,10 +17,8 @@ import (
 // GatherHost reads the host and sysroot facts. It changes nothing.
 // podmanPing, when not nil, says whether the podman service answers.
 func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Context) bool) HostFacts {
-	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, Stateroots: []string{}}
-	if fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config")); err == nil && !fi.IsDir() {
-		h.IsOstreeSysroot = true
-	}
+	h := sysrootFacts(sysroot)
+	h.Stateroots = []string{}
 	if entries, err := os.ReadDir(filepath.Join(sysroot, "ostree/deploy")); err == nil {
 		for _, e := range entries {
 			if e.IsDir() {
@@ -42,6 +40,13 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 	h.FreeBytes = freeBytes(sysroot)
 	h.BootFreeBytes = freeBytes(filepath.Join(sysroot, "boot"))
 	return h
+}
+
+// sysrootFacts is the little a host tells without running anything: its
+// architecture and whether sysroot is an ostree sysroot.
+func sysrootFacts(sysroot string) HostFacts {
+	fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config"))
+	return HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
 }
 
 // bootedStateroot reads the stateroot from ostree=/ostree/boot.N/NAME/...
