@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/seedbuild/seedbuild/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,50 +93,18 @@ func (c *capture) addEtc(w *entryWriter, rel, prefix string, written map[string]
 
 // mountPoints lists the mount points strictly under root, except keep.
 func mountPoints(root string, keep ...string) (map[string]bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	under, err := mounts.Under(root)
 	if err != nil {
-		return nil, fmt.Errorf("reading mount table: %w", err)
-	}
-	defer f.Close()
-	root = filepath.Clean(root)
-	kept := map[string]bool{}
-	for _, k := range keep {
-		kept[filepath.Join(root, k)] = true
+		return nil, err
 	}
 	out := map[string]bool{}
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == root || kept[mp] || !strings.HasPrefix(mp, strings.TrimSuffix(root, "/")+"/") {
-			continue
-		}
+	for _, mp := range under {
 		out[mp] = true
 	}
-	return out, s.Err()
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	for _, k := range keep {
+		delete(out, filepath.Join(filepath.Clean(root), k))
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // The dummy pull secret the upstream agent swaps in before capture.

@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/seedbuild/seedbuild/mounts"
 )
 
 // stagingPrefix names seedbuild's temporary folders, so a later run can
@@ -58,30 +59,13 @@ func RemoveAll(dir string) error {
 
 // UnmountAll detaches every mount under dir, deepest first.
 func UnmountAll(dir string) error {
-	for _, m := range mountsUnder(dir) {
+	under, _ := mounts.Under(dir) // no mount table: nothing to detach
+	for _, m := range under {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			return fmt.Errorf("unmounting %q: %w", m, err)
 		}
 	}
 	return nil
-}
-
-// mountsUnder lists the mount points under dir, deepest first.
-func mountsUnder(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	prefix := filepath.Clean(dir) + "/"
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], prefix) {
-			out = append(out, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(out)))
-	return out
 }
 
 // RemoveStale removes the temporary folders of seedbuild runs that are no
