@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"errors"
 	"unicode/utf8"
 
 	"github.com/seedbuild/seedbuild/progress"
@@ -17,9 +16,6 @@ func (b *build) progress(c *capture) (stop func()) {
 		func(stop <-chan struct{}) (int64, error) { return c.estimate(stop, "var") })
 }
 
-// errEstimateStopped ends an estimate whose capture has finished.
-var errEstimateStopped = errors.New("estimate stopped")
-
 // estimate is the number of file bytes a capture of rels would read: the
 // same walk, exclusions and mount points, each hard-linked file once,
 // without reading any content. It gives up when stop is closed.
@@ -30,7 +26,7 @@ func (c *capture) estimate(stop <-chan struct{}, rels ...string) (int64, error) 
 		err := walk(c.root, rel, c.mounts, func(_, rel string, st *unix.Stat_t) (bool, error) {
 			select {
 			case <-stop:
-				return false, errEstimateStopped
+				return false, progress.ErrStopped
 			default:
 			}
 			if c.excl.match(rel) || !utf8.ValidString(rel) {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/progress"
 )
 
 func TestEstimate(t *testing.T) {
@@ -40,7 +42,7 @@ func TestEstimate(t *testing.T) {
 	}
 	stopped := make(chan struct{})
 	close(stopped)
-	if _, err := c.estimate(stopped, "var"); !errors.Is(err, errEstimateStopped) {
-		t.Errorf("estimate after stop: %v, want errEstimateStopped", err)
+	if _, err := c.estimate(stopped, "var"); !errors.Is(err, progress.ErrStopped) {
+		t.Errorf("estimate after stop: %v, want progress.ErrStopped", err)
 	}
 }

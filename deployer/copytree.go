@@ -240,7 +240,7 @@ func treeSize(root string, stop <-chan struct{}) (int64, error) {
 		}
 		select {
 		case <-stop:
-			return errors.New("stopped")
+			return progress.ErrStopped
 		default:
 		}
 		if !d.Type().IsRegular() {

@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func TestCopyTreeCounts(t *testing.T) {
 	}
 	stopped := make(chan struct{})
 	close(stopped)
-	if _, err := treeSize(src, stopped); err == nil {
-		t.Errorf("treeSize after stop returned no error")
+	if _, err := treeSize(src, stopped); !errors.Is(err, progress.ErrStopped) {
+		t.Errorf("treeSize after stop: %v, want progress.ErrStopped", err)
 	}
 }

@@ -5,6 +5,7 @@
 package progress
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,8 +84,11 @@ func Line(files, bytes, total int64, elapsed time.Duration) string {
 const PlainInterval = 2 * time.Second
 
 // Sizer works out the total bytes of the work beside it, without doing
-// the work; it gives up when stop is closed.
+// the work; it gives up with ErrStopped when stop is closed.
 type Sizer func(stop <-chan struct{}) (int64, error)
+
+// ErrStopped is what a Sizer returns when it was told to stop.
+var ErrStopped = errors.New("sizing stopped: the work is done")
 
 // Show reports c on w as "<doing>: <line>" until stop is called, which
 // writes a last "<done>: <line>" (plain) or completes the bar (terminal).

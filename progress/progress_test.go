@@ -2,7 +2,6 @@ package progress
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"regexp"
 	"strings"
@@ -125,7 +124,7 @@ func TestShowSizer(t *testing.T) {
 	stop = Show(&buf, "Copying", "Copied", &c, func(stop <-chan struct{}) (int64, error) {
 		<-stop
 		close(gaveUp)
-		return 0, errors.New("stopped")
+		return 0, ErrStopped
 	})
 	stop()
 	select {
