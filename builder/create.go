@@ -53,7 +53,9 @@ type build struct {
 	timer  phaseTimer
 	report Report
 	mc     machineconfig.Config
-	info   labels.ClusterInfo
+	// rpmOstree is the root's rpm-ostree status JSON, or nil.
+	rpmOstree []byte
+	info      labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
 }
@@ -68,6 +70,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {
 		return nil, err
 	}
+	b.rpmOstree = rpmOstreeStatus(o.Rootfs)
 	b.info = b.clusterInfo()
 	b.timer.begin()
 	if b.precache = o.ContainersList; b.precache == nil {
@@ -148,7 +151,7 @@ func (b *build) stageBase(ctx context.Context) error {
 	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
 		SourceCtx:      b.opts.SystemContext,
 		DestinationCtx: &types.SystemContext{},
-		ReportWriter:   b.copyReport(),
+		ReportWriter:   b.opts.Progress,
 	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("reading base image %q: %w", imageref.Display(b.opts.Base), err)
@@ -285,8 +288,8 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	if b.mc.Raw != nil {
 		files["mco-currentconfig.json"] = b.mc.Raw
 	}
-	if data := rpmOstreeStatus(b.opts.Rootfs); data != nil {
-		files["rpm-ostree.json"] = data
+	if b.rpmOstree != nil {
+		files["rpm-ostree.json"] = b.rpmOstree
 	}
 	if b.precache != nil {
 		files["containers.list"] = []byte(strings.Join(b.precache, "\n") + "\n")
@@ -406,22 +409,13 @@ func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
 	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
 		SourceCtx:      &types.SystemContext{},
 		DestinationCtx: b.opts.SystemContext,
-		ReportWriter:   b.copyReport(),
+		ReportWriter:   b.opts.Progress,
 	}, b.opts.Retry)
 	if err != nil {
 		return fmt.Errorf("writing seed to %q: %w", imageref.Display(dest), err)
 	}
 	b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
 	return nil
-}
-
-// copyReport is where containers/image reports a copy: the progress
-// writer for pushes and pulls from a registry, which take long.
-func (b *build) copyReport() io.Writer {
-	if b.opts.Progress == io.Discard {
-		return nil
-	}
-	return b.opts.Progress
 }
 
 // baseName is the base image's name for the provenance annotation.

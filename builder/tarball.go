@@ -161,7 +161,7 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 		}
 		return strings.TrimSpace(string(out)), nil
 	}
-	commit, ref := bootedCommit(rpmOstreeStatus(b.opts.Rootfs)), ""
+	commit, ref := bootedCommit(b.rpmOstree), ""
 	if commit == "" {
 		refs, err := run("refs", "--repo="+src)
 		if err != nil {

@@ -48,11 +48,7 @@ func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, 
 		return nil, "", fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
 	}
 	fmt.Fprintf(progress, "Pulling %s into local storage as %s\n", d.Image, name)
-	opts := &copy.Options{SourceCtx: sys, DestinationCtx: sys}
-	if progress != io.Discard {
-		opts.ReportWriter = progress
-	}
-	if _, err := imageref.CopyImage(ctx, pc, dest, ref, opts, r); err != nil {
+	if _, err := imageref.CopyImage(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress}, r); err != nil {
 		return nil, "", fmt.Errorf("pulling %q: %w", d.Image, err)
 	}
 	img, err := istorage.Transport.GetStoreImage(store, dest)
