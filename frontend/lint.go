@@ -175,7 +175,7 @@ func (l *linter) from(ctx context.Context, s *instructions.Stage, line int) {
 	if _, ok := lbls[labels.FormatVersionLabel]; ok {
 		l.seedBase = true
 	}
-	if !truthy(lbls[labels.ContainersBootcLabel]) && !truthy(lbls[labels.OstreeBootableLabel]) {
+	if !labels.IsBootcImage(lbls) {
 		l.add(RuleNotBootcBase, Error, line, fmt.Sprintf("base %s is not a bootc image: it has neither containers.bootc nor ostree.bootable", base), "build FROM the cluster's OS image (a bootc image) or a seed made from it")
 	}
 }
@@ -246,14 +246,6 @@ func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/"
 
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
-}
-
-func truthy(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "1", "true", "yes":
-		return true
-	}
-	return false
 }
 
 var lineRe = regexp.MustCompile(`line (\d+)`)

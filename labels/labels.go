@@ -161,7 +161,7 @@ func Parse(labels, annotations map[string]string) (Seed, error) {
 	s := Seed{
 		FormatVersion: n,
 		BootcSeed:     labels[BootcSeedLabel] == "true",
-		Bootable:      truthy(labels[ContainersBootcLabel]) || truthy(labels[OstreeBootableLabel]),
+		Bootable:      IsBootcImage(labels),
 		BaseName:      annotations[BaseNameAnnotation],
 		BaseDigest:    annotations[BaseDigestAnnotation],
 	}
@@ -171,6 +171,12 @@ func Parse(labels, annotations map[string]string) (Seed, error) {
 		}
 	}
 	return s, nil
+}
+
+// IsBootcImage reports whether an image's labels mark it as a bootc image:
+// containers.bootc or ostree.bootable set to 1, true or yes.
+func IsBootcImage(labels map[string]string) bool {
+	return truthy(labels[ContainersBootcLabel]) || truthy(labels[OstreeBootableLabel])
 }
 
 func truthy(v string) bool {

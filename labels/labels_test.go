@@ -280,3 +280,21 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestIsBootcImage(t *testing.T) {
+	tests := []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{ContainersBootcLabel: "1"}, true},
+		{map[string]string{OstreeBootableLabel: " True "}, true},
+		{map[string]string{OstreeBootableLabel: "yes"}, true},
+		{map[string]string{ContainersBootcLabel: "0", OstreeBootableLabel: "false"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := IsBootcImage(tt.labels); got != tt.want {
+			t.Errorf("IsBootcImage(%v) = %v, want %v", tt.labels, got, tt.want)
+		}
+	}
+}
