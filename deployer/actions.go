@@ -73,7 +73,7 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 	if err := requireArgs(a, "sysroot", "stateroot"); err != nil {
 		return "", err
 	}
-	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +84,7 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 }
 
 func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 }
 
 func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	fresh, err := e.newDeployments(ctx, a["stateroot"])
+	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
 	if err != nil {
 		return "", err
 	}

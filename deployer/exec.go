@@ -277,15 +277,15 @@ func parseStatus(text string) []deployment {
 	return list
 }
 
-// newDeployments are the deployments of stateroot that were not there when
-// the run started, highest index first.
-func (e *executor) newDeployments(ctx context.Context, stateroot string) ([]deployment, error) {
+// newDeployments are the deployments of stateroot that are not in before
+// (what the sysroot held when the run started), highest index first.
+func (e *executor) newDeployments(ctx context.Context, stateroot string, before []deployment) ([]deployment, error) {
 	now, err := e.deployments(ctx)
 	if err != nil {
 		return nil, err
 	}
 	old := map[string]bool{}
-	for _, d := range e.before {
+	for _, d := range before {
 		old[d.Stateroot+"/"+d.Checksum+"."+strconv.Itoa(d.Serial)] = true
 	}
 	var fresh []deployment

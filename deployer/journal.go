@@ -56,13 +56,10 @@ func (e *executor) recoverJournals(ctx context.Context, w io.Writer) error {
 		if j.PID > 0 && scratch.Alive(j.PID) {
 			continue
 		}
-		saved := e.before
-		e.before = j.Before
-		fresh, err := e.newDeployments(ctx, j.Stateroot)
+		fresh, err := e.newDeployments(ctx, j.Stateroot, j.Before)
 		if err == nil {
 			err = e.undeploy(ctx, fresh)
 		}
-		e.before = saved
 		if err != nil {
 			return fmt.Errorf("undoing the deploy into %q that pid %d left: %w", j.Stateroot, j.PID, err)
 		}
