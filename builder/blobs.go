@@ -118,22 +118,22 @@ func (b *blobWriter) abort() {
 }
 
 // putJSON stores v as a blob.
-func (l *ociLayout) putJSON(mediaType string, v any) (imgspecv1.Descriptor, []byte, error) {
+func (l *ociLayout) putJSON(mediaType string, v any) (imgspecv1.Descriptor, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return imgspecv1.Descriptor{}, nil, err
+		return imgspecv1.Descriptor{}, err
 	}
 	b, err := l.newBlob()
 	if err != nil {
-		return imgspecv1.Descriptor{}, nil, err
+		return imgspecv1.Descriptor{}, err
 	}
 	if _, err := b.Write(data); err != nil {
 		b.abort()
-		return imgspecv1.Descriptor{}, nil, err
+		return imgspecv1.Descriptor{}, err
 	}
 	desc, err := b.commit()
 	desc.MediaType = mediaType
-	return desc, data, err
+	return desc, err
 }
 
 func (l *ociLayout) readJSON(d digest.Digest, v any) error {

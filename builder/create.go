@@ -380,7 +380,7 @@ func (b *build) commit(layers []namedLayer) error {
 			Size: l.desc.Size, Uncompressed: l.uncompressed,
 		})
 	}
-	cfgDesc, _, err := b.layout.putJSON(imgspecv1.MediaTypeImageConfig, cfg)
+	cfgDesc, err := b.layout.putJSON(imgspecv1.MediaTypeImageConfig, cfg)
 	if err != nil {
 		return fmt.Errorf("writing image config: %w", err)
 	}
@@ -390,7 +390,7 @@ func (b *build) commit(layers []namedLayer) error {
 	if len(mf.Annotations) == 0 {
 		mf.Annotations = nil
 	}
-	mfDesc, _, err := b.layout.putJSON(imgspecv1.MediaTypeImageManifest, mf)
+	mfDesc, err := b.layout.putJSON(imgspecv1.MediaTypeImageManifest, mf)
 	if err != nil {
 		return fmt.Errorf("writing image manifest: %w", err)
 	}

@@ -54,7 +54,6 @@ type entryWriter struct {
 	specials  bool // write FIFOs and device nodes; else skip them
 	links     map[devIno]string
 	tally     *tally
-	buf       []byte
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}

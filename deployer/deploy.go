@@ -108,8 +108,8 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer mnt.Release()
 
-	seed := SeedFacts{Image: imageref.Display(local), ImageID: imageID, Kind: desc.Seed.Kind(), KindName: desc.Kind,
-		Architecture: desc.Architecture, Seed: desc.Seed}
+	seed := labelOnly
+	seed.Image, seed.ImageID = imageref.Display(local), imageID
 	if size, err := cfg.Store.ImageSize(imageID); err == nil {
 		seed.Size = size
 	}

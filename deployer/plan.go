@@ -114,8 +114,6 @@ type SeedFacts struct {
 	Size int64 `json:"size"`
 	// KernelSize is the size of the kernel and initramfs.
 	KernelSize int64 `json:"kernel_size"`
-	// ClassicCommit is the ostree commit a classic seed carries, when known.
-	ClassicCommit string `json:"classic_commit,omitempty"`
 }
 
 // Step is one thing the executor does: a command line, or a named internal
@@ -249,7 +247,11 @@ func osInit(sr, name string, h HostFacts) []Step {
 		return nil
 	}
 	return []Step{{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name},
-		Undo: &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}}}
+		Undo: removeStaterootStep(sr, name)}}
+}
+
+func removeStaterootStep(sr, name string) *Step {
+	return &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}
 }
 
 func undeployStep(sr, name string) *Step {
@@ -345,7 +347,7 @@ func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	// bootc makes the stateroot itself: undo removes it when it is new.
 	undo := undeployStep(p.Sysroot, o.Stateroot)
 	if !contains(h.Stateroots, o.Stateroot) {
-		undo = &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": p.Sysroot, "stateroot": o.Stateroot}}
+		undo = removeStaterootStep(p.Sysroot, o.Stateroot)
 	}
 	return []Step{{
 		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: "bootc-install",
