@@ -165,12 +165,18 @@ type namedLayer struct {
 }
 
 // captureLayers streams the root into the layers of the chosen layout.
+// Every layout carries the same /etc changes.
 func (b *build) captureLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
+	changes, err := diffEtc(b.opts.Rootfs, c.excl.match, keepNativeXattr)
+	if err != nil {
+		return nil, err
+	}
+	b.report.EtcChanged, b.report.EtcDeleted = len(changes.changed), len(changes.deleted)
 	switch b.opts.Layout {
 	case Native:
-		return b.nativeLayers(ctx, c)
+		return b.nativeLayers(ctx, c, changes)
 	default:
-		return b.tarballLayers(ctx, c)
+		return b.tarballLayers(ctx, c, changes)
 	}
 }
 
@@ -210,12 +216,7 @@ func (b *build) created() time.Time {
 	return time.Now().UTC().Truncate(time.Second)
 }
 
-func (b *build) nativeLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
-	changes, err := diffEtc(b.opts.Rootfs, c.excl.match, keepNativeXattr)
-	if err != nil {
-		return nil, err
-	}
-	b.report.EtcChanged, b.report.EtcDeleted = len(changes.changed), len(changes.deleted)
+func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges) ([]namedLayer, error) {
 	varLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := c.tree(ew, "var", func(rel string) string { return rel }); err != nil {

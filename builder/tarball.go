@@ -22,16 +22,11 @@ import (
 // etc.deletions, the JSON files and, for classic seeds, ostree.tgz, in
 // one layer. The tarballs are compressed already, so the layer is stored
 // gzip, which copies and registries pass through as it is.
-func (b *build) tarballLayers(ctx context.Context, c *capture) ([]namedLayer, error) {
+func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChanges) ([]namedLayer, error) {
 	dir := filepath.Join(b.stage.Path, "seed-files")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("making %q: %w", dir, err)
 	}
-	changes, err := diffEtc(b.opts.Rootfs, c.excl.match, keepNativeXattr)
-	if err != nil {
-		return nil, err
-	}
-	b.report.EtcChanged, b.report.EtcDeleted = len(changes.changed), len(changes.deleted)
 	names := []string{"var.tgz", "etc.tgz", deletionsName}
 	if err := writeTgz(ctx, filepath.Join(dir, "var.tgz"), b.clamp(), b.tally, func(ew *entryWriter) error {
 		return c.tree(ew, "var", func(rel string) string { return rel })
