@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/seedbuild/seedbuild/progress"
 	"github.com/seedbuild/seedbuild/scratch"
@@ -133,17 +134,48 @@ func (e *executor) stageUsrEtc(_ context.Context, _ Step, a map[string]string) (
 	if err := unix.Mount(filepath.Join(root, "etc"), filepath.Join(usr, "etc"), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fail(fmt.Errorf("exposing the image's /etc as /usr/etc: %w", err))
 	}
-	// ostree refuses skip-list entries the tree does not have.
+	// ostree refuses skip-list entries the tree does not have. What is
+	// skipped stays in the commit as an empty folder with its mode and
+	// owner: a root without /dev, /proc, /sys, /run, /tmp or /var does not
+	// boot (systemd finds no mount points and stays in the initrd).
 	var skip []string
 	for _, p := range skipList {
-		if fileExists(filepath.Join(root, p)) {
-			skip = append(skip, p)
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			continue
+		}
+		skip = append(skip, p)
+		if p == "/etc" || !fi.IsDir() {
+			continue
+		}
+		if err := emptyDirLike(filepath.Join(d.Path, "tree", p), fi); err != nil {
+			return fail(err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(d.Path, "skip-list"), []byte(strings.Join(skip, "\n")+"\n"), 0o644); err != nil {
 		return fail(err)
 	}
 	return d.Path, nil
+}
+
+// emptyDirLike makes an empty folder at dst with the mode and owner of fi.
+func emptyDirLike(dst string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("reading the owner of %q", fi.Name())
+	}
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return fmt.Errorf("making the mount point %q: %w", dst, err)
+	}
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("setting the owner of %q: %w", dst, err)
+	}
+	// Chmod after chown, which clears set-id bits; the sticky bit of /tmp
+	// needs os.ModeSticky.
+	if err := os.Chmod(dst, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetuid|os.ModeSetgid)); err != nil {
+		return fmt.Errorf("setting the mode of %q: %w", dst, err)
+	}
+	return nil
 }
 
 func (e *executor) unstageUsrEtc(_ context.Context, _ Step, a map[string]string) (string, error) {

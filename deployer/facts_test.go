@@ -3,6 +3,7 @@ package deployer
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,5 +36,24 @@ func TestReadTarget(t *testing.T) {
 		if _, err := ReadTarget(bad); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("ReadTarget(%s) error = %v, want one naming it", bad, err)
 		}
+	}
+}
+
+func TestInheritedKargs(t *testing.T) {
+	for _, tc := range []struct {
+		name, cmdline string
+		want          []string
+	}{
+		{"rhcos", "BOOT_IMAGE=(hd0,gpt3)/ostree/rhcos-abc/vmlinuz-5.14.0 ignition.platform.id=metal ostree=/ostree/boot.1/rhcos/abc/0 root=UUID=1234 rw rootflags=prjquota boot=UUID=5678 console=tty0 console=ttyS0,115200n8 systemd.unified_cgroup_hierarchy=1 ibu=4.19.0",
+			[]string{"ignition.platform.id=metal", "root=UUID=1234", "rw", "rootflags=prjquota", "boot=UUID=5678", "console=tty0", "console=ttyS0,115200n8"}},
+		{"vm", "root=/dev/vda rw console=ttyS0 ostree=/ostree/boot.1/node/abc/0 psi=0", []string{"root=/dev/vda", "rw", "console=ttyS0"}},
+		{"rd and ro", "ro rd.luks.uuid=x rd.break initrd=/x rootwait", []string{"ro", "rd.luks.uuid=x", "rd.break"}},
+		{"lookalikes", "rootdelay=5 consoleblank=0 bootdev=x rwx", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := inheritedKargs(tc.cmdline); !slices.Equal(got, tc.want) {
+				t.Errorf("inheritedKargs(%q) = %q, want %q", tc.cmdline, got, tc.want)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func bootedStateroot(cmdline string) string {
 func inheritedKargs(cmdline string) []string {
 	var out []string
 	for _, f := range strings.Fields(cmdline) {
-		if inherited(f) {
+		if CarriedFromHost(f) {
 			out = append(out, f)
 		}
 	}

@@ -80,8 +80,9 @@ type HostFacts struct {
 	Stateroots []string `json:"stateroots"`
 	// Architecture is the host's, GOARCH style.
 	Architecture string `json:"architecture"`
-	// InheritedKargs are the running kernel's root=, rootflags= and rd.*,
-	// when the sysroot is the running system's.
+	// InheritedKargs are the running kernel's arguments that a new
+	// stateroot keeps (see CarriedFromHost), when the sysroot is the
+	// running system's.
 	InheritedKargs []string `json:"inherited_kargs,omitempty"`
 	// HasOstreeContainer is whether `ostree container` runs.
 	HasOstreeContainer bool `json:"has_ostree_container"`
@@ -171,8 +172,9 @@ func ChooseMethod(h HostFacts, s SeedFacts, asked Method) (Method, string) {
 
 // Kargs is the kernel command line of the new deployment, in order: the
 // MachineConfig's (as the seed carries them), fips=1 when the seed cluster
-// has FIPS, the image's kargs.d, ibu=<version>, the host's root=,
-// rootflags= and rd.*, then --karg. Duplicates keep their first place.
+// has FIPS, the image's kargs.d, ibu=<version>, the running kernel's
+// arguments that CarriedFromHost keeps, then --karg. Duplicates keep their
+// first place.
 func Kargs(h HostFacts, s SeedFacts, o Options) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -334,13 +336,13 @@ func stateSteps(kind labels.Kind, method Method, stateDir string) []Step {
 // bootcSteps run bootc in a privileged container from the seed image.
 func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	argv := []string{"bootc", "install", "to-existing-root", "--acknowledge-destructive", "--stateroot", o.Stateroot}
-	// bootc reads kargs.d and inherits root=, rootflags= and rd.* itself.
+	// bootc reads kargs.d and inherits root=, rootflags=, rd.* and rw itself.
 	own := map[string]bool{}
 	for _, k := range s.KargsD {
 		own[k] = true
 	}
 	for _, k := range p.Kargs {
-		if !own[k] && !inherited(k) {
+		if !own[k] && !bootcInherits(k) {
 			argv = append(argv, "--karg", k)
 		}
 	}
@@ -355,8 +357,29 @@ func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	}}
 }
 
-func inherited(k string) bool {
-	return strings.HasPrefix(k, "root=") || strings.HasPrefix(k, "rootflags=") || strings.HasPrefix(k, "rd.")
+// CarriedFromHost says whether an argument of the running kernel goes to
+// the new stateroot. Those that say how to find and mount the root and
+// /boot (root=, rootflags=, rw or ro, boot=, rd.*), where the console is
+// (console=) and which platform the node runs on (ignition.platform.id=)
+// are the node's, not the seed's: a new stateroot without them does not
+// boot, or boots blind. Everything else comes from the seed: its
+// MachineConfig's kargs, kargs.d and ibu=. ostree=, BOOT_IMAGE= and
+// initrd= are the bootloader's, and the running stateroot's own
+// MachineConfig kargs are replaced by the seed's.
+func CarriedFromHost(k string) bool {
+	name, _, _ := strings.Cut(k, "=")
+	switch name {
+	case "root", "rootflags", "rw", "ro", "boot", "console", "ignition.platform.id":
+		return true
+	}
+	return strings.HasPrefix(k, "rd.")
+}
+
+// bootcInherits says whether bootc install to-existing-root puts the
+// argument on the new entry by itself: it keeps root=, rootflags= and rd.*
+// of the running kernel and adds rw.
+func bootcInherits(k string) bool {
+	return strings.HasPrefix(k, "root=") || strings.HasPrefix(k, "rootflags=") || strings.HasPrefix(k, "rd.") || k == "rw"
 }
 
 func contains(list []string, s string) bool {

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func testHost() HostFacts {
 	return HostFacts{
 		Sysroot: "/", IsOstreeSysroot: true, Booted: "rhcos", Stateroots: []string{"rhcos"}, Architecture: "amd64",
-		InheritedKargs:     []string{"root=UUID=1234", "rootflags=prjquota", "rd.luks.options=discard"},
+		InheritedKargs:     []string{"root=UUID=1234", "rw", "rootflags=prjquota", "boot=UUID=5678", "console=ttyS0,115200n8", "ignition.platform.id=metal", "rd.luks.options=discard"},
 		HasOstreeContainer: true, PodmanAnswers: true, PodmanURL: DefaultPodmanURL,
 		FreeBytes: 100 << 30, BootFreeBytes: 512 << 20,
 	}
@@ -90,7 +90,12 @@ func passedKargs(p Plan, h HostFacts, s SeedFacts) []string {
 		}
 	}
 	if p.Method == Bootc {
-		out = append(append(out, s.KargsD...), h.InheritedKargs...)
+		out = append(out, s.KargsD...)
+		for _, k := range h.InheritedKargs {
+			if bootcInherits(k) {
+				out = append(out, k)
+			}
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -102,7 +107,7 @@ func TestKargsSameForEveryMethod(t *testing.T) {
 		o := Options{Stateroot: "new", Kargs: []string{"console=ttyS0"}}
 		want := append([]string{}, NewPlan(h, s, Options{Stateroot: "new", Method: Ostree, Kargs: o.Kargs}).Kargs...)
 		sort.Strings(want)
-		for _, must := range []string{"fips=1", "ibu=4.20.0", "root=UUID=1234", "rd.luks.options=discard", "console=ttyS0", "psi=0"} {
+		for _, must := range []string{"fips=1", "ibu=4.20.0", "root=UUID=1234", "rw", "boot=UUID=5678", "console=ttyS0,115200n8", "ignition.platform.id=metal", "rd.luks.options=discard", "console=ttyS0", "psi=0"} {
 			if !contains(want, must) {
 				t.Errorf("%s: kargs %v lack %s", kind, want, must)
 			}

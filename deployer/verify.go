@@ -29,6 +29,9 @@ func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (strin
 	} else if entries, err := os.ReadDir(varDir); err != nil || len(entries) == 0 {
 		problems = append(problems, "the stateroot's var is empty")
 	}
+	if a["kind"] != labels.Classic.String() && mnt != "" {
+		problems = append(problems, checkMountPoints(mnt, dep)...)
+	}
 	problems = append(problems, e.checkBootEntry(a["sysroot"], a["stateroot"])...)
 	if len(problems) > 0 {
 		if len(problems) > 5 {
@@ -37,6 +40,31 @@ func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (strin
 		return "", fmt.Errorf("verifying the deployment: %s", strings.Join(problems, "; "))
 	}
 	return "", nil
+}
+
+// mountPoints are the folders of an OS root that stay empty in an image and
+// that the booted system mounts over; a deployment without them does not
+// boot.
+var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "var"}
+
+// checkMountPoints checks that the deployment keeps every mount point the
+// image's root has, as a folder with the image's mode.
+func checkMountPoints(imageRoot, dep string) []string {
+	var problems []string
+	for _, name := range mountPoints {
+		want, err := os.Lstat(filepath.Join(imageRoot, name))
+		if err != nil || !want.IsDir() {
+			continue
+		}
+		got, err := os.Lstat(filepath.Join(dep, name))
+		switch {
+		case err != nil || !got.IsDir():
+			problems = append(problems, "the mount point /"+name+" is missing from the deployment")
+		case got.Mode().Perm()|got.Mode()&os.ModeSticky != want.Mode().Perm()|want.Mode()&os.ModeSticky:
+			problems = append(problems, fmt.Sprintf("the mount point /%s has mode %v, the image's has %v", name, got.Mode(), want.Mode()))
+		}
+	}
+	return problems
 }
 
 func compareEtc(seedEtc, etc string) []string {
