@@ -47,7 +47,7 @@ rm -rf "$rootfs"
 # removed after dracut ran.
 keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_console|ext4|jbd2|mbcache|crc16|crc32c[^/]*|libcrc32c|9p|9pnet|9pnet_virtio|netfs|fscache|overlay|loop)\.ko'
 
-pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal
+pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0
 
 log "bootstrapping Debian bookworm"
 # Docs, man pages and locales are never unpacked; dracut builds a generic
@@ -100,6 +100,7 @@ chmod 1777 "$rootfs/tmp"
 install -d -m 0755 "$rootfs/sysroot" "$rootfs/boot"
 rm -rf "$rootfs/ostree" && ln -s sysroot/ostree "$rootfs/ostree"
 # root's home lives under /var, as on RHCOS.
+rm -f "$rootfs"/vmlinuz* "$rootfs"/initrd.img*
 rm -rf "$rootfs/root" "$rootfs/home" "$rootfs/srv" "$rootfs/opt" "$rootfs/mnt" "$rootfs/media"
 ln -s var/roothome "$rootfs/root"
 ln -s var/home "$rootfs/home"

@@ -1,0 +1,353 @@
+package tests
+
+// The booted-node harness: a Debian ostree node OS (hack/mknode.sh) on a
+// raw ext4 disk, booted under qemu as a BLS bootloader would boot it. Each
+// boot runs one stage script from a 9p share and powers off; the harness
+// then reads the disk's boot entries again and boots the default one.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// nodeOS is what hack/mknode.sh made: the node OS X and the seed's base Y.
+type nodeOS struct {
+	dir      string
+	repo     string
+	yArchive string
+	kver     string
+}
+
+var (
+	nodeOSOnce sync.Once
+	nodeOSVal  nodeOS
+	nodeOSErr  error
+)
+
+// vmTools are the commands the VM tests need; without them the tests fail,
+// loudly, rather than skip.
+var vmTools = []string{"qemu-system-x86_64", "mmdebstrap", "debugfs", "mkfs.ext4", "ostree", "python3"}
+
+// getNodeOS builds the node OS images once per run, in a folder keyed by
+// the inputs of hack/mknode.sh. SEEDBUILD_VM_CACHE names a folder to keep
+// them in across runs; by default they live and die with the run.
+func getNodeOS(t *testing.T) nodeOS {
+	t.Helper()
+	for _, tool := range vmTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the VM tests need %s (make deps installs it): %v", tool, err)
+		}
+	}
+	nodeOSOnce.Do(func() { nodeOSVal, nodeOSErr = buildNodeOS() })
+	if nodeOSErr != nil {
+		t.Fatal(nodeOSErr)
+	}
+	return nodeOSVal
+}
+
+func buildNodeOS() (nodeOS, error) {
+	key, err := inputsKey(hackScript("mknode.sh"), hackScript("dir2oci.py"),
+		hackScript("vm/stage-runner.sh"), hackScript("vm/seedbuild-vm-stage.service"))
+	if err != nil {
+		return nodeOS{}, err
+	}
+	cache := os.Getenv("SEEDBUILD_VM_CACHE")
+	if cache == "" {
+		cache = filepath.Join(work, "vm-images")
+	}
+	dir := filepath.Join(cache, "node-"+key[:16])
+	if _, err := os.Stat(filepath.Join(dir, "done")); err != nil {
+		start := time.Now()
+		cmd := exec.Command(hackScript("mknode.sh"), dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return nodeOS{}, fmt.Errorf("building the node OS with hack/mknode.sh: %v\n%s", err, tail(out.String(), 40))
+		}
+		fmt.Fprintf(os.Stderr, "vm: node OS built in %s at %s\n", time.Since(start).Round(time.Second), dir)
+	}
+	kver, err := os.ReadFile(filepath.Join(dir, "kver"))
+	if err != nil {
+		return nodeOS{}, err
+	}
+	return nodeOS{dir: dir, repo: filepath.Join(dir, "repo"), yArchive: filepath.Join(dir, "y.oci-archive"),
+		kver: strings.TrimSpace(string(kver))}, nil
+}
+
+// inputsKey hashes the named files' content.
+func inputsKey(files ...string) (string, error) {
+	h := sha256.New()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// nodeKargs are the kernel arguments a node is installed with, as an
+// installer would set them.
+var nodeKargs = []string{"root=/dev/vda", "rw", "console=ttyS0"}
+
+// makeNode installs OS X into a fresh sysroot, lets state add the node's own
+// /etc and /var, and makes the raw disk. It returns the disk's path.
+func makeNode(t *testing.T, osImg nodeOS, state func(etc, varDir string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "sysroot")
+	if err := os.Mkdir(sys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(sys, "ostree/repo")
+	sh(t, nil, "ostree", "admin", "init-fs", sys)
+	sh(t, nil, "ostree", "config", "--repo="+repo, "set", "sysroot.bootloader", "none")
+	sh(t, nil, "ostree", "--repo="+repo, "pull-local", osImg.repo, "node/x")
+	sh(t, nil, "ostree", "admin", "os-init", "--sysroot="+sys, "node")
+	args := []string{"admin", "deploy", "--sysroot=" + sys, "--os=node"}
+	for _, k := range nodeKargs {
+		args = append(args, "--karg="+k)
+	}
+	sh(t, nil, "ostree", append(args, "node/x")...)
+	deps, _ := filepath.Glob(filepath.Join(sys, "ostree/deploy/node/deploy/*.0"))
+	if len(deps) != 1 {
+		t.Fatalf("want one deployment of node/x, found %v", deps)
+	}
+	state(filepath.Join(deps[0], "etc"), filepath.Join(sys, "ostree/deploy/node/var"))
+	disk := filepath.Join(dir, "disk.raw")
+	sh(t, nil, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", sys, disk, "8G")
+	if err := os.RemoveAll(sys); err != nil {
+		t.Fatal(err)
+	}
+	return disk
+}
+
+// bootEntry is a BLS entry as a bootloader reads it.
+type blsEntry struct {
+	file, title, options, linux, initrd string
+	version                             int
+}
+
+// debugfs runs a debugfs request against the disk, read-only.
+func debugfs(t *testing.T, disk, request string) string {
+	t.Helper()
+	return sh(t, nil, "debugfs", "-R", request, disk)
+}
+
+// defaultEntry reads the disk's boot entries and picks the one with the
+// highest version, as a BLS bootloader does.
+func defaultEntry(t *testing.T, disk string) blsEntry {
+	t.Helper()
+	var entries []blsEntry
+	for _, line := range strings.Split(debugfs(t, disk, "ls -p /boot/loader/entries"), "\n") {
+		f := strings.Split(line, "/")
+		if len(f) < 6 || !strings.HasSuffix(f[5], ".conf") {
+			continue
+		}
+		e := blsEntry{file: f[5]}
+		for _, l := range strings.Split(debugfs(t, disk, "cat /boot/loader/entries/"+f[5]), "\n") {
+			k, v, _ := strings.Cut(l, " ")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "title":
+				e.title = v
+			case "options":
+				e.options = v
+			case "linux":
+				e.linux = v
+			case "initrd":
+				e.initrd = v
+			case "version":
+				e.version, _ = strconv.Atoi(v)
+			}
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		t.Fatalf("the disk %s has no boot entries", disk)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].version > entries[j].version })
+	return entries[0]
+}
+
+// vmLogDir is where serial logs go: SEEDBUILD_VM_LOGS, or a folder under
+// /var/tmp/seedbuild-vm-logs per run. They are kept after the run.
+var (
+	vmLogOnce sync.Once
+	vmLogPath string
+)
+
+func vmLogDir(t *testing.T) string {
+	vmLogOnce.Do(func() {
+		vmLogPath = os.Getenv("SEEDBUILD_VM_LOGS")
+		if vmLogPath == "" {
+			vmLogPath = filepath.Join("/var/tmp/seedbuild-vm-logs", time.Now().Format("20060102-150405"))
+		}
+		os.MkdirAll(vmLogPath, 0o755)
+	})
+	return vmLogPath
+}
+
+// node is one VM: its disk and the share its stages run from.
+type node struct {
+	t     *testing.T
+	name  string
+	disk  string
+	share string
+	boots int
+}
+
+// newNode makes a share with the seedbuild binary in it.
+func newNode(t *testing.T, name, disk string) *node {
+	share := t.TempDir()
+	linkOrCopy(t, bin, filepath.Join(share, "seedbuild"))
+	return &node{t: t, name: name, disk: disk, share: share}
+}
+
+// put links or copies a host file into the share under rel.
+func (n *node) put(src, rel string) {
+	dst := filepath.Join(n.share, rel)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		n.t.Fatal(err)
+	}
+	linkOrCopy(n.t, src, dst)
+}
+
+func linkOrCopy(t *testing.T, src, dst string) {
+	t.Helper()
+	os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return
+	}
+	sh(t, nil, "cp", "--sparse=always", "-p", src, dst)
+}
+
+// stagePreamble starts every stage script: strict shell, and names for the
+// share, the results folder and the binary.
+const stagePreamble = `set -euxo pipefail
+X=/run/seedbuild-xfer
+O=$X/out
+SB=$X/seedbuild
+export TMPDIR=/var/tmp
+`
+
+// boot is one boot of the node.
+type boot struct {
+	entry  blsEntry
+	out    string // the stage's results folder
+	serial string // the serial console log
+	proof  string // the stage runner's line naming what booted
+}
+
+// file reads a result of the stage.
+func (b boot) file(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.out, name))
+	if err != nil {
+		t.Fatalf("the stage wrote no %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// boot boots the disk's default entry, verbatim, runs script in the node
+// and waits for it to power off. It fails the test, with the stage's output
+// and the serial log's tail, unless the stage exits 0.
+func (n *node) boot(stage, script string) boot {
+	t := n.t
+	t.Helper()
+	n.boots++
+	e := defaultEntry(t, n.disk)
+	kdir := t.TempDir()
+	kernel, initrd := filepath.Join(kdir, "vmlinuz"), filepath.Join(kdir, "initrd")
+	debugfs(t, n.disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.linux), kernel))
+	debugfs(t, n.disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.initrd), initrd))
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("entry %s: %s could not be read from the disk", e.file, f)
+		}
+	}
+	out := filepath.Join(n.share, "out")
+	os.RemoveAll(out)
+	if err := os.WriteFile(filepath.Join(n.share, "stage.sh"), []byte(stagePreamble+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(n.share, "stage.name"), []byte(stage+"\n"), 0o644)
+	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
+	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
+	start := time.Now()
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 12*time.Minute)
+	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
+	stageLog, _ := os.ReadFile(filepath.Join(out, "stage.log"))
+	rc, rcErr := os.ReadFile(filepath.Join(out, "rc"))
+	t.Logf("boot %d of %s (%s): entry %q (%s), %s; %s", n.boots, n.name, stage, e.title, e.options, time.Since(start).Round(time.Second), b.proof)
+	if err != nil || rcErr != nil || strings.TrimSpace(string(rc)) != "0" {
+		serialData, _ := os.ReadFile(serial)
+		t.Fatalf("boot %d of %s (%s): qemu: %v, stage rc %q\n--- stage log (tail) ---\n%s\n--- serial log %s (tail) ---\n%s",
+			n.boots, n.name, stage, err, strings.TrimSpace(string(rc)), tail(string(stageLog), 60), serial, tail(string(serialData), 60))
+	}
+	return b
+}
+
+// runQemu boots the kernel with the disk and the share under software
+// emulation (nested KVM hangs at kernel entry on these machines) and
+// waits for the guest to power off.
+func runQemu(disk, share, kernel, initrd, options, serial string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial)...)
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("no power-off within %s", limit)
+	}
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return nil
+}
+
+func qemuArgs(disk, share, kernel, initrd, options, serial string) []string {
+	return []string{
+		"-accel", "tcg", "-cpu", "max", "-m", "3072", "-smp", "2",
+		"-display", "none", "-monitor", "none", "-serial", "file:" + serial, "-no-reboot",
+		"-kernel", kernel, "-initrd", initrd, "-append", options,
+		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
+		"-virtfs", "local,path=" + share + ",mount_tag=xfer,security_model=passthrough,id=xfer",
+	}
+}
+
+// proofLine is the stage runner's console line that names the OS variant
+// and the ostree= deployment that booted.
+func proofLine(serial string) string {
+	data, _ := os.ReadFile(serial)
+	for _, l := range strings.Split(string(data), "\n") {
+		if i := strings.Index(l, "seedbuild-vm-stage: running stage"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return "(no stage line on the serial console)"
+}
