@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -160,22 +161,48 @@ func Display(ref types.ImageReference) string {
 	return ref.Transport().Name() + ":" + within
 }
 
-// PolicyContext returns the signature policy from policy.json (as podman
-// finds it), or one that accepts anything when the machine has no policy
-// file at all.
+// ErrNoPolicy is returned when the machine has no signature policy file.
+var ErrNoPolicy = errors.New("no signature policy (policy.json)")
+
+// PolicyContext returns the signature policy from policy.json, found as
+// podman finds it. A machine without one gets an error that says how to
+// make one, never a policy that accepts anything unasked.
 func PolicyContext(sys *types.SystemContext) (*signature.PolicyContext, error) {
 	policy, err := signature.DefaultPolicy(sys)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("reading signature policy: %w", err)
+		if missing := missingPolicy(sys); missing != "" {
+			return nil, fmt.Errorf("%w: %s does not exist; install containers-common (Debian: golang-github-containers-common), which ships /etc/containers/policy.json as podman and skopeo use it, or write one such as {\"default\":[{\"type\":\"insecureAcceptAnything\"}]}", ErrNoPolicy, missing)
 		}
-		policy = &signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}}
+		return nil, fmt.Errorf("reading signature policy: %w", err)
 	}
 	pc, err := signature.NewPolicyContext(policy)
 	if err != nil {
 		return nil, fmt.Errorf("loading signature policy: %w", err)
 	}
 	return pc, nil
+}
+
+// missingPolicy names the policy file that was looked for and is not
+// there, or is "" when one exists.
+func missingPolicy(sys *types.SystemContext) string {
+	if sys != nil && sys.SignaturePolicyPath != "" {
+		if _, err := os.Stat(sys.SignaturePolicyPath); errors.Is(err, os.ErrNotExist) {
+			return sys.SignaturePolicyPath
+		}
+		return ""
+	}
+	system := "/etc/containers/policy.json"
+	if sys != nil && sys.RootForImplicitAbsolutePaths != "" {
+		system = filepath.Join(sys.RootForImplicitAbsolutePaths, system)
+	}
+	home, _ := os.UserHomeDir()
+	user := filepath.Join(home, ".config/containers/policy.json")
+	for _, p := range []string{user, system} {
+		if _, err := os.Stat(p); err == nil {
+			return ""
+		}
+	}
+	return system
 }
 
 // Retry says how often and how far apart a failed copy is tried again.

@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"go.podman.io/image/v5/types"
 )
 
 func TestParse(t *testing.T) {
@@ -76,5 +79,42 @@ func TestRetryable(t *testing.T) {
 		if got := Retryable(tt.err); got != tt.want {
 			t.Errorf("Retryable(%s: %v) = %v, want %v", tt.name, tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestPolicyContext(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(good, []byte(`{"default":[{"type":"reject"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"default":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		wantErr    string
+	}{
+		{"present", good, ""},
+		{"missing", filepath.Join(dir, "none.json"), "install containers-common"},
+		{"unreadable JSON", bad, "reading signature policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, err := PolicyContext(&types.SystemContext{SignaturePolicyPath: tc.path})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("PolicyContext(%s) = %v, want a policy", tc.path, err)
+				}
+				pc.Destroy()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("PolicyContext(%s) = %v, want an error with %q", tc.path, err, tc.wantErr)
+			}
+			if tc.name == "missing" && !errors.Is(err, ErrNoPolicy) {
+				t.Errorf("PolicyContext(%s) = %v, want ErrNoPolicy", tc.path, err)
+			}
+		})
 	}
 }
