@@ -11,19 +11,24 @@ DEMO_DIR    ?= /var/tmp/seedbuild-demo
 BENCH_DIR   ?= /var/tmp/seedbuild-bench
 BENCH_SCALE ?= 1
 
-.PHONY: all build test unit e2e demo bench vet fmt clean deps fuzz docs
+.PHONY: all build build-test test unit e2e demo bench vet fmt clean deps fuzz docs
 
 all: build
 
 build:
 	$(GO) build $(GOFLAGS_ALL) -ldflags "$(LDFLAGS)" -o bin/seedbuild ./cmd/seedbuild
 
+# The test build: the same binary plus the failpoints the tests drive
+# (SEEDBUILD_INJECT_FAILURE, SEEDBUILD_INJECT_HANG). Never ship it.
+build-test:
+	$(GO) build -tags "$(TAGS) seedbuild_failpoints" -ldflags "$(LDFLAGS)" -o bin/seedbuild-test ./cmd/seedbuild
+
 deps:
 	hack/install-deps.sh
 
 # Everything: dependencies, build, unit and end-to-end tests.
-test: deps build
-	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 25m ./...
+test: deps build build-test
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 25m ./...
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)

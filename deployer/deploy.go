@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
@@ -143,12 +142,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Events(Event{Type: "info", Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
 	}
 	ex.kargs = plan.Kargs
-	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_FAILURE")); err == nil {
-		ex.failAt = n
-	}
-	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_INJECT_HANG")); err == nil {
-		ex.hangAt = n
-	}
+	ex.failAt, ex.hangAt = failpoints()
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err
 	}

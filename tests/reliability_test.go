@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -237,5 +239,35 @@ func TestSecretsStayOut(t *testing.T) {
 		if strings.Contains(text, canary) {
 			t.Errorf("%s leaks the planted secret", name)
 		}
+	}
+}
+
+// TestReleaseBinaryHasNoFailpoints: what make build ships reads no
+// SEEDBUILD_INJECT_* variable, so none in a pod or a shell can fail or hang
+// a deploy; the test build, which the other tests use, does.
+func TestReleaseBinaryHasNoFailpoints(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		want bool
+	}{{releaseBin, false}, {bin, true}} {
+		data, err := os.ReadFile(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"SEEDBUILD_INJECT_FAILURE", "SEEDBUILD_INJECT_HANG"} {
+			if got := bytes.Contains(data, []byte(name)); got != c.want {
+				t.Errorf("%s holds %s: %v, want %v", c.path, name, got, c.want)
+			}
+		}
+	}
+	// And it behaves so: an injected failure and hang at step 1 are ignored.
+	f := getFixtures(t)
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:release")...)
+	sys := newSysroot(t)
+	cmd := exec.Command(releaseBin, st.flags("deploy", "localhost/seed:release", "--stateroot", "seed", "--sysroot", sys, "--method", "ostree", "-q")...)
+	cmd.Env = append(os.Environ(), "SEEDBUILD_INJECT_FAILURE=1", "SEEDBUILD_INJECT_HANG=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the release binary's deploy with SEEDBUILD_INJECT_* set: %v\n%s", err, out)
 	}
 }

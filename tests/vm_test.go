@@ -119,6 +119,7 @@ func makeNode(t *testing.T, osImg nodeOS, state func(etc, varDir string)) string
 	t.Helper()
 	dir := t.TempDir()
 	sys := filepath.Join(dir, "sysroot")
+	t.Cleanup(func() { exec.Command(hackScript("rm-sysroot.sh"), sys).Run() })
 	if err := os.Mkdir(sys, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +140,8 @@ func makeNode(t *testing.T, osImg nodeOS, state func(etc, varDir string)) string
 	state(filepath.Join(deps[0], "etc"), filepath.Join(sys, "ostree/deploy/node/var"))
 	disk := filepath.Join(dir, "disk.raw")
 	sh(t, nil, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", sys, disk, "8G")
-	if err := os.RemoveAll(sys); err != nil {
-		t.Fatal(err)
-	}
+	// ostree makes deployment roots immutable.
+	sh(t, nil, hackScript("rm-sysroot.sh"), sys)
 	return disk
 }
 
