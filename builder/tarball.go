@@ -157,6 +157,12 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 		return strings.TrimSpace(string(out)), nil
 	}
 	commit, ref := bootedCommit(b.rpmOstree), ""
+	if commit == "" && filepath.Clean(b.opts.Rootfs) == "/" && b.opts.OstreeRef == "" {
+		// A booted node without rpm-ostree: its kernel command line names
+		// the deployment it runs.
+		cmdline, _ := os.ReadFile("/proc/cmdline")
+		commit = bootedDeploymentCommit("/", string(cmdline))
+	}
 	if commit == "" {
 		refs, err := run("refs", "--repo="+src)
 		if err != nil {
@@ -228,6 +234,27 @@ func rpmOstreeStatus(root string) []byte {
 		}
 	}
 	return nil
+}
+
+// bootedDeploymentCommit follows the ostree= kernel argument, a link such
+// as /ostree/boot.1/rhcos/<boot checksum>/0 under root, to the deployment
+// folder <commit>.<serial>, and returns the commit, or "".
+func bootedDeploymentCommit(root, cmdline string) string {
+	for _, f := range strings.Fields(cmdline) {
+		v, ok := strings.CutPrefix(f, "ostree=")
+		if !ok {
+			continue
+		}
+		dep, err := filepath.EvalSymlinks(filepath.Join(root, v))
+		if err != nil {
+			return ""
+		}
+		commit, _, _ := strings.Cut(filepath.Base(dep), ".")
+		if len(commit) == 64 && strings.Trim(commit, "0123456789abcdef") == "" {
+			return commit
+		}
+	}
+	return ""
 }
 
 // bootedCommit reads the booted deployment's checksum from rpm-ostree

@@ -21,21 +21,22 @@ var skipList = []string{"/etc", "/var", "/run", "/tmp", "/proc", "/sys", "/dev"}
 
 func (e *executor) registerActions() {
 	e.actions = map[string]actionFunc{
-		"clear-stateroot":  e.clearStateroot,
-		"remove-stateroot": e.removeStateroot,
-		"undeploy":         e.undeployAction,
-		"find-deployment":  e.findDeployment,
-		"stage-usr-etc":    e.stageUsrEtc,
-		"unstage-usr-etc":  e.unstageUsrEtc,
-		"temp-dir":         e.tempDirAction,
-		"remove-temp-dir":  e.removeTempDir,
-		"classic-commit":   e.classicCommit,
-		"copy-tree":        e.copyTreeAction,
-		"apply-deletions":  e.applyDeletions,
-		"write-file":       e.writeFile,
-		"copy-seed-files":  e.copySeedFiles,
-		"verify":           e.verify,
-		"bootc-install":    e.bootcInstall,
+		ActionClearStateroot:  e.clearStateroot,
+		ActionRemoveStateroot: e.removeStateroot,
+		ActionUndeploy:        e.undeployAction,
+		ActionRemoveCommit:    e.removeCommit,
+		ActionFindDeployment:  e.findDeployment,
+		ActionStageUsrEtc:     e.stageUsrEtc,
+		ActionUnstageUsrEtc:   e.unstageUsrEtc,
+		ActionTempDir:         e.tempDirAction,
+		ActionRemoveTempDir:   e.removeTempDir,
+		ActionClassicCommit:   e.classicCommit,
+		ActionCopyTree:        e.copyTreeAction,
+		ActionApplyDeletions:  e.applyDeletions,
+		ActionWriteFile:       e.writeFile,
+		ActionCopySeedFiles:   e.copySeedFiles,
+		ActionVerify:          e.verify,
+		ActionBootcInstall:    e.bootcInstall,
 	}
 }
 
@@ -82,6 +83,24 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 		return "", err
 	}
 	return "", os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"]))
+}
+
+// removeCommit deletes a branch when it is there, then prunes the objects
+// no ref holds. Safe to run when the commit never finished.
+func (e *executor) removeCommit(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	repo := "--repo=" + a["repo"]
+	var out, errb strings.Builder
+	if ref := a["ref"]; ref != "" && e.runner.Run(ctx, []string{"ostree", "rev-parse", repo, ref}, &out, &errb) == nil {
+		errb.Reset()
+		if err := e.runner.Run(ctx, []string{"ostree", "refs", repo, "--delete", ref}, &out, &errb); err != nil {
+			return "", fmt.Errorf("deleting the branch %q: %v %s", ref, err, strings.TrimSpace(errb.String()))
+		}
+	}
+	errb.Reset()
+	if err := e.runner.Run(ctx, []string{"ostree", "prune", repo, "--refs-only"}, &out, &errb); err != nil {
+		return "", fmt.Errorf("pruning %q: %v %s", a["repo"], err, strings.TrimSpace(errb.String()))
+	}
+	return "", nil
 }
 
 func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]string) (string, error) {

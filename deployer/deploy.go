@@ -124,7 +124,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	ex.registerActions()
 	// A dry run changes nothing, not even what a killed run left.
 	if !cfg.DryRun && fileExists(filepath.Join(cfg.Sysroot, "ostree/repo/config")) {
-		if err := ex.recoverJournals(ctx, cfg.Log); err != nil {
+		if err := ex.recoverJournals(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -139,20 +139,24 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		return res, nil
 	}
 	if cfg.Events != nil {
-		cfg.Events(Event{Type: "info", Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
+		cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
 	}
 	ex.kargs = plan.Kargs
 	ex.failAt, ex.hangAt = failpoints()
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err
 	}
-	j := journal{PID: os.Getpid(), Stateroot: cfg.Stateroot, NewStateroot: !contains(host.Stateroots, cfg.Stateroot), Before: ex.before}
-	if err := j.write(cfg.Sysroot); err != nil {
-		return nil, err
-	}
+	ex.journal = &journal{PID: os.Getpid(), Stateroot: cfg.Stateroot, Before: ex.before, path: journalPath(cfg.Sysroot, cfg.Stateroot)}
 	err = ex.run(ctx, plan)
-	// Done, or undone: either way nothing is left to recover.
-	os.Remove(journalPath(cfg.Sysroot, cfg.Stateroot))
+	var se *StepError
+	if err != nil && errors.As(err, &se) && len(se.UndoErrs) > 0 {
+		// What is left is recorded: the next run finishes the undo.
+		return res, err
+	}
+	// Done, or wholly undone: nothing is left to recover.
+	if rerr := ex.journal.remove(); rerr != nil && err == nil {
+		err = fmt.Errorf("removing the deploy journal: %w", rerr)
+	}
 	if err != nil {
 		return res, err
 	}

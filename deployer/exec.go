@@ -33,16 +33,34 @@ func (ExecRunner) Run(ctx context.Context, argv []string, stdout, stderr io.Writ
 	return cmd.Run()
 }
 
+// EventType names a kind of progress event.
+type EventType string
+
+// The progress events a deploy emits.
+const (
+	// EventInfo says what is about to happen.
+	EventInfo EventType = "info"
+	// EventStep starts a step.
+	EventStep EventType = "step"
+	// EventDone ends a step that succeeded.
+	EventDone EventType = "done"
+	// EventFailed ends a step that failed.
+	EventFailed EventType = "failed"
+	// EventUndo runs an undo step.
+	EventUndo EventType = "undo"
+	// EventRecovered says what an earlier, killed run left and was undone.
+	EventRecovered EventType = "recovered"
+)
+
 // Event is one piece of progress, for text or JSON output.
 type Event struct {
-	// Type is step, done, failed, undo or info.
-	Type    string   `json:"event"`
-	Index   int      `json:"index,omitempty"`
-	Total   int      `json:"total,omitempty"`
-	Desc    string   `json:"desc"`
-	Argv    []string `json:"argv,omitempty"`
-	Seconds float64  `json:"seconds,omitempty"`
-	Error   string   `json:"error,omitempty"`
+	Type    EventType `json:"event"`
+	Index   int       `json:"index,omitempty"`
+	Total   int       `json:"total,omitempty"`
+	Desc    string    `json:"desc"`
+	Argv    []string  `json:"argv,omitempty"`
+	Seconds float64   `json:"seconds,omitempty"`
+	Error   string    `json:"error,omitempty"`
 }
 
 // StepError is a failed step, with the tail of what it wrote on stderr and
@@ -54,6 +72,9 @@ type StepError struct {
 	Err    error
 	// UndoErrs are the undo steps that failed too.
 	UndoErrs []error
+	// Journal is where what is left is recorded when an undo failed: the
+	// next deploy into the same sysroot finishes the undo from it.
+	Journal string
 }
 
 func (e *StepError) Error() string {
@@ -68,7 +89,11 @@ func (e *StepError) Error() string {
 	for _, u := range e.UndoErrs {
 		undo = append(undo, u.Error())
 	}
-	return msg + "; undoing it failed too: " + strings.Join(undo, "; ")
+	msg += "; undoing it failed too, so these are left: " + strings.Join(undo, "; ")
+	if e.Journal != "" {
+		msg += "; they are recorded in " + e.Journal + ", and the next seedbuild deploy into this sysroot removes them (or run the failed undo by hand)"
+	}
+	return msg
 }
 
 func (e *StepError) Unwrap() error { return e.Err }
@@ -102,13 +127,16 @@ type executor struct {
 	graphRoot string
 	// log receives the output of long-running children.
 	log io.Writer
-	// failAt, when > 0, fails that step (1-based) on purpose: the test hook
-	// SEEDBUILD_INJECT_FAILURE, to prove undo on a real sysroot.
+	// failAt, when > 0, fails that step (1-based) after it ran: the test
+	// hook SEEDBUILD_INJECT_FAILURE (test builds only), to prove undo on a
+	// real sysroot.
 	failAt int
 	// hangAt, when > 0, waits before that step until the run is cancelled
 	// or killed: the test hook SEEDBUILD_INJECT_HANG, so a test can signal
 	// a deploy at a known point however fast the machine is.
 	hangAt int
+	// journal, when set, records intent and progress on disk.
+	journal *journal
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)
@@ -145,12 +173,22 @@ func (e *executor) expandStep(st Step) (argv []string, args map[string]string, e
 	return argv, args, nil
 }
 
-// run carries out every step. On a failure it runs the undo steps of what
-// succeeded, newest first, even when ctx was cancelled.
+// run carries out every step. A step's undo is recorded before the step
+// runs, in memory and in the journal when there is one: a step that fails
+// half-way, or that completes after an interrupt, is undone too, so every
+// undo must be safe to run when its step did not finish. Progress is
+// recorded after each step. On a failure the recorded undos run newest
+// first, even when ctx was cancelled.
 func (e *executor) run(ctx context.Context, p Plan) error {
 	var undo []Step
 	for i, st := range p.Steps {
-		e.emit(Event{Type: "step", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
+		if st.Undo != nil {
+			undo = append(undo, *st.Undo)
+		}
+		if err := e.record(i, undo); err != nil {
+			return &StepError{Index: i, Step: st, Err: err, UndoErrs: e.undo(context.WithoutCancel(ctx), undo[:len(undo)-boolInt(st.Undo != nil)])}
+		}
+		e.emit(Event{Type: EventStep, Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
 		start := time.Now()
 		var out, stderr string
 		var err error
@@ -160,6 +198,11 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		} else {
 			out, stderr, err = e.runStep(ctx, st)
 		}
+		// What a step made is known to its undo even when the run is
+		// failed after it.
+		if err == nil && st.Capture != "" {
+			e.vars[st.Capture] = out
+		}
 		if err == nil && i+1 == e.failAt {
 			err = errors.New("failure injected by SEEDBUILD_INJECT_FAILURE")
 		}
@@ -167,27 +210,47 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 			err = ctx.Err()
 		}
 		if err != nil {
-			e.emit(Event{Type: "failed", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Error: err.Error()})
+			e.emit(Event{Type: EventFailed, Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Error: err.Error()})
 			se := &StepError{Index: i, Step: st, Stderr: stderr, Err: err}
 			se.UndoErrs = e.undo(context.WithoutCancel(ctx), undo)
+			if len(se.UndoErrs) > 0 && e.journal != nil {
+				se.Journal = e.journal.path
+			}
 			return se
 		}
-		if st.Capture != "" {
-			e.vars[st.Capture] = out
-		}
-		if st.Undo != nil {
-			undo = append(undo, *st.Undo)
-		}
-		e.emit(Event{Type: "done", Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Seconds: time.Since(start).Round(time.Millisecond).Seconds()})
+		e.emit(Event{Type: EventDone, Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Seconds: time.Since(start).Round(time.Millisecond).Seconds()})
 	}
-	return nil
+	return e.record(len(p.Steps), undo)
 }
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// record writes the run's progress and its undo list to the journal.
+func (e *executor) record(done int, undo []Step) error {
+	if e.journal == nil {
+		return nil
+	}
+	e.journal.Done, e.journal.Undo, e.journal.Vars = done, undo, e.vars
+	return e.journal.write()
+}
+
+// undo runs the undo steps newest first and returns those that failed. An
+// undo that names a value its step never made (a {placeholder} not known)
+// has nothing to remove: the step cleans up after itself when it fails.
 func (e *executor) undo(ctx context.Context, steps []Step) []error {
 	var errs []error
 	for i := len(steps) - 1; i >= 0; i-- {
 		st := steps[i]
-		e.emit(Event{Type: "undo", Desc: st.Desc})
+		if _, _, err := e.expandStep(st); err != nil {
+			e.emit(Event{Type: EventUndo, Desc: st.Desc + " (nothing to undo: its step made nothing)"})
+			continue
+		}
+		e.emit(Event{Type: EventUndo, Desc: st.Desc})
 		if _, stderr, err := e.runStep(ctx, st); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v %s", st.Desc, err, strings.TrimSpace(stderr)))
 		}

@@ -2,9 +2,12 @@ package deployer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +107,88 @@ func TestExecutorHangsUntilCancelled(t *testing.T) {
 	}
 	if diff := cmp.Diff([][]string{{"one"}, {"undo-one"}}, r.calls); diff != "" {
 		t.Errorf("commands mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestExecutorUndoIntentFirst: a step's undo is queued before it runs, so
+// a step that completes after an interrupt, or fails half-way, is undone
+// too; an undo naming a value its step never made is skipped, not failed.
+func TestExecutorUndoIntentFirst(t *testing.T) {
+	tests := []struct {
+		name    string
+		failOn  string
+		cancel  bool
+		want    [][]string
+		wantErr string
+	}{
+		{"step finishes after the interrupt", "", true,
+			[][]string{{"one"}, {"commit"}, {"undo-commit", "abc"}, {"undo-one"}}, "canceled"},
+		{"step fails half-way", "commit", false,
+			[][]string{{"one"}, {"commit"}, {"undo-one"}}, "disk on fire"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := &fakeRunner{fail: tc.failOn, stdout: map[string]string{"commit": "abc\n"}}
+			plan := Plan{Steps: []Step{
+				{Desc: "first", Argv: []string{"one"}, Undo: &Step{Desc: "undo first", Argv: []string{"undo-one"}}},
+				{Desc: "commit", Action: "commit", Capture: "commit", Undo: &Step{Desc: "undo commit", Argv: []string{"undo-commit", "{commit}"}}},
+				{Desc: "never", Argv: []string{"never"}},
+			}}
+			ex := &executor{runner: r, vars: map[string]string{}, actions: map[string]actionFunc{
+				"commit": func(ctx context.Context, st Step, _ map[string]string) (string, error) {
+					var out, errb strings.Builder
+					err := r.Run(ctx, []string{"commit"}, &out, &errb)
+					if tc.cancel {
+						cancel() // the interrupt arrives while the step runs
+					}
+					if err != nil {
+						return "", fmt.Errorf("%v: %s", err, errb.String())
+					}
+					return strings.TrimSpace(out.String()), nil
+				},
+			}}
+			err := ex.run(ctx, plan)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "undone") {
+				t.Errorf("run() = %v, want %q and undone", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, r.calls); diff != "" {
+				t.Errorf("commands mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestExecutorJournal: intent is on disk before a step runs, progress
+// after it; a failed undo keeps the journal and the error names it.
+func TestExecutorJournal(t *testing.T) {
+	dir := t.TempDir()
+	j := &journal{Stateroot: "s", path: filepath.Join(dir, "j.json")}
+	var seen []journal
+	r := &fakeRunner{fail: "undo-one"}
+	ex := &executor{runner: r, vars: map[string]string{}, journal: j, actions: map[string]actionFunc{
+		"peek": func(context.Context, Step, map[string]string) (string, error) {
+			data, err := os.ReadFile(j.path)
+			if err != nil {
+				return "", err
+			}
+			var got journal
+			json.Unmarshal(data, &got)
+			seen = append(seen, got)
+			return "", errors.New("boom")
+		},
+	}}
+	plan := Plan{Steps: []Step{
+		{Desc: "first", Argv: []string{"one"}, Undo: &Step{Desc: "undo first", Argv: []string{"undo-one"}}},
+		{Desc: "peek", Action: "peek", Undo: &Step{Desc: "undo peek", Argv: []string{"undo-peek"}}},
+	}}
+	err := ex.run(context.Background(), plan)
+	if len(seen) != 1 || seen[0].Done != 1 || len(seen[0].Undo) != 2 || seen[0].Undo[1].Desc != "undo peek" {
+		t.Fatalf("journal while step 2 ran = %+v, want 1 done and both undos recorded", seen)
+	}
+	var se *StepError
+	if !errors.As(err, &se) || len(se.UndoErrs) != 1 || se.Journal != j.path || !strings.Contains(err.Error(), j.path) || strings.Contains(err.Error(), "was undone") {
+		t.Errorf("run() = %v, want the failed undo and the journal named, not 'undone'", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +11,23 @@ import (
 	"github.com/seedbuild/seedbuild/scratch"
 )
 
-// journal records what a deploy run is about to change, so that the next
-// run can undo it when this one is killed before it could undo itself.
+// journal records, on the sysroot's disk, what a deploy run is about to do
+// and how to take it back: each step's undo is added before the step runs,
+// and progress after it. A run killed, or cut off by a power cut, leaves
+// its journal; the next run into the same sysroot runs its undo list, so
+// nothing half-made stays behind.
 type journal struct {
-	PID          int          `json:"pid"`
-	Stateroot    string       `json:"stateroot"`
-	NewStateroot bool         `json:"new_stateroot"`
-	Before       []deployment `json:"before"`
+	PID       int          `json:"pid"`
+	Stateroot string       `json:"stateroot"`
+	Before    []deployment `json:"before"`
+	// Done is the number of steps that finished.
+	Done int `json:"done"`
+	// Undo is the undo list so far, oldest first; Vars are the values the
+	// steps made, which the undo steps' placeholders name.
+	Undo []Step            `json:"undo"`
+	Vars map[string]string `json:"vars"`
+
+	path string
 }
 
 const journalPrefix = ".seedbuild-journal-"
@@ -27,52 +36,90 @@ func journalPath(sysroot, stateroot string) string {
 	return filepath.Join(sysroot, "ostree", journalPrefix+stateroot+".json")
 }
 
-func (j journal) write(sysroot string) error {
+// write replaces the journal on disk atomically and durably: a power cut
+// leaves either the old journal or the new one.
+func (j *journal) write() error {
 	data, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	p := journalPath(sysroot, j.Stateroot)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("writing the deploy journal %q: %w", p, err)
+	tmp := j.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the deploy journal %q: %w", j.path, err)
 	}
-	return os.Rename(tmp, p)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, j.path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(j.path))
+	}
+	if err != nil {
+		return fmt.Errorf("writing the deploy journal %q: %w", j.path, err)
+	}
+	return nil
 }
 
-// recoverJournals undoes what killed deploy runs left in the sysroot: the
-// deployments they made and the stateroots they created. It says so on w.
-func (e *executor) recoverJournals(ctx context.Context, w io.Writer) error {
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// remove deletes the journal once nothing is left to undo.
+func (j *journal) remove() error {
+	if err := os.Remove(j.path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return syncDir(filepath.Dir(j.path))
+}
+
+// recoverJournals undoes what killed deploy runs left in the sysroot, by
+// running the undo list each one recorded, newest first, and says so. A
+// journal whose undo fails stays for the next run, and the error names it.
+func (e *executor) recoverJournals(ctx context.Context) error {
 	files, _ := filepath.Glob(filepath.Join(e.sysroot, "ostree", journalPrefix+"*.json"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			continue
+			return fmt.Errorf("reading the deploy journal %q: %w", f, err)
 		}
-		var j journal
+		j := journal{path: f}
 		if err := json.Unmarshal(data, &j); err != nil || ValidateStateroot(j.Stateroot) != nil {
-			continue
+			return fmt.Errorf("reading the deploy journal %q: not a journal seedbuild wrote (%v); remove it by hand once the stateroot it names is checked", f, err)
 		}
 		if j.PID > 0 && scratch.Alive(j.PID) {
 			continue
 		}
-		fresh, err := e.newDeployments(ctx, j.Stateroot, j.Before)
-		if err == nil {
-			err = e.undeploy(ctx, fresh)
+		saved, savedBefore := e.vars, e.before
+		e.vars, e.before = j.Vars, j.Before
+		if e.vars == nil {
+			e.vars = map[string]string{}
 		}
-		if err != nil {
-			return fmt.Errorf("undoing the deploy into %q that pid %d left: %w", j.Stateroot, j.PID, err)
-		}
-		if j.NewStateroot {
-			if err := os.RemoveAll(filepath.Join(e.sysroot, "ostree/deploy", j.Stateroot)); err != nil {
-				return fmt.Errorf("removing the partial stateroot %q: %w", j.Stateroot, err)
+		errs := e.undo(ctx, j.Undo)
+		e.vars, e.before = saved, savedBefore
+		if len(errs) > 0 {
+			var msgs []string
+			for _, err := range errs {
+				msgs = append(msgs, err.Error())
 			}
+			return fmt.Errorf("undoing the interrupted deploy into %q that pid %d left (journal %s): %s", j.Stateroot, j.PID, f, strings.Join(msgs, "; "))
 		}
-		var errb strings.Builder
-		e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + filepath.Join(e.sysroot, "ostree/repo"), "--delete", "seedbuild/" + j.Stateroot}, io.Discard, &errb)
-		os.Remove(f)
-		fmt.Fprintf(w, "Undid an interrupted deploy into stateroot %s (pid %d): removed %d deployment(s)%s\n",
-			j.Stateroot, j.PID, len(fresh), map[bool]string{true: " and the stateroot", false: ""}[j.NewStateroot])
+		if err := j.remove(); err != nil {
+			return fmt.Errorf("removing the deploy journal %q: %w", f, err)
+		}
+		e.emit(Event{Type: EventRecovered, Desc: fmt.Sprintf("Undid an interrupted deploy into stateroot %s (pid %d, %d step(s) done): %d undo step(s) run",
+			j.Stateroot, j.PID, j.Done, len(j.Undo))})
 	}
 	return nil
 }

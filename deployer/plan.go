@@ -135,6 +135,43 @@ type Step struct {
 	Undo *Step `json:"undo,omitempty"`
 }
 
+// The internal actions a Step can name, one list for the planner and the
+// executor.
+const (
+	// ActionClearStateroot removes an existing stateroot's non-booted deployments and var (--force).
+	ActionClearStateroot = "clear-stateroot"
+	// ActionRemoveStateroot undeploys what the run made in a stateroot and removes the stateroot.
+	ActionRemoveStateroot = "remove-stateroot"
+	// ActionUndeploy removes the deployments the run made in a stateroot.
+	ActionUndeploy = "undeploy"
+	// ActionFindDeployment finds the new deployment's folder.
+	ActionFindDeployment = "find-deployment"
+	// ActionStageUsrEtc lays the image's /etc out as /usr/etc beside the image root, for the commit.
+	ActionStageUsrEtc = "stage-usr-etc"
+	// ActionUnstageUsrEtc removes that staging folder.
+	ActionUnstageUsrEtc = "unstage-usr-etc"
+	// ActionTempDir makes a scratch folder.
+	ActionTempDir = "temp-dir"
+	// ActionRemoveTempDir removes a scratch folder.
+	ActionRemoveTempDir = "remove-temp-dir"
+	// ActionClassicCommit finds the commit a classic seed carries.
+	ActionClassicCommit = "classic-commit"
+	// ActionCopyTree copies a folder with every attribute.
+	ActionCopyTree = "copy-tree"
+	// ActionApplyDeletions removes the /etc files the seed node deleted.
+	ActionApplyDeletions = "apply-deletions"
+	// ActionWriteFile writes a file.
+	ActionWriteFile = "write-file"
+	// ActionCopySeedFiles copies a tarball seed's metadata files.
+	ActionCopySeedFiles = "copy-seed-files"
+	// ActionVerify checks the new deployment.
+	ActionVerify = "verify"
+	// ActionBootcInstall runs bootc install to-existing-root in a container.
+	ActionBootcInstall = "bootc-install"
+	// ActionRemoveCommit deletes a branch and prunes the objects no ref holds.
+	ActionRemoveCommit = "remove-commit"
+)
+
 // Plan is the ordered list of steps that installs a seed.
 type Plan struct {
 	Method    Method `json:"method"`
@@ -208,7 +245,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
 	if contains(h.Stateroots, o.Stateroot) {
 		p.Steps = append(p.Steps, Step{
-			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: "clear-stateroot",
+			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: ActionClearStateroot,
 			Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot},
 		})
 	}
@@ -230,14 +267,14 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
 		p.Steps = append(append(p.Steps, osInit(sr, o.Stateroot, h)...), deployStep(sr, o, p.Kargs))
 	}
-	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: "find-deployment",
+	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: ActionFindDeployment,
 		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot}, Capture: "deployment"})
 	p.Steps = append(p.Steps, stateSteps(s.Kind, method, stateDir)...)
 	if (method == Bootc || method == OstreeExt) && o.NotAsDefault {
 		p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
 			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
 	}
-	p.Steps = append(p.Steps, Step{Desc: "verify the new deployment", Action: "verify",
+	p.Steps = append(p.Steps, Step{Desc: "verify the new deployment", Action: ActionVerify,
 		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}})
 	return p
 }
@@ -253,11 +290,25 @@ func osInit(sr, name string, h HostFacts) []Step {
 }
 
 func removeStaterootStep(sr, name string) *Step {
-	return &Step{Desc: "remove the stateroot this run made", Action: "remove-stateroot", Args: map[string]string{"sysroot": sr, "stateroot": name}}
+	return &Step{Desc: "remove the stateroot this run made", Action: ActionRemoveStateroot, Args: map[string]string{"sysroot": sr, "stateroot": name}}
+}
+
+// removeCommitStep deletes the branch a commit step made, when it made one,
+// and prunes the objects that no ref holds, so neither a finished nor an
+// interrupted commit leaves an OS's worth of objects behind. Every
+// deployment keeps its commit through its own ref.
+func removeCommitStep(sr, ref string) *Step {
+	args := map[string]string{"repo": path.Join(sr, "ostree/repo")}
+	desc := "prune the objects the pulled commit brought"
+	if ref != "" {
+		args["ref"] = ref
+		desc = "remove the branch " + ref + " and the objects only it held"
+	}
+	return &Step{Desc: desc, Action: ActionRemoveCommit, Args: args}
 }
 
 func undeployStep(sr, name string) *Step {
-	return &Step{Desc: "remove the deployment this run made", Action: "undeploy", Args: map[string]string{"sysroot": sr, "stateroot": name}}
+	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{"sysroot": sr, "stateroot": name}}
 }
 
 func deployStep(sr string, o Options, kargs []string) Step {
@@ -277,26 +328,27 @@ func deployStep(sr string, o Options, kargs []string) Step {
 // dev.
 func commitSteps(sr, name string) []Step {
 	return []Step{
-		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: "stage-usr-etc",
+		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: ActionStageUsrEtc,
 			Args: map[string]string{"root": "{mount}"}, Capture: "stage",
-			Undo: &Step{Desc: "remove the staging folder", Action: "unstage-usr-etc", Args: map[string]string{"stage": "{stage}"}}},
+			Undo: &Step{Desc: "remove the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}}},
 		{Desc: "commit the image's root filesystem into the sysroot's repo",
 			Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
 				"--skip-list={stage}/skip-list", "--tree=dir={mount}", "--tree=dir={stage}/tree"},
 			Capture: "commit",
-			Undo:    &Step{Desc: "remove the branch this run made", Argv: []string{"ostree", "refs", "--repo=" + path.Join(sr, "ostree/repo"), "--delete", "seedbuild/" + name}}},
-		{Desc: "release the staging folder", Action: "unstage-usr-etc", Args: map[string]string{"stage": "{stage}"}},
+			Undo:    removeCommitStep(sr, "seedbuild/"+name)},
+		{Desc: "release the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}},
 	}
 }
 
 // classicSteps unpack a classic seed's ostree.tgz and pull its commit.
 func classicSteps(sr, name string) []Step {
 	return []Step{
-		{Desc: "make a scratch repo for ostree.tgz", Action: "temp-dir", Capture: "scratch",
-			Undo: &Step{Desc: "remove the scratch repo", Action: "remove-temp-dir", Args: map[string]string{"dir": "{scratch}"}}},
+		{Desc: "make a scratch repo for ostree.tgz", Action: ActionTempDir, Capture: "scratch",
+			Undo: &Step{Desc: "remove the scratch repo", Action: ActionRemoveTempDir, Args: map[string]string{"dir": "{scratch}"}}},
 		{Desc: "unpack ostree.tgz", Argv: append([]string{"tar", "xzf", "{mount}/ostree.tgz", "-C", "{scratch}"}, tarOpts...)},
-		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}"}},
-		{Desc: "find the seed's commit", Action: "classic-commit", Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
+		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}"},
+			Undo: removeCommitStep(sr, "")},
+		{Desc: "find the seed's commit", Action: ActionClassicCommit, Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
 	}
 }
 
@@ -309,25 +361,25 @@ func stateSteps(kind labels.Kind, method Method, stateDir string) []Step {
 	var steps []Step
 	if kind == labels.Native && method == Ostree {
 		steps = append(steps, Step{Desc: "fill the stateroot's var from the image's /var",
-			Action: "copy-tree", Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}})
+			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}})
 	}
 	switch kind {
 	case labels.Native:
 		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc",
-			Action: "copy-tree", Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc"}})
+			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc"}})
 	case labels.BootcTarball, labels.Classic:
 		steps = append(steps,
 			Step{Desc: "unpack var.tgz into the stateroot", Argv: append([]string{"tar", "xzf", seed + "/var.tgz", "-C", stateDir}, tarOpts...)},
 			Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)},
 		)
 	}
-	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: "apply-deletions",
+	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: ActionApplyDeletions,
 		Args: map[string]string{"list": seed + "/etc.deletions", "etc": "{deployment}/etc"}})
 	if kind == labels.Native {
-		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: "write-file",
+		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: ActionWriteFile,
 			Args: map[string]string{"path": "{deployment}/etc/.seedbuild-etc-applied", "content": ""}})
 	} else {
-		steps = append(steps, Step{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: "copy-seed-files",
+		steps = append(steps, Step{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
 			Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}})
 	}
 	return steps
@@ -352,7 +404,7 @@ func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 		undo = removeStaterootStep(p.Sysroot, o.Stateroot)
 	}
 	return []Step{{
-		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: "bootc-install",
+		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: ActionBootcInstall,
 		Args: map[string]string{"image": s.ImageID, "target": p.Sysroot}, Argv: argv, Undo: undo,
 	}}
 }

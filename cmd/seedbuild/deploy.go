@@ -150,17 +150,17 @@ func readFacts(path string) (labels.Target, error) {
 func textEvents(w io.Writer) func(deployer.Event) {
 	return func(e deployer.Event) {
 		switch e.Type {
-		case "step":
+		case deployer.EventStep:
 			fmt.Fprintf(w, "[%d/%d] %s\n", e.Index, e.Total, e.Desc)
-		case "done":
+		case deployer.EventDone:
 			if e.Seconds >= 1 {
 				fmt.Fprintf(w, "[%d/%d] done in %.1fs\n", e.Index, e.Total, e.Seconds)
 			}
-		case "failed":
+		case deployer.EventFailed:
 			fmt.Fprintf(w, "[%d/%d] failed: %s\n", e.Index, e.Total, e.Error)
-		case "info":
+		case deployer.EventInfo, deployer.EventRecovered:
 			fmt.Fprintln(w, e.Desc)
-		case "undo":
+		case deployer.EventUndo:
 			fmt.Fprintf(w, "undo: %s\n", e.Desc)
 		}
 	}
