@@ -171,7 +171,7 @@ func beforePull(problems []Problem) []Problem {
 	var out []Problem
 	for _, p := range problems {
 		switch p.Check {
-		case "sysroot", "architecture", "compatibility":
+		case CheckSysroot, CheckBooted, CheckArchitecture, CheckCompatibility:
 			out = append(out, p)
 		}
 	}

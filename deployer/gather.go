@@ -28,9 +28,6 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 	}
 	if filepath.Clean(sysroot) == "/" {
 		cmdline, _ := os.ReadFile("/proc/cmdline")
-		if _, err := os.Stat("/run/ostree-booted"); err == nil {
-			h.Booted = bootedStateroot(string(cmdline))
-		}
 		h.InheritedKargs = inheritedKargs(string(cmdline))
 	}
 	h.HasOstreeContainer = OstreeContainerWorks(ctx)
@@ -43,10 +40,18 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 }
 
 // sysrootFacts is the little a host tells without running anything: its
-// architecture and whether sysroot is an ostree sysroot.
+// architecture, whether sysroot is an ostree sysroot, and, for the running
+// system's, the booted stateroot.
 func sysrootFacts(sysroot string) HostFacts {
 	fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config"))
-	return HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
+	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
+	if filepath.Clean(sysroot) == "/" {
+		if _, err := os.Stat("/run/ostree-booted"); err == nil {
+			cmdline, _ := os.ReadFile("/proc/cmdline")
+			h.Booted = bootedStateroot(string(cmdline))
+		}
+	}
+	return h
 }
 
 // bootedStateroot reads the stateroot from ostree=/ostree/boot.N/NAME/...

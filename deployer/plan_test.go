@@ -185,11 +185,11 @@ func TestPreflightReportsEverything(t *testing.T) {
 	no := false
 	target := &labels.Target{FIPS: &no, OCPVersion: "4.19.0"}
 	problems := Preflight(h, s, Options{Stateroot: "rhcos", Method: Bootc}, target)
-	var checks []string
+	var checks []Check
 	for _, p := range problems {
 		checks = append(checks, p.Check)
 	}
-	want := []string{"sysroot", "stateroot", "architecture", "method", "space", "boot-space", "compatibility", "compatibility"}
+	want := []Check{CheckSysroot, CheckBooted, CheckArchitecture, CheckMethod, CheckSpace, CheckBootSpace, CheckCompatibility, CheckCompatibility}
 	if diff := cmp.Diff(want, checks); diff != "" {
 		t.Errorf("Preflight() checks mismatch (-want +got):\n%s\n%v", diff, problems)
 	}
@@ -200,7 +200,7 @@ func TestPreflightReportsEverything(t *testing.T) {
 	// problem that only follows from it.
 	missing := testHost()
 	missing.IsOstreeSysroot, missing.FreeBytes, missing.BootFreeBytes = false, 0, 0
-	if got := Preflight(missing, testSeed(labels.Native), Options{Stateroot: "new"}, nil); len(got) != 1 || got[0].Check != "sysroot" {
+	if got := Preflight(missing, testSeed(labels.Native), Options{Stateroot: "new"}, nil); len(got) != 1 || got[0].Check != CheckSysroot {
 		t.Errorf("Preflight() on a missing sysroot = %v, want only the sysroot problem", got)
 	}
 }

@@ -7,13 +7,28 @@ import (
 	"github.com/seedbuild/seedbuild/labels"
 )
 
+// Check names one preflight check.
+type Check string
+
+// The preflight checks.
+const (
+	CheckSysroot       Check = "sysroot"
+	CheckStateroot     Check = "stateroot"
+	CheckBooted        Check = "booted-stateroot"
+	CheckArchitecture  Check = "architecture"
+	CheckMethod        Check = "method"
+	CheckSpace         Check = "space"
+	CheckBootSpace     Check = "boot-space"
+	CheckCompatibility Check = "compatibility"
+)
+
 // Problem is one reason not to deploy.
 type Problem struct {
-	Check   string `json:"check"`
+	Check   Check  `json:"check"`
 	Message string `json:"message"`
 }
 
-func (p Problem) String() string { return p.Check + ": " + p.Message }
+func (p Problem) String() string { return string(p.Check) + ": " + p.Message }
 
 // PreflightError carries every problem Preflight found.
 type PreflightError struct{ Problems []Problem }
@@ -31,49 +46,49 @@ func (e *PreflightError) Error() string {
 // the seed's cluster info.
 func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Problem {
 	var out []Problem
-	add := func(check, format string, args ...any) {
+	add := func(check Check, format string, args ...any) {
 		out = append(out, Problem{Check: check, Message: fmt.Sprintf(format, args...)})
 	}
 	if !h.IsOstreeSysroot {
-		add("sysroot", "%q is not an ostree sysroot (no ostree/repo): make one with `ostree admin init-fs`", h.Sysroot)
+		add(CheckSysroot, "%q is not an ostree sysroot (no ostree/repo): make one with `ostree admin init-fs`", h.Sysroot)
 	}
 	if err := ValidateStateroot(o.Stateroot); err != nil {
-		add("stateroot", "%v", err)
+		add(CheckStateroot, "%v", err)
 	}
 	if h.Booted != "" && h.Booted == o.Stateroot {
-		add("stateroot", "%q is the booted stateroot: deploy into a new one", o.Stateroot)
+		add(CheckBooted, "%q is the booted stateroot: deploy into a new one", o.Stateroot)
 	} else if contains(h.Stateroots, o.Stateroot) && !o.Force {
-		add("stateroot", "stateroot %q exists: pick another name, or pass --force to replace its non-booted deployments", o.Stateroot)
+		add(CheckStateroot, "stateroot %q exists: pick another name, or pass --force to replace its non-booted deployments", o.Stateroot)
 	}
 	if s.Architecture != "" && h.Architecture != "" && s.Architecture != h.Architecture {
-		add("architecture", "the seed is for %s, this host is %s", s.Architecture, h.Architecture)
+		add(CheckArchitecture, "the seed is for %s, this host is %s", s.Architecture, h.Architecture)
 	}
 	method, _ := ChooseMethod(h, s, o.Method)
 	switch {
 	case s.Kind == labels.Classic && o.Method != Auto && o.Method != "":
-		add("method", "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
+		add(CheckMethod, "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
 	case method == Bootc && !s.HasBootc:
-		add("method", "--method bootc: the seed has no /usr/bin/bootc")
+		add(CheckMethod, "--method bootc: the seed has no /usr/bin/bootc")
 	case method == Bootc && !h.PodmanAnswers:
-		add("method", "--method bootc: the podman service at %s does not answer: start it with `systemctl start podman.socket`", h.PodmanURL)
+		add(CheckMethod, "--method bootc: the podman service at %s does not answer: start it with `systemctl start podman.socket`", h.PodmanURL)
 	case method == OstreeExt && !h.HasOstreeContainer:
-		add("method", "--method ostree-ext: `ostree container` is not available on this host")
+		add(CheckMethod, "--method ostree-ext: `ostree container` is not available on this host")
 	}
 	// Free space of a sysroot that is not there reads as 0: that is the
 	// sysroot problem above, not a space problem too.
 	unknownSpace := !h.IsOstreeSysroot && h.FreeBytes == 0
 	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need && !unknownSpace {
-		add("space", "the sysroot has %s free, the seed needs %s (its size x 1.1)", units.BytesSize(float64(h.FreeBytes)), units.BytesSize(float64(need)))
+		add(CheckSpace, "the sysroot has %s free, the seed needs %s (its size x 1.1)", units.BytesSize(float64(h.FreeBytes)), units.BytesSize(float64(need)))
 	}
 	if need := uint64(float64(s.KernelSize) * 1.2); s.KernelSize > 0 && h.BootFreeBytes < need && !unknownSpace {
-		add("boot-space", "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", units.BytesSize(float64(h.BootFreeBytes)), units.BytesSize(float64(need)))
+		add(CheckBootSpace, "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", units.BytesSize(float64(h.BootFreeBytes)), units.BytesSize(float64(need)))
 	}
 	if target != nil {
 		for _, m := range s.Seed.ClusterInfo.Compatible(*target) {
-			add("compatibility", "%s", m.String())
+			add(CheckCompatibility, "%s", m.String())
 		}
 		if target.Architecture != "" && s.Architecture != "" && target.Architecture != s.Architecture {
-			add("compatibility", "architecture: seed has %q, target has %q", s.Architecture, target.Architecture)
+			add(CheckCompatibility, "architecture: seed has %q, target has %q", s.Architecture, target.Architecture)
 		}
 	}
 	return out

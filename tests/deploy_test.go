@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,10 +382,99 @@ func TestDeployKilledIsRecovered(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(sys, "ostree/deploy")); len(entries) != 1 {
 		t.Errorf("stateroots after recovery: %v, want only next", entries)
 	}
+	if refs := sh(t, nil, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo")); strings.Contains(refs, "seedbuild/killed") {
+		t.Errorf("the killed run's branch is still there after recovery:\n%s", refs)
+	}
 	if got := st.buildah(t, "containers", "-a", "-q"); got != containersBefore {
 		t.Errorf("storage containers after recovery = %q, want %q", got, containersBefore)
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("temporary folders left after recovery: %v", left)
+	}
+}
+
+// repoObjects counts the objects in a sysroot's repo, so a test sees a
+// commit left behind without a ref.
+func repoObjects(t *testing.T, sys string) string {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(filepath.Join(sys, "ostree/repo/objects"), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return fmt.Sprintf("objects %d\n", n)
+}
+
+// TestDeployInterruptedAtEveryStep holds a deploy before each step of its
+// plan in turn (a test-build failpoint) and interrupts it there:
+//   - SIGINT: the run undoes itself, and the sysroot's deployments, refs,
+//     stateroots and objects are exactly as before, with no journal left;
+//   - SIGKILL: the run leaves its journal, and the next run undoes what it
+//     left, says so, and finishes the deploy.
+//
+// For the ostree method with a native seed, and for a classic seed.
+func TestDeployInterruptedAtEveryStep(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:every")...)
+	for _, c := range []struct {
+		name, image string
+		extra       []string
+	}{
+		{"ostree", "localhost/seed:every", []string{"--method", "ostree"}},
+		{"classic", "oci-archive:" + f.classic, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			deploy := func(sys, stateroot string, more ...string) []string {
+				args := append([]string{"deploy", c.image, "--stateroot", stateroot, "--sysroot", sys}, c.extra...)
+				return st.flags(append(args, more...)...)
+			}
+			r := mustSeedbuild(t, deploy(newSysroot(t), "new", "--dry-run", "--json")...)
+			var plan struct {
+				Steps []json.RawMessage `json:"steps"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) < 5 {
+				t.Fatalf("deploy --dry-run --json: %v, %d steps\n%s", err, len(plan.Steps), r.stdout)
+			}
+			// A sysroot that already holds a stateroot, as a node does.
+			sys := newSysroot(t)
+			mustSeedbuild(t, st.flags("deploy", "oci-archive:"+f.bootc, "--stateroot", "base", "--sysroot", sys, "--method", "ostree", "-q")...)
+			before := status(t, sys) + repoObjects(t, sys)
+			for i := 1; i <= len(plan.Steps); i++ {
+				cmd := exec.Command(bin, deploy(sys, "new")...)
+				cmd.Env = append(os.Environ(), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
+				out, sent, err := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Signal(syscall.SIGINT) })
+				if !sent || err == nil || !strings.Contains(out, "was undone") {
+					t.Errorf("SIGINT before step %d: sent %v, exit %v; want a failed run that says it was undone:\n%s", i, sent, err, tail(out, 15))
+				}
+				if after := status(t, sys) + repoObjects(t, sys); after != before {
+					t.Errorf("SIGINT before step %d left the sysroot changed:\n%s\nwant:\n%s", i, after, before)
+				}
+				if left, _ := filepath.Glob(filepath.Join(sys, "ostree/.seedbuild-journal-*")); len(left) != 0 {
+					t.Errorf("SIGINT before step %d left a journal: %v", i, left)
+				}
+			}
+			for i := 1; i <= len(plan.Steps); i++ {
+				sys := newSysroot(t)
+				cmd := exec.Command(bin, deploy(sys, "new")...)
+				cmd.Env = append(os.Environ(), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
+				if out, killed, _ := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Kill() }); !killed {
+					t.Errorf("the deploy held before step %d ended before it was killed:\n%s", i, tail(out, 10))
+					continue
+				}
+				r := seedbuild(t, nil, deploy(sys, "new")...)
+				if r.code != 0 || (i > 1 && !strings.Contains(r.stderr, "Undid an interrupted deploy into stateroot new")) {
+					t.Errorf("the run after a SIGKILL before step %d: %s", i, r)
+				}
+				if got := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys); strings.Count(got, " new ") != 1 {
+					t.Errorf("after a SIGKILL before step %d and a rerun, status is:\n%s\nwant one deployment of new", i, got)
+				}
+				if left, _ := filepath.Glob(filepath.Join(sys, "ostree/.seedbuild-journal-*")); len(left) != 0 {
+					t.Errorf("the finished rerun left a journal: %v", left)
+				}
+			}
+		})
 	}
 }
