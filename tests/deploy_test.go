@@ -432,10 +432,14 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 				return st.flags(append(args, more...)...)
 			}
 			r := mustSeedbuild(t, deploy(newSysroot(t), "new", "--dry-run", "--json")...)
-			var plan struct {
-				Steps []json.RawMessage `json:"steps"`
+			var dry struct {
+				Plan struct {
+					Steps []json.RawMessage `json:"steps"`
+				} `json:"plan"`
 			}
-			if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) < 5 {
+			err := json.Unmarshal([]byte(r.stdout), &dry)
+			plan := dry.Plan
+			if err != nil || len(plan.Steps) < 5 {
 				t.Fatalf("deploy --dry-run --json: %v, %d steps\n%s", err, len(plan.Steps), r.stdout)
 			}
 			// A sysroot that already holds a stateroot, as a node does.

@@ -168,9 +168,7 @@ func textEvents(w io.Writer) func(deployer.Event) {
 
 func (o *deployOptions) print(w io.Writer, res *deployer.Result) error {
 	if o.asJSON {
-		if o.dryRun {
-			return writeJSON(w, res.Plan)
-		}
+		// A dry run's result is the plan with the facts it was made from.
 		return writeJSON(w, res)
 	}
 	if o.dryRun {
