@@ -2,7 +2,9 @@
 # Installs the Debian packages seedbuild's tests and demo need, only those
 # missing, quietly. Run as root.
 set -euo pipefail
-pkgs=(ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils busybox-static)
+# qemu-system-x86, mmdebstrap and e2fsprogs (debugfs, mkfs.ext4 -d) are for the
+# booted-node (VM) tests.
+pkgs=(ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils busybox-static qemu-system-x86 mmdebstrap e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,7 +93,8 @@ func makeSeeds(t *testing.T) seeds {
 		sums = append(sums, fileSHA(t, filepath.Join(mk, f)))
 	}
 	disk := makeNode(t, osImg, func(etc, varDir string) { seedNodeState(t, mk, etc, varDir) })
-	n := newNode(t, "seed", disk)
+	// The seeds outlive this test: every booted scenario deploys them.
+	n := newNodeIn(t, "seed", disk, filepath.Join(work, "vm-seed-node"))
 	n.put(osImg.yArchive, "y.oci-archive")
 	start := time.Now()
 	b := n.boot("create", seedNodeStage)

@@ -220,9 +220,18 @@ type node struct {
 	boots int
 }
 
-// newNode makes a share with the seedbuild binary in it.
+// newNode makes a share with the seedbuild binary in it, in a folder of
+// the test's own.
 func newNode(t *testing.T, name, disk string) *node {
-	share := t.TempDir()
+	return newNodeIn(t, name, disk, t.TempDir())
+}
+
+// newNodeIn is newNode with the share in a given folder, for results that
+// outlive the test.
+func newNodeIn(t *testing.T, name, disk, share string) *node {
+	if err := os.MkdirAll(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	linkOrCopy(t, bin, filepath.Join(share, "seedbuild"))
 	return &node{t: t, name: name, disk: disk, share: share}
 }
