@@ -24,6 +24,7 @@ func (e *executor) registerActions() {
 		ActionClearStateroot:  e.clearStateroot,
 		ActionRemoveStateroot: e.removeStateroot,
 		ActionUndeploy:        e.undeployAction,
+		ActionUndeployPath:    e.undeployPath,
 		ActionRemoveCommit:    e.removeCommit,
 		ActionFindDeployment:  e.findDeployment,
 		ActionStageUsrEtc:     e.stageUsrEtc,
@@ -109,6 +110,20 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 		return "", err
 	}
 	return "", e.undeploy(ctx, fresh)
+}
+
+// undeployPath removes the deployment whose folder is a["deployment"].
+func (e *executor) undeployPath(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	all, err := e.deployments(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range all {
+		if d.path(a["sysroot"]) == a["deployment"] {
+			return "", e.undeploy(ctx, []deployment{d})
+		}
+	}
+	return "", nil
 }
 
 func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]string) (string, error) {

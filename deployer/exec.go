@@ -310,13 +310,15 @@ type deployment struct {
 	Stateroot string
 	Checksum  string
 	Serial    int
+	// Booted marks the running system's deployment.
+	Booted bool `json:",omitempty"`
 }
 
 func (d deployment) path(sysroot string) string {
 	return filepath.Join(sysroot, "ostree/deploy", d.Stateroot, "deploy", d.Checksum+"."+strconv.Itoa(d.Serial))
 }
 
-var statusLine = regexp.MustCompile(`^[* ] (\S+) ([0-9a-f]{64})\.(\d+)`)
+var statusLine = regexp.MustCompile(`^([* ]) (\S+) ([0-9a-f]{64})\.(\d+)`)
 
 // deployments lists the sysroot's deployments in boot order.
 func (e *executor) deployments(ctx context.Context) ([]deployment, error) {
@@ -334,8 +336,8 @@ func parseStatus(text string) []deployment {
 		if m == nil {
 			continue
 		}
-		serial, _ := strconv.Atoi(m[3])
-		list = append(list, deployment{Index: len(list), Stateroot: m[1], Checksum: m[2], Serial: serial})
+		serial, _ := strconv.Atoi(m[4])
+		list = append(list, deployment{Index: len(list), Stateroot: m[2], Checksum: m[3], Serial: serial, Booted: m[1] == "*"})
 	}
 	return list
 }

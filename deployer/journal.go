@@ -101,6 +101,12 @@ func (e *executor) recoverJournals(ctx context.Context) error {
 		if j.PID > 0 && scratch.Alive(j.PID) {
 			continue
 		}
+		if booted := sysrootFacts(e.sysroot).Booted; booted != "" && booted == j.Stateroot {
+			if err := e.finishBooted(ctx, j); err != nil {
+				return err
+			}
+			continue
+		}
 		saved, savedBefore := e.vars, e.before
 		e.vars, e.before = j.Vars, j.Before
 		if e.vars == nil {
@@ -121,5 +127,31 @@ func (e *executor) recoverJournals(ctx context.Context) error {
 		e.emit(Event{Type: EventRecovered, Desc: fmt.Sprintf("Undid an interrupted deploy into stateroot %s (pid %d, %d step(s) done): %d undo step(s) run",
 			j.Stateroot, j.PID, j.Done, len(j.Undo))})
 	}
+	return nil
+}
+
+// finishBooted ends the journal of a run whose new deployment was whole
+// and made the default before the run was cut off: the node has booted
+// it. Undoing would mean removing the running system, so the run is
+// finished instead: the spare deployments it made beside are removed.
+func (e *executor) finishBooted(ctx context.Context, j journal) error {
+	fresh, err := e.newDeployments(ctx, j.Stateroot, j.Before)
+	if err != nil {
+		return err
+	}
+	var spare []deployment
+	for _, d := range fresh {
+		if !d.Booted {
+			spare = append(spare, d)
+		}
+	}
+	if err := e.undeploy(ctx, spare); err != nil {
+		return fmt.Errorf("finishing the interrupted deploy into %q (journal %s): %w", j.Stateroot, j.path, err)
+	}
+	if err := j.remove(); err != nil {
+		return fmt.Errorf("removing the deploy journal %q: %w", j.path, err)
+	}
+	e.emit(Event{Type: EventRecovered, Desc: fmt.Sprintf("Finished an interrupted deploy into stateroot %s (pid %d): the node booted it whole; removed %d spare deployment(s)",
+		j.Stateroot, j.PID, len(spare))})
 	return nil
 }

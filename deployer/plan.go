@@ -142,6 +142,8 @@ const (
 	ActionClearStateroot = "clear-stateroot"
 	// ActionRemoveStateroot undeploys what the run made in a stateroot and removes the stateroot.
 	ActionRemoveStateroot = "remove-stateroot"
+	// ActionUndeployPath removes one deployment, named by its folder.
+	ActionUndeployPath = "undeploy-path"
 	// ActionUndeploy removes the deployments the run made in a stateroot.
 	ActionUndeploy = "undeploy"
 	// ActionFindDeployment finds the new deployment's folder.
@@ -250,33 +252,58 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		})
 	}
 	switch method {
-	case Bootc:
-		p.Steps = append(p.Steps, bootcSteps(p, h, s, o)...)
-	case OstreeExt:
-		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-		argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
-			"--imgref", "ostree-unverified-image:containers-storage:" + s.ImageID}
-		for _, k := range p.Kargs {
-			argv = append(argv, "--karg", k)
+	case Bootc, OstreeExt:
+		if method == Bootc {
+			p.Steps = append(p.Steps, bootcSteps(p, h, s, o)...)
+		} else {
+			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
+			argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
+				"--imgref", "ostree-unverified-image:containers-storage:" + s.ImageID}
+			for _, k := range p.Kargs {
+				argv = append(argv, "--karg", k)
+			}
+			p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
 		}
-		p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
-	case Ostree:
-		p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
-		p.Steps = append(append(p.Steps, osInit(sr, o.Stateroot, h)...), deployStep(sr, o, p.Kargs))
-	case Classic:
-		p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
-		p.Steps = append(append(p.Steps, osInit(sr, o.Stateroot, h)...), deployStep(sr, o, p.Kargs))
-	}
-	p.Steps = append(p.Steps, Step{Desc: "find the new deployment", Action: ActionFindDeployment,
-		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot}, Capture: "deployment"})
-	p.Steps = append(p.Steps, stateSteps(s.Kind, method, stateDir)...)
-	if (method == Bootc || method == OstreeExt) && o.NotAsDefault {
-		p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
-			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
+		p.Steps = append(p.Steps, findDeploymentStep(sr, o.Stateroot))
+		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
+		if o.NotAsDefault {
+			p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
+				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
+		}
+	case Ostree, Classic:
+		if method == Ostree {
+			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
+		} else {
+			p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
+		}
+		// The new deployment becomes the default only once it is whole:
+		// it is made aside, filled, and then deployed again as the default,
+		// which ostree does atomically (after a sync), merging the /etc
+		// state from the copy made aside. A power cut at any point boots
+		// either the old default or the whole new deployment.
+		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
+		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
+		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
+		if !o.NotAsDefault {
+			p.Steps = append(p.Steps,
+				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
+					Argv: []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune", "{commit}"},
+					Undo: undeployStep(sr, o.Stateroot)},
+				Step{Desc: "remove the first copy, now a spare", Action: ActionUndeployPath,
+					Args: map[string]string{"sysroot": sr, "deployment": "{deployment}"}},
+				findDeploymentStep(sr, o.Stateroot))
+		}
 	}
 	p.Steps = append(p.Steps, Step{Desc: "verify the new deployment", Action: ActionVerify,
 		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}})
 	return p
+}
+
+func findDeploymentStep(sr, name string) Step {
+	return Step{Desc: "find the new deployment", Action: ActionFindDeployment,
+		Args: map[string]string{"sysroot": sr, "stateroot": name}, Capture: "deployment"}
 }
 
 // osInit creates the stateroot; with --force over an existing one there is
@@ -311,16 +338,15 @@ func undeployStep(sr, name string) *Step {
 	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{"sysroot": sr, "stateroot": name}}
 }
 
-func deployStep(sr string, o Options, kargs []string) Step {
-	argv := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
-	if o.NotAsDefault {
-		argv = append(argv, "--not-as-default")
-	}
+// deployStep deploys the commit into the stateroot beside the default:
+// the deployment is not whole until its /etc state is laid in.
+func deployStep(sr, name string, kargs []string) Step {
+	argv := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + name, "--no-prune", "--not-as-default"}
 	for _, k := range kargs {
 		argv = append(argv, "--karg-append="+k)
 	}
 	argv = append(argv, "{commit}")
-	return Step{Desc: "deploy the commit into the stateroot, pruning nothing", Argv: argv, Undo: undeployStep(sr, o.Stateroot)}
+	return Step{Desc: "deploy the commit into the stateroot, beside the default and pruning nothing", Argv: argv, Undo: undeployStep(sr, name)}
 }
 
 // commitSteps commit the mounted image's root into the sysroot's repo,
@@ -352,35 +378,46 @@ func classicSteps(sr, name string) []Step {
 	}
 }
 
-// stateSteps lay the node's state into the new deployment and stateroot.
-func stateSteps(kind labels.Kind, method Method, stateDir string) []Step {
-	seed := "{mount}" + labels.SeedDir
+// seedFiles is where a seed's state files are in the mounted image.
+func seedFiles(kind labels.Kind) string {
 	if kind == labels.Classic {
-		seed = "{mount}"
+		return "{mount}"
 	}
+	return "{mount}" + labels.SeedDir
+}
+
+// varSteps lay the seed node's /var into the stateroot's var.
+func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
+	seed := seedFiles(kind)
+	switch {
+	case kind == labels.Native && method == Ostree:
+		return []Step{{Desc: "fill the stateroot's var from the image's /var",
+			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}}}
+	case kind == labels.BootcTarball || kind == labels.Classic:
+		return []Step{
+			{Desc: "unpack var.tgz into the stateroot", Argv: append([]string{"tar", "xzf", seed + "/var.tgz", "-C", stateDir}, tarOpts...)},
+			{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
+				Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}},
+		}
+	}
+	return nil
+}
+
+// etcSteps lay the seed node's /etc state into the new deployment's /etc.
+func etcSteps(kind labels.Kind) []Step {
+	seed := seedFiles(kind)
 	var steps []Step
-	if kind == labels.Native && method == Ostree {
-		steps = append(steps, Step{Desc: "fill the stateroot's var from the image's /var",
-			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}})
-	}
-	switch kind {
-	case labels.Native:
+	if kind == labels.Native {
 		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc",
 			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc"}})
-	case labels.BootcTarball, labels.Classic:
-		steps = append(steps,
-			Step{Desc: "unpack var.tgz into the stateroot", Argv: append([]string{"tar", "xzf", seed + "/var.tgz", "-C", stateDir}, tarOpts...)},
-			Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)},
-		)
+	} else {
+		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)})
 	}
 	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: ActionApplyDeletions,
 		Args: map[string]string{"list": seed + "/etc.deletions", "etc": "{deployment}/etc"}})
 	if kind == labels.Native {
 		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: ActionWriteFile,
 			Args: map[string]string{"path": "{deployment}/etc/.seedbuild-etc-applied", "content": ""}})
-	} else {
-		steps = append(steps, Step{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
-			Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}})
 	}
 	return steps
 }

@@ -240,7 +240,7 @@ func TestParseStatus(t *testing.T) {
 	out := "* rhcos " + a + ".0 (staged)\n    Version: 4.20\n    origin refspec: x\n  seed " + b + ".1\n"
 	got := parseStatus(out)
 	want := []deployment{
-		{Index: 0, Stateroot: "rhcos", Checksum: a, Serial: 0},
+		{Index: 0, Stateroot: "rhcos", Checksum: a, Serial: 0, Booted: true},
 		{Index: 1, Stateroot: "seed", Checksum: b, Serial: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
