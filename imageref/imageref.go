@@ -13,9 +13,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/seedbuild/seedbuild/scratch"
+	"golang.org/x/sys/unix"
 
 	"go.podman.io/common/pkg/retry"
 	"go.podman.io/image/v5/copy"
@@ -214,16 +218,34 @@ type Retry struct {
 }
 
 // CopyImage copies src to dest, retrying what a flaky network breaks, as
-// podman push and pull do.
+// podman push and pull do. It returns the manifest written to dest.
+//
 // A local destination (oci-archive:, oci:, dir:) that did not exist before
-// is removed when the copy fails, so nothing is left half-written. It
-// returns the manifest written to dest.
+// is written under a hidden name beside it (.NAME.partial-PID), synced, and
+// renamed into place only when whole: a failed, killed or power-cut copy
+// never leaves something at NAME that could be taken for the image. The
+// next copy removes what dead copies left.
 func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) ([]byte, error) {
 	path := localPath(dest)
-	existed := path == ""
-	if !existed {
-		_, err := os.Lstat(path)
-		existed = err == nil
+	if path != "" {
+		removeDeadPartials(path)
+		if _, err := os.Lstat(path); err == nil {
+			path = "" // an existing layout is added to in place
+		}
+	}
+	final := dest
+	var partial string
+	if path != "" {
+		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%d", filepath.Base(path), os.Getpid()))
+		_, rest, _ := strings.Cut(dest.StringWithinTransport(), ":")
+		name := dest.Transport().Name() + ":" + partial
+		if rest != "" {
+			name += ":" + rest
+		}
+		var err error
+		if dest, err = alltransports.ParseImageName(name); err != nil {
+			return nil, fmt.Errorf("naming the partial copy of %s: %w", Display(final), err)
+		}
 	}
 	var manifest []byte
 	err := retry.IfNecessary(ctx, func() error {
@@ -234,10 +256,55 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 		// An interrupted run reports a closed connection too: no retry.
 		return ctx.Err() == nil && Retryable(err)
 	}})
-	if err != nil && !existed {
-		os.RemoveAll(path)
+	if partial == "" {
+		return manifest, err
+	}
+	if err == nil {
+		err = publish(partial, path)
+	}
+	if err != nil {
+		os.RemoveAll(partial)
 	}
 	return manifest, err
+}
+
+// publish syncs what was written at partial and renames it to path.
+func publish(partial, path string) error {
+	f, err := os.Open(partial)
+	if err != nil {
+		return err
+	}
+	// fsync on a file writes it; syncfs on a folder writes its whole file
+	// system, layout blobs included.
+	if fi, serr := f.Stat(); serr == nil && fi.IsDir() {
+		err = unix.Syncfs(int(f.Fd()))
+	} else {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("syncing %q: %w", partial, err)
+	}
+	if err := os.Rename(partial, path); err != nil {
+		return fmt.Errorf("renaming %q to %q: %w", partial, path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// removeDeadPartials removes the partial copies to path that copies no
+// longer running left.
+func removeDeadPartials(path string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".partial-*"))
+	for _, m := range matches {
+		_, pidText, _ := strings.Cut(filepath.Base(m), ".partial-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && !scratch.Alive(pid) {
+			os.RemoveAll(m)
+		}
+	}
 }
 
 // Retryable tells whether a failed copy is worth trying again: what

@@ -2,6 +2,8 @@ package imageref
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +11,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 )
 
@@ -117,4 +123,78 @@ func TestPolicyContext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ociLayout writes a one-layer OCI layout at dir and returns its reference.
+func ociLayout(t *testing.T, dir string) types.ImageReference {
+	t.Helper()
+	blobs := filepath.Join(dir, "blobs/sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(data []byte) (string, int) {
+		sum := sha256.Sum256(data)
+		d := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(blobs, d), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "sha256:" + d, len(data)
+	}
+	layer := make([]byte, 1024) // an empty tar: two zero blocks
+	ld, ls := put(layer)
+	cd, cs := put([]byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, ld)))
+	md, ms := put([]byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, cs, ld, ls)))
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}]}`, md, ms)), 0o644)
+	ref, err := alltransports.ParseImageName("oci:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TestCopyImageLocalIsAtomic: a local destination appears whole or not at
+// all, and what a dead copy left beside it is removed.
+func TestCopyImageLocalIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	src := ociLayout(t, filepath.Join(dir, "src"))
+	pc, err := signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Destroy()
+	out := filepath.Join(dir, "seed.tar")
+	dead := filepath.Join(dir, fmt.Sprintf(".seed.tar.partial-%d", deadPID(t)))
+	os.WriteFile(dead, []byte("half"), 0o644)
+	dest, _ := alltransports.ParseImageName("oci-archive:" + out)
+	if _, err := CopyImage(context.Background(), pc, dest, src, &copy.Options{}, Retry{}); err != nil {
+		t.Fatalf("CopyImage to %s: %v", out, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".seed.tar.partial-*"))
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 || len(left) != 0 {
+		t.Errorf("after CopyImage: %s: %v; partials left: %v; want the archive and no partial", out, err, left)
+	}
+	missing, _ := alltransports.ParseImageName("oci:" + filepath.Join(dir, "none"))
+	failed := filepath.Join(dir, "failed.tar")
+	dest, _ = alltransports.ParseImageName("oci-archive:" + failed)
+	if _, err := CopyImage(context.Background(), pc, dest, missing, &copy.Options{}, Retry{}); err == nil {
+		t.Fatal("CopyImage from a missing layout succeeded")
+	}
+	left, _ = filepath.Glob(filepath.Join(dir, ".failed.tar.partial-*"))
+	if _, err := os.Lstat(failed); err == nil || len(left) != 0 {
+		t.Errorf("a failed copy left %s (%v) or partials %v", failed, err, left)
+	}
+}
+
+// deadPID is a pid no process can have.
+func deadPID(t *testing.T) int {
+	data, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
