@@ -236,7 +236,7 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 	final := dest
 	var partial string
 	if path != "" {
-		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%d", filepath.Base(path), os.Getpid()))
+		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), bootID(), os.Getpid()))
 		_, rest, _ := strings.Cut(dest.StringWithinTransport(), ":")
 		name := dest.Transport().Name() + ":" + partial
 		if rest != "" {
@@ -296,15 +296,27 @@ func publish(partial, path string) error {
 }
 
 // removeDeadPartials removes the partial copies to path that copies no
-// longer running left.
+// longer running left: those of an earlier boot, and those whose pid is
+// gone.
 func removeDeadPartials(path string) {
 	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".partial-*"))
 	for _, m := range matches {
-		_, pidText, _ := strings.Cut(filepath.Base(m), ".partial-")
-		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && !scratch.Alive(pid) {
+		_, stamp, _ := strings.Cut(filepath.Base(m), ".partial-")
+		boot, pidText, _ := strings.Cut(stamp, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && (boot != bootID() || !scratch.Alive(pid)) {
 			os.RemoveAll(m)
 		}
 	}
+}
+
+// bootID is a short name of this boot, so a pid of an earlier boot is
+// never taken for a live one.
+func bootID() string {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if id := strings.ReplaceAll(strings.TrimSpace(string(data)), "-", ""); err == nil && len(id) >= 8 {
+		return id[:8]
+	}
+	return "noboot"
 }
 
 // Retryable tells whether a failed copy is worth trying again: what

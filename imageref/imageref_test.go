@@ -164,8 +164,9 @@ func TestCopyImageLocalIsAtomic(t *testing.T) {
 	}
 	defer pc.Destroy()
 	out := filepath.Join(dir, "seed.tar")
-	dead := filepath.Join(dir, fmt.Sprintf(".seed.tar.partial-%d", deadPID(t)))
-	os.WriteFile(dead, []byte("half"), 0o644)
+	for _, stamp := range []string{fmt.Sprintf("%s-%d", bootID(), deadPID(t)), fmt.Sprintf("0ldb00t0-%d", os.Getpid())} {
+		os.WriteFile(filepath.Join(dir, ".seed.tar.partial-"+stamp), []byte("half"), 0o644)
+	}
 	dest, _ := alltransports.ParseImageName("oci-archive:" + out)
 	if _, err := CopyImage(context.Background(), pc, dest, src, &copy.Options{}, Retry{}); err != nil {
 		t.Fatalf("CopyImage to %s: %v", out, err)

@@ -218,6 +218,24 @@ type node struct {
 	disk  string
 	share string
 	boots int
+	// cutOn, when set, makes the next boot end in a power cut.
+	cutOn string
+}
+
+// powerCutMarker is the console line a stage prints to have the harness
+// cut the power (see the cutAfter stage function).
+const powerCutMarker = "seedbuild-vm-stage: POWER CUT NOW"
+
+// bootUntilCut boots like boot, but the stage ends in a power cut where it
+// prints powerCutMarker; the stage's rc is not read.
+func (n *node) bootUntilCut(stage, script string) boot {
+	n.cutOn = powerCutMarker
+	return n.boot(stage, script)
+}
+
+func readString(path string) string {
+	data, _ := os.ReadFile(path)
+	return string(data)
 }
 
 // newNode makes a share with the seedbuild binary in it, in a folder of
@@ -261,6 +279,20 @@ X=/run/seedbuild-xfer
 O=$X/out
 SB=$X/seedbuild
 export TMPDIR=/var/tmp
+# cut_after PATTERN SECONDS CMD...: runs CMD, and once its output holds
+# PATTERN and SECONDS more have passed, has the harness cut the power.
+cut_after() {
+  local pattern=$1 delay=$2
+  shift 2
+  "$@" >$O/cut.log 2>&1 &
+  until grep -qF -- "$pattern" $O/cut.log; do
+    if ! kill -0 $! 2>/dev/null; then echo "the command ended before $pattern"; cat $O/cut.log; exit 1; fi
+    sleep 0.1
+  done
+  sleep "$delay"
+  echo "` + powerCutMarker + `" >/dev/console
+  sleep infinity
+}
 `
 
 // boot is one boot of the node.
@@ -307,8 +339,18 @@ func (n *node) boot(stage, script string) boot {
 	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
 	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
 	start := time.Now()
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 12*time.Minute)
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 12*time.Minute, n.cutOn)
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
+	if n.cutOn != "" {
+		n.cutOn = ""
+		if err != nil || !strings.Contains(readString(serial), powerCutMarker) {
+			stageLog, _ := os.ReadFile(filepath.Join(out, "stage.log"))
+			t.Fatalf("boot %d of %s (%s): no power cut: qemu %v\n--- stage log (tail) ---\n%s\n--- serial log %s (tail) ---\n%s",
+				n.boots, n.name, stage, err, tail(string(stageLog), 40), serial, tail(readString(serial), 40))
+		}
+		t.Logf("boot %d of %s (%s): entry %q, power cut after %s; %s", n.boots, n.name, stage, e.title, time.Since(start).Round(time.Second), b.proof)
+		return b
+	}
 	stageLog, _ := os.ReadFile(filepath.Join(out, "stage.log"))
 	rc, rcErr := os.ReadFile(filepath.Join(out, "rc"))
 	t.Logf("boot %d of %s (%s): entry %q (%s), %s; %s", n.boots, n.name, stage, e.title, e.options, time.Since(start).Round(time.Second), b.proof)
@@ -323,13 +365,37 @@ func (n *node) boot(stage, script string) boot {
 // runQemu boots the kernel with the disk and the share under software
 // emulation (nested KVM hangs at kernel entry on these machines) and
 // waits for the guest to power off.
-func runQemu(disk, share, kernel, initrd, options, serial string, limit time.Duration) error {
+//
+// With cutOn set, it kills qemu (a power cut: what the guest had not
+// written to the disk is lost) as soon as the serial log holds that line.
+func runQemu(disk, share, kernel, initrd, options, serial string, limit time.Duration, cutOn string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial)...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	cut := make(chan bool, 1)
+	if cutOn != "" {
+		go func() {
+			for ctx.Err() == nil {
+				if strings.Contains(readString(serial), cutOn) {
+					cmd.Process.Kill()
+					cut <- true
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	err := cmd.Wait()
+	select {
+	case <-cut:
+		return nil
+	default:
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("no power-off within %s", limit)
 	}

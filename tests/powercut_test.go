@@ -1,0 +1,129 @@
+package tests
+
+// Power cuts on booted nodes: qemu is killed while deploy or create runs,
+// and the node must come back up into a working system, with the next run
+// cleaning up what the cut left.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// powerCut is one cut point of a deploy --method ostree of a native seed.
+type powerCut struct {
+	name string
+	// hang, when > 0, holds the deploy before that step (a test-build
+	// failpoint) so the cut falls on the step boundary.
+	hang int
+	// pattern and delay: the cut comes this long after the deploy's
+	// output shows pattern.
+	pattern string
+	delay   string
+	// whole says the new deployment was whole and the default before the
+	// cut, so the node must boot it.
+	whole bool
+}
+
+// The plan's steps (deployer/testdata/plans/native-ostree.json): 2 commit,
+// 5 var fill, 6 deploy beside the default, 8 /etc apply, 11 deploy again as
+// the default, 12 remove the spare.
+var powerCuts = []powerCut{
+	{name: "mid-commit", pattern: "[2/", delay: "4"},
+	{name: "mid-var-fill", pattern: "[5/", delay: "0.3"},
+	{name: "mid-etc-apply", pattern: "[8/", delay: "0.2"},
+	{name: "before-default", hang: 11, pattern: "[11/", delay: "0"},
+	{name: "after-default", hang: 12, pattern: "[12/", delay: "0", whole: true},
+}
+
+const statusStage = `
+. /etc/os-release; echo "$VARIANT_ID" >$O/variant
+ostree admin status >$O/status
+ls /ostree/.seedbuild-journal-* >$O/journals 2>/dev/null || true
+`
+
+// TestBootedPowerCuts cuts the power of a booted target during deploy, at
+// step boundaries and half-way through the commit, the /var fill and the
+// /etc apply. After each cut the node boots the default entry: the
+// original deployment, or, after the cut that came once the new one was
+// whole and the default, the new one with all its state. Each next deploy
+// says what the cut left and removes or finishes it.
+func TestBootedPowerCuts(t *testing.T) {
+	s := getSeeds(t)
+	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
+	n := newNode(t, "target", disk)
+	n.put(s.path("native"), "seeds/native.tar")
+	deploy := "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
+	var results []string
+	prev := ""
+	for i, c := range powerCuts {
+		env := ""
+		if c.hang > 0 {
+			env = fmt.Sprintf("env SEEDBUILD_INJECT_HANG=%d ", c.hang)
+		}
+		b := n.bootUntilCut("cut-"+c.name, statusStage+fmt.Sprintf("cut_after %q %s %s%s\n", c.pattern, c.delay, env, deploy))
+		// What this boot found of the previous cut.
+		if i > 0 {
+			if !strings.Contains(b.entry.options, "/node/") || b.file(t, "variant") != "seedbuild-vm-x" {
+				t.Errorf("after the cut %s the node booted %q (%s), want the original deployment", prev, b.entry.options, b.file(t, "variant"))
+			}
+			log := b.file(t, "cut.log")
+			if !strings.Contains(log, "Undid an interrupted deploy into stateroot seed") {
+				t.Errorf("the deploy after the cut %s did not say it undid what the cut left:\n%s", prev, tail(log, 20))
+			}
+			results = append(results, fmt.Sprintf("%s: booted the original; the next deploy undid the rest", prev))
+		}
+		prev = c.name
+	}
+	b := n.boot("after-cuts", seedStateStage+statusStage+`
+rc=0; `+deploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
+ostree admin status >$O/status-after
+ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
+`)
+	if !strings.Contains(b.entry.options, "/seed/") {
+		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", prev, b.entry.options)
+	}
+	checkSeedState(t, s, b, "seedbuild-vm-y")
+	if got := b.file(t, "journals"); got == "" {
+		t.Errorf("the cut %s left no journal to finish", prev)
+	}
+	next := b.file(t, "next.log")
+	if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
+		t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", prev, b.file(t, "next.rc"), next)
+	}
+	if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
+		t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
+	}
+	results = append(results, fmt.Sprintf("%s: booted the seed, whole; the next deploy finished the journal", prev))
+	for _, r := range results {
+		t.Log("power cut " + r)
+	}
+}
+
+// TestBootedCreatePowerCut cuts the power while create --rootfs / writes
+// a seed on the seed node: nothing is left at the output's name, and the
+// next create writes the seed and removes what the cut left.
+func TestBootedCreatePowerCut(t *testing.T) {
+	osImg := getNodeOS(t)
+	disk := makeNode(t, osImg, func(etc, varDir string) { targetNodeState(t, etc, varDir) })
+	n := newNode(t, "seed", disk)
+	n.put(osImg.yArchive, "y.oci-archive")
+	create := "$SB create --rootfs / --base oci-archive:$X/y.oci-archive -o oci-archive:$X/seeds/seed.tar"
+	// Enough data that the capture is still running when the cut comes.
+	n.bootUntilCut("cut-create", "mkdir -p $X/seeds /var/lib/bulk\nhead -c 96M /dev/urandom >/var/lib/bulk/data.bin\ncut_after 'Capturing' 1 "+create+"\n")
+	entries, _ := os.ReadDir(filepath.Join(n.share, "seeds"))
+	for _, e := range entries {
+		if e.Name() == "seed.tar" {
+			t.Errorf("the power cut during create left %s, which looks like a seed", e.Name())
+		}
+	}
+	b := n.boot("create-again", create+" -q\n$SB inspect --json oci-archive:$X/seeds/seed.tar >$O/inspect.json\nls -a $X/seeds >$O/seeds\n")
+	if !strings.Contains(b.file(t, "inspect.json"), `"kind": "native"`) {
+		t.Errorf("the create after the cut: inspect says %s", b.file(t, "inspect.json"))
+	}
+	if got := strings.Fields(b.file(t, "seeds")); strings.Join(got, " ") != ". .. seed.tar" {
+		t.Errorf("the seeds folder after the next create holds %v, want only seed.tar", got)
+	}
+}
