@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/seedbuild/seedbuild/builder"
 	"github.com/seedbuild/seedbuild/imageref"
@@ -126,10 +124,8 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	if o.quiet {
 		opts.Progress = nil
 	}
-	if ts, ok, err := o.timestampValue(cmd); err != nil {
+	if opts.Timestamp, err = timestamp(cmd, o.timestamp); err != nil {
 		return opts, err
-	} else if ok {
-		opts.Timestamp = &ts
 	}
 	if o.containersList != "" {
 		data, err := os.ReadFile(o.containersList)
@@ -168,19 +164,6 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	return opts, nil
 }
 
-func (o *createOptions) timestampValue(cmd *cobra.Command) (time.Time, bool, error) {
-	if cmd.Flags().Changed("timestamp") {
-		return time.Unix(o.timestamp, 0).UTC(), true, nil
-	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return time.Time{}, false, usagef("invalid SOURCE_DATE_EPOCH %q: want seconds since the epoch", v)
-		}
-		return time.Unix(n, 0).UTC(), true, nil
-	}
-	return time.Time{}, false, nil
-}
 
 func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) {
 	name := o.base

@@ -177,6 +177,10 @@ default, and lints the Containerfile first (stopping on errors) unless
 			if o.output != "" && !imageref.HasTransport(o.output) {
 				return usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/image.tar", o.output)
 			}
+			ts, err := timestamp(cmd, o.timestamp)
+			if err != nil {
+				return err
+			}
 			bargs := map[string]string{}
 			for _, a := range o.buildArgs {
 				k, v, ok := strings.Cut(a, "=")
@@ -200,16 +204,7 @@ default, and lints the Containerfile first (stopping on errors) unless
 			}
 			bo := frontend.BuildOptions{ContextDir: args[0], File: o.file, Tags: o.tags, Args: bargs, Labels: o.labels,
 				Layers: o.layers, NoCache: o.noCache, Pull: o.pull, Isolation: o.isolation, SystemContext: sys, Out: g.stderr, Err: g.stderr}
-			if cmd.Flags().Changed("timestamp") {
-				ts := time.Unix(o.timestamp, 0).UTC()
-				bo.Timestamp = &ts
-			} else if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-				n, err := parseEpoch(v)
-				if err != nil {
-					return usagef("invalid SOURCE_DATE_EPOCH %q: want seconds since the epoch", v)
-				}
-				bo.Timestamp = &n
-			}
+			bo.Timestamp = ts
 			id, err := frontend.Build(cmd.Context(), store, bo)
 			if err != nil {
 				return err
@@ -366,12 +361,4 @@ bud).`,
 	f.BoolVar(&o.asJSON, "json", false, "print the context, its Containerfile, the seed kind and any warnings as JSON")
 	o.registryFlags.add(cmd)
 	return cmd
-}
-
-func parseEpoch(v string) (time.Time, error) {
-	var n int64
-	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 0 {
-		return time.Time{}, fmt.Errorf("invalid epoch %q", v)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }

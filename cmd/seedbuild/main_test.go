@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestRunExitCodes runs the command tree as main does, for bad usage that
+// must be refused before anything is read or written: exit 2 and a line
+// naming the bad input.
+func TestRunExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"version", nil, []string{"version"}, exitOK, ""},
+		{"unknown command", nil, []string{"nosuch"}, exitUsage, "nosuch"},
+		{"unknown flag", nil, []string{"version", "--nosuch"}, exitUsage, "--nosuch"},
+		{"deploy without --stateroot", nil, []string{"deploy", "oci-archive:" + dir + "/x.tar"}, exitUsage, "stateroot"},
+		{"deploy with a bad stateroot", nil, []string{"deploy", "oci-archive:" + dir + "/x.tar", "--stateroot", "../up"}, exitUsage, "../up"},
+		{"deploy with a bad method", nil, []string{"deploy", "oci-archive:" + dir + "/x.tar", "--stateroot", "s", "--method", "magic"}, exitUsage, "magic"},
+		{"create with a bad layout", nil, []string{"create", "--rootfs", dir, "--layout", "zip", "-o", "oci-archive:" + dir + "/s.tar"}, exitUsage, "zip"},
+		{"create without a destination", nil, []string{"create", "--rootfs", dir}, exitUsage, "--output"},
+		{"build with SOURCE_DATE_EPOCH not a number", map[string]string{"SOURCE_DATE_EPOCH": "123abc"}, []string{"build", dir}, exitUsage, "123abc"},
+		{"build with a negative SOURCE_DATE_EPOCH", map[string]string{"SOURCE_DATE_EPOCH": "-1"}, []string{"build", dir}, exitUsage, "SOURCE_DATE_EPOCH"},
+		{"build with a negative --timestamp", nil, []string{"build", "--timestamp", "-5", dir}, exitUsage, "--timestamp"},
+		{"negative --retry", nil, []string{"inspect", "--retry", "-1", "oci-archive:" + dir + "/x.tar"}, exitUsage, "retry"},
+		{"inspect without an image", nil, []string{"inspect"}, exitUsage, "IMAGE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", "")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			args := append([]string{"--root", dir + "/root", "--runroot", dir + "/run"}, tc.args...)
+			code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+			if code != tc.code || !strings.Contains(errb.String()+out.String(), tc.contains) {
+				t.Errorf("run(%q) = %d, stderr %q; want %d naming %q", tc.args, code, errb.String(), tc.code, tc.contains)
+			}
+			if strings.Contains(errb.String(), "goroutine ") {
+				t.Errorf("run(%q) printed a stack trace:\n%s", tc.args, errb.String())
+			}
+		})
+	}
+}
+
+func TestParseEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"1700000000", 1700000000, true}, {"123abc", 0, false}, {"-1", 0, false}, {" 5", 0, false}, {"", 0, false},
+	} {
+		got, err := parseEpoch(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got.Unix() != tc.want) {
+			t.Errorf("parseEpoch(%q) = %v, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
