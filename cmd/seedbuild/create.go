@@ -164,7 +164,6 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	return opts, nil
 }
 
-
 func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) {
 	name := o.base
 	if name == "" {
