@@ -84,11 +84,8 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add(CheckBootSpace, "boot/ has %s free, the seed's kernel and initramfs need %s (x 1.2)", units.BytesSize(float64(h.BootFreeBytes)), units.BytesSize(float64(need)))
 	}
 	if target != nil {
-		for _, m := range s.Seed.ClusterInfo.Compatible(*target) {
+		for _, m := range labels.CompatibleImage(s.Seed.ClusterInfo, s.Architecture, *target) {
 			add(CheckCompatibility, "%s", m.String())
-		}
-		if target.Architecture != "" && s.Architecture != "" && target.Architecture != s.Architecture {
-			add(CheckCompatibility, "architecture: seed has %q, target has %q", s.Architecture, target.Architecture)
 		}
 	}
 	return out

@@ -75,9 +75,20 @@ func (m Mismatch) String() string {
 	return fmt.Sprintf("%s: seed has %q, target has %q", m.Field, m.Seed, m.Target)
 }
 
+// CompatibleImage returns every mismatch between a seed, whose image is
+// for arch (GOARCH style), and the target: the cluster info's (see
+// Compatible), then the architecture's when both are known.
+func CompatibleImage(c ClusterInfo, arch string, t Target) []Mismatch {
+	out := c.Compatible(t)
+	if t.Architecture != "" && arch != "" && t.Architecture != arch {
+		out = append(out, Mismatch{Field: "architecture", Seed: arch, Target: t.Architecture})
+	}
+	return out
+}
+
 // Compatible returns every mismatch between the cluster info and the
-// target, in a fixed order, or nil when they are compatible. Architecture is
-// an image property and is checked by the caller.
+// target, in a fixed order, or nil when they are compatible. The image's
+// architecture is not cluster info: CompatibleImage checks it too.
 func (c ClusterInfo) Compatible(t Target) []Mismatch {
 	var out []Mismatch
 	add := func(field, seed, target string) {

@@ -298,3 +298,24 @@ func TestIsBootcImage(t *testing.T) {
 		}
 	}
 }
+
+func TestCompatibleImage(t *testing.T) {
+	for _, tc := range []struct {
+		name, arch string
+		target     Target
+		want       int
+	}{
+		{"same", "amd64", Target{Architecture: "amd64"}, 0},
+		{"other", "amd64", Target{Architecture: "arm64"}, 1},
+		{"target unknown", "amd64", Target{}, 0},
+		{"seed unknown", "", Target{Architecture: "arm64"}, 0},
+		{"with cluster info", "amd64", Target{Architecture: "arm64", FIPS: ptr(true)}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CompatibleImage(ClusterInfo{}, tc.arch, tc.target)
+			if len(got) != tc.want {
+				t.Errorf("CompatibleImage(%q, %+v) = %v, want %d mismatch(es)", tc.arch, tc.target, got, tc.want)
+			}
+		})
+	}
+}

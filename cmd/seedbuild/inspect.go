@@ -6,46 +6,12 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/docker/go-units"
-	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"github.com/spf13/cobra"
 )
-
-// registryFlags are the registry flags shared by every command that reads
-// or writes images.
-type registryFlags struct {
-	authfile, certDir, creds string
-	tlsVerify                bool
-	retry                    int
-	retryDelay               time.Duration
-}
-
-func (r *registryFlags) add(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&r.authfile, "authfile", "", "path of the registry auth file (default $REGISTRY_AUTH_FILE or the usual auth.json)")
-	f.StringVar(&r.certDir, "cert-dir", "", "folder of certificates (*.crt, *.cert, *.key) for registry TLS")
-	f.StringVar(&r.creds, "creds", "", "registry credentials as USER[:PASSWORD]")
-	f.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates for registries")
-	f.IntVar(&r.retry, "retry", 3, "times to retry a pull or push that a network failure broke")
-	f.DurationVar(&r.retryDelay, "retry-delay", 0, "delay between retries (default: exponential back-off from 1s)")
-}
-
-func (r *registryFlags) retries() imageref.Retry {
-	return imageref.Retry{Count: r.retry, Delay: r.retryDelay}
-}
-
-func (r *registryFlags) options(cmd *cobra.Command) imageref.Options {
-	o := imageref.Options{AuthFile: r.authfile, CertDir: r.certDir, Creds: r.creds}
-	if cmd.Flags().Changed("tls-verify") {
-		v := r.tlsVerify
-		o.TLSVerify = &v
-	}
-	return o
-}
 
 type inspectOptions struct {
 	registryFlags
@@ -113,10 +79,7 @@ func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description
 	if err != nil {
 		return err
 	}
-	mismatches := d.Seed.ClusterInfo.Compatible(t)
-	if t.Architecture != "" && d.Architecture != "" && t.Architecture != d.Architecture {
-		mismatches = append(mismatches, labels.Mismatch{Field: "architecture", Seed: d.Architecture, Target: t.Architecture})
-	}
+	mismatches := labels.CompatibleImage(d.Seed.ClusterInfo, d.Architecture, t)
 	if o.asJSON {
 		if mismatches == nil {
 			mismatches = []labels.Mismatch{}
@@ -167,24 +130,4 @@ func shortDigest(d string) string {
 		return d[:len(d)-len(hex)] + hex[:12]
 	}
 	return d
-}
-
-// noArgs refuses arguments, saying which flag takes what was given.
-func noArgs(hint string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return usagef("%s takes no arguments, got %q; %s", cmd.CommandPath(), args[0], hint)
-		}
-		return nil
-	}
-}
-
-// exactArgs is cobra.ExactArgs with a message that names the argument.
-func exactArgs(n int, names string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef("%s takes %d argument(s), %s; got %d", cmd.CommandPath(), n, names, len(args))
-		}
-		return nil
-	}
 }

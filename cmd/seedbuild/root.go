@@ -118,12 +118,6 @@ bootc and seedbuild itself can consume it.`,
 			}
 			logrus.SetLevel(lvl)
 			logrus.SetOutput(g.stderr)
-			// Counts and delays shared by several commands cannot be negative.
-			for _, name := range []string{"retry", "retry-delay"} {
-				if f := cmd.Flags().Lookup(name); f != nil && strings.HasPrefix(f.Value.String(), "-") {
-					return usagef("invalid --%s %q: it cannot be negative", name, f.Value.String())
-				}
-			}
 			return nil
 		},
 	}
