@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -214,21 +215,43 @@ func checkRunning(root string) error {
 	if filepath.Clean(root) != "/" {
 		return nil
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	// A /proc that cannot be read says nothing either way: the capture goes
+	// on, as it always has.
+	names, err := runningServices("/proc")
+	if err != nil || len(names) == 0 {
 		return nil
 	}
+	return ErrNodeRunning
+}
+
+// nodeServices are the processes that make a root a live node.
+var nodeServices = map[string]bool{"kubelet": true, "crio": true}
+
+// runningServices lists, sorted and once each, the node services that have
+// a process in the proc tree at procRoot ("/proc" on a host). Entries
+// without a readable comm file, which go away or are not processes, are
+// skipped. The error is for a procRoot that cannot be listed.
+func runningServices(procRoot string) ([]string, error) {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes in %q: %w", procRoot, err)
+	}
+	found := map[string]bool{}
 	for _, e := range entries {
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		comm, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "comm"))
 		if err != nil {
 			continue
 		}
-		switch strings.TrimSpace(string(comm)) {
-		case "kubelet", "crio":
-			return ErrNodeRunning
+		if name := strings.TrimSpace(string(comm)); nodeServices[name] {
+			found[name] = true
 		}
 	}
-	return nil
+	names := make([]string, 0, len(found))
+	for name := range found {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // ctxWriter fails writes once ctx is done, so a cancelled build stops

@@ -282,10 +282,17 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
 		func(stop <-chan struct{}) (int64, error) { return treeSize(a["from"], stop) })
-	err := copyTree(a["from"], a["to"], &done)
+	var lost *xattrLoss
+	if e.allowXattrLoss {
+		lost = &xattrLoss{}
+	}
+	err := copyTree(a["from"], a["to"], &done, lost)
 	stopShow()
 	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)
+	}
+	if lost != nil && lost.count > 0 {
+		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept copying %s (--allow-xattr-loss); the first: %s\n", lost.count, a["from"], lost.first)
 	}
 	return "", nil
 }

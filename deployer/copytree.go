@@ -19,8 +19,12 @@ import (
 // copyTree copies the content of src into dst (which may exist) keeping
 // type, mode, numeric owner, mtime, xattrs, hard links, symlinks and
 // holes, as `cp -a` does, with a worker per core for file contents.
-func copyTree(src, dst string, done *progress.Counter) error {
-	c := &treeCopier{links: map[[2]uint64]string{}}
+//
+// An xattr (an SELinux label, say) that cannot be read or set fails the
+// copy, naming the path, unless lost is not nil: then each one is counted
+// there and the copy goes on.
+func copyTree(src, dst string, done *progress.Counter, lost *xattrLoss) error {
+	c := &treeCopier{links: map[[2]uint64]string{}, lost: lost}
 	files := make(chan copyJob, 256)
 	var wg sync.WaitGroup
 	errs := make(chan error, runtime.NumCPU())
@@ -29,7 +33,7 @@ func copyTree(src, dst string, done *progress.Counter) error {
 		go func() {
 			defer wg.Done()
 			for j := range files {
-				if err := copyFile(j.src, j.dst, &j.st); err != nil {
+				if err := c.copyFile(j.src, j.dst, &j.st); err != nil {
 					select {
 					case errs <- err:
 					default:
@@ -73,6 +77,7 @@ type treeCopier struct {
 	links        map[[2]uint64]string
 	pendingLinks [][2]string
 	dirs         []copyJob
+	lost         *xattrLoss
 }
 
 func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
@@ -85,7 +90,7 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("making %q: %w", dst, err)
 		}
-		if err := setMeta(dst, src, &st); err != nil {
+		if err := c.setMeta(dst, src, &st); err != nil {
 			return err
 		}
 		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: st})
@@ -119,19 +124,19 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 		if err := os.Symlink(target, dst); err != nil {
 			return fmt.Errorf("making link %q: %w", dst, err)
 		}
-		return setMeta(dst, src, &st)
+		return c.setMeta(dst, src, &st)
 	default:
 		os.Remove(dst)
 		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
 			return fmt.Errorf("making %q: %w", dst, err)
 		}
-		return setMeta(dst, src, &st)
+		return c.setMeta(dst, src, &st)
 	}
 }
 
 // copyFile copies a regular file's content, skipping holes, then its
 // metadata.
-func copyFile(src, dst string, st *unix.Stat_t) error {
+func (c *treeCopier) copyFile(src, dst string, st *unix.Stat_t) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("reading %q: %w", src, err)
@@ -148,7 +153,7 @@ func copyFile(src, dst string, st *unix.Stat_t) error {
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("writing %q: %w", dst, err)
 	}
-	if err := setMeta(dst, src, st); err != nil {
+	if err := c.setMeta(dst, src, st); err != nil {
 		return err
 	}
 	return setTimes(dst, st)
@@ -191,7 +196,7 @@ func copyData(in, out *os.File, size int64) error {
 }
 
 // setMeta sets owner, mode and xattrs from src on dst.
-func setMeta(dst, src string, st *unix.Stat_t) error {
+func (c *treeCopier) setMeta(dst, src string, st *unix.Stat_t) error {
 	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
 		return fmt.Errorf("setting the owner of %q: %w", dst, err)
 	}
@@ -200,7 +205,7 @@ func setMeta(dst, src string, st *unix.Stat_t) error {
 			return fmt.Errorf("setting the mode of %q: %w", dst, err)
 		}
 	}
-	return copyXattrs(src, dst)
+	return copyXattrs(src, dst, c.lost)
 }
 
 func setTimes(dst string, st *unix.Stat_t) error {
@@ -211,20 +216,44 @@ func setTimes(dst string, st *unix.Stat_t) error {
 	return nil
 }
 
-func copyXattrs(src, dst string) error {
+func copyXattrs(src, dst string, lost *xattrLoss) error {
 	names, err := xattrs.List(src)
 	if err != nil {
-		return nil
+		return lost.or(fmt.Errorf("reading the xattrs of %q: %w", src, err))
 	}
 	for _, name := range names {
 		val, err := xattrs.Get(src, name)
-		if err != nil {
-			continue
+		if err == nil {
+			err = unix.Lsetxattr(dst, name, val, 0)
 		}
-		if err := unix.Lsetxattr(dst, name, val, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("setting xattr %s on %q: %w", name, dst, err)
+		if err != nil {
+			if err := lost.or(fmt.Errorf("copying xattr %s to %q: %w; the copy would lose it (pass --allow-xattr-loss to go on without it)", name, dst, err)); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// xattrLoss counts the xattrs a copy told to go on could not keep.
+type xattrLoss struct {
+	mu    sync.Mutex
+	count int
+	first string
+}
+
+// or returns err when no loss is allowed (x is nil); else it counts the
+// loss and returns nil.
+func (x *xattrLoss) or(err error) error {
+	if x == nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.count == 0 {
+		x.first = err.Error()
+	}
+	x.count++
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/seedbuild/seedbuild/progress"
+	"golang.org/x/sys/unix"
 )
 
 // TestCopyTreeCounts: the copy counts each file's bytes once, and the
@@ -35,7 +36,7 @@ func TestCopyTreeCounts(t *testing.T) {
 		t.Errorf("treeSize = %d, %v; want 4100 (the linked file once, no symlink)", size, err)
 	}
 	var done progress.Counter
-	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done); err != nil {
+	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done, nil); err != nil {
 		t.Fatal(err)
 	}
 	if files, bytes, _ := done.Snapshot(); files != 3 || bytes != size {
@@ -45,5 +46,36 @@ func TestCopyTreeCounts(t *testing.T) {
 	close(stopped)
 	if _, err := treeSize(src, stopped); !errors.Is(err, progress.ErrStopped) {
 		t.Errorf("treeSize after stop: %v, want progress.ErrStopped", err)
+	}
+}
+
+// TestCopyTreeXattrLoss copies a file with an xattr onto ramfs, which
+// keeps no xattrs: the copy fails and names the path, unless told to go on,
+// when it counts what it lost.
+func TestCopyTreeXattrLoss(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting ramfs needs root (make test runs as root)")
+	}
+	src := t.TempDir()
+	f := filepath.Join(src, "labelled")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(f, "user.seed.label", []byte("kept"), 0); err != nil {
+		t.Skipf("skipped: %s keeps no user xattrs: %v", src, err)
+	}
+	ram := t.TempDir()
+	if err := unix.Mount("ramfs", ram, "ramfs", 0, ""); err != nil {
+		t.Fatalf("mounting ramfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(ram, unix.MNT_DETACH) })
+	var done progress.Counter
+	err := copyTree(src, filepath.Join(ram, "strict"), &done, nil)
+	if err == nil || !strings.Contains(err.Error(), "user.seed.label") || !strings.Contains(err.Error(), "labelled") || !strings.Contains(err.Error(), "--allow-xattr-loss") {
+		t.Errorf("copyTree onto ramfs = %v, want an error naming the xattr, the path and --allow-xattr-loss", err)
+	}
+	lost := &xattrLoss{}
+	if err := copyTree(src, filepath.Join(ram, "lenient"), &done, lost); err != nil || lost.count != 1 {
+		t.Errorf("copyTree onto ramfs, going on = %v, %d lost; want nil and 1 lost", err, lost.count)
 	}
 }

@@ -141,7 +141,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Events != nil {
 		cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
 	}
-	ex.kargs = plan.Kargs
+	ex.kargs, ex.allowXattrLoss = plan.Kargs, cfg.AllowXattrLoss
 	ex.failAt, ex.hangAt = failpoints()
 	if ex.before, err = ex.deployments(ctx); err != nil {
 		return nil, err

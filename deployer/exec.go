@@ -137,6 +137,8 @@ type executor struct {
 	hangAt int
 	// journal, when set, records intent and progress on disk.
 	journal *journal
+	// allowXattrLoss lets copies go on past xattrs they cannot keep.
+	allowXattrLoss bool
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)

@@ -68,6 +68,10 @@ type Options struct {
 	Force bool
 	// NoIBUKarg leaves out the ibu=<version> kernel argument.
 	NoIBUKarg bool
+	// AllowXattrLoss lets the copies of /var and /etc go on past xattrs
+	// (SELinux labels among them) that the sysroot's file system refuses,
+	// with a warning; by default such a copy fails and names the path.
+	AllowXattrLoss bool
 }
 
 // HostFacts is what Gather read about the host and sysroot, read-only.

@@ -475,6 +475,9 @@ func TestCreateRefusals(t *testing.T) {
 
 func TestCreateUsage(t *testing.T) {
 	f := getFixtures(t)
+	// Refused runs write nothing; were one let through, it would write here.
+	dir := t.TempDir()
+	x, xTar := filepath.Join(dir, "x"), filepath.Join(dir, "x.tar")
 	tests := []struct {
 		name     string
 		args     []string
@@ -482,18 +485,23 @@ func TestCreateUsage(t *testing.T) {
 		contains string
 	}{
 		{"no destination", []string{"--rootfs", f.root}, 2, "--tag or --output"},
-		{"bad layout", []string{"--layout", "zip", "-o", "oci:/tmp/x"}, 2, "zip"},
-		{"bad compression", []string{"--compression", "lz4", "-o", "oci:/tmp/x"}, 2, "lz4"},
-		{"output without transport", []string{"-o", "/tmp/x.tar"}, 2, "/tmp/x.tar"},
-		{"rootfs without var", []string{"--rootfs", "/usr/share", "--base", "oci-archive:" + f.base, "-o", "oci:/tmp/x"}, 1, "/usr/share"},
-		{"no base", []string{"--rootfs", smallRoot(t, nil), "-o", "oci:/tmp/x"}, 1, "--base"},
-		{"bad cluster info", []string{"--rootfs", f.root, "--cluster-info", writeTemp(t, `{"cluster_name": }`), "-o", "oci:/tmp/x"}, 1, "byte 18"},
+		{"bad layout", []string{"--layout", "zip", "-o", "oci:" + x}, 2, "zip"},
+		{"bad compression", []string{"--compression", "lz4", "-o", "oci:" + x}, 2, "lz4"},
+		{"output without transport", []string{"-o", xTar}, 2, xTar},
+		{"rootfs without var", []string{"--rootfs", "/usr/share", "--base", "oci-archive:" + f.base, "-o", "oci:" + x}, 1, "/usr/share"},
+		{"no base", []string{"--rootfs", smallRoot(t, nil), "-o", "oci:" + x}, 1, "--base"},
+		{"bad cluster info", []string{"--rootfs", f.root, "--cluster-info", writeTemp(t, `{"cluster_name": }`), "-o", "oci:" + x}, 1, "byte 18"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := seedbuild(t, nil, append([]string{"create"}, tt.args...)...)
 			if r.code != tt.code || !strings.Contains(r.stderr, tt.contains) {
 				t.Errorf("create %v: %s\nwant exit %d naming %q", tt.args, r, tt.code, tt.contains)
+			}
+			for _, p := range []string{x, xTar} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("create %v wrote %s", tt.args, p)
+				}
 			}
 		})
 	}
@@ -605,19 +613,41 @@ func TestCreateRemovesStaleLeftovers(t *testing.T) {
 
 // TestCreateRefusesLiveNode: capturing a live / while kubelet runs is
 // refused unless --allow-running. A copy of sleep named kubelet stands for
-// the kubelet process; nothing of / is read.
+// the kubelet process. The run can never capture the CI host, even with the
+// guard broken: its temporary folder lies under a regular file, so the
+// staging folder every capture writes into cannot be made, and the output
+// is under t.TempDir(). The guard refuses before it would make that folder,
+// so a refusal with the guard's message proves the check ran before any
+// capture. The refusal on a real node is in TestBootedIBU, and which
+// processes count is unit-tested (builder's TestRunningServices).
 func TestCreateRefusesLiveNode(t *testing.T) {
 	f := getFixtures(t)
-	fake := filepath.Join(t.TempDir(), "kubelet")
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "kubelet")
 	sh(t, nil, "cp", "/bin/sleep", fake)
 	kubelet := exec.Command(fake, "60")
 	if err := kubelet.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { kubelet.Process.Kill(); kubelet.Wait() }()
-	r := seedbuild(t, nil, "create", "--rootfs", "/", "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+filepath.Join(t.TempDir(), "s.tar"))
+	blocker := filepath.Join(dir, "not-a-folder")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "s.tar")
+	r := seedbuild(t, []string{"TMPDIR=" + filepath.Join(blocker, "tmp")}, "create", "--rootfs", "/", "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+out)
 	if r.code != 1 || !strings.Contains(r.stderr, "kubelet or crio is running") || !strings.Contains(r.stderr, "--allow-running") {
 		t.Errorf("create --rootfs / with kubelet running: %s\nwant exit 1 naming --allow-running", r)
+	}
+	// Anything past the guard would have tried the temporary folder or
+	// started the capture.
+	for _, past := range []string{"temporary folder", "Capturing"} {
+		if strings.Contains(r.stderr, past) {
+			t.Errorf("create --rootfs / with kubelet running got past the guard (%q): %s", past, r)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("the refused create wrote %s", out)
 	}
 }
 

@@ -304,13 +304,14 @@ func ulimit(resource int) string {
 func TestBuildInterrupted(t *testing.T) {
 	st := busyboxBase(t)
 	ctx := t.TempDir()
-	writeFiles(t, ctx, map[string]string{"Containerfile": "FROM localhost/busybase:latest\nRUN sleep 8\n"})
+	// The RUN prints a line its step's own line cannot hold (the shell
+	// joins the two words), then sleeps: the signal comes once the RUN runs.
+	writeFiles(t, ctx, map[string]string{"Containerfile": "FROM localhost/busybase:latest\nRUN echo \"run\"\"-started\"; sleep 8\n"})
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
 	containers := st.buildah(t, "containers", "-a", "-q")
 	cmd := exec.Command(bin, st.flags("build", "-t", "interrupted:1", ctx)...)
 	start := time.Now()
-	out, sent, waitErr := runUntil(t, cmd, "STEP 2/2", func() {
-		time.Sleep(500 * time.Millisecond)
+	out, sent, waitErr := runUntil(t, cmd, "run-started", func() {
 		cmd.Process.Signal(syscall.SIGINT)
 	})
 	if !sent || waitErr == nil {

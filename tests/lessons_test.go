@@ -50,6 +50,8 @@ func TestLeanClassicSeed(t *testing.T) {
 	dir := t.TempDir()
 	before := filepath.Join(dir, "before.tar")
 	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+before)
+	commit := strings.TrimSpace(sh(t, nil, "ostree", "rev-parse", "--repo="+repo, "rhcos/seed"))
+	checkLeanRepo(t, before, "rhcos/seed", commit)
 
 	// An unrelated commit with 4 MiB of noise.
 	tree := t.TempDir()
@@ -76,16 +78,60 @@ func TestLeanClassicSeed(t *testing.T) {
 	if b, a := sizeOf(before), sizeOf(after); a > b+64<<10 {
 		t.Errorf("classic seed grew from %d to %d bytes with an unrelated commit in the repo", b, a)
 	}
+	checkLeanRepo(t, after, "rhcos/seed", commit)
 	// rpm-ostree.json names the booted commit: no --ostree-ref needed.
-	commit := strings.TrimSpace(sh(t, nil, "ostree", "rev-parse", "--repo="+repo, "rhcos/seed"))
 	writeFiles(t, root, map[string]string{"rpm-ostree.json": `{"deployments":[{"checksum":"` + commit + `","booted":true}]}`})
-	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+filepath.Join(dir, "status.tar"))
+	fromStatus := filepath.Join(dir, "status.tar")
+	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+fromStatus)
+	checkLeanRepo(t, fromStatus, "seed", commit)
 
 	sys := newSysroot(t)
 	st := newStore(t)
 	out := sh(t, st.buildahEnv(), hackScript("lca-deploy-reference.sh"), after, sys, "upstream")
 	if !strings.Contains(out, commit) {
 		t.Errorf("the upstream deploy replay deployed %q, want commit %s", out, commit)
+	}
+}
+
+// checkLeanRepo opens the ostree.tgz of the classic seed archive and checks
+// that the repo in it holds one commit, the node's, on the one ref wantRef.
+func checkLeanRepo(t *testing.T, archive, wantRef, commit string) {
+	t.Helper()
+	img := readArchive(t, archive)
+	tgz := img.layer(t, len(img.manifest.Layers)-1)["ostree.tgz"]
+	if tgz.data == nil {
+		t.Fatalf("%s holds no ostree.tgz", archive)
+	}
+	// The commit objects the repo carries, whatever its refs say.
+	var commits []string
+	for name := range readTgz(t, tgz.data) {
+		if rest, ok := strings.CutPrefix(name, "objects/"); ok && strings.HasSuffix(rest, ".commit") {
+			commits = append(commits, strings.Replace(strings.TrimSuffix(rest, ".commit"), "/", "", 1))
+		}
+	}
+	if len(commits) != 1 || commits[0] != commit {
+		t.Errorf("%s: ostree.tgz holds commits %q, want only the node's %s", archive, commits, commit)
+	}
+	repo := t.TempDir()
+	file := filepath.Join(t.TempDir(), "ostree.tgz")
+	if err := os.WriteFile(file, tgz.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, nil, "tar", "-xzf", file, "-C", repo)
+	if refs := strings.Fields(sh(t, nil, "ostree", "refs", "--repo="+repo)); len(refs) != 1 || refs[0] != wantRef {
+		t.Errorf("%s: ostree.tgz has refs %q, want only %s", archive, refs, wantRef)
+	}
+	if got := strings.TrimSpace(sh(t, nil, "ostree", "rev-parse", "--repo="+repo, wantRef)); got != commit {
+		t.Errorf("%s: ostree.tgz's %s is %s, want %s", archive, wantRef, got, commit)
+	}
+	var history []string
+	for _, line := range strings.Split(sh(t, nil, "ostree", "log", "--repo="+repo, wantRef), "\n") {
+		if c, ok := strings.CutPrefix(line, "commit "); ok {
+			history = append(history, strings.TrimSpace(c))
+		}
+	}
+	if len(history) != 1 || history[0] != commit {
+		t.Errorf("%s: ostree log of %s in ostree.tgz = %q, want only %s", archive, wantRef, history, commit)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedbuild/seedbuild/deployer"
 )
 
 // startPodman runs Debian's `podman system service` on the store, with
@@ -111,9 +113,30 @@ func TestDeployBootcThroughPodman(t *testing.T) {
 	sys := newSysroot(t)
 	before := status(t, sys)
 
+	// No --method: auto must choose bootc, for the seed has it and the
+	// podman service answers, and the plan must run bootc install.
+	dry := mustSeedbuild(t, st.flags("deploy", "localhost/seed:bootc", "--stateroot", "seed", "--sysroot", sys, "--podman-url", url, "--dry-run", "--json")...)
+	var res struct {
+		Plan struct {
+			Method deployer.Method `json:"method"`
+			Reason string          `json:"reason"`
+			Steps  []deployer.Step `json:"steps"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(dry.stdout), &res); err != nil {
+		t.Fatalf("deploy --dry-run --json: %v\n%s", err, dry.stdout)
+	}
+	hasInstall := false
+	for _, s := range res.Plan.Steps {
+		hasInstall = hasInstall || s.Action == deployer.ActionBootcInstall
+	}
+	if res.Plan.Method != deployer.Bootc || !hasInstall {
+		t.Errorf("deploy --dry-run --json chose method %q (%s), bootc install step %v; want bootc with its install step", res.Plan.Method, res.Plan.Reason, hasInstall)
+	}
 	r := seedbuild(t, nil, st.flags("deploy", "localhost/seed:bootc", "--stateroot", "seed", "--sysroot", sys, "--podman-url", url, "--karg", "console=ttyS0")...)
-	if !strings.Contains(r.stderr, "seed has /usr/bin/bootc and the podman service answers") && !strings.Contains(r.stderr, "bootc install") {
-		t.Logf("deploy output: %s", r)
+	const chosen = "with the bootc method: the seed has /usr/bin/bootc and the podman service answers"
+	if !strings.Contains(r.stderr, chosen) || !strings.Contains(r.stderr, "run bootc install to-existing-root in a privileged container") {
+		t.Errorf("deploy output: %s\nwant it to say it deploys %q and to run the bootc install step", r, chosen)
 	}
 	data, err := os.ReadFile(filepath.Join(sys, "bootc-standin.json"))
 	if err != nil {

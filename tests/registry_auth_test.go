@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // selfSigned makes a CA-less self-signed certificate for 127.0.0.1 in dir.
@@ -132,40 +135,66 @@ func TestRegistryUnreachable(t *testing.T) {
 	}
 }
 
-// TestRegistryGoesAwayMidPush kills the registry while a seed is being
-// pushed and brings it back: the push retries with back-off and succeeds,
-// and the pushed seed is whole.
+// TestRegistryGoesAwayMidPush cuts the push's connection to the registry in
+// the middle of an upload, as a registry that goes away does: the push
+// retries and succeeds, and the pushed seed is whole. A proxy in front of
+// the registry cuts the first connection that has carried 8 MiB, so the cut
+// lands in an upload however fast the machine is.
 func TestRegistryGoesAwayMidPush(t *testing.T) {
 	f := getFixtures(t)
 	reg := startRegistry(t, registryOptions{})
-	// 96 MiB of noise makes a layer that takes a while to push.
-	root := smallRoot(t, map[string]string{"var/lib/noise.bin": noise(96<<20, 2463534242)})
-	dest := reg.ref("seeds/flaky:1")
-	cmd := exec.Command(bin, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", dest,
-		"--tls-verify=false", "--retry", "5", "--retry-delay", "2s")
-	restarted := make(chan error, 1)
-	out, cut, err := runUntil(t, cmd, "Writing seed to", func() {
-		time.Sleep(300 * time.Millisecond)
-		reg.stop()
-		go func() {
-			time.Sleep(1500 * time.Millisecond)
-			restarted <- reg.restart()
-		}()
-	})
+	const cutAfter = 8 << 20
+	proxy := startCutProxy(t, reg.addr, cutAfter)
+	// 32 MiB of noise makes a layer that no compression brings under the cut.
+	root := smallRoot(t, map[string]string{"var/lib/noise.bin": noise(32<<20, 2463534242)})
+	r := seedbuild(t, nil, "create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--output", "docker://"+proxy.addr+"/seeds/flaky:1",
+		"--tls-verify=false", "--retry", "5", "--retry-delay", "1s")
+	cut, afterCut := proxy.stats()
 	if !cut {
-		t.Fatalf("create never began the push:\n%s", out)
+		t.Fatalf("no connection carried %d bytes, so none was cut and the test proves nothing: %s", cutAfter, r)
 	}
-	if rerr := <-restarted; rerr != nil {
-		t.Fatalf("bringing the registry back: %v", rerr)
+	if r.code != 0 {
+		t.Fatalf("push across a cut connection failed: %s", r)
 	}
-	if err != nil {
-		t.Fatalf("push across a registry restart failed: %v\n%s", err, out)
+	if !strings.Contains(r.stderr, "retrying") || afterCut == 0 {
+		t.Errorf("the push went on after the cut through %d new connections, output:\n%s\nwant a retry, through new connections", afterCut, r.stderr)
 	}
-	if !strings.Contains(out, "retrying") {
-		t.Logf("the push finished without a retry (the cut came too late):\n%s", out)
-	}
+	dest := reg.ref("seeds/flaky:1")
 	if d := inspect(t, "--tls-verify=false", dest); d.Kind != "native" {
 		t.Errorf("the pushed seed inspects as %q", d.Kind)
+	}
+	checkWholeImage(t, dest, strings.TrimSpace(r.stdout))
+}
+
+// checkWholeImage reads the image at ref, in a plain-HTTP registry, back
+// with skopeo: its manifest must have the digest want, and every blob the
+// manifest names (config and layers) must come back whole, with that
+// digest and size.
+func checkWholeImage(t *testing.T, ref, want string) {
+	t.Helper()
+	raw := sh(t, nil, "skopeo", "inspect", "--raw", "--tls-verify=false", ref)
+	if got := digest.FromString(raw).String(); got != want {
+		t.Errorf("the manifest at %s has digest %s, want %s", ref, got, want)
+	}
+	var mf imgspecv1.Manifest
+	if err := json.Unmarshal([]byte(raw), &mf); err != nil {
+		t.Fatalf("the manifest at %s: %v\n%s", ref, err, raw)
+	}
+	if len(mf.Layers) == 0 {
+		t.Fatalf("the manifest at %s names no layers:\n%s", ref, raw)
+	}
+	dir := filepath.Join(t.TempDir(), "image")
+	sh(t, nil, "skopeo", "copy", "-q", "--src-tls-verify=false", ref, "dir:"+dir)
+	for _, d := range append([]imgspecv1.Descriptor{mf.Config}, mf.Layers...) {
+		p := filepath.Join(dir, d.Digest.Encoded())
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("blob %s did not arrive: %v", d.Digest, err)
+			continue
+		}
+		if got := "sha256:" + fileSHA(t, p); got != d.Digest.String() || fi.Size() != d.Size {
+			t.Errorf("blob %s arrived as %s, %d bytes; want %d bytes", d.Digest, got, fi.Size(), d.Size)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +17,10 @@ import (
 // TestBadInputEverywhere: every subcommand answers bad usage with exit 2
 // and one line naming the input, never a Go panic or stack trace.
 func TestBadInputEverywhere(t *testing.T) {
+	// Refused runs write nothing; were one let through, it would write
+	// only under tmp.
+	tmp := t.TempDir()
+	x, y, seedTar := filepath.Join(tmp, "x"), filepath.Join(tmp, "y"), filepath.Join(tmp, "seed.tar")
 	tests := []struct {
 		args     []string
 		code     int
@@ -27,8 +32,8 @@ func TestBadInputEverywhere(t *testing.T) {
 		{[]string{"inspect", "bogus-transport:foo"}, 1, "bogus-transport"},
 		{[]string{"inspect", "docker://UPPER/Case:bad tag"}, 2, "UPPER"},
 		{[]string{"create", "--bogus"}, 2, "--bogus"},
-		{[]string{"create", "--rootfs", "/nonexistent", "-o", "oci:/tmp/x", "--base", "oci:/tmp/y"}, 1, "/nonexistent"},
-		{[]string{"create", "--timestamp", "soon", "-o", "oci:/tmp/x"}, 2, "soon"},
+		{[]string{"create", "--rootfs", "/nonexistent", "-o", "oci:" + x, "--base", "oci:" + y}, 1, "/nonexistent"},
+		{[]string{"create", "--timestamp", "soon", "-o", "oci:" + x}, 2, "soon"},
 		{[]string{"deploy"}, 2, "IMAGE"},
 		{[]string{"deploy", "x", "--stateroot", "a b"}, 2, "a b"},
 		{[]string{"deploy", "x", "--stateroot", "ok", "--method", "fast"}, 2, "fast"},
@@ -42,14 +47,16 @@ func TestBadInputEverywhere(t *testing.T) {
 		{[]string{"facts", "--rootfs", "/nonexistent-root"}, 1, "/nonexistent-root"},
 		{[]string{"lint", "Containerfile"}, 2, "-f FILE"},
 		{[]string{"inspect", "Bad Name!!"}, 2, "Bad Name!!"},
-		{[]string{"push", "oci:/nonexistent", "/var/tmp/seed.tar"}, 2, "oci-archive:/var/tmp/seed.tar"},
+		{[]string{"push", "oci:/nonexistent", seedTar}, 2, "oci-archive:" + seedTar},
 		{[]string{"completion", "tcsh"}, 2, "tcsh"},
 		{[]string{"versoin"}, 2, "did you mean version?"},
 		{[]string{"inspect", "--retry", "-3", "oci:/x"}, 2, "--retry"},
 		{[]string{"--log-level", "loud", "version"}, 2, "loud"},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+		// The same subtest names every run, whatever tmp is.
+		name := strings.ReplaceAll(strings.Join(tt.args, " "), tmp, "TMP")
+		t.Run(name, func(t *testing.T) {
 			r := seedbuild(t, nil, tt.args...)
 			first := strings.SplitN(strings.TrimSpace(r.stderr), "\n", 2)[0]
 			if r.code != tt.code || !strings.Contains(first, tt.contains) {
@@ -57,6 +64,9 @@ func TestBadInputEverywhere(t *testing.T) {
 			}
 			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") {
 				t.Errorf("seedbuild %v printed a Go panic:\n%s", tt.args, r.stderr)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("seedbuild %v wrote %v", tt.args, left)
 			}
 		})
 	}
@@ -177,13 +187,26 @@ func TestOutOfSpace(t *testing.T) {
 	}
 }
 
-// TestConcurrentRuns: two creates into one store and a deploy from it at
-// the same time all succeed.
+// TestConcurrentRuns: two creates into one store and a deploy from it all
+// succeed while another deploy from the same store is held half-way, with
+// the seed mounted from the store: every run overlaps the held one, however
+// fast the machine is. Interrupted afterwards, the held deploy is undone.
 func TestConcurrentRuns(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:first")...)
 	sys := newSysroot(t)
+	heldSys := newSysroot(t)
+	heldBefore := status(t, heldSys)
+	held := exec.Command(bin, st.flags("deploy", "localhost/seed:first", "--stateroot", "held", "--sysroot", heldSys, "--method", "ostree")...)
+	held.Env = append(os.Environ(), "SEEDBUILD_INJECT_HANG=2")
+	reached, heldDone := startHeld(t, held, "[2/")
+	select {
+	case <-reached:
+	case h := <-heldDone:
+		t.Fatalf("the held deploy ended before step 2: %v\n%s", h.err, h.stderr)
+	}
+
 	var wg sync.WaitGroup
 	results := make([]result, 3)
 	errs := make([]error, 3)
@@ -200,6 +223,18 @@ func TestConcurrentRuns(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	select {
+	case h := <-heldDone:
+		t.Fatalf("the held deploy ended while the other runs went on, so they need not have overlapped it: %v\n%s", h.err, h.stderr)
+	default:
+	}
+	held.Process.Signal(syscall.SIGINT)
+	if h := <-heldDone; h.err == nil || !strings.Contains(h.stderr, "was undone") {
+		t.Errorf("the held deploy after SIGINT: exit %v; want a failed run that says it was undone:\n%s", h.err, h.stderr)
+	}
+	if after := status(t, heldSys); after != heldBefore {
+		t.Errorf("the interrupted deploy left its sysroot changed:\n%s\nwant:\n%s", after, heldBefore)
+	}
 	for i, r := range results {
 		if errs[i] != nil {
 			t.Fatalf("running seedbuild %v: %v", runs[i], errs[i])
@@ -215,6 +250,47 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 }
 
+// heldRun is how a run started by startHeld ended.
+type heldRun struct {
+	stderr string
+	err    error
+}
+
+// startHeld starts cmd and reads its stderr in the background: reached is
+// closed when the output first holds marker, and done gets how cmd ended.
+// Unlike runUntil, it leaves the test free to run other things meanwhile.
+func startHeld(t *testing.T, cmd *exec.Cmd, marker string) (reached <-chan struct{}, done <-chan heldRun) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, d := make(chan struct{}), make(chan heldRun, 1)
+	// However the test ends, the run does not outlive it.
+	t.Cleanup(func() { cmd.Process.Kill() })
+	go func() {
+		var out strings.Builder
+		buf := make([]byte, 4096)
+		seen := false
+		for {
+			n, err := stderr.Read(buf)
+			out.Write(buf[:n])
+			if !seen && strings.Contains(out.String(), marker) {
+				close(r)
+				seen = true
+			}
+			if err != nil {
+				break
+			}
+		}
+		d <- heldRun{stderr: out.String(), err: cmd.Wait()}
+	}()
+	return r, d
+}
+
 // TestSecretsStayOut plants a recognisable secret in the captured tree,
 // lets it in with --allow-credentials, and checks it appears in no label,
 // history entry, report, log or error.
@@ -228,6 +304,17 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatal(r)
 	}
 	refused := seedbuild(t, nil, "--log-level", "debug", "create", "--json", "--rootfs", root, "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+out+".2")
+	if refused.code != 1 || !strings.Contains(refused.stderr, "refusing to capture registry credentials") || !strings.Contains(refused.stderr, "--allow-credentials") {
+		t.Errorf("create without --allow-credentials: %s\nwant exit 1 refusing the credentials and naming --allow-credentials", refused)
+	}
+	for _, p := range []string{"/var/lib/kubelet/config.json", "/etc/containers/auth.json"} {
+		if !strings.Contains(refused.stderr, p) {
+			t.Errorf("the refusal does not name %s: %s", p, refused.stderr)
+		}
+	}
+	if _, err := os.Stat(out + ".2"); err == nil {
+		t.Errorf("the refused create wrote %s", out+".2")
+	}
 	insp := mustSeedbuild(t, "inspect", "--json", "oci-archive:"+out)
 	img := readArchive(t, out)
 	cfg, _ := json.Marshal(img.config)

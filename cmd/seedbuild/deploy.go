@@ -19,7 +19,7 @@ type deployOptions struct {
 	stateroot, sysroot, method, podmanURL, facts string
 	kargs                                        []string
 	notAsDefault, dryRun, asJSON, force, quiet   bool
-	noIBUKarg                                    bool
+	noIBUKarg, allowXattrLoss                    bool
 }
 
 // Validate checks the flags on their face.
@@ -94,6 +94,7 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 	f.BoolVar(&o.force, "force", false, "replace an existing, non-booted stateroot")
 	f.StringVar(&o.facts, "facts", "", "target facts JSON (seedbuild facts --json); refuse an incompatible seed")
 	f.BoolVar(&o.noIBUKarg, "no-ibu-karg", false, "leave out the ibu=<seed OCP version> kernel argument")
+	f.BoolVar(&o.allowXattrLoss, "allow-xattr-loss", false, "go on, with a warning, when the sysroot refuses an xattr (an SELinux label) of the seed's /var or /etc; by default the deploy fails and names the path")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no progress")
 	o.registryFlags.add(cmd)
 	return cmd
@@ -103,7 +104,7 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 	method, _ := deployer.ParseMethod(o.method)
 	cfg := deployer.Config{
 		Options: deployer.Options{Stateroot: o.stateroot, Sysroot: o.sysroot, Method: method, Kargs: o.kargs,
-			NotAsDefault: o.notAsDefault, Force: o.force, NoIBUKarg: o.noIBUKarg},
+			NotAsDefault: o.notAsDefault, Force: o.force, NoIBUKarg: o.noIBUKarg, AllowXattrLoss: o.allowXattrLoss},
 		PodmanURL: o.podmanURL, DryRun: o.dryRun, Retry: o.retries(), TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
 	}
 	if o.quiet {
