@@ -25,6 +25,7 @@ func (e *executor) registerActions() {
 		ActionRemoveStateroot: e.removeStateroot,
 		ActionUndeploy:        e.undeployAction,
 		ActionUndeployPath:    e.undeployPath,
+		ActionPrepareRoot:     e.prepareRoot,
 		ActionRemoveCommit:    e.removeCommit,
 		ActionFindDeployment:  e.findDeployment,
 		ActionStageUsrEtc:     e.stageUsrEtc,
@@ -110,6 +111,84 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 		return "", err
 	}
 	return "", e.undeploy(ctx, fresh)
+}
+
+// prepareRoot lays an unpacked image root out for ostree commit, in place:
+// its /etc becomes /usr/etc, and the content of its /var is moved into
+// a["var"] (the new stateroot's var, on the same file system), or removed
+// when there is no a["var"]. Moving is a rename: nothing is copied.
+func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "root"); err != nil {
+		return "", err
+	}
+	root := a["root"]
+	// What the image has of the mount points, with their modes, for
+	// verify: the commit takes the root over.
+	var points []string
+	for _, name := range mountPoints {
+		if fi, err := os.Lstat(filepath.Join(root, name)); err == nil && fi.IsDir() {
+			points = append(points, fmt.Sprintf("%s:%04o", name, dirMode(fi)))
+		}
+	}
+	etc, usrEtc := filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")
+	if fileExists(etc) {
+		if fileExists(usrEtc) {
+			return "", fmt.Errorf("the image has both /etc and /usr/etc: want /etc only, as a bootc image has")
+		}
+		if err := os.Rename(etc, usrEtc); err != nil {
+			return "", fmt.Errorf("laying the image's /etc out as /usr/etc: %w", err)
+		}
+	}
+	varDir := filepath.Join(root, "var")
+	entries, err := os.ReadDir(varDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the image's /var: %w", err)
+	}
+	for _, en := range entries {
+		src := filepath.Join(varDir, en.Name())
+		if a["var"] == "" {
+			if err := os.RemoveAll(src); err != nil {
+				return "", fmt.Errorf("leaving the image's /var out of the commit: %w", err)
+			}
+			continue
+		}
+		if err := moveInto(src, filepath.Join(a["var"], en.Name())); err != nil {
+			return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
+		}
+	}
+	return strings.Join(points, " "), nil
+}
+
+// moveInto renames src to dst; where both are folders, it moves src's
+// entries into dst one by one, so what dst already has (the folders
+// os-init makes) stays, and what src brings wins.
+func moveInto(src, dst string) error {
+	sfi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	dfi, err := os.Lstat(dst)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.Rename(src, dst)
+	case err != nil:
+		return err
+	case sfi.IsDir() && dfi.IsDir():
+		entries, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, en := range entries {
+			if err := moveInto(filepath.Join(src, en.Name()), filepath.Join(dst, en.Name())); err != nil {
+				return err
+			}
+		}
+		return os.Remove(src)
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	return os.Rename(src, dst)
 }
 
 // undeployPath removes the deployment whose folder is a["deployment"].

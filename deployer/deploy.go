@@ -55,9 +55,64 @@ type Result struct {
 	BootEntry  string    `json:"boot_entry,omitempty"`
 }
 
-// Deploy installs the seed into a new stateroot: inspect, gather, check,
-// plan, then (unless DryRun) execute, undoing on failure.
+// Deploy installs the seed into a new stateroot, in stages that each make
+// a value: the seed's labels (read from its transport), the label-only
+// checks, the seed materialised (unpacked onto the sysroot's file system
+// for the ostree and classic routes, pulled into containers-storage for
+// bootc and ostree-ext), the host's facts, every check, the plan, and the
+// run. A dry run materialises nothing: it reads the few files the plan
+// needs from the layers, and writes nowhere.
 func Deploy(ctx context.Context, cfg Config) (*Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	desc, err := readSeed(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// What the labels alone can refuse is refused before anything is
+	// fetched: no need to unpack gigabytes for a wrong sysroot.
+	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed,
+		Image: imageref.Display(cfg.Image)}
+	if problems := beforePull(Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
+		return nil, &PreflightError{Problems: problems}
+	}
+	route := chooseRoute(ctx, cfg, labelOnly)
+	if cfg.DryRun {
+		return dryRun(ctx, cfg, desc, labelOnly, route)
+	}
+	scratch.RemoveStale(cfg.TempDir, cfg.Log)
+	scratch.RemoveStale(filepath.Join(cfg.Sysroot, "ostree"), cfg.Log)
+	localimage.RemoveStaleContainers(cfg.Store, cfg.Log)
+	seed, root, release, err := materialise(ctx, cfg, desc, labelOnly, route)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ex := newExecutor(cfg, root)
+	if err := ex.recoverJournals(ctx); err != nil {
+		return nil, err
+	}
+	host := GatherHost(ctx, cfg.Sysroot, route.ping)
+	host.PodmanURL = cfg.PodmanURL
+	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
+		return nil, &PreflightError{Problems: problems}
+	}
+	plan := NewPlan(host, seed, cfg.Options)
+	res := &Result{Kind: desc.Kind, Plan: plan, Host: host, Seed: seed}
+	if cfg.Events != nil {
+		cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
+	}
+	if err := execute(ctx, ex, plan, cfg); err != nil {
+		return res, err
+	}
+	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
+	return res, nil
+}
+
+// withDefaults fills what was left out and checks the stateroot's name.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Sysroot == "" {
 		cfg.Sysroot = "/"
 	}
@@ -74,16 +129,18 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.runner = ExecRunner{}
 	}
 	if err := ValidateStateroot(cfg.Stateroot); err != nil {
-		return nil, err
+		return cfg, err
 	}
 	abs, err := filepath.Abs(cfg.Sysroot)
 	if err != nil {
-		return nil, err
+		return cfg, fmt.Errorf("resolving the sysroot %q: %w", cfg.Sysroot, err)
 	}
 	cfg.Sysroot = abs
-	scratch.RemoveStale(cfg.TempDir, cfg.Log)
-	localimage.RemoveStaleContainers(cfg.Store, cfg.Log)
+	return cfg, nil
+}
 
+// readSeed reads the seed's labels from its transport.
+func readSeed(ctx context.Context, cfg Config) (*seedimage.Description, error) {
 	desc, err := seedimage.Read(ctx, cfg.Image, cfg.SystemContext)
 	if err != nil {
 		if desc != nil && errors.Is(err, labels.ErrNotASeed) {
@@ -91,77 +148,131 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, fmt.Errorf("inspecting %q: %w", imageref.Display(cfg.Image), err)
 	}
-	// What the labels alone can refuse is refused before a pull: no need to
-	// fetch gigabytes for a wrong sysroot or an incompatible target.
-	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed}
-	if problems := beforePull(Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
-		return nil, &PreflightError{Problems: problems}
+	return desc, nil
+}
+
+// route is how the seed reaches the sysroot.
+type route struct {
+	// unpack says the seed is unpacked straight onto the sysroot's file
+	// system, where the commit takes its files over (ostree commit
+	// --consume) and its /var is moved, not copied: each byte is written
+	// once. Otherwise it is pulled into containers-storage and mounted,
+	// which bootc and ostree-ext need.
+	unpack bool
+	// ping asks the podman service, for the bootc method.
+	ping func(context.Context) bool
+}
+
+// chooseRoute picks how the seed reaches the sysroot: only bootc and
+// ostree-ext need containers-storage, so a seed unpacks unless one of
+// them can run. It reads the host, and changes nothing.
+func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
+	var r route
+	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) {
+		r.ping = PodmanPinger(cfg.PodmanURL)
+	}
+	switch {
+	case seed.Kind == labels.Classic, cfg.Method == Ostree:
+		r.unpack = true
+	case cfg.Method == Auto:
+		r.unpack = !(r.ping != nil && r.ping(ctx)) && !OstreeContainerWorks(ctx)
+	}
+	return r
+}
+
+// materialise makes the seed's root file system readable on the host, by
+// its route, and reads the seed's facts from it. release removes what it
+// made (the unpacked root; the mount, not the pulled image).
+func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, string, func(), error) {
+	if r.unpack {
+		stage, err := scratch.New(filepath.Join(cfg.Sysroot, "ostree"), "deploy-"+cfg.Stateroot)
+		if err != nil {
+			return seed, "", nil, err
+		}
+		root := filepath.Join(stage.Path, "rootfs")
+		n := len(desc.Layers)
+		size, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, func(i int) {
+			if cfg.Events != nil {
+				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d onto the sysroot", i+1, n)})
+			}
+		})
+		if err != nil {
+			stage.Remove()
+			return seed, "", nil, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
+		}
+		seed.Unpacked, seed.Size = true, size
+		readSeedFiles(dirTree(root), &seed)
+		return seed, root, stage.Remove, nil
 	}
 	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)
 	if err != nil {
-		return nil, err
+		return seed, "", nil, err
 	}
 	mnt, err := localimage.Mount(cfg.Store, imageID)
 	if err != nil {
-		return nil, err
+		return seed, "", nil, err
 	}
-	defer mnt.Release()
-
-	seed := labelOnly
 	seed.Image, seed.ImageID = imageref.Display(local), imageID
 	if size, err := cfg.Store.ImageSize(imageID); err == nil {
 		seed.Size = size
 	}
-	readSeedFiles(mnt.Path, &seed)
-	var ping func(context.Context) bool
-	if seed.Kind.Bootable() && seed.HasBootc && (cfg.Method == Auto || cfg.Method == Bootc) {
-		ping = PodmanPinger(cfg.PodmanURL)
+	readSeedFiles(dirTree(mnt.Path), &seed)
+	return seed, mnt.Path, func() { mnt.Release() }, nil
+}
+
+// dryRun plans from what the layers say, read straight from the seed's
+// transport, and the host's facts: nothing is pulled, unpacked, mounted,
+// recovered or written.
+func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (*Result, error) {
+	scan, err := seedimage.Scan(ctx, cfg.Image, cfg.SystemContext, seedFactFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the layers of %s: %w", imageref.Display(cfg.Image), err)
 	}
-	ex := &executor{
-		runner: cfg.runner, vars: map[string]string{"mount": mnt.Path}, events: cfg.Events, sysroot: cfg.Sysroot,
-		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, graphRoot: cfg.Store.GraphRoot(), log: cfg.Log,
+	seed.Unpacked, seed.Size = r.unpack, scan.Size
+	if !r.unpack {
+		seed.ImageID = desc.ConfigDigest
 	}
-	ex.registerActions()
-	// A dry run changes nothing, not even what a killed run left.
-	if !cfg.DryRun && fileExists(filepath.Join(cfg.Sysroot, "ostree/repo/config")) {
-		if err := ex.recoverJournals(ctx); err != nil {
-			return nil, err
-		}
-	}
-	host := GatherHost(ctx, cfg.Sysroot, ping)
+	readSeedFiles(scannedTree{scan}, &seed)
+	host := GatherHost(ctx, cfg.Sysroot, r.ping)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
 	}
-	plan := NewPlan(host, seed, cfg.Options)
-	res := &Result{Kind: desc.Kind, Plan: plan, Host: host, Seed: seed}
-	if cfg.DryRun {
-		return res, nil
+	return &Result{Kind: desc.Kind, Plan: NewPlan(host, seed, cfg.Options), Host: host, Seed: seed}, nil
+}
+
+func newExecutor(cfg Config, root string) *executor {
+	ex := &executor{
+		runner: cfg.runner, vars: map[string]string{"mount": root}, events: cfg.Events, sysroot: cfg.Sysroot,
+		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss,
 	}
-	if cfg.Events != nil {
-		cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
+	if cfg.Store != nil {
+		ex.graphRoot = cfg.Store.GraphRoot()
 	}
-	ex.kargs, ex.allowXattrLoss = plan.Kargs, cfg.AllowXattrLoss
 	ex.failAt, ex.hangAt = failpoints()
+	ex.registerActions()
+	return ex
+}
+
+// execute runs the plan with a journal: it is removed when the run is done
+// or wholly undone, and kept, for the next run to finish the undo, when an
+// undo failed.
+func execute(ctx context.Context, ex *executor, plan Plan, cfg Config) error {
+	ex.kargs = plan.Kargs
+	var err error
 	if ex.before, err = ex.deployments(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	ex.journal = &journal{PID: os.Getpid(), Stateroot: cfg.Stateroot, Before: ex.before, path: journalPath(cfg.Sysroot, cfg.Stateroot)}
+	ex.journal = &journal{PID: os.Getpid(), Boot: scratch.BootID(), Stateroot: cfg.Stateroot, Before: ex.before, path: journalPath(cfg.Sysroot, cfg.Stateroot)}
 	err = ex.run(ctx, plan)
 	var se *StepError
-	if err != nil && errors.As(err, &se) && len(se.UndoErrs) > 0 {
-		// What is left is recorded: the next run finishes the undo.
-		return res, err
+	if errors.As(err, &se) && len(se.UndoErrs) > 0 {
+		return err
 	}
-	// Done, or wholly undone: nothing is left to recover.
 	if rerr := ex.journal.remove(); rerr != nil && err == nil {
 		err = fmt.Errorf("removing the deploy journal: %w", rerr)
 	}
-	if err != nil {
-		return res, err
-	}
-	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
-	return res, nil
+	return err
 }
 
 // beforePull keeps the problems a seed's labels are enough to find. The

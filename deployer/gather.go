@@ -2,15 +2,21 @@ package deployer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/seedbuild/seedbuild/kargsd"
+	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/machineconfig"
+	"github.com/seedbuild/seedbuild/seedimage"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,49 +101,128 @@ func freeBytes(dir string) uint64 {
 	return st.Bavail * uint64(st.Bsize)
 }
 
-// readSeedFiles fills what the mounted seed image holds into s.
-func readSeedFiles(mnt string, s *SeedFacts) {
-	if fi, err := os.Lstat(filepath.Join(mnt, "usr/bin/bootc")); err == nil && !fi.IsDir() {
-		s.HasBootc = true
+// seedTree is what a seed's facts are read from: its root file system,
+// unpacked or mounted, or a scan of its layers for a dry run.
+type seedTree interface {
+	// entry says whether rel exists and is not a folder, and its size.
+	entry(rel string) (size int64, ok bool)
+	read(rel string) ([]byte, error)
+	// glob lists the paths matching pattern, in name order.
+	glob(pattern string) []string
+}
+
+// dirTree is a root file system in a folder.
+type dirTree string
+
+func (d dirTree) entry(rel string) (int64, bool) {
+	fi, err := os.Lstat(filepath.Join(string(d), rel))
+	if err != nil || fi.IsDir() {
+		return 0, false
 	}
-	s.KargsD = readKargsD(filepath.Join(mnt, "usr/lib/bootc/kargs.d"), runtime.GOARCH)
-	for _, p := range []string{"usr/lib/openshift/seed/mco-currentconfig.json", "mco-currentconfig.json"} {
-		if mc, err := machineconfig.ReadFile(filepath.Join(mnt, p)); err == nil {
+	return fi.Size(), true
+}
+
+func (d dirTree) read(rel string) ([]byte, error) { return os.ReadFile(filepath.Join(string(d), rel)) }
+
+func (d dirTree) glob(pattern string) []string {
+	matches, _ := filepath.Glob(filepath.Join(string(d), pattern))
+	var out []string
+	for _, m := range matches {
+		rel, _ := filepath.Rel(string(d), m)
+		out = append(out, rel)
+	}
+	return out
+}
+
+// scannedTree is the wanted files of a layer scan (seedimage.Scan).
+type scannedTree struct{ *seedimage.Scanned }
+
+func (s scannedTree) entry(rel string) (int64, bool) {
+	n, ok := s.Entries[rel]
+	return n, ok
+}
+
+func (s scannedTree) read(rel string) ([]byte, error) {
+	if data, ok := s.Files[rel]; ok {
+		return data, nil
+	}
+	return nil, fmt.Errorf("%s: %w", rel, os.ErrNotExist)
+}
+
+func (s scannedTree) glob(pattern string) []string {
+	var out []string
+	for name := range s.Entries {
+		if ok, _ := path.Match(pattern, name); ok {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// seedFactFile says whether a path of a seed image is one its facts are
+// read from, for a scan of its layers.
+func seedFactFile(name string) bool {
+	switch name {
+	case "usr/bin/bootc", labels.SeedDir[1:] + "/mco-currentconfig.json", "mco-currentconfig.json":
+		return true
+	}
+	if strings.HasPrefix(name, "usr/lib/bootc/kargs.d/") && strings.HasSuffix(name, ".toml") {
+		return true
+	}
+	if ok, _ := path.Match("usr/lib/modules/*/vmlinuz", name); ok {
+		return true
+	}
+	ok, _ := path.Match("usr/lib/modules/*/initramfs.img", name)
+	return ok
+}
+
+// readSeedFiles fills what the seed's root holds into s: whether it has
+// bootc, its kargs.d and MachineConfig kernel arguments, and its kernel's
+// size. A kargs.d file that cannot be read or parsed is listed in
+// s.Unreadable (a preflight problem), never dropped.
+func readSeedFiles(t seedTree, s *SeedFacts) {
+	_, s.HasBootc = t.entry("usr/bin/bootc")
+	s.KargsD, s.Unreadable = readKargsD(t, runtime.GOARCH)
+	for _, p := range []string{labels.SeedDir[1:] + "/mco-currentconfig.json", "mco-currentconfig.json"} {
+		data, err := t.read(p)
+		if err != nil {
+			continue
+		}
+		if mc, err := machineconfig.Parse(data); err == nil {
 			s.MachineConfigKargs = mc.KernelArguments
 			break
 		}
 	}
-	if mods, err := filepath.Glob(filepath.Join(mnt, "usr/lib/modules/*")); err == nil {
-		for _, m := range mods {
-			for _, f := range []string{"vmlinuz", "initramfs.img"} {
-				if fi, err := os.Stat(filepath.Join(m, f)); err == nil {
-					s.KernelSize += fi.Size()
-				}
+	for _, pattern := range []string{"usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/initramfs.img"} {
+		for _, p := range t.glob(pattern) {
+			if n, ok := t.entry(p); ok {
+				s.KernelSize += n
 			}
 		}
 	}
 }
 
-// readKargsD reads the kargs of every *.toml in dir, in name order, that
-// applies to arch.
-func readKargsD(dir, arch string) []string {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.toml"))
-	var out []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+// readKargsD reads the kargs of every kargs.d/*.toml, in name order, that
+// applies to arch; it lists the files it cannot read or parse.
+func readKargsD(t seedTree, arch string) (kargs, unreadable []string) {
+	for _, f := range t.glob("usr/lib/bootc/kargs.d/*.toml") {
+		data, err := t.read(f)
 		if err != nil {
+			unreadable = append(unreadable, fmt.Sprintf("/%s: %v", f, err))
 			continue
 		}
-		kargs, arches, err := kargsd.Parse(string(data))
+		k, arches, err := kargsd.Parse(string(data))
 		if err != nil {
+			unreadable = append(unreadable, fmt.Sprintf("/%s: %v", f, err))
 			continue
 		}
-		if len(arches) > 0 && !contains(arches, bootcArch(arch)) {
+		if len(arches) > 0 && !slices.Contains(arches, bootcArch(arch)) {
 			continue
 		}
-		out = append(out, kargs...)
+		kargs = append(kargs, k...)
 	}
-	return out
+	return kargs, unreadable
 }
 
 func bootcArch(goarch string) string {

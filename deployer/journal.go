@@ -17,7 +17,10 @@ import (
 // its journal; the next run into the same sysroot runs its undo list, so
 // nothing half-made stays behind.
 type journal struct {
-	PID       int          `json:"pid"`
+	PID int `json:"pid"`
+	// Boot is the boot the run was in (scratch.BootID): after a power cut
+	// its pid may be another process's.
+	Boot      string       `json:"boot"`
 	Stateroot string       `json:"stateroot"`
 	Before    []deployment `json:"before"`
 	// Done is the number of steps that finished.
@@ -98,7 +101,7 @@ func (e *executor) recoverJournals(ctx context.Context) error {
 		if err := json.Unmarshal(data, &j); err != nil || ValidateStateroot(j.Stateroot) != nil {
 			return fmt.Errorf("reading the deploy journal %q: not a journal seedbuild wrote (%v); remove it by hand once the stateroot it names is checked", f, err)
 		}
-		if j.PID > 0 && scratch.Alive(j.PID) {
+		if _, alive := scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
 			continue
 		}
 		if booted := sysrootFacts(e.sysroot).Booted; booted != "" && booted == j.Stateroot {

@@ -109,10 +109,18 @@ type SeedFacts struct {
 	KindName     string      `json:"kind"`
 	Architecture string      `json:"architecture"`
 	Seed         labels.Seed `json:"-"`
+	// Unpacked says the seed's root was unpacked onto the sysroot's file
+	// system, for the commit to take its files over (ostree commit
+	// --consume), rather than mounted from containers-storage.
+	Unpacked bool `json:"unpacked"`
 	// HasBootc is whether the image has /usr/bin/bootc.
 	HasBootc bool `json:"has_bootc"`
 	// KargsD are the kernel arguments of the image's kargs.d files.
 	KargsD []string `json:"kargs_d,omitempty"`
+	// Unreadable lists the kargs.d files that could not be read or
+	// parsed, each with why: a preflight problem, since ostree-ext and the
+	// ostree method must pass every karg themselves.
+	Unreadable []string `json:"unreadable,omitempty"`
 	// MachineConfigKargs are spec.kernelArguments of mco-currentconfig.json.
 	MachineConfigKargs []string `json:"machine_config_kargs,omitempty"`
 	// Size is the image's uncompressed size.
@@ -146,6 +154,8 @@ const (
 	ActionClearStateroot = "clear-stateroot"
 	// ActionRemoveStateroot undeploys what the run made in a stateroot and removes the stateroot.
 	ActionRemoveStateroot = "remove-stateroot"
+	// ActionPrepareRoot lays an unpacked root out for the commit.
+	ActionPrepareRoot = "prepare-root"
 	// ActionUndeployPath removes one deployment, named by its folder.
 	ActionUndeployPath = "undeploy-path"
 	// ActionUndeploy removes the deployments the run made in a stateroot.
@@ -276,20 +286,42 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
 		}
 	case Ostree, Classic:
-		if method == Ostree {
-			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
-		} else {
-			p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
-		}
 		// The new deployment becomes the default only once it is whole:
 		// it is made aside, filled, and then deployed again as the default,
 		// which ostree does atomically (after a sync), merging the /etc
 		// state from the copy made aside. A power cut at any point boots
 		// either the old default or the whole new deployment.
-		p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+		seedDir := seedFiles(s.Kind)
+		switch {
+		case method == Classic:
+			p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
+			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
+			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+		case s.Unpacked:
+			// The unpacked root is laid out for the commit in place, its
+			// /var moved into the stateroot, and the commit takes its
+			// files over: the seed's own files are then read from the
+			// new deployment's /usr.
+			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
+			prep := Step{Desc: "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var left out", Action: ActionPrepareRoot,
+				Args: map[string]string{"root": "{mount}"}, Capture: "mount-points"}
+			if s.Kind == labels.Native {
+				prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var"
+				prep.Args["var"] = stateDir + "/var"
+			}
+			p.Steps = append(p.Steps, prep)
+			if s.Kind != labels.Native {
+				p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+			}
+			p.Steps = append(p.Steps, consumeCommitStep(sr, o.Stateroot))
+			seedDir = "{deployment}" + labels.SeedDir
+		default:
+			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
+			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
+			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
+		}
 		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
-		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
+		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		if !o.NotAsDefault {
 			p.Steps = append(p.Steps,
 				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
@@ -300,9 +332,35 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 				findDeploymentStep(sr, o.Stateroot))
 		}
 	}
-	p.Steps = append(p.Steps, Step{Desc: "verify the new deployment", Action: ActionVerify,
-		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}})
+	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
+		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}}
+	if s.Kind != labels.Classic {
+		verify.Args["image-root"] = "{mount}"
+		verify.Args["seed-etc"] = "{mount}" + labels.SeedDir + "/etc"
+		verify.Args["image-var"] = "{mount}/var"
+		if s.Unpacked && method == Ostree {
+			// The commit took the unpacked files over: the seed's /etc
+			// is the new deployment's, and its /var was moved.
+			verify.Args["image-root"], verify.Args["image-var"] = "", ""
+			verify.Args["mount-points"] = "{mount-points}"
+			verify.Args["seed-etc"] = "{deployment}" + labels.SeedDir + "/etc"
+		}
+		if s.Kind != labels.Native {
+			delete(verify.Args, "seed-etc")
+			delete(verify.Args, "image-var")
+		}
+	}
+	p.Steps = append(p.Steps, verify)
 	return p
+}
+
+// consumeCommitStep commits the unpacked root into the repo, taking its
+// files over instead of copying them (they are on the same file system).
+func consumeCommitStep(sr, name string) Step {
+	return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy)",
+		Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
+			"--consume", "--tree=dir={mount}"},
+		Capture: "commit", Undo: removeCommitStep(sr, name)}
 }
 
 func findDeploymentStep(sr, name string) Step {
@@ -408,8 +466,10 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 }
 
 // etcSteps lay the seed node's /etc state into the new deployment's /etc.
-func etcSteps(kind labels.Kind) []Step {
-	seed := seedFiles(kind)
+func etcSteps(kind labels.Kind) []Step { return etcStepsFrom(kind, seedFiles(kind)) }
+
+// etcStepsFrom is etcSteps with the seed's files read from seed.
+func etcStepsFrom(kind labels.Kind, seed string) []Step {
 	var steps []Step
 	if kind == labels.Native {
 		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc",

@@ -44,15 +44,34 @@ func testSeed(kind labels.Kind) SeedFacts {
 func TestPlanGolden(t *testing.T) {
 	kinds := []labels.Kind{labels.Native, labels.BootcTarball, labels.Classic}
 	methods := []Method{Auto, Bootc, OstreeExt, Ostree}
+	type plan struct {
+		kind     labels.Kind
+		method   Method
+		unpacked bool
+	}
+	var plans []plan
 	for _, kind := range kinds {
 		for _, m := range methods {
 			if kind == labels.Classic && m != Auto {
 				continue
 			}
+			plans = append(plans, plan{kind, m, false})
+		}
+	}
+	// The seed unpacked onto the sysroot: the ostree and classic routes.
+	plans = append(plans, plan{labels.Native, Ostree, true}, plan{labels.BootcTarball, Ostree, true}, plan{labels.Classic, Auto, true})
+	for _, pl := range plans {
+		kind, m := pl.kind, pl.method
+		{
 			name := kind.String() + "-" + string(m)
+			if pl.unpacked {
+				name += "-unpacked"
+			}
 			t.Run(name, func(t *testing.T) {
 				o := Options{Stateroot: "rhcos-4.20", Sysroot: "/", Method: m, Kargs: []string{"console=ttyS0"}}
-				p := NewPlan(testHost(), testSeed(kind), o)
+				seed := testSeed(kind)
+				seed.Unpacked = pl.unpacked
+				p := NewPlan(testHost(), seed, o)
 				got, err := json.MarshalIndent(p, "", "  ")
 				if err != nil {
 					t.Fatal(err)

@@ -20,6 +20,7 @@ const (
 	CheckSpace         Check = "space"
 	CheckBootSpace     Check = "boot-space"
 	CheckCompatibility Check = "compatibility"
+	CheckSeedFiles     Check = "seed-files"
 )
 
 // Problem is one reason not to deploy.
@@ -59,6 +60,9 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add(CheckBooted, "%q is the booted stateroot: deploy into a new one", o.Stateroot)
 	} else if contains(h.Stateroots, o.Stateroot) && !o.Force {
 		add(CheckStateroot, "stateroot %q exists: pick another name, or pass --force to replace its non-booted deployments", o.Stateroot)
+	}
+	for _, u := range s.Unreadable {
+		add(CheckSeedFiles, "the seed's kargs.d file %s: its kernel arguments would be lost", u)
 	}
 	if s.Architecture != "" && h.Architecture != "" && s.Architecture != h.Architecture {
 		add(CheckArchitecture, "the seed is for %s, this host is %s", s.Architecture, h.Architecture)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/seedbuild/seedbuild/labels"
@@ -15,22 +16,27 @@ import (
 // verify checks the new deployment: it exists, its /etc holds the seed's
 // /etc changes, the stateroot's var holds the seed's /var, and its boot
 // entry carries the kernel arguments.
+//
+// Args: sysroot, stateroot, kind; image-root, the image's root to compare
+// the mount points with ("" checks that the usual ones are there);
+// seed-etc, the seed's /etc state; image-var, the image's /var.
 func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (string, error) {
 	dep := e.vars["deployment"]
 	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("the new deployment %q is missing", dep)
 	}
 	var problems []string
-	mnt := e.vars["mount"]
 	varDir := filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"], "var")
-	if a["kind"] == labels.Native.String() && mnt != "" {
-		problems = append(problems, compareEtc(filepath.Join(mnt, labels.SeedDir, "etc"), filepath.Join(dep, "etc"))...)
-		problems = append(problems, compareVar(filepath.Join(mnt, "var"), varDir)...)
+	if a["seed-etc"] != "" {
+		problems = append(problems, compareEtc(a["seed-etc"], filepath.Join(dep, "etc"))...)
+	}
+	if a["image-var"] != "" {
+		problems = append(problems, compareVar(a["image-var"], varDir)...)
 	} else if entries, err := os.ReadDir(varDir); err != nil || len(entries) == 0 {
 		problems = append(problems, "the stateroot's var is empty")
 	}
-	if a["kind"] != labels.Classic.String() && mnt != "" {
-		problems = append(problems, checkMountPoints(mnt, dep)...)
+	if a["kind"] != labels.Classic.String() {
+		problems = append(problems, checkMountPoints(a["image-root"], a["mount-points"], dep)...)
 	}
 	problems = append(problems, e.checkBootEntry(a["sysroot"], a["stateroot"])...)
 	if len(problems) > 0 {
@@ -42,26 +48,51 @@ func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (strin
 	return "", nil
 }
 
+// dirMode is a folder's permission bits with the sticky bit, as chmod
+// spells them (1777 for /tmp).
+func dirMode(fi os.FileInfo) uint32 {
+	m := uint32(fi.Mode().Perm())
+	if fi.Mode()&os.ModeSticky != 0 {
+		m |= 0o1000
+	}
+	return m
+}
+
 // mountPoints are the folders of an OS root that stay empty in an image and
 // that the booted system mounts over; a deployment without them does not
 // boot.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "var"}
 
 // checkMountPoints checks that the deployment keeps every mount point the
-// image's root has, as a folder with the image's mode.
-func checkMountPoints(imageRoot, dep string) []string {
+// image's root has, as a folder with the image's mode. With no image root
+// to read, points lists them as NAME:MODE (octal, sticky bit included).
+func checkMountPoints(imageRoot, points, dep string) []string {
+	want := map[string]uint32{}
+	if imageRoot != "" {
+		for _, name := range mountPoints {
+			if fi, err := os.Lstat(filepath.Join(imageRoot, name)); err == nil && fi.IsDir() {
+				want[name] = dirMode(fi)
+			}
+		}
+	}
+	for _, p := range strings.Fields(points) {
+		name, mode, _ := strings.Cut(p, ":")
+		if m, err := strconv.ParseUint(mode, 8, 32); err == nil {
+			want[name] = uint32(m)
+		}
+	}
 	var problems []string
 	for _, name := range mountPoints {
-		want, err := os.Lstat(filepath.Join(imageRoot, name))
-		if err != nil || !want.IsDir() {
+		w, ok := want[name]
+		if !ok {
 			continue
 		}
 		got, err := os.Lstat(filepath.Join(dep, name))
 		switch {
 		case err != nil || !got.IsDir():
 			problems = append(problems, "the mount point /"+name+" is missing from the deployment")
-		case got.Mode().Perm()|got.Mode()&os.ModeSticky != want.Mode().Perm()|want.Mode()&os.ModeSticky:
-			problems = append(problems, fmt.Sprintf("the mount point /%s has mode %v, the image's has %v", name, got.Mode(), want.Mode()))
+		case dirMode(got) != w:
+			problems = append(problems, fmt.Sprintf("the mount point /%s has mode %04o, the image's has %04o", name, dirMode(got), w))
 		}
 	}
 	return problems

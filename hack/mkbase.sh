@@ -3,7 +3,8 @@
 #
 # Turns the OS part of a mkroot.py tree into a stand-in for a bootc base
 # image (what `FROM <spec.osImageURL>` would give on a real cluster, where we
-# cannot pull RHCOS): usr/ as is, usr/etc again as /etc, empty /sysroot, /boot
+# cannot pull RHCOS): usr/ as is, usr/etc again as /etc, empty /sysroot, /boot,
+# /dev, /proc, /sys, /run and /tmp (1777)
 # and /var, /ostree -> sysroot/ostree, usr/lib/ostree/prepare-root.conf, and
 # the bootc labels. The image is tagged TAG in buildah's storage and, if
 # OUT.oci-archive is given, also written there. Prints TAG.
@@ -37,7 +38,8 @@ img=$ctx/rootfs
 mkdir -p "$img"
 cp -a "$src/usr" "$img/"
 cp -a "$src/usr/etc" "$img/etc"
-install -d -m 0755 "$img/sysroot" "$img/boot" "$img/var" "$img/usr/lib/ostree"
+install -d -m 0755 "$img/sysroot" "$img/boot" "$img/var" "$img/usr/lib/ostree" "$img/dev" "$img/proc" "$img/sys" "$img/run"
+install -d -m 1777 "$img/tmp"
 ln -s sysroot/ostree "$img/ostree"
 cat >"$img/usr/lib/ostree/prepare-root.conf" <<'EOF'
 [composefs]

@@ -236,7 +236,7 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 	final := dest
 	var partial string
 	if path != "" {
-		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), bootID(), os.Getpid()))
+		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))
 		_, rest, _ := strings.Cut(dest.StringWithinTransport(), ":")
 		name := dest.Transport().Name() + ":" + partial
 		if rest != "" {
@@ -303,21 +303,12 @@ func removeDeadPartials(path string) {
 	for _, m := range matches {
 		_, stamp, _ := strings.Cut(filepath.Base(m), ".partial-")
 		boot, pidText, _ := strings.Cut(stamp, "-")
-		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && (boot != bootID() || !scratch.Alive(pid)) {
+		if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && (boot != scratch.BootID() || !scratch.Alive(pid)) {
 			os.RemoveAll(m)
 		}
 	}
 }
 
-// bootID is a short name of this boot, so a pid of an earlier boot is
-// never taken for a live one.
-func bootID() string {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if id := strings.ReplaceAll(strings.TrimSpace(string(data)), "-", ""); err == nil && len(id) >= 8 {
-		return id[:8]
-	}
-	return "noboot"
-}
 
 // Retryable tells whether a failed copy is worth trying again: what
 // containers/common's heuristic retries, plus a network connection the

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/seedbuild/seedbuild/scratch"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/transports/alltransports"
@@ -164,7 +165,7 @@ func TestCopyImageLocalIsAtomic(t *testing.T) {
 	}
 	defer pc.Destroy()
 	out := filepath.Join(dir, "seed.tar")
-	for _, stamp := range []string{fmt.Sprintf("%s-%d", bootID(), deadPID(t)), fmt.Sprintf("0ldb00t0-%d", os.Getpid())} {
+	for _, stamp := range []string{fmt.Sprintf("%s-%d", scratch.BootID(), deadPID(t)), fmt.Sprintf("0ldb00t0-%d", os.Getpid())} {
 		os.WriteFile(filepath.Join(dir, ".seed.tar.partial-"+stamp), []byte("half"), 0o644)
 	}
 	dest, _ := alltransports.ParseImageName("oci-archive:" + out)

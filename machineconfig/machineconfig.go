@@ -41,6 +41,15 @@ func ReadFile(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("reading %q: %w", path, err)
 	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses a MachineConfig JSON document.
+func Parse(data []byte) (Config, error) {
 	var doc struct {
 		Metadata struct {
 			Annotations map[string]string `json:"annotations"`
@@ -59,7 +68,7 @@ func ReadFile(path string) (Config, error) {
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return Config{}, fmt.Errorf("parsing %q: %w", path, err)
+		return Config{}, fmt.Errorf("parsing the MachineConfig: %w", err)
 	}
 	c := Config{OSImageURL: doc.Spec.OSImageURL, KernelArguments: doc.Spec.KernelArguments, FIPS: doc.Spec.FIPS,
 		ReleaseVersion: doc.Metadata.Annotations[ReleaseVersionAnnotation], Raw: data}

@@ -37,7 +37,7 @@ func New(parent, purpose string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making temporary folder in %q: %w", parent, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(Stamp()), 0o644); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("making temporary folder %q: %w", dir, err)
 	}
@@ -87,14 +87,45 @@ func RemoveStale(parent string, w io.Writer) {
 		if err != nil {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 0 || Alive(pid) {
+		pid, live := StampAlive(string(data))
+		if pid <= 0 || live {
 			continue
 		}
 		if err := RemoveAll(dir); err == nil {
 			fmt.Fprintf(w, "Removed %s, left by an interrupted seedbuild run (pid %d)\n", dir, pid)
 		}
 	}
+}
+
+// Stamp names this process across reboots: "PID BOOTID". A folder or file
+// stamped so is a live run's only while that run lives in this boot.
+func Stamp() string { return strconv.Itoa(os.Getpid()) + " " + BootID() }
+
+// StampAlive reads a Stamp, or a bare pid of older runs, and says whether
+// its process still runs: never when it was of an earlier boot.
+func StampAlive(stamp string) (pid int, alive bool) {
+	f := strings.Fields(stamp)
+	if len(f) == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if len(f) > 1 && f[1] != BootID() {
+		return pid, false
+	}
+	return pid, Alive(pid)
+}
+
+// BootID is a short name of this boot, so a pid of an earlier boot (after
+// a power cut, say) is never taken for a live one.
+func BootID() string {
+	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if id := strings.ReplaceAll(strings.TrimSpace(string(data)), "-", ""); err == nil && len(id) >= 8 {
+		return id[:8]
+	}
+	return "noboot"
 }
 
 // Alive reports whether a process with this pid runs.

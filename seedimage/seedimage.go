@@ -35,7 +35,10 @@ type Description struct {
 	// Image is the reference that was read, with its transport.
 	Image string `json:"image"`
 	// Digest is the manifest digest.
-	Digest        string              `json:"digest"`
+	Digest string `json:"digest"`
+	// ConfigDigest is the config's digest, which names the image in local
+	// containers-storage once pulled.
+	ConfigDigest  string              `json:"config_digest"`
 	Kind          string              `json:"kind"`
 	FormatVersion int                 `json:"format_version"`
 	OCPVersion    string              `json:"ocp_version"`
@@ -93,7 +96,11 @@ func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 	if err != nil {
 		return nil, fmt.Errorf("digesting manifest: %w", err)
 	}
-	return describe(ref, dgst, blob, mime, info)
+	d, err := describe(ref, dgst, blob, mime, info)
+	if d != nil {
+		d.ConfigDigest = img.ConfigInfo().Digest.Encoded()
+	}
+	return d, err
 }
 
 func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime string, info *types.ImageInspectInfo) (*Description, error) {

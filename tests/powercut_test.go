@@ -25,17 +25,22 @@ type powerCut struct {
 	// whole says the new deployment was whole and the default before the
 	// cut, so the node must boot it.
 	whole bool
+	// left is what the next deploy says it found and removed.
+	left string
 }
 
-// The plan's steps (deployer/testdata/plans/native-ostree.json): 2 commit,
-// 5 var fill, 6 deploy beside the default, 8 /etc apply, 11 deploy again as
-// the default, 12 remove the spare.
+// The plan's steps (deployer/testdata/plans/native-ostree-unpacked.json):
+// 2 lay the unpacked root out (its /var moved into the stateroot), 3 commit
+// (taking the files over), 4 deploy beside the default, 6 /etc apply, 9
+// deploy again as the default, 10 remove the spare. The seed is unpacked
+// onto the sysroot before step 1.
 var powerCuts = []powerCut{
-	{name: "mid-commit", pattern: "[2/", delay: "4"},
-	{name: "mid-var-fill", pattern: "[5/", delay: "0.3"},
-	{name: "mid-etc-apply", pattern: "[8/", delay: "0.2"},
-	{name: "before-default", hang: 11, pattern: "[11/", delay: "0"},
-	{name: "after-default", hang: 12, pattern: "[12/", delay: "0", whole: true},
+	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: "left by an interrupted seedbuild run"},
+	{name: "mid-var-move", pattern: "[2/", delay: "0"},
+	{name: "mid-commit", pattern: "[3/", delay: "1"},
+	{name: "mid-etc-apply", pattern: "[6/", delay: "0"},
+	{name: "before-default", hang: 9, pattern: "[9/", delay: "0"},
+	{name: "after-default", hang: 10, pattern: "[10/", delay: "0", whole: true},
 }
 
 const statusStage = `
@@ -57,7 +62,7 @@ func TestBootedPowerCuts(t *testing.T) {
 	n.put(s.path("native"), "seeds/native.tar")
 	deploy := "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
 	var results []string
-	prev := ""
+	prev, prevLeft := "", ""
 	for i, c := range powerCuts {
 		env := ""
 		if c.hang > 0 {
@@ -70,12 +75,15 @@ func TestBootedPowerCuts(t *testing.T) {
 				t.Errorf("after the cut %s the node booted %q (%s), want the original deployment", prev, b.entry.options, b.file(t, "variant"))
 			}
 			log := b.file(t, "cut.log")
-			if !strings.Contains(log, "Undid an interrupted deploy into stateroot seed") {
-				t.Errorf("the deploy after the cut %s did not say it undid what the cut left:\n%s", prev, tail(log, 20))
+			if !strings.Contains(log, prevLeft) {
+				t.Errorf("the deploy after the cut %s did not say %q:\n%s", prev, prevLeft, tail(log, 20))
 			}
-			results = append(results, fmt.Sprintf("%s: booted the original; the next deploy undid the rest", prev))
+			results = append(results, fmt.Sprintf("%s: booted the original; the next deploy said %q", prev, prevLeft))
 		}
-		prev = c.name
+		prev, prevLeft = c.name, c.left
+		if prevLeft == "" {
+			prevLeft = "Undid an interrupted deploy into stateroot seed"
+		}
 	}
 	b := n.boot("after-cuts", seedStateStage+statusStage+`
 rc=0; `+deploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc

@@ -1,0 +1,178 @@
+package seedimage
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/manifest"
+	"go.podman.io/image/v5/pkg/blobinfocache/none"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage/pkg/archive"
+)
+
+// EachLayer opens ref and calls fn with each layer's uncompressed tar
+// stream, bottom layer first. Blobs come straight from the transport: no
+// blob cache and nothing in local storage is written. Each layer's digest
+// is checked once it is read whole.
+func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, fn func(i int, layer io.Reader) error) error {
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	unparsed := image.UnparsedInstance(src, nil)
+	blob, mime, err := unparsed.Manifest(ctx)
+	if err != nil {
+		return fmt.Errorf("reading manifest: %w", err)
+	}
+	if manifest.MIMETypeIsMultiImage(mime) {
+		list, err := manifest.ListFromBlob(blob, mime)
+		if err != nil {
+			return fmt.Errorf("parsing manifest list: %w", err)
+		}
+		d, err := list.ChooseInstance(sys)
+		if err != nil {
+			return fmt.Errorf("choosing an image from the manifest list: %w", err)
+		}
+		unparsed = image.UnparsedInstance(src, &d)
+	}
+	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
+	if err != nil {
+		return fmt.Errorf("reading image config: %w", err)
+	}
+	for i, info := range img.LayerInfos() {
+		if err := readLayer(ctx, src, info, func(r io.Reader) error { return fn(i, r) }); err != nil {
+			return fmt.Errorf("reading layer %d (%s): %w", i+1, info.Digest, err)
+		}
+	}
+	return nil
+}
+
+func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, fn func(io.Reader) error) error {
+	rc, _, err := src.GetBlob(ctx, info, none.NoCache)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	verifier := info.Digest.Verifier()
+	plain, err := archive.DecompressStream(io.TeeReader(rc, verifier))
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
+	if err := fn(plain); err != nil {
+		return err
+	}
+	// The rest of the tar stream (its end blocks) and of the blob, so the
+	// digest covers it all.
+	if _, err := io.Copy(io.Discard, plain); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, io.TeeReader(rc, verifier)); err != nil {
+		return err
+	}
+	if info.Digest != "" && !verifier.Verified() {
+		return fmt.Errorf("the layer does not match its digest %s", info.Digest)
+	}
+	return nil
+}
+
+// Unpack lays the image's root file system out in dest, applying each
+// layer in order with its whiteouts, owners, modes, xattrs and hard links,
+// as containers-storage does when it pulls. It returns the bytes of file
+// content written. dest should be empty: nothing that was there is kept
+// apart from what the layers leave.
+func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, onLayer func(i int)) (int64, error) {
+	var total int64
+	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
+		if onLayer != nil {
+			onLayer(i)
+		}
+		n, err := archive.ApplyUncompressedLayer(dest, layer, &archive.TarOptions{})
+		total += n
+		return err
+	})
+	return total, err
+}
+
+// Scanned is what Scan found in an image's layers.
+type Scanned struct {
+	// Files holds the final content of the wanted regular files no bigger
+	// than ScanMaxFile, by path (no leading slash).
+	Files map[string][]byte
+	// Entries holds every wanted path the image ends with, with its size
+	// (0 for what is not a regular file).
+	Entries map[string]int64
+	// Size is the image's unpacked size: every layer's file content.
+	Size int64
+}
+
+// ScanMaxFile is the largest file whose content Scan keeps.
+const ScanMaxFile = 1 << 20
+
+// Scan reads the image's layers, without writing anything, and returns
+// the wanted paths the image ends with, whiteouts applied, and the small
+// ones' content.
+func Scan(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, want func(name string) bool) (*Scanned, error) {
+	s := &Scanned{Files: map[string][]byte{}, Entries: map[string]int64{}}
+	err := EachLayer(ctx, ref, sys, func(_ int, layer io.Reader) error {
+		tr := tar.NewReader(layer)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+			dir, base := path.Split(name)
+			if base == ".wh..wh..opq" {
+				s.remove(strings.TrimSuffix(dir, "/"), false)
+				continue
+			}
+			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+				s.remove(dir+gone, true)
+				continue
+			}
+			if h.Typeflag == tar.TypeReg {
+				s.Size += h.Size
+			}
+			if !want(name) {
+				continue
+			}
+			s.remove(name, true)
+			s.Entries[name] = 0
+			if h.Typeflag == tar.TypeReg {
+				s.Entries[name] = h.Size
+				if h.Size <= ScanMaxFile {
+					data, err := io.ReadAll(tr)
+					if err != nil {
+						return err
+					}
+					s.Files[name] = data
+				}
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// remove forgets what is under p, and p itself when self is set.
+func (s *Scanned) remove(p string, self bool) {
+	for name := range s.Entries {
+		if (self && name == p) || strings.HasPrefix(name, p+"/") {
+			delete(s.Entries, name)
+			delete(s.Files, name)
+		}
+	}
+}
+
