@@ -4,7 +4,7 @@
 # Turns the OS part of a mkroot.py tree into a stand-in for a bootc base
 # image (what `FROM <spec.osImageURL>` would give on a real cluster, where we
 # cannot pull RHCOS): usr/ as is, usr/etc again as /etc, empty /sysroot, /boot,
-# /dev, /proc, /sys, /run and /tmp (1777)
+# /dev, /proc, /sys, /run, /tmp (1777)
 # and /var, /ostree -> sysroot/ostree, usr/lib/ostree/prepare-root.conf, and
 # the bootc labels. The image is tagged TAG in buildah's storage and, if
 # OUT.oci-archive is given, also written there. Prints TAG.

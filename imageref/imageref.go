@@ -309,7 +309,6 @@ func removeDeadPartials(path string) {
 	}
 }
 
-
 // Retryable tells whether a failed copy is worth trying again: what
 // containers/common's heuristic retries, plus a network connection the
 // registry dropped in the middle of an upload (closed connection, broken

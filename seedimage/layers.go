@@ -175,4 +175,3 @@ func (s *Scanned) remove(p string, self bool) {
 		}
 	}
 }
-
