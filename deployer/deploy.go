@@ -75,7 +75,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	// fetched: no need to unpack gigabytes for a wrong sysroot.
 	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed,
 		Image: imageref.Display(cfg.Image)}
-	if problems := beforePull(Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
+	if problems := beforePull(labelOnly.Kind, Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
 	}
 	route := chooseRoute(ctx, cfg, labelOnly)
@@ -278,11 +278,13 @@ func execute(ctx context.Context, ex *executor, plan Plan, cfg Config) error {
 // beforePull keeps the problems a seed's labels are enough to find. The
 // others need the image's content (its size, kernel, bootc), or wait for
 // the recovery of a killed run (an existing stateroot may be its leftover).
-func beforePull(problems []Problem) []Problem {
+// A --method given for a classic seed is wrong whatever its content.
+func beforePull(kind labels.Kind, problems []Problem) []Problem {
 	var out []Problem
 	for _, p := range problems {
-		switch p.Check {
-		case CheckSysroot, CheckBooted, CheckArchitecture, CheckCompatibility:
+		switch {
+		case p.Check == CheckSysroot, p.Check == CheckBooted, p.Check == CheckArchitecture, p.Check == CheckCompatibility,
+			p.Check == CheckMethod && kind == labels.Classic:
 			out = append(out, p)
 		}
 	}

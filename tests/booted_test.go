@@ -370,7 +370,7 @@ func checkSpaceFacts(t *testing.T, b boot) {
 
 const tarballDeployStage = `
 start=$(date +%s)
-$SB deploy oci-archive:$X/seeds/classic.tar --stateroot classic --method ostree --not-as-default
+$SB deploy oci-archive:$X/seeds/classic.tar --stateroot classic --not-as-default
 $SB deploy oci-archive:$X/seeds/bootc-tarball.tar --stateroot tarball --method ostree
 echo $(( $(date +%s) - start )) >$O/deploy-seconds
 ostree admin status >$O/status-after

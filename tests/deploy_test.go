@@ -288,17 +288,83 @@ func TestDeployRefusals(t *testing.T) {
 func TestDeployDryRunChangesNothing(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
-	sys := newSysroot(t)
-	before := status(t, sys)
-	r := mustSeedbuild(t, st.flags("deploy", "oci-archive:"+f.classic, "--stateroot", "x", "--sysroot", sys, "--dry-run")...)
-	for _, want := range []string{"Method: classic", "ostree pull-local", "tar xzf {mount}/var.tgz", "ostree admin deploy"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("dry run lacks %q:\n%s", want, r.stdout)
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:dry", "-o", "oci-archive:"+filepath.Join(t.TempDir(), "native.tar"))...)
+	for _, c := range []struct {
+		name, image string
+		want        []string
+	}{
+		{"classic", "oci-archive:" + f.classic, []string{"Method: classic", "ostree pull-local", "tar xzf {mount}/var.tgz", "ostree admin deploy"}},
+		{"native from storage", "localhost/seed:dry", []string{"Method: ostree", "ostree commit", "--consume", "ostree admin deploy"}},
+		{"bootc-tarball", "oci-archive:" + f.bootc, []string{"Method: ostree", "var.tgz", "ostree admin deploy"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sys := newSysroot(t)
+			tmp := t.TempDir()
+			before := status(t, sys) + treeListing(t, sys) + treeListing(t, st.root) + treeListing(t, tmp)
+			r := seedbuild(t, []string{"TMPDIR=" + tmp}, st.flags("deploy", c.image, "--stateroot", "x", "--sysroot", sys, "--dry-run", "--method", "auto")...)
+			if r.code != 0 {
+				t.Fatalf("deploy --dry-run: %s", r)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("dry run lacks %q:\n%s", want, r.stdout)
+				}
+			}
+			after := status(t, sys) + treeListing(t, sys) + treeListing(t, st.root) + treeListing(t, tmp)
+			if after != before {
+				t.Errorf("--dry-run changed the sysroot, the store or TMPDIR:\n%s", lineDiff(before, after))
+			}
+		})
+	}
+}
+
+// treeListing lists every path under dir with its type, mode, size and
+// mtime, lock files apart (taking a read lock may touch them).
+func treeListing(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if strings.HasSuffix(p, ".lock") || strings.HasSuffix(p, "/lock") {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		fmt.Fprintf(&b, "%s %v %d %d\n", p, fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
+}
+
+// lineDiff lists the lines only in a and only in b.
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for l := range ma {
+		if !mb[l] {
+			out = append(out, "- "+l)
 		}
 	}
-	if after := status(t, sys); after != before {
-		t.Errorf("--dry-run changed the sysroot")
+	for l := range mb {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
 	}
+	if len(out) > 20 {
+		out = append(out[:20], fmt.Sprintf("... and %d more", len(out)-20))
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestDeployOstreeExt runs the ostree-ext executor where `ostree container`
