@@ -206,7 +206,7 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 			e.vars[st.Capture] = out
 		}
 		if err == nil && i+1 == e.failAt {
-			err = errors.New("failure injected by SEEDBUILD_INJECT_FAILURE")
+			err = errors.New("failure injected by the test build's failpoint")
 		}
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()

@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
-# make bench: seedbuild against the upstream pipeline replay and a floor,
-# on the same sample root, in one run. Each case runs once to warm up, then
-# three times; the median wall time is used. Prints ratios, sizes and the
-# peak RSS of seedbuild create. Run as root.
+# make bench: seedbuild against the upstream pipeline replay and floors, on
+# the same sample roots, in one run. Run as root.
 #
-#   BENCH_DIR=/var/tmp/seedbuild-bench BENCH_SCALE=1 hack/bench.sh
+# Two OS bases, each as an OCI image (the seed's base) and as the same tree
+# committed to ostree (the classic reference's ostree.tgz):
+#   small  the mkroot.py stand-in (a few MB)
+#   rhcos  an RHCOS-sized one: mkroot.py --os-bulk-mb 1536 (1.5 GiB more in
+#          43k files)
+# Each line runs once to warm up, then BENCH_RUNS times (default 3); the
+# median wall time is used, with the peak RSS of seedbuild's lines. Then
+# seedbuild's create and deploy run once at scales 0.25, 1 and 4, so that
+# growth with the size of /var is visible.
+#
+#   BENCH_DIR=/var/tmp/seedbuild-bench BENCH_SCALE=1 BENCH_BASES="small rhcos" hack/bench.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${SEEDBUILD:-$here/../bin/seedbuild}
 dir=${BENCH_DIR:-/var/tmp/seedbuild-bench}
 scale=${BENCH_SCALE:-1}
 runs=${BENCH_RUNS:-3}
+bases=${BENCH_BASES:-small rhcos}
+sweep=${BENCH_SWEEP:-0.25 1 4}
 cores=$(nproc)
 
 "$here/rm-sysroot.sh" "$dir"
 mkdir -p "$dir"
 trap '"$here/rm-sysroot.sh" "$dir"' EXIT
 export BUILDAH_ARGS="--root $dir/storage --runroot $dir/run --storage-driver overlay"
-echo "bench: making the sample root (scale $scale) and the stand-in base in $dir" >&2
-python3 "$here/mkroot.py" --out "$dir/root" --scale "$scale" --ostree >/dev/null
-"$here/mkbase.sh" "$dir/root" localhost/bench-base:latest "$dir/base.tar" >/dev/null
+sb() { "$bin" --root "$dir/storage" --runroot "$dir/run" "$@"; }
 
 # measure NAME CMD...: warm-up, then $runs timed runs; records the median
 # seconds in $dir/NAME.time and the peak RSS (KiB) in $dir/NAME.rss. When
@@ -29,13 +37,15 @@ measure() {
   local name=$1; shift
   echo "bench: $name" >&2
   [[ -n $setup ]] && $setup
-  "$@" >/dev/null 2>&1
-  for i in $(seq "$runs"); do
+  "$@" >/dev/null 2>"$dir/$name.err" || { cat "$dir/$name.err" >&2; exit 1; }
+  local n=$runs
+  [[ ${once:-0} == 1 ]] && n=1
+  for i in $(seq "$n"); do
     [[ -n $setup ]] && $setup
     sync
     /usr/bin/time -f "%e %M" -o "$dir/$name.$i" "$@" >/dev/null 2>"$dir/$name.err" || { cat "$dir/$name.err" >&2; exit 1; }
   done
-  python3 - "$dir" "$name" "$runs" <<'PY'
+  python3 - "$dir" "$name" "$n" <<'PY'
 import sys, statistics
 d, name, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 vals = [open("%s/%s.%d" % (d, name, i + 1)).read().split() for i in range(runs)]
@@ -48,44 +58,116 @@ excludes=(--exclude='*/.bash_history' --exclude='var/tmp/*' --exclude='var/log/*
   --exclude='var/lib/log/*' --exclude='var/lib/cni/bin/*' --exclude='var/lib/containers/*'
   --exclude='var/lib/kubelet/pods/*' --exclude='var/lib/ovn-ic/etc/*')
 
-measure a "$bin" create -q --rootfs "$dir/root" --base "oci-archive:$dir/base.tar" --output "oci-archive:$dir/a.tar"
-measure b "$bin" create -q --rootfs "$dir/root" --base "oci-archive:$dir/base.tar" --output "oci-archive:$dir/b.tar" --compression zstd
-measure c "$here/lca-reference.sh" bootc "$dir/root" "$dir/c.tar" "oci-archive:$dir/base.tar"
-measure d bash -c "tar c -C '$dir/root' ${excludes[*]} var etc | pigz -p $cores > '$dir/d.tgz'"
+fresh_sysroot() {
+  "$here/rm-sysroot.sh" "$dir/sys"
+  mkdir -p "$dir/sys"
+  ostree admin init-fs --modern "$dir/sys" >/dev/null 2>&1
+}
+fresh_floor() { rm -rf "$dir/floor"; mkdir -p "$dir/floor"; }
+fresh_tag() { sb rmi -f localhost/bench-seed:tag >/dev/null 2>&1 || true; buildah $BUILDAH_ARGS rmi -f localhost/bench-pull:latest >/dev/null 2>&1 || true; }
 
-# Deploy: seedbuild's ostree executor on the native seed, against the
-# upstream classic deploy replay, each into a fresh sysroot.
-have_deploy=0
-if "$bin" deploy --help >/dev/null 2>&1; then
-  have_deploy=1
-  "$here/lca-reference.sh" classic "$dir/root" "$dir/classic.tar" >/dev/null
-  # A fresh sysroot for each run, made outside the timed part.
-  fresh_sysroot() {
-    "$here/rm-sysroot.sh" "$dir/sys"
-    mkdir -p "$dir/sys"
-    ostree admin init-fs --modern "$dir/sys" >/dev/null 2>&1
-  }
+# write_floor ARCHIVE DEST: the seed's layers unpacked once into DEST, in
+# order, with GNU tar: writing the unpacked bytes once.
+write_floor() {
+  local lay=$dir/floor-layout
+  rm -rf "$lay" && mkdir -p "$lay" && tar xf "$1" -C "$lay"
+  python3 - "$lay" <<'PY' | while read -r blob; do tar xzf "$lay/blobs/sha256/$blob" -C "$2" --numeric-owner --xattrs --xattrs-include='*'; done
+import json, sys
+lay = sys.argv[1]
+idx = json.load(open(lay + "/index.json"))
+m = json.load(open(lay + "/blobs/sha256/" + idx["manifests"][0]["digest"].split(":")[1]))
+for l in m["layers"]:
+    print(l["digest"].split(":")[1])
+PY
+}
+export -f write_floor
+
+# bench_base NAME SCALE [mkroot flags]: every line on one base.
+bench_base() {
+  local b=$1 s=$2; shift 2
+  local root=$dir/root-$b
+  echo "bench: making the sample root ($b base, scale $s) in $root" >&2
+  python3 "$here/mkroot.py" --out "$root" --scale "$s" --ostree "$@" >"$dir/$b.mkroot.json"
+  MKBASE_WRITER=dir2oci "$here/mkbase.sh" "$root" localhost/bench-base-$b "$dir/$b-base.tar" >/dev/null
+  du -sb "$root/usr" | cut -f1 >"$dir/$b.ossize"
+  find "$root/usr" -type f | wc -l >"$dir/$b.osfiles"
+  "$here/lca-reference.sh" classic "$root" "$dir/$b-classic.tar" >/dev/null
+  measure "$b-a" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
+  measure "$b-b" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-b.tar" --compression zstd
+  measure "$b-c" "$here/lca-reference.sh" bootc "$root" "$dir/$b-c.tar" "oci-archive:$dir/$b-base.tar"
+  measure "$b-d" bash -c "tar c -C '$root' ${excludes[*]} var etc | pigz -p $cores > '$dir/$b-d.tgz'"
+  setup=fresh_tag
+  measure "$b-i" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --tag localhost/bench-seed:tag
+  measure "$b-j" skopeo copy -q "oci-archive:$dir/$b-a.tar" "containers-storage:[overlay@$dir/storage+$dir/run]localhost/bench-pull:latest"
   setup=fresh_sysroot
-  measure e "$bin" --root "$dir/storage" --runroot "$dir/run" deploy -q "oci-archive:$dir/a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
-  measure f "$here/lca-deploy-reference.sh" "$dir/classic.tar" "$dir/sys" bench
+  measure "$b-e" sb deploy -q "oci-archive:$dir/$b-a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  measure "$b-f" "$here/lca-deploy-reference.sh" "$dir/$b-classic.tar" "$dir/sys" bench
+  measure "$b-h" sb deploy -q "oci-archive:$dir/$b-classic.tar" --sysroot "$dir/sys" --stateroot bench
+  setup=fresh_floor
+  measure "$b-g" bash -c "write_floor '$dir/$b-a.tar' '$dir/floor'"
   setup=
-fi
+  "$here/rm-sysroot.sh" "$root" "$dir/sys" "$dir/floor" "$dir/floor-layout"
+}
 
-python3 - "$dir" "$have_deploy" <<'PY'
+for b in $bases; do
+  case $b in
+  small) bench_base small "$scale" ;;
+  rhcos) bench_base rhcos "$scale" --os-bulk-mb "${BENCH_OS_MB:-1536}" ;;
+  *) echo "bench: unknown base $b (small, rhcos)" >&2; exit 2 ;;
+  esac
+done
+
+# Growth: create and deploy once at each scale, on the small base.
+for s in $sweep; do
+  root=$dir/root-sweep
+  python3 "$here/mkroot.py" --out "$root" --scale "$s" --ostree >"$dir/sweep-$s.mkroot.json"
+  [[ -f $dir/sweep-base.tar ]] || MKBASE_WRITER=dir2oci "$here/mkbase.sh" "$root" localhost/bench-sweep "$dir/sweep-base.tar" >/dev/null
+  once=1 measure "sweep-$s-a" sb create -q --rootfs "$root" --base "oci-archive:$dir/sweep-base.tar" --output "oci-archive:$dir/sweep-$s.tar"
+  setup=fresh_sysroot
+  once=1 measure "sweep-$s-e" sb deploy -q "oci-archive:$dir/sweep-$s.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  setup=
+  du -sb "$root/var" | cut -f1 >"$dir/sweep-$s.varsize"
+  "$here/rm-sysroot.sh" "$root" "$dir/sys"
+  rm -f "$dir/sweep-$s.tar"
+done
+
+python3 - "$dir" "$bases" "$sweep" <<'PY'
 import os, sys
-d, deploy = sys.argv[1], sys.argv[2] == "1"
+d, bases, sweep = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 t = lambda n: float(open("%s/%s.time" % (d, n)).read())
-size = lambda f: os.path.getsize(os.path.join(d, f)) / 2**20
-rss = int(open("%s/a.rss" % d).read()) / 1024
-print("seedbuild bench (median wall time, %s)" % os.uname().nodename)
-print("  (a) seedbuild create, gzip  %6.2f s  %7.1f MiB" % (t("a"), size("a.tar")))
-print("  (b) seedbuild create, zstd  %6.2f s  %7.1f MiB" % (t("b"), size("b.tar")))
-print("  (c) upstream replay         %6.2f s  %7.1f MiB" % (t("c"), size("c.tar")))
-print("  (d) floor: tar | pigz       %6.2f s  %7.1f MiB" % (t("d"), size("d.tgz")))
-print("  a/c = %.2f (target <= 0.40)   b/c = %.2f (target <= 0.25)   a/d = %.2f (target <= 1.5)" % (t("a") / t("c"), t("b") / t("c"), t("a") / t("d")))
-print("  peak RSS of (a) = %.0f MiB (target <= 512)" % rss)
-if deploy:
-    print("  (e) seedbuild deploy --method ostree  %6.2f s" % t("e"))
-    print("  (f) upstream classic deploy replay    %6.2f s" % t("f"))
-    print("  e/f = %.2f (target <= 0.70)" % (t("e") / t("f")))
+rss = lambda n: int(open("%s/%s.rss" % (d, n)).read()) / 1024
+mib = lambda f: os.path.getsize(os.path.join(d, f)) / 2**20
+num = lambda f: int(open(os.path.join(d, f)).read())
+print("seedbuild bench (median wall time of %s runs, %s)" % (os.environ.get("BENCH_RUNS", "3"), os.uname().nodename))
+for b in bases:
+    print()
+    print("%s base: %.0f MiB in %d files unpacked; OS image %.0f MiB" % (b, num(b + ".ossize") / 2**20, num(b + ".osfiles"), mib(b + "-base.tar")))
+    rows = [
+        ("a", "seedbuild create, gzip, to oci-archive", "%s-a.tar" % b, True),
+        ("b", "seedbuild create, zstd, to oci-archive", "%s-b.tar" % b, True),
+        ("c", "upstream create replay (bootc seed)", "%s-c.tar" % b, False),
+        ("d", "floor: tar | pigz of the captured files", "%s-d.tgz" % b, False),
+        ("i", "seedbuild create --tag (containers-storage)", None, True),
+        ("j", "podman-style pull of (a) from oci-archive (skopeo)", None, False),
+        ("e", "seedbuild deploy --method ostree, native seed", None, True),
+        ("f", "upstream classic deploy replay", None, False),
+        ("h", "seedbuild deploy of the classic seed", None, True),
+        ("g", "write floor: tar x of (a)'s layers", None, False),
+    ]
+    for k, what, f, sbl in rows:
+        n = "%s-%s" % (b, k)
+        line = "  (%s) %-52s %7.2f s" % (k, what, t(n))
+        if f:
+            line += "  %8.1f MiB" % mib(f)
+        if sbl:
+            line += "  peak RSS %4.0f MiB" % rss(n)
+        print(line)
+    r = lambda x, y: t("%s-%s" % (b, x)) / t("%s-%s" % (b, y))
+    print("  create: a/c = %.2f (target <= 0.15)  b/c = %.2f  a/d = %.2f  i/j = %.2f (--tag vs a pull, target <= 1)" % (r("a", "c"), r("b", "c"), r("a", "d"), r("i", "j")))
+    print("  deploy: e/f = %.2f (target <= 0.5)  e/g = %.2f (write floor, target <= 1.5)  h/f = %.2f (tarball seed vs upstream, target <= 1)" % (r("e", "f"), r("e", "g"), r("h", "f")))
+print()
+print("growth (small base, one run each): scale, /var size, create, deploy, peak RSS of each")
+for s in sweep:
+    print("  %5s  %7.0f MiB  create %6.2f s (%4.0f MiB)  deploy %6.2f s (%4.0f MiB)" % (
+        s, num("sweep-%s.varsize" % s) / 2**20, t("sweep-%s-a" % s), rss("sweep-%s-a" % s), t("sweep-%s-e" % s), rss("sweep-%s-e" % s)))
 PY

@@ -12,6 +12,9 @@
 # Environment:
 #   MKBASE_EXTRA=DIR   copy DIR's content over the image root before the build
 #                      (e.g. a bootc stand-in at DIR/usr/bin/bootc)
+#   MKBASE_WRITER=dir2oci  write OUT.oci-archive with hack/dir2oci.py (no
+#                      container engine; TAG is not made in storage): much
+#                      faster for a big base
 #   BUILDAH_ARGS="..." global buildah flags put on every buildah call, e.g.
 #                      "--root /x/root --runroot /x/run --storage-driver vfs"
 #
@@ -48,6 +51,14 @@ EOF
 if [[ -n ${MKBASE_EXTRA:-} ]]; then
   [[ -d $MKBASE_EXTRA ]] || die "MKBASE_EXTRA=$MKBASE_EXTRA is not a folder"
   cp -a "$MKBASE_EXTRA/." "$img/"
+fi
+
+if [[ ${MKBASE_WRITER:-} == dir2oci ]]; then
+  [[ -n $archive ]] || die "MKBASE_WRITER=dir2oci needs OUT.oci-archive"
+  python3 "$(dirname "$0")/dir2oci.py" --tree "$img" --out "$archive" \
+    --label containers.bootc=1 --label ostree.bootable=1 --label org.opencontainers.image.version=420.0.0 >/dev/null
+  echo "$tag"
+  exit 0
 fi
 
 cat >"$ctx/Containerfile" <<'EOF'

@@ -268,6 +268,9 @@ def main():
     p.add_argument("--scale", type=float, default=1.0, help="size factor for /var (default 1)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--ostree", action="store_true", help="also commit usr/ to ostree/repo")
+    p.add_argument("--os-bulk-mb", type=int, default=0,
+                   help="grow the OS (usr/lib/os-bulk) by this many MiB, in files of ~36 KiB "
+                        "(1536 gives an RHCOS-sized base: 1.5 GiB more, 43k files); default 0")
     args = p.parse_args()
 
     top = os.path.abspath(args.out)
@@ -278,6 +281,10 @@ def main():
 
     w = Writer(top, args.seed)
     make_usr(w)
+    if args.os_bulk_mb > 0:
+        count = args.os_bulk_mb * 28
+        avg = (args.os_bulk_mb << 20) // count
+        w.bulk("usr/lib/os-bulk", count, avg // 4, avg * 7 // 4, noise=0.45, levels=3, width=16)
     make_etc(w)
     make_var(w, args.scale)
     make_awkward(w)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
@@ -30,6 +31,7 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 	if err != nil {
 		return fmt.Errorf("reading manifest: %w", err)
 	}
+	var instance *digest.Digest
 	if manifest.MIMETypeIsMultiImage(mime) {
 		list, err := manifest.ListFromBlob(blob, mime)
 		if err != nil {
@@ -39,13 +41,21 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 		if err != nil {
 			return fmt.Errorf("choosing an image from the manifest list: %w", err)
 		}
-		unparsed = image.UnparsedInstance(src, &d)
+		unparsed, instance = image.UnparsedInstance(src, &d), &d
 	}
 	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
 	if err != nil {
 		return fmt.Errorf("reading image config: %w", err)
 	}
-	for i, info := range img.LayerInfos() {
+	infos := img.LayerInfos()
+	// containers-storage keeps layers uncompressed: it names them by what
+	// it holds, not by the manifest's blobs.
+	if forCopy, err := src.LayerInfosForCopy(ctx, instance); err != nil {
+		return fmt.Errorf("listing layers: %w", err)
+	} else if forCopy != nil {
+		infos = forCopy
+	}
+	for i, info := range infos {
 		if err := readLayer(ctx, src, info, func(r io.Reader) error { return fn(i, r) }); err != nil {
 			return fmt.Errorf("reading layer %d (%s): %w", i+1, info.Digest, err)
 		}
