@@ -132,8 +132,10 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 	}
 	etc, usrEtc := filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")
 	if fileExists(etc) {
-		if fileExists(usrEtc) {
-			return "", fmt.Errorf("the image has both /etc and /usr/etc: want /etc only, as a bootc image has")
+		// The image's /etc is what becomes the defaults, as bootc and
+		// ostree-ext make it; a /usr/etc beside it (lint IM006) gives way.
+		if err := os.RemoveAll(usrEtc); err != nil {
+			return "", fmt.Errorf("laying the image's /etc out as /usr/etc: %w", err)
 		}
 		if err := os.Rename(etc, usrEtc); err != nil {
 			return "", fmt.Errorf("laying the image's /etc out as /usr/etc: %w", err)
