@@ -287,7 +287,7 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	}
 	files := map[string][]byte{clusterInfoMan: append(info, '\n')}
 	if b.mc.Raw != nil {
-		files["mco-currentconfig.json"] = b.mc.Raw
+		files[labels.MachineConfigFile] = b.mc.Raw
 	}
 	if b.rpmOstree != nil {
 		files["rpm-ostree.json"] = b.rpmOstree

@@ -1,18 +1,25 @@
 package builder
 
-// Paths inside a seed image.
-const (
-	seedDir        = "usr/lib/openshift/seed"
-	kargsFile      = "usr/lib/bootc/kargs.d/50-seed.toml"
-	unitName       = "seedbuild-apply-etc.service"
-	unitDir        = "usr/lib/systemd/system"
-	applyScript    = seedDir + "/apply-etc"
-	etcStamp       = "/etc/.seedbuild-etc-applied"
-	deletionsName  = "etc.deletions"
-	clusterInfoMan = "manifest.json"
+import (
+	"strings"
+
+	"github.com/seedbuild/seedbuild/labels"
 )
 
-const applyEtcScript = `#!/bin/sh
+// Paths inside a seed image (the layout is labels'), relative to its root
+// as the layer writer wants them.
+var (
+	seedDir        = strings.TrimPrefix(labels.SeedDir, "/")
+	kargsFile      = strings.TrimPrefix(labels.KargsFile, "/")
+	unitName       = labels.ApplyEtcUnit
+	unitDir        = "usr/lib/systemd/system"
+	applyScript    = strings.TrimPrefix(labels.ApplyEtcScript, "/")
+	etcStamp       = labels.EtcStamp
+	deletionsName  = labels.DeletionsFile
+	clusterInfoMan = labels.ClusterInfoFile
+)
+
+var applyEtcScript = `#!/bin/sh
 # Lays the seed node's /etc state into /etc once, then leaves a stamp.
 # Run by ` + unitName + `; seedbuild deploy does the same before reboot.
 set -eu
@@ -33,7 +40,7 @@ fi
 touch "$stamp"
 `
 
-const applyEtcUnit = `[Unit]
+var applyEtcUnit = `[Unit]
 Description=Apply the seed node's /etc state (seedbuild)
 Documentation=https://github.com/seedbuild/seedbuild
 DefaultDependencies=no

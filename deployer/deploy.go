@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
+	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/localimage"
@@ -151,6 +153,11 @@ func readSeed(ctx context.Context, cfg Config) (*seedimage.Description, error) {
 	return desc, nil
 }
 
+// unpackRatio is how much bigger than its compressed layers a seed is
+// taken to be unpacked, for the space check before unpacking: OS content
+// compresses about 2.5 to 3 times with gzip.
+const unpackRatio = 3
+
 // route is how the seed reaches the sysroot.
 type route struct {
 	// unpack says the seed is unpacked straight onto the sysroot's file
@@ -185,6 +192,15 @@ func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 // made (the unpacked root; the mount, not the pulled image).
 func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, string, func(), error) {
 	if r.unpack {
+		// The unpacked size is known only once unpacked: refuse what the
+		// compressed layers already show cannot fit, and an unpack that
+		// runs out of space, as space problems, with nothing left.
+		free := freeBytes(cfg.Sysroot)
+		if need := uint64(desc.LayersSize) * unpackRatio; free < need {
+			return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+				"the sysroot has %s free, unpacking the seed needs about %s (its compressed layers x %d)",
+				units.BytesSize(float64(free)), units.BytesSize(float64(need)), unpackRatio)}}}
+		}
 		stage, err := scratch.New(filepath.Join(cfg.Sysroot, "ostree"), "deploy-"+cfg.Stateroot)
 		if err != nil {
 			return seed, "", nil, err
@@ -198,6 +214,10 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		})
 		if err != nil {
 			stage.Remove()
+			if errors.Is(err, syscall.ENOSPC) {
+				return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+					"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
+			}
 			return seed, "", nil, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
 		}
 		seed.Unpacked, seed.Size = true, size

@@ -164,7 +164,7 @@ func (s scannedTree) glob(pattern string) []string {
 // read from, for a scan of its layers.
 func seedFactFile(name string) bool {
 	switch name {
-	case "usr/bin/bootc", labels.SeedDir[1:] + "/mco-currentconfig.json", "mco-currentconfig.json":
+	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile:
 		return true
 	}
 	if strings.HasPrefix(name, "usr/lib/bootc/kargs.d/") && strings.HasSuffix(name, ".toml") {
@@ -184,7 +184,7 @@ func seedFactFile(name string) bool {
 func readSeedFiles(t seedTree, s *SeedFacts) {
 	_, s.HasBootc = t.entry("usr/bin/bootc")
 	s.KargsD, s.Unreadable = readKargsD(t, runtime.GOARCH)
-	for _, p := range []string{labels.SeedDir[1:] + "/mco-currentconfig.json", "mco-currentconfig.json"} {
+	for _, p := range []string{labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile} {
 		data, err := t.read(p)
 		if err != nil {
 			continue

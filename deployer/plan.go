@@ -360,7 +360,7 @@ func consumeCommitStep(sr, name string) Step {
 	return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy)",
 		Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
 			"--consume", "--tree=dir={mount}"},
-		Capture: "commit", Undo: removeCommitStep(sr, name)}
+		Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
 }
 
 func findDeploymentStep(sr, name string) Step {
@@ -478,10 +478,10 @@ func etcStepsFrom(kind labels.Kind, seed string) []Step {
 		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)})
 	}
 	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: ActionApplyDeletions,
-		Args: map[string]string{"list": seed + "/etc.deletions", "etc": "{deployment}/etc"}})
+		Args: map[string]string{"list": seed + "/" + labels.DeletionsFile, "etc": "{deployment}/etc"}})
 	if kind == labels.Native {
 		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: ActionWriteFile,
-			Args: map[string]string{"path": "{deployment}/etc/.seedbuild-etc-applied", "content": ""}})
+			Args: map[string]string{"path": "{deployment}" + labels.EtcStamp, "content": ""}})
 	}
 	return steps
 }

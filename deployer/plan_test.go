@@ -266,3 +266,31 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("parseStatus() mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestCommitUndoRemovesItsBranch: every step that commits onto a branch is
+// undone by removing that very branch.
+func TestCommitUndoRemovesItsBranch(t *testing.T) {
+	for _, kind := range []labels.Kind{labels.Native, labels.BootcTarball} {
+		for _, unpacked := range []bool{false, true} {
+			s := testSeed(kind)
+			s.Unpacked = unpacked
+			p := NewPlan(testHost(), s, Options{Stateroot: "new", Method: Ostree})
+			commits := 0
+			for _, st := range p.Steps {
+				for _, a := range st.Argv {
+					branch, ok := strings.CutPrefix(a, "--branch=")
+					if !ok {
+						continue
+					}
+					commits++
+					if st.Undo == nil || st.Undo.Action != ActionRemoveCommit || st.Undo.Args["ref"] != branch {
+						t.Errorf("%s (unpacked %v): step %q commits onto %s, its undo is %+v", kind, unpacked, st.Desc, branch, st.Undo)
+					}
+				}
+			}
+			if commits != 1 {
+				t.Errorf("%s (unpacked %v): %d commit steps, want 1", kind, unpacked, commits)
+			}
+		}
+	}
+}

@@ -36,8 +36,33 @@ const (
 	FormatNative = 5
 )
 
-// SeedDir is where a seed's metadata files live in every layout.
-const SeedDir = "/usr/lib/openshift/seed"
+// The seed layout: where a seed's files live inside its image. create
+// (builder) writes them and deploy (deployer) reads them; both take the
+// names from here.
+const (
+	// SeedDir is where a seed's metadata files live in every layout.
+	SeedDir = "/usr/lib/openshift/seed"
+	// SeedEtcDir holds the seed node's /etc changes as real files (native
+	// layout).
+	SeedEtcDir = SeedDir + "/etc"
+	// DeletionsFile, under SeedDir, lists the /etc defaults the seed node
+	// removed, one absolute path a line.
+	DeletionsFile = "etc.deletions"
+	// MachineConfigFile, under SeedDir, is the seed node's rendered
+	// MachineConfig.
+	MachineConfigFile = "mco-currentconfig.json"
+	// ClusterInfoFile, under SeedDir, is the seed cluster's facts.
+	ClusterInfoFile = "manifest.json"
+	// KargsFile holds the seed's kernel arguments for bootc (native layout).
+	KargsFile = "/usr/lib/bootc/kargs.d/50-seed.toml"
+	// ApplyEtcUnit lays SeedEtcDir and DeletionsFile into /etc on first
+	// boot, unless EtcStamp says it was done (by deploy, or an earlier boot).
+	ApplyEtcUnit = "seedbuild-apply-etc.service"
+	// ApplyEtcScript is the program ApplyEtcUnit runs.
+	ApplyEtcScript = SeedDir + "/apply-etc"
+	// EtcStamp marks a deployment's /etc state applied.
+	EtcStamp = "/etc/.seedbuild-etc-applied"
+)
 
 // Kind tells how a seed image is laid out and so how it is deployed.
 type Kind int
