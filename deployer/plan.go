@@ -434,9 +434,11 @@ func classicSteps(sr, name string) []Step {
 		{Desc: "make a scratch repo for ostree.tgz", Action: ActionTempDir, Capture: "scratch",
 			Undo: &Step{Desc: "remove the scratch repo", Action: ActionRemoveTempDir, Args: map[string]string{"dir": "{scratch}"}}},
 		{Desc: "unpack ostree.tgz", Argv: append([]string{"tar", "xzf", "{mount}/ostree.tgz", "-C", "{scratch}"}, tarOpts...)},
-		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}"},
-			Undo: removeCommitStep(sr, "")},
 		{Desc: "find the seed's commit", Action: ActionClassicCommit, Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
+		// By checksum: the seed repo's refs are not brought along, so the
+		// undo has only objects to prune.
+		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}", "{commit}"},
+			Undo: removeCommitStep(sr, "")},
 	}
 }
 
