@@ -28,7 +28,7 @@ deps:
 
 # Everything: dependencies, build, unit and end-to-end tests.
 test: deps build build-test
-	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 25m ./...
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 70m ./...
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)
