@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -16,15 +18,50 @@ import (
 // DefaultPodmanURL is the podman service of a root node.
 const DefaultPodmanURL = "unix:///run/podman/podman.sock"
 
-// podmanConn connects to the podman service at url.
+// podmanTimeout bounds the first answer of the podman service.
+var podmanTimeout = 5 * time.Second
+
+// podmanConn connects to the podman service at url. The service must
+// answer a ping within podmanTimeout: a socket that accepts and never
+// answers is an error, not a hang. The connection itself outlives ctx's
+// deadline, for the calls made on it later.
 func podmanConn(ctx context.Context, url string) (context.Context, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
+	if err := pingPodman(ctx, url); err != nil {
+		return nil, fmt.Errorf("connecting to the podman service at %q: %w", url, err)
+	}
 	conn, err := bindings.NewConnection(context.WithoutCancel(ctx), url)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the podman service at %q: %w", url, err)
 	}
 	return conn, nil
+}
+
+// pingPodman asks the service at url (unix:// or tcp://) for /_ping.
+func pingPodman(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, podmanTimeout)
+	defer cancel()
+	network, addr := "unix", strings.TrimPrefix(url, "unix://")
+	if rest, ok := strings.CutPrefix(url, "tcp://"); ok {
+		network, addr = "tcp", rest
+	} else if !strings.HasPrefix(url, "unix://") {
+		return fmt.Errorf("unsupported podman URL %q: want unix:// or tcp://", url)
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://d/_ping", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("no answer to a ping within %s: %w", podmanTimeout, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ping answered %s", resp.Status)
+	}
+	return nil
 }
 
 // PodmanPinger returns a check that the podman service at url answers.

@@ -5,10 +5,10 @@
 package deployer
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/seedbuild/seedbuild/labels"
@@ -200,9 +200,6 @@ type Plan struct {
 	Steps []Step   `json:"steps"`
 }
 
-// ErrBootedStateroot refuses to deploy over the running system.
-var ErrBootedStateroot = errors.New("refusing to deploy into the booted stateroot")
-
 // tarOpts are the upstream agent's tar options for its tarballs.
 var tarOpts = []string{"--selinux", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}
 
@@ -259,7 +256,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	p := Plan{Method: method, Reason: reason, Stateroot: o.Stateroot, Sysroot: h.Sysroot, Kargs: Kargs(h, s, o)}
 	sr := h.Sysroot
 	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
-	if contains(h.Stateroots, o.Stateroot) {
+	if slices.Contains(h.Stateroots, o.Stateroot) {
 		p.Steps = append(p.Steps, Step{
 			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: ActionClearStateroot,
 			Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot},
@@ -371,7 +368,7 @@ func findDeploymentStep(sr, name string) Step {
 // osInit creates the stateroot; with --force over an existing one there is
 // nothing to create.
 func osInit(sr, name string, h HostFacts) []Step {
-	if contains(h.Stateroots, name) {
+	if slices.Contains(h.Stateroots, name) {
 		return nil
 	}
 	return []Step{{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name},
@@ -503,7 +500,7 @@ func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	}
 	// bootc makes the stateroot itself: undo removes it when it is new.
 	undo := undeployStep(p.Sysroot, o.Stateroot)
-	if !contains(h.Stateroots, o.Stateroot) {
+	if !slices.Contains(h.Stateroots, o.Stateroot) {
 		undo = removeStaterootStep(p.Sysroot, o.Stateroot)
 	}
 	return []Step{{
@@ -535,13 +532,4 @@ func CarriedFromHost(k string) bool {
 // of the running kernel and adds rw.
 func bootcInherits(k string) bool {
 	return strings.HasPrefix(k, "root=") || strings.HasPrefix(k, "rootflags=") || strings.HasPrefix(k, "rd.") || k == "rw"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -127,7 +128,7 @@ func TestKargsSameForEveryMethod(t *testing.T) {
 		want := append([]string{}, NewPlan(h, s, Options{Stateroot: "new", Method: Ostree, Kargs: o.Kargs}).Kargs...)
 		sort.Strings(want)
 		for _, must := range []string{"fips=1", "ibu=4.20.0", "root=UUID=1234", "rw", "boot=UUID=5678", "console=ttyS0,115200n8", "ignition.platform.id=metal", "rd.luks.options=discard", "console=ttyS0", "psi=0"} {
-			if !contains(want, must) {
+			if !slices.Contains(want, must) {
 				t.Errorf("%s: kargs %v lack %s", kind, want, must)
 			}
 		}

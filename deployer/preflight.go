@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/labels"
@@ -58,7 +59,7 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 	}
 	if h.Booted != "" && h.Booted == o.Stateroot {
 		add(CheckBooted, "%q is the booted stateroot: deploy into a new one", o.Stateroot)
-	} else if contains(h.Stateroots, o.Stateroot) && !o.Force {
+	} else if slices.Contains(h.Stateroots, o.Stateroot) && !o.Force {
 		add(CheckStateroot, "stateroot %q exists: pick another name, or pass --force to replace its non-booted deployments", o.Stateroot)
 	}
 	for _, u := range s.Unreadable {
