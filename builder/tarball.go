@@ -150,7 +150,7 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 		if err != nil {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
-				return "", fmt.Errorf("ostree %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(ee.Stderr)))
+				return "", fmt.Errorf("ostree %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(ee.Stderr)))
 			}
 			return "", fmt.Errorf("ostree %s: %w", strings.Join(args, " "), err)
 		}

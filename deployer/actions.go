@@ -95,12 +95,12 @@ func (e *executor) removeCommit(ctx context.Context, _ Step, a map[string]string
 	if ref := a["ref"]; ref != "" && e.runner.Run(ctx, []string{"ostree", "rev-parse", repo, ref}, &out, &errb) == nil {
 		errb.Reset()
 		if err := e.runner.Run(ctx, []string{"ostree", "refs", repo, "--delete", ref}, &out, &errb); err != nil {
-			return "", fmt.Errorf("deleting the branch %q: %v %s", ref, err, strings.TrimSpace(errb.String()))
+			return "", fmt.Errorf("deleting the branch %q: %w %s", ref, err, strings.TrimSpace(errb.String()))
 		}
 	}
 	errb.Reset()
 	if err := e.runner.Run(ctx, []string{"ostree", "prune", repo, "--refs-only"}, &out, &errb); err != nil {
-		return "", fmt.Errorf("pruning %q: %v %s", a["repo"], err, strings.TrimSpace(errb.String()))
+		return "", fmt.Errorf("pruning %q: %w %s", a["repo"], err, strings.TrimSpace(errb.String()))
 	}
 	return "", nil
 }
@@ -336,7 +336,7 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 	}
 	var out, errb strings.Builder
 	if err := e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + a["repo"]}, &out, &errb); err != nil {
-		return "", fmt.Errorf("listing refs of the seed's repo: %v %s", err, errb.String())
+		return "", fmt.Errorf("listing refs of the seed's repo: %w %s", err, errb.String())
 	}
 	refs := strings.Fields(out.String())
 	if len(refs) != 1 {
@@ -344,7 +344,7 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 	}
 	out.Reset()
 	if err := e.runner.Run(ctx, []string{"ostree", "rev-parse", "--repo=" + a["repo"], refs[0]}, &out, &errb); err != nil {
-		return "", fmt.Errorf("resolving %q: %v %s", refs[0], err, errb.String())
+		return "", fmt.Errorf("resolving %q: %w %s", refs[0], err, errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
 }

@@ -254,7 +254,7 @@ func (e *executor) undo(ctx context.Context, steps []Step) []error {
 		}
 		e.emit(Event{Type: EventUndo, Desc: st.Desc})
 		if _, stderr, err := e.runStep(ctx, st); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v %s", st.Desc, err, strings.TrimSpace(stderr)))
+			errs = append(errs, fmt.Errorf("%s: %w %s", st.Desc, err, strings.TrimSpace(stderr)))
 		}
 	}
 	return errs
@@ -326,7 +326,7 @@ var statusLine = regexp.MustCompile(`^([* ]) (\S+) ([0-9a-f]{64})\.(\d+)`)
 func (e *executor) deployments(ctx context.Context) ([]deployment, error) {
 	var out, errb bytes.Buffer
 	if err := e.runner.Run(ctx, []string{"ostree", "admin", "status", "--sysroot=" + e.sysroot}, &out, &errb); err != nil {
-		return nil, fmt.Errorf("reading deployments of %q: %v %s", e.sysroot, err, strings.TrimSpace(errb.String()))
+		return nil, fmt.Errorf("reading deployments of %q: %w %s", e.sysroot, err, strings.TrimSpace(errb.String()))
 	}
 	return parseStatus(out.String()), nil
 }
@@ -369,7 +369,7 @@ func (e *executor) undeploy(ctx context.Context, list []deployment) error {
 	for _, d := range list {
 		var errb bytes.Buffer
 		if err := e.runner.Run(ctx, []string{"ostree", "admin", "undeploy", "--sysroot=" + e.sysroot, strconv.Itoa(d.Index)}, io.Discard, &errb); err != nil {
-			return fmt.Errorf("undeploying %s.%d: %v %s", d.Checksum, d.Serial, err, strings.TrimSpace(errb.String()))
+			return fmt.Errorf("undeploying %s.%d: %w %s", d.Checksum, d.Serial, err, strings.TrimSpace(errb.String()))
 		}
 	}
 	return nil

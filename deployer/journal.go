@@ -99,7 +99,7 @@ func (e *executor) recoverJournals(ctx context.Context) error {
 		}
 		j := journal{path: f}
 		if err := json.Unmarshal(data, &j); err != nil || ValidateStateroot(j.Stateroot) != nil {
-			return fmt.Errorf("reading the deploy journal %q: not a journal seedbuild wrote (%v); remove it by hand once the stateroot it names is checked", f, err)
+			return fmt.Errorf("reading the deploy journal %q: not a journal seedbuild wrote (%w); remove it by hand once the stateroot it names is checked", f, err)
 		}
 		if _, alive := scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
 			continue

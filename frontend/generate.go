@@ -45,9 +45,9 @@ func WriteContext(dir string, c ConfiguredSeed) ([]string, error) {
 		err := json.Unmarshal(c.ClusterConfig, &v)
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
-			return nil, fmt.Errorf("the cluster configuration is not valid JSON at byte %d: %v", syn.Offset, err)
+			return nil, fmt.Errorf("the cluster configuration is not valid JSON at byte %d: %w", syn.Offset, err)
 		}
-		return nil, fmt.Errorf("the cluster configuration is not valid JSON: %v", err)
+		return nil, fmt.Errorf("the cluster configuration is not valid JSON: %w", err)
 	}
 	if trimmed := bytes.TrimSpace(c.ClusterConfig); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, errors.New("the cluster configuration must be a JSON object")
