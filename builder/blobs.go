@@ -46,16 +46,18 @@ func ParseCompression(s string) (Compression, error) {
 	return "", fmt.Errorf("unknown compression %q: want gzip or zstd", s)
 }
 
-// ociLayout is an OCI image layout folder that new images are staged in.
-type ociLayout struct {
+// stagingImages is the OCI image layout folder that new images are staged
+// in before they are written to their destinations ("layout" alone means
+// the seed layout in this package).
+type stagingImages struct {
 	dir string
 }
 
-func newOCILayout(dir string) (*ociLayout, error) {
+func newStagingImages(dir string) (*stagingImages, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("making image layout %q: %w", dir, err)
 	}
-	l := &ociLayout{dir: dir}
+	l := &stagingImages{dir: dir}
 	if _, err := os.Stat(filepath.Join(dir, imgspecv1.ImageLayoutFile)); err == nil {
 		return l, nil
 	}
@@ -66,20 +68,20 @@ func newOCILayout(dir string) (*ociLayout, error) {
 	return l, nil
 }
 
-func (l *ociLayout) blobPath(d digest.Digest) string {
+func (l *stagingImages) blobPath(d digest.Digest) string {
 	return filepath.Join(l.dir, "blobs", d.Algorithm().String(), d.Encoded())
 }
 
 // blobWriter writes one blob, digesting it as it goes.
 type blobWriter struct {
-	layout *ociLayout
+	layout *stagingImages
 	f      *os.File
 	buf    *bufio.Writer
 	dig    digest.Digester
 	size   int64
 }
 
-func (l *ociLayout) newBlob() (*blobWriter, error) {
+func (l *stagingImages) newBlob() (*blobWriter, error) {
 	f, err := os.CreateTemp(filepath.Join(l.dir, "blobs"), ".partial-*")
 	if err != nil {
 		return nil, fmt.Errorf("making blob in %q: %w", l.dir, err)
@@ -118,7 +120,7 @@ func (b *blobWriter) abort() {
 }
 
 // putJSON stores v as a blob.
-func (l *ociLayout) putJSON(mediaType string, v any) (imgspecv1.Descriptor, error) {
+func (l *stagingImages) putJSON(mediaType string, v any) (imgspecv1.Descriptor, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return imgspecv1.Descriptor{}, err
@@ -136,7 +138,7 @@ func (l *ociLayout) putJSON(mediaType string, v any) (imgspecv1.Descriptor, erro
 	return desc, err
 }
 
-func (l *ociLayout) readJSON(d digest.Digest, v any) error {
+func (l *stagingImages) readJSON(d digest.Digest, v any) error {
 	data, err := os.ReadFile(l.blobPath(d))
 	if err != nil {
 		return fmt.Errorf("reading blob %s: %w", d, err)
@@ -148,7 +150,7 @@ func (l *ociLayout) readJSON(d digest.Digest, v any) error {
 }
 
 // index reads the layout's index.json.
-func (l *ociLayout) index() (imgspecv1.Index, error) {
+func (l *stagingImages) index() (imgspecv1.Index, error) {
 	var idx imgspecv1.Index
 	data, err := os.ReadFile(filepath.Join(l.dir, imgspecv1.ImageIndexFile))
 	if err != nil {
@@ -158,7 +160,7 @@ func (l *ociLayout) index() (imgspecv1.Index, error) {
 }
 
 // manifestFor returns the manifest tagged name in the index.
-func (l *ociLayout) manifestFor(name string) (imgspecv1.Descriptor, imgspecv1.Manifest, error) {
+func (l *stagingImages) manifestFor(name string) (imgspecv1.Descriptor, imgspecv1.Manifest, error) {
 	var m imgspecv1.Manifest
 	idx, err := l.index()
 	if err != nil {
@@ -174,7 +176,7 @@ func (l *ociLayout) manifestFor(name string) (imgspecv1.Descriptor, imgspecv1.Ma
 }
 
 // tag points name at the manifest desc, replacing any earlier one.
-func (l *ociLayout) tag(name string, desc imgspecv1.Descriptor) error {
+func (l *stagingImages) tag(name string, desc imgspecv1.Descriptor) error {
 	idx, err := l.index()
 	if err != nil {
 		idx = imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex}
@@ -204,7 +206,7 @@ type layerResult struct {
 
 // writeLayer streams the tar that produce writes through the compressor
 // into a new blob, digesting the tar (the diff ID) and the blob on the way.
-func (l *ociLayout) writeLayer(c Compression, produce func(w io.Writer) error) (layerResult, error) {
+func (l *stagingImages) writeLayer(c Compression, produce func(w io.Writer) error) (layerResult, error) {
 	blob, err := l.newBlob()
 	if err != nil {
 		return layerResult{}, err

@@ -47,7 +47,7 @@ func Create(ctx context.Context, opts Options) (*Report, error) {
 type build struct {
 	opts   Options
 	stage  *scratch.Dir
-	layout *ociLayout
+	layout *stagingImages
 	tally  *tally
 	creds  *credentialScan
 	timer  phaseTimer
@@ -64,7 +64,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	o := &b.opts
 	b.report = Report{Layout: string(o.Layout), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
 	var err error
-	if b.layout, err = newOCILayout(filepath.Join(b.stage.Path, "image")); err != nil {
+	if b.layout, err = newStagingImages(filepath.Join(b.stage.Path, "image")); err != nil {
 		return nil, err
 	}
 	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {

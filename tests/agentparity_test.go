@@ -1,5 +1,9 @@
 package tests
 
+// Parity with what the upstream agent does on a node: the MachineConfig
+// daemon's files, lean classic seeds, target facts, and deploys that keep
+// the repo's shared history.
+
 import (
 	"encoding/json"
 	"os"
