@@ -195,7 +195,10 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		// The unpacked size is known only once unpacked: refuse what the
 		// compressed layers already show cannot fit, and an unpack that
 		// runs out of space, as space problems, with nothing left.
-		free := freeBytes(cfg.Sysroot)
+		free, err := freeBytes(cfg.Sysroot)
+		if err != nil {
+			return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: err.Error()}}}
+		}
 		if need := uint64(desc.LayersSize) * unpackRatio; free < need {
 			return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
 				"the sysroot has %s free, unpacking the seed needs about %s (its compressed layers x %d)",

@@ -40,8 +40,15 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
-	h.FreeBytes = freeBytes(sysroot)
-	h.BootFreeBytes = freeBytes(filepath.Join(sysroot, "boot"))
+	var errs []string
+	var err error
+	if h.FreeBytes, err = freeBytes(sysroot); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if h.BootFreeBytes, err = freeBytes(filepath.Join(sysroot, "boot")); err != nil {
+		errs = append(errs, err.Error())
+	}
+	h.SpaceUnknown = strings.Join(errs, "; ")
 	return h
 }
 
@@ -93,12 +100,13 @@ func OstreeContainerWorks(ctx context.Context) bool {
 	return err == nil && strings.Contains(string(out), "--stateroot") && strings.Contains(string(out), "--imgref")
 }
 
-func freeBytes(dir string) uint64 {
+// freeBytes is the space free to unprivileged writers under dir.
+func freeBytes(dir string) (uint64, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0
+		return 0, fmt.Errorf("reading the free space of %q: %w", dir, err)
 	}
-	return st.Bavail * uint64(st.Bsize)
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // seedTree is what a seed's facts are read from: its root file system,

@@ -97,6 +97,8 @@ type HostFacts struct {
 	// its boot/ folder.
 	FreeBytes     uint64 `json:"free_bytes"`
 	BootFreeBytes uint64 `json:"boot_free_bytes"`
+	// SpaceUnknown says why the free space could not be read, if so.
+	SpaceUnknown string `json:"space_unknown,omitempty"`
 }
 
 // SeedFacts is what the seed image says and holds.

@@ -79,9 +79,12 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 	case method == OstreeExt && !h.HasOstreeContainer:
 		add(CheckMethod, "--method ostree-ext: `ostree container` is not available on this host")
 	}
-	// Free space of a sysroot that is not there reads as 0: that is the
-	// sysroot problem above, not a space problem too.
-	unknownSpace := !h.IsOstreeSysroot && h.FreeBytes == 0
+	// A sysroot that is not there is the sysroot problem above, not a
+	// space problem too; free space that cannot be read is a problem.
+	unknownSpace := h.SpaceUnknown != ""
+	if h.IsOstreeSysroot && h.SpaceUnknown != "" {
+		add(CheckSpace, "%s", h.SpaceUnknown)
+	}
 	if need := uint64(float64(s.Size) * 1.1); s.Size > 0 && h.FreeBytes < need && !unknownSpace {
 		add(CheckSpace, "the sysroot has %s free, the seed needs %s (its size x 1.1)", units.BytesSize(float64(h.FreeBytes)), units.BytesSize(float64(need)))
 	}
