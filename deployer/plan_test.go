@@ -220,8 +220,15 @@ func TestPreflightReportsEverything(t *testing.T) {
 	// problem that only follows from it.
 	missing := testHost()
 	missing.IsOstreeSysroot, missing.FreeBytes, missing.BootFreeBytes = false, 0, 0
+	missing.SpaceUnknown = `reading the free space of "/x": no such file or directory`
 	if got := Preflight(missing, testSeed(labels.Native), Options{Stateroot: "new"}, nil); len(got) != 1 || got[0].Check != CheckSysroot {
 		t.Errorf("Preflight() on a missing sysroot = %v, want only the sysroot problem", got)
+	}
+	// A sysroot whose free space cannot be read: said, never taken as 0.
+	unreadable := testHost()
+	unreadable.FreeBytes, unreadable.SpaceUnknown = 0, `reading the free space of "/": permission denied`
+	if got := Preflight(unreadable, testSeed(labels.Native), Options{Stateroot: "new"}, nil); len(got) != 1 || got[0].Check != CheckSpace || !strings.Contains(got[0].Message, "permission denied") {
+		t.Errorf("Preflight() with unreadable free space = %v, want one space problem naming why", got)
 	}
 }
 
