@@ -52,7 +52,7 @@ docs: build
 
 # Each fuzz target runs for FUZZTIME; their seed corpora also run in make test.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := labels:FuzzParse labels:FuzzClusterInfo frontend:FuzzLintContainerfile seedimage:FuzzReadArchive kargsd:FuzzParse
+FUZZ_TARGETS := labels:FuzzParse labels:FuzzClusterInfo frontend:FuzzLintContainerfile seedimage:FuzzReadArchive internal/kargsd:FuzzParse
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/seedbuild/seedbuild/mounts"
+	"github.com/seedbuild/seedbuild/internal/mounts"
 	"golang.org/x/sys/unix"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/seedbuild/seedbuild/progress"
-	"github.com/seedbuild/seedbuild/xattrs"
+	"github.com/seedbuild/seedbuild/internal/progress"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
 )
 

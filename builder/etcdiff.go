@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/seedbuild/seedbuild/xattrs"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
 )
 

@@ -3,7 +3,7 @@ package builder
 import (
 	"unicode/utf8"
 
-	"github.com/seedbuild/seedbuild/progress"
+	"github.com/seedbuild/seedbuild/internal/progress"
 	"golang.org/x/sys/unix"
 )
 

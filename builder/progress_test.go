@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seedbuild/seedbuild/progress"
+	"github.com/seedbuild/seedbuild/internal/progress"
 )
 
 func TestEstimate(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/seedbuild/seedbuild/progress"
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/progress"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"golang.org/x/sys/unix"
 )
 

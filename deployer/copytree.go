@@ -11,8 +11,8 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/seedbuild/seedbuild/progress"
-	"github.com/seedbuild/seedbuild/xattrs"
+	"github.com/seedbuild/seedbuild/internal/progress"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
 )
 

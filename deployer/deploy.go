@@ -11,9 +11,9 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/localimage"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/labels"
-	"github.com/seedbuild/seedbuild/localimage"
-	"github.com/seedbuild/seedbuild/scratch"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"

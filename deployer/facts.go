@@ -8,8 +8,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
-	"github.com/seedbuild/seedbuild/machineconfig"
 )
 
 // ReadTarget reads what a target node can tell about itself from its root

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seedbuild/seedbuild/kargsd"
+	"github.com/seedbuild/seedbuild/internal/kargsd"
+	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
-	"github.com/seedbuild/seedbuild/machineconfig"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"golang.org/x/sys/unix"
 )

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 )
 
 // journal records, on the sysroot's disk, what a deploy run is about to do

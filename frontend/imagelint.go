@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/seedbuild/seedbuild/kargsd"
+	"github.com/seedbuild/seedbuild/internal/kargsd"
 )
 
 // Rule IDs for images.

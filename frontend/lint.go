@@ -19,7 +19,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/seedbuild/seedbuild/kargsd"
+	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/labels"
 )
 

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"golang.org/x/sys/unix"
 
 	"go.podman.io/common/pkg/retry"

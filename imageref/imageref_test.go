@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/transports/alltransports"

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"go.podman.io/storage/pkg/reexec"
 )
 

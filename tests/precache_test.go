@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 )
 
 // treeHash describes every entry under dir: path, mode, size, mtime and a

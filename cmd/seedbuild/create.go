@@ -7,8 +7,8 @@ import (
 
 	"github.com/seedbuild/seedbuild/builder"
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
-	"github.com/seedbuild/seedbuild/machineconfig"
 	"github.com/spf13/cobra"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"

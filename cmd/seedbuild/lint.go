@@ -10,7 +10,7 @@ import (
 
 	"github.com/seedbuild/seedbuild/frontend"
 	"github.com/seedbuild/seedbuild/imageref"
-	"github.com/seedbuild/seedbuild/localimage"
+	"github.com/seedbuild/seedbuild/internal/localimage"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"github.com/spf13/cobra"
 	"go.podman.io/image/v5/types"

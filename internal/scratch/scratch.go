@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/seedbuild/seedbuild/mounts"
+	"github.com/seedbuild/seedbuild/internal/mounts"
 )
 
 // stagingPrefix names seedbuild's temporary folders, so a later run can

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/seedbuild/seedbuild/imageref"
-	"github.com/seedbuild/seedbuild/scratch"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/signature"
