@@ -145,9 +145,6 @@ func (cfg Config) withDefaults() (Config, error) {
 func readSeed(ctx context.Context, cfg Config) (*seedimage.Description, error) {
 	desc, err := seedimage.Read(ctx, cfg.Image, cfg.SystemContext)
 	if err != nil {
-		if desc != nil && errors.Is(err, labels.ErrNotASeed) {
-			return nil, fmt.Errorf("%s is not a seed: %w", desc.Image, err)
-		}
 		return nil, fmt.Errorf("inspecting %q: %w", imageref.Display(cfg.Image), err)
 	}
 	return desc, nil

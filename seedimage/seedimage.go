@@ -53,13 +53,30 @@ type Description struct {
 	Labels        map[string]string   `json:"labels"`
 	ClusterInfo   *labels.ClusterInfo `json:"cluster_info,omitempty"`
 	Seed          labels.Seed         `json:"-"`
+	// SeedErr says why the image is not a usable seed, or is nil: it wraps
+	// labels.ErrNotASeed, *labels.UnknownFormatError or
+	// *labels.ClusterInfoError.
+	SeedErr error `json:"-"`
 }
 
-// Read opens ref and describes the image. For a manifest list it picks the
-// instance for sys's platform. A readable image that is not a seed comes
-// back described with an error wrapping labels.ErrNotASeed; a seed with bad
-// labels with *labels.UnknownFormatError or *labels.ClusterInfoError.
+// Read reads a seed: the description of the image at ref, or an error.
+// An image that is readable but not a usable seed is an error that names
+// the image and wraps its SeedErr.
 func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (*Description, error) {
+	d, err := Describe(ctx, ref, sys)
+	if err != nil {
+		return nil, err
+	}
+	if d.SeedErr != nil {
+		return nil, fmt.Errorf("%s is not a usable seed: %w", d.Image, d.SeedErr)
+	}
+	return d, nil
+}
+
+// Describe opens ref and describes any image, seed or not; the error is
+// for an image that cannot be read. For a manifest list it picks the
+// instance for sys's platform.
+func Describe(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (*Description, error) {
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
 		return nil, err
@@ -96,14 +113,12 @@ func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 	if err != nil {
 		return nil, fmt.Errorf("digesting manifest: %w", err)
 	}
-	d, err := describe(ref, dgst, blob, mime, info)
-	if d != nil {
-		d.ConfigDigest = img.ConfigInfo().Digest.Encoded()
-	}
-	return d, err
+	d := describe(ref, dgst, blob, mime, info)
+	d.ConfigDigest = img.ConfigInfo().Digest.Encoded()
+	return d, nil
 }
 
-func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime string, info *types.ImageInspectInfo) (*Description, error) {
+func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime string, info *types.ImageInspectInfo) *Description {
 	d := &Description{
 		Image:        imageref.Display(ref),
 		Digest:       dgst.String(),
@@ -134,12 +149,13 @@ func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime st
 	d.Seed = seed
 	d.Kind = seed.Kind().String()
 	if err != nil {
-		return d, err
+		d.SeedErr = err
+		return d
 	}
 	d.FormatVersion = seed.FormatVersion
 	d.OCPVersion = seed.ClusterInfo.SeedClusterOCPVersion
 	d.ClusterName = seed.ClusterInfo.ClusterName
 	d.Base = Base{Name: seed.BaseName, Digest: seed.BaseDigest}
 	d.ClusterInfo = &seed.ClusterInfo
-	return d, nil
+	return d
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/seedbuild/seedbuild/labels"
@@ -57,6 +58,18 @@ func readBytes(t testing.TB, data []byte) (*Description, error) {
 	return Read(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
 }
 
+func describeBytes(t testing.TB, data []byte) (*Description, error) {
+	p := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := archive.ParseReference(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Describe(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
+}
+
 func TestReadArchive(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -73,6 +86,16 @@ func TestReadArchive(t *testing.T) {
 			d, err := readBytes(t, ociArchive(t, tt.labels))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Read() error = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				// Read's contract: an error, and no description.
+				if d != nil || !strings.Contains(err.Error(), "oci-archive:") {
+					t.Errorf("Read() = %+v, %v; want no description and the image named", d, err)
+				}
+				d, err = describeBytes(t, ociArchive(t, tt.labels))
+				if err != nil || !errors.Is(d.SeedErr, tt.err) {
+					t.Fatalf("Describe() = %+v, %v; want a description with SeedErr %v", d, err, tt.err)
+				}
 			}
 			if d.Kind != tt.kind || d.Architecture != "amd64" || d.LayerCount != 0 {
 				t.Errorf("Read() = %+v, want kind %s", d, tt.kind)

@@ -52,9 +52,6 @@ bud).`,
 			}
 			d, err := seedimage.Read(cmd.Context(), ref, sys)
 			if err != nil {
-				if d != nil {
-					return fmt.Errorf("%s is not a usable seed: %w", o.seed, err)
-				}
 				return fmt.Errorf("reading seed %q: %w", o.seed, err)
 			}
 			warnings, err := frontend.WriteContext(o.out, frontend.ConfiguredSeed{

@@ -47,13 +47,10 @@ Exits 1 when the image is not a seed or cannot be read.`,
 				return err
 			}
 			d, err := seedimage.Read(cmd.Context(), ref, sys)
-			if d == nil {
-				return fmt.Errorf("inspecting %q: %w", args[0], err)
+			if errors.Is(err, labels.ErrNotASeed) {
+				return fmt.Errorf("%s is not a seed: it has no %s label", args[0], labels.FormatVersionLabel)
 			}
 			if err != nil {
-				if errors.Is(err, labels.ErrNotASeed) {
-					return fmt.Errorf("%s is not a seed: it has no %s label", args[0], labels.FormatVersionLabel)
-				}
 				return fmt.Errorf("inspecting %q: %w", args[0], err)
 			}
 			if o.against != "" {

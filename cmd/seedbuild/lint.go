@@ -26,8 +26,8 @@ func labelReader(g *globalOptions, sys *types.SystemContext) frontend.LabelReade
 		if err != nil {
 			return nil, err
 		}
-		d, err := seedimage.Read(ctx, ref, sys)
-		if d == nil {
+		d, err := seedimage.Describe(ctx, ref, sys)
+		if err != nil {
 			return nil, err
 		}
 		return d.Labels, nil
@@ -110,8 +110,8 @@ func lintImage(ctx context.Context, g *globalOptions, name string, sys *types.Sy
 	if err != nil {
 		return nil, err
 	}
-	d, err := seedimage.Read(ctx, ref, sys)
-	if d == nil {
+	d, err := seedimage.Describe(ctx, ref, sys)
+	if err != nil {
 		return nil, fmt.Errorf("reading %q: %w", name, err)
 	}
 	pc, err := imageref.PolicyContext(sys)
