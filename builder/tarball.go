@@ -4,17 +4,16 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/seedbuild/seedbuild/internal/command"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,15 +145,7 @@ func (w *entryWriter) fileFrom(name string, mode int64, mtime time.Time, hostPat
 func (b *build) leanRepo(ctx context.Context) (string, error) {
 	src := filepath.Join(b.opts.Rootfs, "ostree/repo")
 	run := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, "ostree", args...).Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return "", fmt.Errorf("ostree %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(ee.Stderr)))
-			}
-			return "", fmt.Errorf("ostree %s: %w", strings.Join(args, " "), err)
-		}
-		return strings.TrimSpace(string(out)), nil
+		return command.Output(ctx, command.Exec{}, append([]string{"ostree"}, args...)...)
 	}
 	commit, ref := bootedCommit(b.rpmOstree), ""
 	if commit == "" && filepath.Clean(b.opts.Rootfs) == "/" && b.opts.OstreeRef == "" {
@@ -224,13 +215,13 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 // rpmOstreeStatus is `rpm-ostree status --json` of the root: the file
 // ROOT/rpm-ostree.json when there is one (a captured root), else, for a
 // live /, what rpm-ostree says. nil when neither is there.
-func rpmOstreeStatus(root string) []byte {
+func rpmOstreeStatus(ctx context.Context, r command.Runner, root string) []byte {
 	if data, err := os.ReadFile(filepath.Join(root, "rpm-ostree.json")); err == nil {
 		return data
 	}
 	if filepath.Clean(root) == "/" {
-		if out, err := exec.Command("rpm-ostree", "status", "--json").Output(); err == nil {
-			return out
+		if out, err := command.Output(ctx, r, "rpm-ostree", "status", "--json"); err == nil {
+			return []byte(out)
 		}
 	}
 	return nil

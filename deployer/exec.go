@@ -7,31 +7,22 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seedbuild/seedbuild/internal/command"
 )
 
 // Runner runs one command with stdin closed and stdout and stderr apart.
 // It is the seam tests replace.
-type Runner interface {
-	Run(ctx context.Context, argv []string, stdout, stderr io.Writer) error
-}
+type Runner = command.Runner
 
 // ExecRunner runs commands on the host.
-type ExecRunner struct{}
-
-// Run runs argv.
-func (ExecRunner) Run(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	return cmd.Run()
-}
+type ExecRunner = command.Exec
 
 // EventType names a kind of progress event.
 type EventType string
