@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
@@ -48,8 +49,14 @@ func ParseLayout(s string) (Layout, error) {
 type Options struct {
 	// Rootfs is the host root to capture. Default "/".
 	Rootfs string
-	// Base is the OS image the seed is built on. Required except for Classic.
+	// Base is the OS image the seed is built on. Default: spec.osImageURL
+	// of the root's MachineConfig, named through ParseImage. Not used for
+	// Classic.
 	Base types.ImageReference
+	// ParseImage resolves an image name (the MachineConfig's osImageURL)
+	// as the caller resolves names (registries.conf, local storage).
+	// Required when Base is nil for a layout that needs a base.
+	ParseImage func(name string) (types.ImageReference, error)
 	// Layout defaults to Native.
 	Layout Layout
 	// Excludes are extra tar-style exclusion patterns, root-relative.
@@ -62,8 +69,11 @@ type Options struct {
 	// no rpm-ostree.json and more than one ref.
 	OstreeRef string
 	// ContainersList, when set, is the precache list; else it is read from
-	// the root's container store.
+	// ContainersListFile, else from the root's container store.
 	ContainersList []string
+	// ContainersListFile is a precache list file: one image a line, with
+	// blank lines and # comments.
+	ContainersListFile string
 	// Kargs are added after the MachineConfig kernel arguments.
 	Kargs []string
 	// Timestamp, when set, clamps every mtime and dates the image, for
@@ -109,7 +119,16 @@ func (o *Options) validate() error {
 		return errors.New("no destination: give at least one --tag or --output")
 	}
 	if o.Layout != Classic && o.Base == nil {
-		return errors.New("no base image for a " + string(o.Layout) + " seed")
+		if err := o.baseFromMachineConfig(); err != nil {
+			return err
+		}
+	}
+	if o.ContainersList == nil && o.ContainersListFile != "" {
+		list, err := ReadContainersList(o.ContainersListFile)
+		if err != nil {
+			return err
+		}
+		o.ContainersList = list
 	}
 	if o.Policy == nil {
 		return errors.New("no signature policy")
@@ -266,4 +285,40 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.w.Write(p)
+}
+
+// baseFromMachineConfig names the base after the root's MachineConfig.
+func (o *Options) baseFromMachineConfig() error {
+	mc, err := machineconfig.Read(o.Rootfs)
+	if err != nil {
+		return err
+	}
+	if mc.OSImageURL == "" {
+		return fmt.Errorf("no base image: give --base, or a root whose %s has spec.osImageURL", machineconfig.Path)
+	}
+	if o.ParseImage == nil {
+		return errors.New("no base image for a " + string(o.Layout) + " seed")
+	}
+	ref, err := o.ParseImage(mc.OSImageURL)
+	if err != nil {
+		return fmt.Errorf("naming the base image %q of the root's MachineConfig: %w", mc.OSImageURL, err)
+	}
+	o.Base = ref
+	return nil
+}
+
+// ReadContainersList reads a precache list file: one image a line, blank
+// lines and # comments left out.
+func ReadContainersList(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading containers list %q: %w", path, err)
+	}
+	list := []string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			list = append(list, l)
+		}
+	}
+	return list, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/seedbuild/seedbuild/builder"
 	"github.com/seedbuild/seedbuild/imageref"
-	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/spf13/cobra"
 	istorage "go.podman.io/image/v5/storage"
@@ -127,18 +126,7 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	if opts.Timestamp, err = timestamp(cmd, o.timestamp); err != nil {
 		return opts, err
 	}
-	if o.containersList != "" {
-		data, err := os.ReadFile(o.containersList)
-		if err != nil {
-			return opts, fmt.Errorf("reading containers list %q: %w", o.containersList, err)
-		}
-		opts.ContainersList = []string{}
-		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				opts.ContainersList = append(opts.ContainersList, l)
-			}
-		}
-	}
+	opts.ContainersListFile = o.containersList
 	if o.clusterInfo != "" {
 		data, err := os.ReadFile(o.clusterInfo)
 		if err != nil {
@@ -153,8 +141,9 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	if opts.Destinations, err = o.destinations(g); err != nil {
 		return opts, err
 	}
-	if layout != builder.Classic {
-		if opts.Base, err = o.baseRef(g); err != nil {
+	opts.ParseImage = g.parseImage
+	if o.base != "" && layout != builder.Classic {
+		if opts.Base, err = g.parseImage(o.base); err != nil {
 			return opts, err
 		}
 	}
@@ -162,25 +151,6 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		opts.ExcludePaths = []string{g.store.GraphRoot(), g.store.RunRoot()}
 	}
 	return opts, nil
-}
-
-func (o *createOptions) baseRef(g *globalOptions) (types.ImageReference, error) {
-	name := o.base
-	if name == "" {
-		mc, err := machineconfig.Read(o.rootfs)
-		if err != nil {
-			return nil, err
-		}
-		if mc.OSImageURL == "" {
-			return nil, fmt.Errorf("no base image: give --base, or a root whose etc/machine-config-daemon/currentconfig has spec.osImageURL")
-		}
-		name = mc.OSImageURL
-	}
-	ref, err := g.parseImage(name)
-	if err != nil {
-		return nil, err
-	}
-	return ref, nil
 }
 
 func (o *createOptions) destinations(g *globalOptions) ([]types.ImageReference, error) {
