@@ -52,3 +52,49 @@ func TestExcluderKeeps(t *testing.T) {
 		}
 	}
 }
+
+func TestExcluderDefaults(t *testing.T) {
+	e := newExcluder(append(append([]string{}, DefaultVarExcludes...), DefaultEtcExcludes...))
+	e.excludePath("/var/lib/seedbuild-stage/")
+	tests := []struct {
+		rel  string
+		want bool
+	}{
+		// Folders whose contents are left out are themselves captured.
+		{"var/tmp", false},
+		{"var/log", false},
+		{"var/log/journal/abc/system.journal", true},
+		{"var/lib/log/x", true},
+		{"var/lib/cni/bin", false},
+		{"var/lib/cni/bin/bridge", true},
+		{"var/lib/cni/networks/ovn-k/10.0.0.2", false},
+		{"var/lib/containers", false},
+		{"var/lib/kubelet/pods", false},
+		{"var/lib/kubelet/pods/uid/volumes/x", true},
+		{"var/lib/kubelet/config.json", false},
+		{"var/lib/ovn-ic/etc", false},
+		{"var/lib/ovn-ic/etc/ovnnb_db.db", true},
+		{"var/lib/ovn-ic/data", false},
+		{"var/roothome/.bash_history", true},
+		{"var/home/core/.bashrc", false},
+		{"var/lib/etcd/member/snap/db", false},
+		{"var/lib/seedbuild-stage", true},
+		{"var/lib/seedbuild-stage2", false},
+		// The /etc paths a seed never carries.
+		{"etc/hosts", false},
+		{"etc/NetworkManager/conf.d", false},
+		{"etc/openvswitch/conf.db", true},
+		{"etc/openvswitch/.conf.db.~lock~", true},
+		{"etc/openvswitch/system-id.conf", false},
+		{"etc/machine-config-daemon/orig/var/lib/kubelet/config.json", true},
+		{"etc/machine-config-daemon/orig/etc/chrony.conf", false},
+		{"etc/cni/multus/certs/x.pem", true},
+		{"etc/cni/multus", true},
+		{"etc/kubernetes/cni/net.d/00-ovn.conf", false},
+	}
+	for _, tt := range tests {
+		if got := e.match(tt.rel); got != tt.want {
+			t.Errorf("match(%q) = %v, want %v", tt.rel, got, tt.want)
+		}
+	}
+}
