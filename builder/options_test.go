@@ -27,7 +27,9 @@ func TestReadContainersList(t *testing.T) {
 // TestBaseFromMachineConfig: with no base given, the base is the root's
 // MachineConfig osImageURL, named through the caller's resolver.
 func TestBaseFromMachineConfig(t *testing.T) {
-	parse := func(name string) (types.ImageReference, error) { return alltransports.ParseImageName("docker://" + name) }
+	parse := func(name string) (types.ImageReference, error) {
+		return alltransports.ParseImageName("docker://" + name)
+	}
 	tests := []struct {
 		name, mc string
 		parse    func(string) (types.ImageReference, error)
