@@ -54,6 +54,12 @@ func diffEtc(root string, excluded func(rel string) bool, keepXattr func(string)
 			return true, nil
 		}
 		rel = rel[2:]
+		// What is never captured is never deleted on the target either: a
+		// default the node removed there is the target's business (its
+		// network connections, say).
+		if excluded("etc/" + rel) {
+			return false, nil
+		}
 		var live unix.Stat_t
 		if err := unix.Lstat(filepath.Join(etc, rel), &live); errors.Is(err, unix.ENOENT) {
 			out.deleted = append(out.deleted, rel)

@@ -109,6 +109,13 @@ func TestDiffEtc(t *testing.T) {
 			put(t, filepath.Join(dflt, "gone"), "g", 0o644)
 			both(t, etc, dflt, "kept", "same")
 		}, wantDeleted: []string{"gone", "old.d", "old.d/x", "old.d/y"}},
+		{name: "deleted defaults under never-captured paths", setup: func(t *testing.T, etc, dflt string) {
+			// The target keeps its own: a seed must not delete them there.
+			must(t, os.MkdirAll(filepath.Join(etc, "NetworkManager/system-connections"), 0o755))
+			put(t, filepath.Join(dflt, "NetworkManager/system-connections/default.nmconnection"), "x", 0o600)
+			put(t, filepath.Join(dflt, "hostname"), "localhost", 0o644)
+			put(t, filepath.Join(dflt, "gone"), "g", 0o644)
+		}, wantDeleted: []string{"gone"}},
 		{name: "never-captured paths", setup: func(t *testing.T, etc, dflt string) {
 			for _, d := range []string{"NetworkManager", "openvswitch", "cni", "machine-config-daemon/orig/var/lib"} {
 				must(t, os.MkdirAll(filepath.Join(etc, d), 0o755))
