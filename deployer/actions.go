@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -217,6 +218,7 @@ func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]stri
 	}
 	d := fresh[len(fresh)-1]
 	e.vars["checksum"] = d.Checksum
+	e.vars["deployment-index"] = strconv.Itoa(d.Index)
 	return d.path(a["sysroot"]), nil
 }
 

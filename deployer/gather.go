@@ -37,6 +37,7 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 		h.InheritedKargs = inheritedKargs(string(cmdline))
 	}
 	h.HasOstreeContainer = OstreeContainerWorks(ctx)
+	h.HasSetDefault = ostreeHasSetDefault(ctx)
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
@@ -88,6 +89,15 @@ func inheritedKargs(cmdline string) []string {
 		}
 	}
 	return out
+}
+
+// ostreeHasSetDefault checks for `ostree admin set-default`. An ostree
+// without it answers with the admin usage, which does not name it.
+func ostreeHasSetDefault(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "ostree", "admin", "set-default", "--help").CombinedOutput()
+	return strings.Contains(string(out), "set-default")
 }
 
 // OstreeContainerWorks checks for ostree-ext's `ostree container image

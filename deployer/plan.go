@@ -90,6 +90,10 @@ type HostFacts struct {
 	InheritedKargs []string `json:"inherited_kargs,omitempty"`
 	// HasOstreeContainer is whether `ostree container` runs.
 	HasOstreeContainer bool `json:"has_ostree_container"`
+	// HasSetDefault is whether `ostree admin set-default` exists (ostree
+	// 2023.x and later): a new deployment can then be made the default
+	// without deploying it a second time.
+	HasSetDefault bool `json:"has_set_default"`
 	// PodmanAnswers is whether the podman service answered.
 	PodmanAnswers bool   `json:"podman_answers"`
 	PodmanURL     string `json:"podman_url,omitempty"`
@@ -321,7 +325,12 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		}
 		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
-		if !o.NotAsDefault {
+		switch {
+		case o.NotAsDefault:
+		case h.HasSetDefault:
+			p.Steps = append(p.Steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
+				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "{deployment-index}"}})
+		default:
 			p.Steps = append(p.Steps,
 				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
 					Argv: []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune", "{commit}"},

@@ -61,6 +61,10 @@ func TestPlanGolden(t *testing.T) {
 	}
 	// The seed unpacked onto the sysroot: the ostree and classic routes.
 	plans = append(plans, plan{labels.Native, Ostree, true}, plan{labels.BootcTarball, Ostree, true}, plan{labels.Classic, Auto, true})
+	// An ostree with `admin set-default` (2023.x on) switches the default
+	// without a second deploy.
+	plans = append(plans, plan{labels.Native, Ostree, true})
+	seen := map[string]bool{}
 	for _, pl := range plans {
 		kind, m := pl.kind, pl.method
 		{
@@ -68,11 +72,17 @@ func TestPlanGolden(t *testing.T) {
 			if pl.unpacked {
 				name += "-unpacked"
 			}
+			host := testHost()
+			if seen[name] {
+				name += "-set-default"
+				host.HasSetDefault = true
+			}
+			seen[name] = true
 			t.Run(name, func(t *testing.T) {
 				o := Options{Stateroot: "rhcos-4.20", Sysroot: "/", Method: m, Kargs: []string{"console=ttyS0"}}
 				seed := testSeed(kind)
 				seed.Unpacked = pl.unpacked
-				p := NewPlan(testHost(), seed, o)
+				p := NewPlan(host, seed, o)
 				got, err := json.MarshalIndent(p, "", "  ")
 				if err != nil {
 					t.Fatal(err)

@@ -78,6 +78,8 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add(CheckMethod, "--method bootc: the podman service at %s does not answer: start it with `systemctl start podman.socket`", h.PodmanURL)
 	case method == OstreeExt && !h.HasOstreeContainer:
 		add(CheckMethod, "--method ostree-ext: `ostree container` is not available on this host")
+	case (method == Bootc || method == OstreeExt) && o.NotAsDefault && !h.HasSetDefault:
+		add(CheckMethod, "--not-as-default with the %s method needs `ostree admin set-default` (ostree 2023.x or later), which this host's ostree lacks", method)
 	}
 	// A sysroot that is not there is the sysroot problem above, not a
 	// space problem too; free space that cannot be read is a problem.
