@@ -3,6 +3,7 @@ package seedimage
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -21,6 +22,12 @@ import (
 // blob cache and nothing in local storage is written. Each layer's digest
 // is checked once it is read whole.
 func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, fn func(i int, layer io.Reader) error) error {
+	if ref.Transport().Name() == "oci-archive" {
+		err := eachArchiveLayer(ref, fn)
+		if !errors.Is(err, errNotInPlace) {
+			return err
+		}
+	}
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
 		return err
@@ -68,8 +75,14 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	if err != nil {
 		return err
 	}
+	return readStream(rc, info.Digest, fn)
+}
+
+// readStream decompresses a layer blob for fn, then reads the rest of it
+// and checks its digest.
+func readStream(rc io.ReadCloser, d digest.Digest, fn func(io.Reader) error) error {
 	defer rc.Close()
-	verifier := info.Digest.Verifier()
+	verifier := d.Verifier()
 	plain, err := archive.DecompressStream(io.TeeReader(rc, verifier))
 	if err != nil {
 		return err
@@ -86,8 +99,8 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	if _, err := io.Copy(io.Discard, io.TeeReader(rc, verifier)); err != nil {
 		return err
 	}
-	if info.Digest != "" && !verifier.Verified() {
-		return fmt.Errorf("the layer does not match its digest %s", info.Digest)
+	if d != "" && !verifier.Verified() {
+		return fmt.Errorf("the layer does not match its digest %s", d)
 	}
 	return nil
 }

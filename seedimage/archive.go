@@ -1,0 +1,135 @@
+package seedimage
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/types"
+)
+
+// errNotInPlace says an oci-archive cannot be read in place (a manifest
+// list, say), so it is read through containers/image, which extracts it.
+var errNotInPlace = errors.New("the archive cannot be read in place")
+
+// archiveBlobs reads an oci-archive's blobs where they are in the tar:
+// its members are found once, skipping their data by seeking, and each
+// blob is then a section of the file. containers/image's oci-archive
+// transport first extracts the whole archive into a temporary folder,
+// which writes every compressed byte once more.
+type archiveBlobs struct {
+	f       *os.File
+	members map[string]*io.SectionReader
+}
+
+func openArchiveBlobs(path string) (*archiveBlobs, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &archiveBlobs{f: f, members: map[string]*io.SectionReader{}}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return a, nil
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("reading the archive %q: %w", path, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		// archive/tar reads headers block by block from the file itself,
+		// so the file's offset is now where this member's data starts.
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		a.members[strings.TrimPrefix(h.Name, "./")] = io.NewSectionReader(f, off, h.Size)
+	}
+}
+
+func (a *archiveBlobs) Close() error { return a.f.Close() }
+
+func (a *archiveBlobs) readJSON(name string, v any) error {
+	r, ok := a.members[name]
+	if !ok {
+		return fmt.Errorf("the archive has no %s", name)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return json.NewDecoder(r).Decode(v)
+}
+
+func (a *archiveBlobs) blob(d digest.Digest) (*io.SectionReader, error) {
+	r, ok := a.members["blobs/"+d.Algorithm().String()+"/"+d.Encoded()]
+	if !ok {
+		return nil, fmt.Errorf("the archive has no blob %s", d)
+	}
+	return io.NewSectionReader(r, 0, r.Size()), nil
+}
+
+// layers lists the image's layers: the manifest named name (its
+// org.opencontainers.image.ref.name), or the only one when name is "".
+func (a *archiveBlobs) layers(name string) ([]types.BlobInfo, error) {
+	var index imgspecv1.Index
+	if err := a.readJSON("index.json", &index); err != nil {
+		return nil, err
+	}
+	var picked []imgspecv1.Descriptor
+	for _, m := range index.Manifests {
+		if name == "" || m.Annotations[imgspecv1.AnnotationRefName] == name {
+			picked = append(picked, m)
+		}
+	}
+	if len(picked) != 1 || picked[0].MediaType != imgspecv1.MediaTypeImageManifest {
+		return nil, errNotInPlace
+	}
+	r, err := a.blob(picked[0].Digest)
+	if err != nil {
+		return nil, err
+	}
+	var m imgspecv1.Manifest
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", picked[0].Digest, err)
+	}
+	var out []types.BlobInfo
+	for _, l := range m.Layers {
+		out = append(out, types.BlobInfo{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType})
+	}
+	return out, nil
+}
+
+// eachArchiveLayer is EachLayer for an oci-archive read in place.
+func eachArchiveLayer(ref types.ImageReference, fn func(i int, layer io.Reader) error) error {
+	path, name, _ := strings.Cut(ref.StringWithinTransport(), ":")
+	a, err := openArchiveBlobs(path)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	infos, err := a.layers(name)
+	if err != nil {
+		return err
+	}
+	for i, info := range infos {
+		r, err := a.blob(info.Digest)
+		if err != nil {
+			return err
+		}
+		if err := readStream(io.NopCloser(r), info.Digest, func(l io.Reader) error { return fn(i, l) }); err != nil {
+			return fmt.Errorf("reading layer %d (%s): %w", i+1, info.Digest, err)
+		}
+	}
+	return nil
+}
