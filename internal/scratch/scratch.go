@@ -83,12 +83,10 @@ func RemoveStale(parent string, w io.Writer) {
 			continue
 		}
 		dir := filepath.Join(parent, e.Name())
-		data, err := os.ReadFile(filepath.Join(dir, "pid"))
-		if err != nil {
-			continue
-		}
+		data, _ := os.ReadFile(filepath.Join(dir, "pid"))
 		pid, live := StampAlive(string(data))
-		if pid <= 0 || live {
+		if live || (pid <= 0 && !fromEarlierBoot(dir)) {
+			// A live run's, or one whose stamp is not written yet.
 			continue
 		}
 		if err := RemoveAll(dir); err == nil {
@@ -116,6 +114,26 @@ func StampAlive(stamp string) (pid int, alive bool) {
 		return pid, false
 	}
 	return pid, Alive(pid)
+}
+
+// fromEarlierBoot says whether dir was last changed before this boot: a
+// folder a power cut left, whose stamp may never have reached the disk.
+func fromEarlierBoot(dir string) bool {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			btime, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return err == nil && fi.ModTime().Unix() < btime
+		}
+	}
+	return false
 }
 
 // BootID is a short name of this boot, so a pid of an earlier boot (after
