@@ -77,6 +77,11 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	// fetched: no need to unpack gigabytes for a wrong sysroot.
 	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed,
 		Image: imageref.Display(cfg.Image)}
+	if !cfg.DryRun && sysrootFacts(cfg.Sysroot).IsOstreeSysroot {
+		if err := newExecutor(cfg, "").recoverJournals(ctx, true); err != nil {
+			return nil, err
+		}
+	}
 	if problems := beforePull(labelOnly.Kind, Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
 	}
@@ -93,7 +98,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer release()
 	ex := newExecutor(cfg, root)
-	if err := ex.recoverJournals(ctx); err != nil {
+	if err := ex.recoverJournals(ctx, false); err != nil {
 		return nil, err
 	}
 	host := GatherHost(ctx, cfg.Sysroot, route.ping)

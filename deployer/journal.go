@@ -90,7 +90,12 @@ func (j *journal) remove() error {
 // recoverJournals undoes what killed deploy runs left in the sysroot, by
 // running the undo list each one recorded, newest first, and says so. A
 // journal whose undo fails stays for the next run, and the error names it.
-func (e *executor) recoverJournals(ctx context.Context) error {
+//
+// With bootedOnly, it finishes only the journal of the booted stateroot (a
+// run cut off once its deployment was whole and the default): that needs
+// no seed, so it is done before a run is refused for deploying into the
+// booted stateroot, which is what rerunning the cut-off command does.
+func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 	files, _ := filepath.Glob(filepath.Join(e.sysroot, "ostree", journalPrefix+"*.json"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -108,6 +113,9 @@ func (e *executor) recoverJournals(ctx context.Context) error {
 			if err := e.finishBooted(ctx, j); err != nil {
 				return err
 			}
+			continue
+		}
+		if bootedOnly {
 			continue
 		}
 		saved, savedBefore := e.vars, e.before
