@@ -27,7 +27,7 @@ cores=$(nproc)
 mkdir -p "$dir"
 trap '"$here/rm-sysroot.sh" "$dir"' EXIT
 export BUILDAH_ARGS="--root $dir/storage --runroot $dir/run --storage-driver overlay"
-sb() { "$bin" --root "$dir/storage" --runroot "$dir/run" "$@"; }
+sb=("$bin" --root "$dir/storage" --runroot "$dir/run")
 
 # measure NAME CMD...: warm-up, then $runs timed runs; records the median
 # seconds in $dir/NAME.time and the peak RSS (KiB) in $dir/NAME.rss. When
@@ -64,7 +64,7 @@ fresh_sysroot() {
   ostree admin init-fs --modern "$dir/sys" >/dev/null 2>&1
 }
 fresh_floor() { rm -rf "$dir/floor"; mkdir -p "$dir/floor"; }
-fresh_tag() { sb rmi -f localhost/bench-seed:tag >/dev/null 2>&1 || true; buildah $BUILDAH_ARGS rmi -f localhost/bench-pull:latest >/dev/null 2>&1 || true; }
+fresh_tag() { buildah $BUILDAH_ARGS rmi -f localhost/bench-seed:tag >/dev/null 2>&1 || true; buildah $BUILDAH_ARGS rmi -f localhost/bench-pull:latest >/dev/null 2>&1 || true; }
 
 # write_floor ARCHIVE DEST: the seed's layers unpacked once into DEST, in
 # order, with GNU tar: writing the unpacked bytes once.
@@ -92,17 +92,17 @@ bench_base() {
   du -sb "$root/usr" | cut -f1 >"$dir/$b.ossize"
   find "$root/usr" -type f | wc -l >"$dir/$b.osfiles"
   "$here/lca-reference.sh" classic "$root" "$dir/$b-classic.tar" >/dev/null
-  measure "$b-a" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
-  measure "$b-b" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-b.tar" --compression zstd
+  measure "$b-a" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
+  measure "$b-b" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-b.tar" --compression zstd
   measure "$b-c" "$here/lca-reference.sh" bootc "$root" "$dir/$b-c.tar" "oci-archive:$dir/$b-base.tar"
   measure "$b-d" bash -c "tar c -C '$root' ${excludes[*]} var etc | pigz -p $cores > '$dir/$b-d.tgz'"
   setup=fresh_tag
-  measure "$b-i" sb create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --tag localhost/bench-seed:tag
+  measure "$b-i" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --tag localhost/bench-seed:tag
   measure "$b-j" skopeo copy -q "oci-archive:$dir/$b-a.tar" "containers-storage:[overlay@$dir/storage+$dir/run]localhost/bench-pull:latest"
   setup=fresh_sysroot
-  measure "$b-e" sb deploy -q "oci-archive:$dir/$b-a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  measure "$b-e" "${sb[@]}" deploy -q "oci-archive:$dir/$b-a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
   measure "$b-f" "$here/lca-deploy-reference.sh" "$dir/$b-classic.tar" "$dir/sys" bench
-  measure "$b-h" sb deploy -q "oci-archive:$dir/$b-classic.tar" --sysroot "$dir/sys" --stateroot bench
+  measure "$b-h" "${sb[@]}" deploy -q "oci-archive:$dir/$b-classic.tar" --sysroot "$dir/sys" --stateroot bench
   setup=fresh_floor
   measure "$b-g" bash -c "write_floor '$dir/$b-a.tar' '$dir/floor'"
   setup=
@@ -122,9 +122,9 @@ for s in $sweep; do
   root=$dir/root-sweep
   python3 "$here/mkroot.py" --out "$root" --scale "$s" --ostree >"$dir/sweep-$s.mkroot.json"
   [[ -f $dir/sweep-base.tar ]] || MKBASE_WRITER=dir2oci "$here/mkbase.sh" "$root" localhost/bench-sweep "$dir/sweep-base.tar" >/dev/null
-  once=1 measure "sweep-$s-a" sb create -q --rootfs "$root" --base "oci-archive:$dir/sweep-base.tar" --output "oci-archive:$dir/sweep-$s.tar"
+  once=1 measure "sweep-$s-a" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/sweep-base.tar" --output "oci-archive:$dir/sweep-$s.tar"
   setup=fresh_sysroot
-  once=1 measure "sweep-$s-e" sb deploy -q "oci-archive:$dir/sweep-$s.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  once=1 measure "sweep-$s-e" "${sb[@]}" deploy -q "oci-archive:$dir/sweep-$s.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
   setup=
   du -sb "$root/var" | cut -f1 >"$dir/sweep-$s.varsize"
   "$here/rm-sysroot.sh" "$root" "$dir/sys"
