@@ -46,7 +46,8 @@ func ociArchive(t testing.TB, lbls string) []byte {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func readBytes(t testing.TB, data []byte) (*Description, error) {
+// archiveRef writes data as an archive and returns its reference.
+func archiveRef(t testing.TB, data []byte) types.ImageReference {
 	p := filepath.Join(t.TempDir(), "image.tar")
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -55,19 +56,15 @@ func readBytes(t testing.TB, data []byte) (*Description, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Read(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
+	return ref
+}
+
+func readBytes(t testing.TB, data []byte) (*Description, error) {
+	return Read(context.Background(), archiveRef(t, data), &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
 }
 
 func describeBytes(t testing.TB, data []byte) (*Description, error) {
-	p := filepath.Join(t.TempDir(), "image.tar")
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := archive.ParseReference(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Describe(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
+	return Describe(context.Background(), archiveRef(t, data), &types.SystemContext{BigFilesTemporaryDir: t.TempDir()})
 }
 
 func TestReadArchive(t *testing.T) {
