@@ -11,7 +11,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/image"
-	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage/pkg/archive"
@@ -33,22 +32,9 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 		return err
 	}
 	defer src.Close()
-	unparsed := image.UnparsedInstance(src, nil)
-	blob, mime, err := unparsed.Manifest(ctx)
+	unparsed, instance, _, _, err := platformInstance(ctx, src, sys)
 	if err != nil {
-		return fmt.Errorf("reading manifest: %w", err)
-	}
-	var instance *digest.Digest
-	if manifest.MIMETypeIsMultiImage(mime) {
-		list, err := manifest.ListFromBlob(blob, mime)
-		if err != nil {
-			return fmt.Errorf("parsing manifest list: %w", err)
-		}
-		d, err := list.ChooseInstance(sys)
-		if err != nil {
-			return fmt.Errorf("choosing an image from the manifest list: %w", err)
-		}
-		unparsed, instance = image.UnparsedInstance(src, &d), &d
+		return err
 	}
 	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
 	if err != nil {

@@ -82,24 +82,9 @@ func Describe(ctx context.Context, ref types.ImageReference, sys *types.SystemCo
 		return nil, err
 	}
 	defer src.Close()
-	unparsed := image.UnparsedInstance(src, nil)
-	blob, mime, err := unparsed.Manifest(ctx)
+	unparsed, _, blob, mime, err := platformInstance(ctx, src, sys)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	if manifest.MIMETypeIsMultiImage(mime) {
-		list, err := manifest.ListFromBlob(blob, mime)
-		if err != nil {
-			return nil, fmt.Errorf("parsing manifest list: %w", err)
-		}
-		d, err := list.ChooseInstance(sys)
-		if err != nil {
-			return nil, fmt.Errorf("choosing an image from the manifest list: %w", err)
-		}
-		unparsed = image.UnparsedInstance(src, &d)
-		if blob, mime, err = unparsed.Manifest(ctx); err != nil {
-			return nil, fmt.Errorf("reading manifest %s: %w", d, err)
-		}
+		return nil, err
 	}
 	img, err := image.FromUnparsedImage(ctx, sys, unparsed)
 	if err != nil {
@@ -158,4 +143,30 @@ func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime st
 	d.Base = Base{Name: seed.BaseName, Digest: seed.BaseDigest}
 	d.ClusterInfo = &seed.ClusterInfo
 	return d
+}
+
+// platformInstance opens src's image for sys's platform: the image itself,
+// or the instance a manifest list names for the platform (then instance is
+// its digest). blob and mime are that image's manifest.
+func platformInstance(ctx context.Context, src types.ImageSource, sys *types.SystemContext) (unparsed *image.UnparsedImage, instance *digest.Digest, blob []byte, mime string, err error) {
+	unparsed = image.UnparsedInstance(src, nil)
+	if blob, mime, err = unparsed.Manifest(ctx); err != nil {
+		return nil, nil, nil, "", fmt.Errorf("reading manifest: %w", err)
+	}
+	if !manifest.MIMETypeIsMultiImage(mime) {
+		return unparsed, nil, blob, mime, nil
+	}
+	list, err := manifest.ListFromBlob(blob, mime)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("parsing manifest list: %w", err)
+	}
+	d, err := list.ChooseInstance(sys)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("choosing an image from the manifest list: %w", err)
+	}
+	unparsed = image.UnparsedInstance(src, &d)
+	if blob, mime, err = unparsed.Manifest(ctx); err != nil {
+		return nil, nil, nil, "", fmt.Errorf("reading manifest %s: %w", d, err)
+	}
+	return unparsed, &d, blob, mime, nil
 }
