@@ -126,9 +126,10 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 	// What the image has of the mount points, with their modes, for
 	// verify: the commit takes the root over.
 	var points []string
+	modes := mountPointModes(root)
 	for _, name := range mountPoints {
-		if fi, err := os.Lstat(filepath.Join(root, name)); err == nil && fi.IsDir() {
-			points = append(points, fmt.Sprintf("%s:%04o", name, dirMode(fi)))
+		if mode, ok := modes[name]; ok {
+			points = append(points, fmt.Sprintf("%s:%04o", name, mode))
 		}
 	}
 	etc, usrEtc := filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")

@@ -63,17 +63,25 @@ func dirMode(fi os.FileInfo) uint32 {
 // boot.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "var"}
 
+// mountPointModes are the mount points root has as folders, with their
+// modes (dirMode).
+func mountPointModes(root string) map[string]uint32 {
+	modes := map[string]uint32{}
+	for _, name := range mountPoints {
+		if fi, err := os.Lstat(filepath.Join(root, name)); err == nil && fi.IsDir() {
+			modes[name] = dirMode(fi)
+		}
+	}
+	return modes
+}
+
 // checkMountPoints checks that the deployment keeps every mount point the
 // image's root has, as a folder with the image's mode. With no image root
 // to read, points lists them as NAME:MODE (octal, sticky bit included).
 func checkMountPoints(imageRoot, points, dep string) []string {
 	want := map[string]uint32{}
 	if imageRoot != "" {
-		for _, name := range mountPoints {
-			if fi, err := os.Lstat(filepath.Join(imageRoot, name)); err == nil && fi.IsDir() {
-				want[name] = dirMode(fi)
-			}
-		}
+		want = mountPointModes(imageRoot)
 	}
 	for _, p := range strings.Fields(points) {
 		name, mode, _ := strings.Cut(p, ":")
