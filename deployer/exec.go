@@ -175,11 +175,12 @@ func (e *executor) expandStep(st Step) (argv []string, args map[string]string, e
 func (e *executor) run(ctx context.Context, p Plan) error {
 	var undo []Step
 	for i, st := range p.Steps {
+		before := undo // what ran so far, if recording this step's intent fails
 		if st.Undo != nil {
 			undo = append(undo, *st.Undo)
 		}
 		if err := e.record(i, undo); err != nil {
-			return &StepError{Index: i, Step: st, Err: err, UndoErrs: e.undo(context.WithoutCancel(ctx), undo[:len(undo)-boolInt(st.Undo != nil)])}
+			return &StepError{Index: i, Step: st, Err: err, UndoErrs: e.undo(context.WithoutCancel(ctx), before)}
 		}
 		e.emit(Event{Type: EventStep, Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Argv: st.Argv})
 		start := time.Now()
@@ -214,13 +215,6 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		e.emit(Event{Type: EventDone, Index: i + 1, Total: len(p.Steps), Desc: st.Desc, Seconds: time.Since(start).Round(time.Millisecond).Seconds()})
 	}
 	return e.record(len(p.Steps), undo)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // record writes the run's progress and its undo list to the journal.
