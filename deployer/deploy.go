@@ -77,12 +77,13 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	// fetched: no need to unpack gigabytes for a wrong sysroot.
 	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed,
 		Image: imageref.Display(cfg.Image)}
-	if !cfg.DryRun && sysrootFacts(cfg.Sysroot).IsOstreeSysroot {
+	sysroot := sysrootFacts(cfg.Sysroot)
+	if !cfg.DryRun && sysroot.IsOstreeSysroot {
 		if err := newExecutor(cfg, "").recoverJournals(ctx, true); err != nil {
 			return nil, err
 		}
 	}
-	if problems := beforePull(labelOnly.Kind, Preflight(sysrootFacts(cfg.Sysroot), labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
+	if problems := beforePull(labelOnly.Kind, Preflight(sysroot, labelOnly, cfg.Options, cfg.Target)); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
 	}
 	route := chooseRoute(ctx, cfg, labelOnly)
