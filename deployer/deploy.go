@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/docker/go-units"
@@ -102,7 +103,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ex.recoverJournals(ctx, false); err != nil {
 		return nil, err
 	}
-	host := GatherHost(ctx, cfg.Sysroot, route.ping)
+	host := GatherHost(ctx, cfg.Sysroot, route.ping, route.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
@@ -171,21 +172,34 @@ type route struct {
 	unpack bool
 	// ping asks the podman service, for the bootc method.
 	ping func(context.Context) bool
+	// ostreeExt asks whether `ostree container` runs.
+	ostreeExt func(context.Context) bool
+}
+
+// askOnce answers the first question asked, and then the same.
+func askOnce(ask func(context.Context) bool) func(context.Context) bool {
+	var once sync.Once
+	var answer bool
+	return func(ctx context.Context) bool {
+		once.Do(func() { answer = ask(ctx) })
+		return answer
+	}
 }
 
 // chooseRoute picks how the seed reaches the sysroot: only bootc and
 // ostree-ext need containers-storage, so a seed unpacks unless one of
 // them can run. It reads the host, and changes nothing.
 func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
-	var r route
+	// Each probe runs once; GatherHost reuses the answers.
+	r := route{ostreeExt: askOnce(OstreeContainerWorks)}
 	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) {
-		r.ping = PodmanPinger(cfg.PodmanURL)
+		r.ping = askOnce(PodmanPinger(cfg.PodmanURL))
 	}
 	switch {
 	case seed.Kind == labels.Classic, cfg.Method == Ostree:
 		r.unpack = true
 	case cfg.Method == Auto:
-		r.unpack = !(r.ping != nil && r.ping(ctx)) && !OstreeContainerWorks(ctx)
+		r.unpack = !(r.ping != nil && r.ping(ctx)) && !r.ostreeExt(ctx)
 	}
 	return r
 }
@@ -259,7 +273,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 		seed.ImageID = desc.ConfigDigest
 	}
 	readSeedFiles(scannedTree{scan}, &seed)
-	host := GatherHost(ctx, cfg.Sysroot, r.ping)
+	host := GatherHost(ctx, cfg.Sysroot, r.ping, r.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}

@@ -21,8 +21,10 @@ import (
 )
 
 // GatherHost reads the host and sysroot facts. It changes nothing.
-// podmanPing, when not nil, says whether the podman service answers.
-func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Context) bool) HostFacts {
+// podmanPing, when not nil, says whether the podman service answers;
+// ostreeExt, when not nil, whether `ostree container` runs (default
+// OstreeContainerWorks).
+func GatherHost(ctx context.Context, sysroot string, podmanPing, ostreeExt func(context.Context) bool) HostFacts {
 	h := sysrootFacts(sysroot)
 	h.Stateroots = []string{}
 	if entries, err := os.ReadDir(filepath.Join(sysroot, "ostree/deploy")); err == nil {
@@ -36,7 +38,10 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing func(context.Con
 		cmdline, _ := os.ReadFile("/proc/cmdline")
 		h.InheritedKargs = inheritedKargs(string(cmdline))
 	}
-	h.HasOstreeContainer = OstreeContainerWorks(ctx)
+	if ostreeExt == nil {
+		ostreeExt = OstreeContainerWorks
+	}
+	h.HasOstreeContainer = ostreeExt(ctx)
 	h.HasSetDefault = ostreeHasSetDefault(ctx)
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
