@@ -20,7 +20,7 @@ dir=${BENCH_DIR:-/var/tmp/seedbuild-bench}
 scale=${BENCH_SCALE:-1}
 runs=${BENCH_RUNS:-3}
 bases=${BENCH_BASES:-small rhcos}
-sweep=${BENCH_SWEEP:-0.25 1 4}
+sweep=${BENCH_SWEEP-0.25 1 4}
 cores=$(nproc)
 
 "$here/rm-sysroot.sh" "$dir"
