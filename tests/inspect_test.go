@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,13 @@ func TestInspectUpstreamSeeds(t *testing.T) {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("inspect output lacks %q:\n%s", want, r.stdout)
 			}
+		}
+	})
+	t.Run("format", func(t *testing.T) {
+		d := inspect(t, "oci-archive:"+f.bootc)
+		r := mustSeedbuild(t, "inspect", "--format", "{{.Kind}} {{.Digest}} {{.OCPVersion}} {{len .Layers}}", "oci-archive:"+f.bootc)
+		if want := fmt.Sprintf("bootc-tarball %s 4.20.0 2\n", d.Digest); r.stdout != want {
+			t.Errorf("inspect --format printed %q, want %q", r.stdout, want)
 		}
 	})
 }

@@ -18,7 +18,8 @@ type createOptions struct {
 	rootfs, base, layout, clusterInfo, compression, ostreeRef, containersList string
 	tags, outputs, excludes, kargs                                            []string
 	timestamp                                                                 int64
-	allowCredentials, allowRunning, asJSON, quiet                             bool
+	allowCredentials, allowRunning, quiet                                     bool
+	out                                                                       formatFlags
 }
 
 // Validate checks the flags on their face.
@@ -31,6 +32,9 @@ func (o *createOptions) Validate(cmd *cobra.Command) error {
 	}
 	if _, err := builder.ParseCompression(o.compression); err != nil {
 		return usageError{err}
+	}
+	if err := o.out.parse(); err != nil {
+		return err
 	}
 	if cmd.Flags().Changed("timestamp") && o.timestamp < 0 {
 		return usagef("invalid --timestamp %d: want seconds since the epoch", o.timestamp)
@@ -73,8 +77,8 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 			if err != nil {
 				return err
 			}
-			if o.asJSON {
-				return writeJSON(g.stdout, report)
+			if o.out.structured() {
+				return o.out.write(g.stdout, report)
 			}
 			fmt.Fprintf(g.stdout, "%s\n", report.ManifestDigest)
 			return nil
@@ -95,7 +99,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 	f.StringVar(&o.compression, "compression", string(builder.Gzip), "layer compression: gzip or zstd")
 	f.BoolVar(&o.allowCredentials, "allow-credentials", false, "capture registry credentials found in the root")
 	f.BoolVar(&o.allowRunning, "allow-running", false, "capture a live / while kubelet or crio run")
-	f.BoolVar(&o.asJSON, "json", false, "print a build report as JSON on stdout")
+	o.out.add(cmd, "a build report")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no progress")
 	o.registryFlags.add(cmd)
 	return cmd

@@ -12,7 +12,7 @@ import (
 
 func newFactsCmd(g *globalOptions) *cobra.Command {
 	var rootfs string
-	var asJSON bool
+	var out formatFlags
 	cmd := &cobra.Command{
 		Use:   "facts",
 		Short: "Print what a target node can tell about itself, for compatibility checks",
@@ -28,19 +28,22 @@ checked against the seed's. Feed the JSON to 'inspect --against' or
   seedbuild inspect localhost/seed:4.20 --against facts.json`,
 		Args: noArgs("name the root with --rootfs DIR"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.parse(); err != nil {
+				return err
+			}
 			t, err := deployer.ReadTarget(rootfs)
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(g.stdout, t)
+			if out.structured() {
+				return out.write(g.stdout, t)
 			}
 			printTarget(g, t)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the facts as JSON (the --against and --facts input)")
+	out.add(cmd, "the facts (JSON is the --against and --facts input)")
 	return cmd
 }
 

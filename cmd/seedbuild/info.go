@@ -30,7 +30,7 @@ type infoReport struct {
 }
 
 func newInfoCmd(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var out formatFlags
 	var podmanURL string
 	cmd := &cobra.Command{
 		Use:   "info",
@@ -43,6 +43,9 @@ thing to run on a new node. It changes nothing.`,
   seedbuild info --json`,
 		Args: noArgs("it reports on this machine"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.parse(); err != nil {
+				return err
+			}
 			opts, err := g.storeOptions()
 			if err != nil {
 				return err
@@ -56,8 +59,8 @@ thing to run on a new node. It changes nothing.`,
 				Bootc:         toolVersion(ctx, "bootc", "--version"), Ostree: toolVersion(ctx, "ostree", "--version"),
 				OstreeContainer: deployer.OstreeContainerWorks(ctx),
 			}
-			if asJSON {
-				return writeJSON(g.stdout, r)
+			if out.structured() {
+				return out.write(g.stdout, r)
 			}
 			yes := map[bool]string{true: "yes", false: "no"}
 			none := func(s string) string {
@@ -72,7 +75,7 @@ thing to run on a new node. It changes nothing.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	out.add(cmd, "the report")
 	cmd.Flags().StringVar(&podmanURL, "podman-url", deployer.DefaultPodmanURL, "podman service to check")
 	return cmd
 }

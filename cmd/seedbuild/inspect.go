@@ -15,7 +15,7 @@ import (
 
 type inspectOptions struct {
 	registryFlags
-	asJSON  bool
+	out     formatFlags
 	against string
 }
 
@@ -34,10 +34,14 @@ else the name resolved through registries.conf, as podman resolves it.
 
 Exits 1 when the image is not a seed or cannot be read.`,
 		Example: `  seedbuild inspect oci-archive:/var/tmp/seed.tar
-  seedbuild inspect --json docker://registry.example.com/seeds/sno:4.20`,
+  seedbuild inspect --json docker://registry.example.com/seeds/sno:4.20
+  seedbuild inspect --format '{{.Digest}} {{.OCPVersion}}' localhost/seed:4.20`,
 		Args:              exactArgs(1, "IMAGE"),
 		ValidArgsFunction: completeLocalImages(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.out.parse(); err != nil {
+				return err
+			}
 			ref, err := g.parseImage(args[0])
 			if err != nil {
 				return err
@@ -56,15 +60,15 @@ Exits 1 when the image is not a seed or cannot be read.`,
 			if o.against != "" {
 				return o.checkAgainst(g, d)
 			}
-			if o.asJSON {
-				return writeJSON(g.stdout, d)
+			if o.out.structured() {
+				return o.out.write(g.stdout, d)
 			}
 			printDescription(g.stdout, d)
 			return nil
 		},
 	}
 	o.registryFlags.add(cmd)
-	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the description as JSON (schema in README)")
+	o.out.add(cmd, "the description (or, with --against, the mismatches)")
 	cmd.Flags().StringVar(&o.against, "against", "", "facts JSON of a target node (seedbuild facts --json): list every mismatch, exit 3 if any")
 	return cmd
 }
@@ -77,11 +81,11 @@ func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description
 		return err
 	}
 	mismatches := labels.CompatibleImage(d.Seed.ClusterInfo, d.Architecture, t)
-	if o.asJSON {
+	if o.out.structured() {
 		if mismatches == nil {
 			mismatches = []labels.Mismatch{}
 		}
-		if err := writeJSON(g.stdout, mismatches); err != nil {
+		if err := o.out.write(g.stdout, mismatches); err != nil {
 			return err
 		}
 	} else {
@@ -92,7 +96,7 @@ func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description
 	if len(mismatches) > 0 {
 		return exitError{code: exitMismatch, err: fmt.Errorf("%s does not match %s: %d mismatch(es)", o.against, d.Image, len(mismatches))}
 	}
-	if !o.asJSON {
+	if !o.out.structured() {
 		fmt.Fprintf(g.stdout, "%s is compatible with %s\n", d.Image, o.against)
 	}
 	return nil

@@ -32,6 +32,10 @@ func TestRunExitCodes(t *testing.T) {
 		{"build with a negative --timestamp", nil, []string{"build", "--timestamp", "-5", dir}, exitUsage, "--timestamp"},
 		{"negative --retry", nil, []string{"inspect", "--retry", "-1", "oci-archive:" + dir + "/x.tar"}, exitUsage, "retry"},
 		{"inspect without an image", nil, []string{"inspect"}, exitUsage, "IMAGE"},
+		{"--format that does not parse", nil, []string{"version", "--format", "{{.Version"}, exitUsage, "{{.Version"},
+		{"--format naming no field", nil, []string{"version", "--format", "{{.Digest}}"}, exitUsage, "Digest"},
+		{"--format with --json", nil, []string{"facts", "--rootfs", dir, "--json", "--format", "{{.FIPS}}"}, exitUsage, "--json"},
+		{"create with a bad --format, before any work", nil, []string{"create", "--rootfs", dir + "/nosuch", "-o", "oci-archive:" + dir + "/s.tar", "--format", "{{"}, exitUsage, "--format"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +67,70 @@ func TestParseEpoch(t *testing.T) {
 		got, err := parseEpoch(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && got.Unix() != tc.want) {
 			t.Errorf("parseEpoch(%q) = %v, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestFormatOutput prints one result each way --format and --json allow.
+func TestFormatOutput(t *testing.T) {
+	type result struct {
+		Digest string   `json:"digest"`
+		Layers []string `json:"layers"`
+	}
+	v := result{Digest: "sha256:abc", Layers: []string{"a", "b"}}
+	tests := []struct {
+		name       string
+		flags      formatFlags
+		want       string
+		structured bool
+	}{
+		{"text", formatFlags{}, "", false},
+		{"--json", formatFlags{asJSON: true}, "{\n  \"digest\": \"sha256:abc\",\n  \"layers\": [\n    \"a\",\n    \"b\"\n  ]\n}\n", true},
+		{"--format json", formatFlags{format: "JSON"}, "{\n  \"digest\": \"sha256:abc\",\n  \"layers\": [\n    \"a\",\n    \"b\"\n  ]\n}\n", true},
+		{"a field", formatFlags{format: "{{.Digest}}"}, "sha256:abc\n", true},
+		{"a newline kept single", formatFlags{format: "{{.Digest}}\n"}, "sha256:abc\n", true},
+		{"funcs", formatFlags{format: "{{join .Layers \",\"}} {{upper .Digest}} {{json .Layers}}"}, "a,b SHA256:ABC [\"a\",\"b\"]\n", true},
+		{"range", formatFlags{format: "{{range .Layers}}{{.}};{{end}}"}, "a;b;\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.flags
+			if err := f.parse(); err != nil {
+				t.Fatal(err)
+			}
+			if f.structured() != tc.structured {
+				t.Fatalf("structured() = %v, want %v", f.structured(), tc.structured)
+			}
+			if !tc.structured {
+				return
+			}
+			var b bytes.Buffer
+			if err := f.write(&b, v); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("wrote %q, want %q", b.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestFormatThroughCommands runs --format on the commands that have it.
+func TestFormatThroughCommands(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"version", "--format", "{{.Platform}}"}, "linux/"},
+		{[]string{"version", "--format", "json"}, `"go_version"`},
+		{[]string{"facts", "--rootfs", dir, "--format", "{{.OCPVersion}}|"}, "|"},
+		{[]string{"info", "--format", "{{.GraphRoot}}"}, dir + "/root"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"--root", dir + "/root", "--runroot", dir + "/run"}, tc.args...)
+		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != exitOK || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %q in stdout", tc.args, code, out.String(), errb.String(), tc.want)
 		}
 	}
 }

@@ -22,12 +22,15 @@ type versionInfo struct {
 }
 
 func newVersionCmd(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var out formatFlags
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print seedbuild's version and the buildah, storage and image versions it embeds",
 		Args:  noArgs("it prints versions only"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.parse(); err != nil {
+				return err
+			}
 			v := versionInfo{
 				Version:   version,
 				GoVersion: runtime.Version(),
@@ -36,15 +39,15 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 				Storage:   moduleVersion("go.podman.io/storage"),
 				Image:     moduleVersion("go.podman.io/image/v5"),
 			}
-			if asJSON {
-				return writeJSON(g.stdout, v)
+			if out.structured() {
+				return out.write(g.stdout, v)
 			}
 			fmt.Fprintf(g.stdout, "seedbuild:  %s\ngo:         %s\nplatform:   %s\nbuildah:    %s\nstorage:    %s\nimage:      %s\n",
 				v.Version, v.GoVersion, v.Platform, v.Buildah, v.Storage, v.Image)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	out.add(cmd, "the versions")
 	return cmd
 }
 
