@@ -95,11 +95,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // isCobraUsage recognises cobra's own argument errors, which it returns as
-// plain errors.
+// plain errors. They start with these words; an error of seedbuild's own
+// that merely contains them (EINVAL's "invalid argument") is a failure.
 func isCobraUsage(err error) bool {
 	msg := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument", "required flag(s)", "if any flags in the group"} {
-		if strings.Contains(msg, p) {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -131,6 +132,23 @@ func TestFormatThroughCommands(t *testing.T) {
 		args := append([]string{"--root", dir + "/root", "--runroot", dir + "/run"}, tc.args...)
 		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != exitOK || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %q in stdout", tc.args, code, out.String(), errb.String(), tc.want)
+		}
+	}
+}
+
+func TestIsCobraUsage(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{`unknown command "nosuch" for "seedbuild"`, true},
+		{`accepts 1 arg(s), received 2`, true},
+		{`invalid argument "x" for "--retry" flag: strconv.ParseInt: parsing "x": invalid syntax`, true},
+		{`writing seed to "containers-storage:x": unpacking failed (remount /, flags: 0x44000: invalid argument)`, false},
+		{`mounting "/x": unknown flag 0x1`, false},
+	} {
+		if got := isCobraUsage(errors.New(tc.msg)); got != tc.want {
+			t.Errorf("isCobraUsage(%q) = %v, want %v", tc.msg, got, tc.want)
 		}
 	}
 }
