@@ -11,11 +11,16 @@ LDFLAGS     := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -
 GOFLAGS_ALL := -tags "$(TAGS)"
 export CGO_ENABLED := 1
 
+# seedbuild's own image: its one name, in local storage, and an archive of
+# it that the tests load.
+IMAGE         ?= localhost/seedbuild/seedbuild:latest
+IMAGE_ARCHIVE := bin/seedbuild-image.tar
+
 DEMO_DIR    ?= /var/tmp/seedbuild-demo
 BENCH_DIR   ?= /var/tmp/seedbuild-bench
 BENCH_SCALE ?= 1
 
-.PHONY: all build build-test test unit e2e demo bench vet fmt clean deps fuzz docs
+.PHONY: all build build-test image test unit e2e demo bench vet fmt clean deps fuzz docs
 
 all: build
 
@@ -28,12 +33,23 @@ build:
 build-test:
 	$(GO) build -tags "$(TAGS) seedbuild_failpoints" -ldflags "$(LDFLAGS)" -o bin/seedbuild-test ./cmd/seedbuild
 
+# seedbuild's own image (contrib/image/Containerfile), built by seedbuild
+# into local storage as $(IMAGE) and written to $(IMAGE_ARCHIVE).
+image: build
+	rm -rf bin/image-context && mkdir -p bin/image-context
+	cp bin/seedbuild /usr/bin/busybox contrib/image/policy.json /etc/ssl/certs/ca-certificates.crt bin/image-context/
+	bin/seedbuild build --no-lint -f contrib/image/Containerfile --build-arg VERSION=$(VERSION) \
+	  --annotation org.opencontainers.image.title=seedbuild --annotation org.opencontainers.image.version=$(VERSION) \
+	  --annotation org.opencontainers.image.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  -t $(IMAGE) -o oci-archive:$(IMAGE_ARCHIVE) bin/image-context >/dev/null
+	@echo "$(IMAGE): $$(($$(stat -c %s $(IMAGE_ARCHIVE)) / 1048576)) MiB as $(IMAGE_ARCHIVE)"
+
 deps:
 	hack/install-deps.sh
 
 # Everything: dependencies, build, unit and end-to-end tests.
-test: deps build build-test
-	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 70m ./...
+test: deps build build-test image
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_IMAGE_ARCHIVE=$(CURDIR)/$(IMAGE_ARCHIVE) $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 70m ./...
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)

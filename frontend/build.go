@@ -27,9 +27,11 @@ type BuildOptions struct {
 	File string
 	// Tags name the image in local storage.
 	Tags []string
-	// Args are build arguments; Labels are KEY=VALUE labels to add.
-	Args   map[string]string
-	Labels []string
+	// Args are build arguments; Labels are KEY=VALUE labels to add, and
+	// Annotations KEY=VALUE annotations of the image's manifest.
+	Args        map[string]string
+	Labels      []string
+	Annotations []string
 	// Timestamp, when set, dates the image and its layers, for
 	// reproducible builds.
 	Timestamp *time.Time
@@ -115,8 +117,19 @@ func limitString(v uint64) string {
 }
 
 // Build builds the Containerfile with buildah's imagebuildah and returns
-// the image ID.
+// the image ID. A relative context or Containerfile is taken from the
+// working directory, as buildah takes it.
 func Build(ctx context.Context, store storage.Store, o BuildOptions) (string, error) {
+	for _, p := range []*string{&o.ContextDir, &o.File} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return "", fmt.Errorf("resolving %q: %w", *p, err)
+		}
+		*p = abs
+	}
 	file, err := FindContainerfile(o.ContextDir, o.File)
 	if err != nil {
 		return "", err
@@ -139,6 +152,7 @@ func Build(ctx context.Context, store storage.Store, o BuildOptions) (string, er
 		Isolation:               isolation,
 		Args:                    o.Args,
 		Labels:                  o.Labels,
+		Annotations:             o.Annotations,
 		Timestamp:               o.Timestamp,
 		Layers:                  o.Layers,
 		NoCache:                 o.NoCache,
@@ -152,6 +166,9 @@ func Build(ctx context.Context, store storage.Store, o BuildOptions) (string, er
 		IgnoreFile:              ignoreFile,
 		RemoveIntermediateCtrs:  true,
 		ForceRmIntermediateCtrs: true,
+	}
+	if isolation == define.IsolationChroot {
+		opts.NetworkInterface = hostNetwork{}
 	}
 	if len(o.Tags) > 0 {
 		opts.Output = o.Tags[0]

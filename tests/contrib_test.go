@@ -1,8 +1,6 @@
 package tests
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -147,29 +145,7 @@ func TestContribKubernetesJob(t *testing.T) {
 	checkFlags(t, "containerfile", lines[0])
 	checkFlags(t, "build", lines[1])
 
-	// Run the Job's own commands against a local seed, with the store from
-	// a storage.conf, as the pod would.
-	f := getFixtures(t)
-	st := busyboxBase(t)
-	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "localhost/busybase:latest", "--tag", "seed:job")...)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "storage.conf")
-	os.WriteFile(conf, []byte("[storage]\ndriver = \"overlay\"\ngraphroot = \""+st.root+"\"\nrunroot = \""+st.runroot+"\"\n"), 0o644)
-	cfg := writeTemp(t, `{"clusterName":"job"}`)
-	out := filepath.Join(dir, "configured.tar")
-	repl := strings.NewReplacer(`"docker://$SEED_IMAGE"`, "localhost/seed:job", "/config/cluster.json", cfg,
-		"/work/context", filepath.Join(dir, "context"), `"docker://$CONFIGURED_IMAGE"`, "oci-archive:"+out, "--pull always", "--pull never")
-	binDir := filepath.Dir(bin)
-	for _, l := range lines {
-		cmd := exec.Command("/bin/sh", "-ec", repl.Replace(l))
-		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "CONTAINERS_STORAGE_CONF="+conf)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", repl.Replace(l), err, out)
-		}
-	}
-	if d := inspect(t, "oci-archive:"+out); d.Kind != "native" {
-		t.Errorf("the Job's configured seed inspects as %q", d.Kind)
-	}
+	// TestContribInImage runs the Job's container in seedbuild's image.
 }
 
 func TestContribTekton(t *testing.T) {

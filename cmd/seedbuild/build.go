@@ -16,10 +16,10 @@ import (
 
 type buildOptions struct {
 	registryFlags
-	file, output, pull, isolation string
-	tags, buildArgs, labels       []string
-	timestamp                     int64
-	layers, noCache, noLint       bool
+	file, output, pull, isolation        string
+	tags, buildArgs, labels, annotations []string
+	timestamp                            int64
+	layers, noCache, noLint              bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -44,6 +44,13 @@ default, and lints the Containerfile first (stopping on errors) unless
 			}
 			if o.output != "" && !imageref.HasTransport(o.output) {
 				return usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/image.tar", o.output)
+			}
+			for flag, kvs := range map[string][]string{"--label": o.labels, "--annotation": o.annotations} {
+				for _, kv := range kvs {
+					if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+						return usagef("invalid %s %q: want KEY=VALUE", flag, kv)
+					}
+				}
 			}
 			ts, err := timestamp(cmd, o.timestamp)
 			if err != nil {
@@ -70,7 +77,7 @@ default, and lints the Containerfile first (stopping on errors) unless
 			if err != nil {
 				return err
 			}
-			bo := frontend.BuildOptions{ContextDir: args[0], File: o.file, Tags: o.tags, Args: bargs, Labels: o.labels,
+			bo := frontend.BuildOptions{ContextDir: args[0], File: o.file, Tags: o.tags, Args: bargs, Labels: o.labels, Annotations: o.annotations,
 				Layers: o.layers, NoCache: o.noCache, Pull: o.pull, Isolation: o.isolation, SystemContext: sys, Out: g.stderr, Err: g.stderr}
 			bo.Timestamp = ts
 			id, err := frontend.Build(cmd.Context(), store, bo)
@@ -91,6 +98,7 @@ default, and lints the Containerfile first (stopping on errors) unless
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name of the image in local storage (repeatable)")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build argument KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.labels, "label", nil, "label KEY=VALUE to add (repeatable)")
+	f.StringArrayVar(&o.annotations, "annotation", nil, "manifest annotation KEY=VALUE to add, such as org.opencontainers.image.source=URL (repeatable)")
 	f.Int64Var(&o.timestamp, "timestamp", 0, "date the image and its layers at these seconds since the epoch, for reproducible builds (default $SOURCE_DATE_EPOCH)")
 	f.BoolVar(&o.layers, "layers", false, "cache intermediate images")
 	f.BoolVar(&o.noCache, "no-cache", false, "do not use cached intermediate images")

@@ -33,6 +33,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"build with a negative --timestamp", nil, []string{"build", "--timestamp", "-5", dir}, exitUsage, "--timestamp"},
 		{"negative --retry", nil, []string{"inspect", "--retry", "-1", "oci-archive:" + dir + "/x.tar"}, exitUsage, "retry"},
 		{"inspect without an image", nil, []string{"inspect"}, exitUsage, "IMAGE"},
+		{"build with an annotation that is not KEY=VALUE", nil, []string{"build", "--annotation", "novalue", dir}, exitUsage, "novalue"},
+		{"build with a label without a key", nil, []string{"build", "--label", "=v", dir}, exitUsage, "--label"},
 		{"--format that does not parse", nil, []string{"version", "--format", "{{.Version"}, exitUsage, "{{.Version"},
 		{"--format naming no field", nil, []string{"version", "--format", "{{.Digest}}"}, exitUsage, "Digest"},
 		{"--format with --json", nil, []string{"facts", "--rootfs", dir, "--json", "--format", "{{.FIPS}}"}, exitUsage, "--json"},
