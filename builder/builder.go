@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/signature"
@@ -93,15 +94,21 @@ type Options struct {
 	Policy        *signature.PolicyContext
 	// Retry applies to reading the base and writing destinations.
 	Retry imageref.Retry
-	// TempDir holds the staging folder. Default /var/tmp.
+	// TempDir holds the staging folder. Default /var/tmp. On a host seen
+	// through a folder, the classic layout stages under the host's root,
+	// where the host's ostree can write.
 	TempDir string
+	// Host is the node whose root is captured: the zero Host is the one
+	// seedbuild runs on; another (--host-root) has its own tools run in
+	// its mount namespace. A Rootfs that is the host's root is live.
+	Host hostroot.Host
 	// Progress receives progress lines; nil for none.
 	Progress io.Writer
 }
 
 func (o *Options) validate() error {
 	if o.Rootfs == "" {
-		o.Rootfs = "/"
+		o.Rootfs = o.Host.Root()
 	}
 	if o.Layout == "" {
 		o.Layout = Native
@@ -111,6 +118,9 @@ func (o *Options) validate() error {
 	}
 	if o.TempDir == "" {
 		o.TempDir = "/var/tmp"
+	}
+	if o.Layout == Classic && !o.Host.Local() && o.Host.HostPath(o.TempDir) == o.TempDir {
+		o.TempDir = o.Host.Path("/var/tmp")
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -230,8 +240,8 @@ func (p *phaseTimer) end(name string) {
 }
 
 // checkRunning refuses a live root with kubelet or crio running.
-func checkRunning(root string) error {
-	if filepath.Clean(root) != "/" {
+func checkRunning(host hostroot.Host, root string) error {
+	if !host.IsRoot(root) {
 		return nil
 	}
 	// A /proc that cannot be read says nothing either way: the capture goes

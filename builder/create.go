@@ -14,7 +14,6 @@ import (
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
-	"github.com/seedbuild/seedbuild/internal/command"
 	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/internal/scratch"
@@ -31,7 +30,7 @@ func Create(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if !opts.AllowRunning {
-		if err := checkRunning(opts.Rootfs); err != nil {
+		if err := checkRunning(opts.Host, opts.Rootfs); err != nil {
 			return nil, err
 		}
 	}
@@ -71,7 +70,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {
 		return nil, err
 	}
-	b.rpmOstree = rpmOstreeStatus(ctx, command.Exec{}, o.Rootfs)
+	b.rpmOstree = rpmOstreeStatus(ctx, o.Host, o.Rootfs)
 	b.info = b.clusterInfo()
 	b.timer.begin()
 	if b.precache = o.ContainersList; b.precache == nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 )
 
 // fakeProc makes a proc tree: each key is a path under it, each value the
@@ -74,7 +75,7 @@ func TestRunningServices(t *testing.T) {
 // a captured node root built in CI is not refused for what the CI host runs.
 func TestCheckRunningOnlyForLiveRoot(t *testing.T) {
 	for _, root := range []string{t.TempDir(), "/var/tmp/root", "relative/root"} {
-		if err := checkRunning(root); err != nil {
+		if err := checkRunning(hostroot.Host{}, root); err != nil {
 			t.Errorf("checkRunning(%q) = %v, want nil", root, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/internal/command"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,14 +146,14 @@ func (w *entryWriter) fileFrom(name string, mode int64, mtime time.Time, hostPat
 func (b *build) leanRepo(ctx context.Context) (string, error) {
 	src := filepath.Join(b.opts.Rootfs, "ostree/repo")
 	run := func(args ...string) (string, error) {
-		return command.Output(ctx, command.Exec{}, append([]string{"ostree"}, args...)...)
+		return command.Output(ctx, b.opts.Host.Runner(), append([]string{"ostree"}, args...)...)
 	}
 	commit, ref := bootedCommit(b.rpmOstree), ""
-	if commit == "" && filepath.Clean(b.opts.Rootfs) == "/" && b.opts.OstreeRef == "" {
+	if commit == "" && b.opts.Host.IsRoot(b.opts.Rootfs) && b.opts.OstreeRef == "" {
 		// A booted node without rpm-ostree: its kernel command line names
 		// the deployment it runs.
 		cmdline, _ := os.ReadFile("/proc/cmdline")
-		commit = bootedDeploymentCommit("/", string(cmdline))
+		commit = bootedDeploymentCommit(b.opts.Rootfs, string(cmdline))
 	}
 	if commit == "" {
 		refs, err := run("refs", "--repo="+src)
@@ -215,12 +216,12 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 // rpmOstreeStatus is `rpm-ostree status --json` of the root: the file
 // ROOT/rpm-ostree.json when there is one (a captured root), else, for a
 // live /, what rpm-ostree says. nil when neither is there.
-func rpmOstreeStatus(ctx context.Context, r command.Runner, root string) []byte {
+func rpmOstreeStatus(ctx context.Context, host hostroot.Host, root string) []byte {
 	if data, err := os.ReadFile(filepath.Join(root, "rpm-ostree.json")); err == nil {
 		return data
 	}
-	if filepath.Clean(root) == "/" {
-		if out, err := command.Output(ctx, r, "rpm-ostree", "status", "--json"); err == nil {
+	if host.IsRoot(root) {
+		if out, err := command.Output(ctx, host.Runner(), "rpm-ostree", "status", "--json"); err == nil {
 			return []byte(out)
 		}
 	}

@@ -13,10 +13,16 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 )
 
 // DefaultPodmanURL is the podman service of a root node.
 const DefaultPodmanURL = "unix:///run/podman/podman.sock"
+
+// HostPodmanURL is the podman service of host: its socket under its root.
+func HostPodmanURL(host hostroot.Host) string {
+	return "unix://" + host.Path(strings.TrimPrefix(DefaultPodmanURL, "unix://"))
+}
 
 // podmanTimeout bounds the first answer of the podman service.
 var podmanTimeout = 5 * time.Second
@@ -101,7 +107,8 @@ func (e *executor) bootcInstall(ctx context.Context, st Step, a map[string]strin
 		return "", err
 	}
 	name := fmt.Sprintf("seedbuild-bootc-%d", time.Now().UnixNano())
-	s := bootcContainerSpec(name, a["image"], a["target"], e.graphRoot, st.Argv)
+	// The podman service is the host's: it sees the host's paths.
+	s := bootcContainerSpec(name, a["image"], e.host.HostPath(a["target"]), e.host.HostPath(e.graphRoot), st.Argv)
 	created, err := containers.CreateWithSpec(conn, s, nil)
 	if err != nil {
 		return "", fmt.Errorf("creating the bootc container: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/seedbuild/seedbuild/internal/localimage"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/labels"
@@ -38,8 +39,14 @@ type Config struct {
 	Target *labels.Target
 	// DryRun stops after planning.
 	DryRun bool
-	// TempDir holds scratch folders; default /var/tmp.
+	// TempDir holds scratch folders; default /var/tmp. On a host seen
+	// through a folder it is always under the host's root, where the host's
+	// tools can reach it.
 	TempDir string
+	// Host is the node to deploy on: the zero Host is the one seedbuild
+	// runs on; another (--host-root) is read under its root, and its own
+	// tools run in its mount namespace.
+	Host hostroot.Host
 	// Events receives progress; Log receives children's long output.
 	Events func(Event)
 	Log    io.Writer
@@ -78,7 +85,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	// fetched: no need to unpack gigabytes for a wrong sysroot.
 	labelOnly := SeedFacts{Kind: desc.Seed.Kind(), KindName: desc.Kind, Architecture: desc.Architecture, Seed: desc.Seed,
 		Image: imageref.Display(cfg.Image)}
-	sysroot := sysrootFacts(cfg.Sysroot)
+	sysroot := sysrootFacts(cfg.Host, cfg.Sysroot)
 	if !cfg.DryRun && sysroot.IsOstreeSysroot {
 		if err := newExecutor(cfg, "").recoverJournals(ctx, true); err != nil {
 			return nil, err
@@ -103,7 +110,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ex.recoverJournals(ctx, false); err != nil {
 		return nil, err
 	}
-	host := GatherHost(ctx, cfg.Sysroot, route.ping, route.ostreeExt)
+	host := GatherHost(ctx, cfg.Host, cfg.Sysroot, route.ping, route.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
@@ -123,19 +130,22 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 // withDefaults fills what was left out and checks the stateroot's name.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Sysroot == "" {
-		cfg.Sysroot = "/"
+		cfg.Sysroot = cfg.Host.Root()
 	}
 	if cfg.Method == "" {
 		cfg.Method = Auto
 	}
 	if cfg.PodmanURL == "" {
-		cfg.PodmanURL = DefaultPodmanURL
+		cfg.PodmanURL = HostPodmanURL(cfg.Host)
+	}
+	if !cfg.Host.Local() && cfg.Host.HostPath(cfg.TempDir) == cfg.TempDir {
+		cfg.TempDir = cfg.Host.Path("/var/tmp")
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
 	if cfg.runner == nil {
-		cfg.runner = ExecRunner{}
+		cfg.runner = cfg.Host.Runner()
 	}
 	if err := ValidateStateroot(cfg.Stateroot); err != nil {
 		return cfg, err
@@ -191,7 +201,7 @@ func askOnce(ask func(context.Context) bool) func(context.Context) bool {
 // them can run. It reads the host, and changes nothing.
 func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 	// Each probe runs once; GatherHost reuses the answers.
-	r := route{ostreeExt: askOnce(OstreeContainerWorks)}
+	r := route{ostreeExt: askOnce(OstreeContainerWorks(cfg.runner))}
 	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) {
 		r.ping = askOnce(PodmanPinger(cfg.PodmanURL))
 	}
@@ -273,7 +283,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 		seed.ImageID = desc.ConfigDigest
 	}
 	readSeedFiles(scannedTree{scan}, &seed)
-	host := GatherHost(ctx, cfg.Sysroot, r.ping, r.ostreeExt)
+	host := GatherHost(ctx, cfg.Host, cfg.Sysroot, r.ping, r.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
 		return nil, &PreflightError{Problems: problems}
@@ -284,7 +294,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 func newExecutor(cfg Config, root string) *executor {
 	ex := &executor{
 		runner: cfg.runner, vars: map[string]string{"mount": root}, events: cfg.Events, sysroot: cfg.Sysroot,
-		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss,
+		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 	}
 	if cfg.Store != nil {
 		ex.graphRoot = cfg.Store.GraphRoot()

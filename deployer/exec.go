@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/internal/command"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 )
 
 // Runner runs one command with stdin closed and stdout and stderr apart.
@@ -113,6 +114,8 @@ type executor struct {
 	tempDir string
 	// kargs are the kernel arguments the new boot entry must carry.
 	kargs []string
+	// host is the node, whose paths the podman service sees.
+	host hostroot.Host
 	// podmanURL and graphRoot are for the bootc container.
 	podmanURL string
 	graphRoot string

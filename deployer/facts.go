@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
 )
@@ -16,14 +17,14 @@ import (
 // (a live / or a folder laid out like one). What it cannot read stays
 // unset, to be filled by hand. A root that is not a folder is an error:
 // empty facts would match any seed.
-func ReadTarget(root string) (labels.Target, error) {
+func ReadTarget(host hostroot.Host, root string) (labels.Target, error) {
 	if fi, err := os.Stat(root); err != nil {
 		return labels.Target{}, fmt.Errorf("reading the target root: %w", err)
 	} else if !fi.IsDir() {
 		return labels.Target{}, fmt.Errorf("the target root %q is not a folder", root)
 	}
 	t := labels.Target{Architecture: runtime.GOARCH}
-	live := filepath.Clean(root) == "/"
+	live := host.IsRoot(root)
 	if !live {
 		t.Architecture = rootArch(root)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 )
 
 func TestReadTarget(t *testing.T) {
@@ -19,22 +21,22 @@ func TestReadTarget(t *testing.T) {
 	write("etc/mco/proxy.env", "HTTPS_PROXY=http://proxy.example.com:3128\nNO_PROXY=.cluster.local\n")
 	write("etc/systemd/system/var-lib-containers.mount", "[Mount]\nWhat=/dev/sdb1\nWhere=/var/lib/containers\n")
 	write("usr/lib/modules/5.14.0-570.el9_6.aarch64/vmlinuz", "k")
-	got, err := ReadTarget(root)
+	got, err := ReadTarget(hostroot.Host{}, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.FIPS == nil || !*got.FIPS || got.Proxy == nil || !*got.Proxy || got.UserCABundle == nil || *got.UserCABundle ||
 		got.ContainerStorageMountpointTarget == nil || *got.ContainerStorageMountpointTarget != "/var/lib/containers" || got.Architecture != "arm64" ||
 		got.RunningOCPVersion != "4.19.7" || got.OCPVersion != "" {
-		t.Errorf("ReadTarget() = %+v", got)
+		t.Errorf("ReadTarget(hostroot.Host{}, ) = %+v", got)
 	}
-	empty, err := ReadTarget(t.TempDir())
+	empty, err := ReadTarget(hostroot.Host{}, t.TempDir())
 	if err != nil || empty.FIPS != nil || empty.Proxy != nil || empty.ContainerStorageMountpointTarget != nil {
-		t.Errorf("ReadTarget(empty root) = %+v, %v; want unknowns left unset", empty, err)
+		t.Errorf("ReadTarget(hostroot.Host{}, empty root) = %+v, %v; want unknowns left unset", empty, err)
 	}
 	for _, bad := range []string{filepath.Join(root, "nonexistent"), filepath.Join(root, "etc/mco/proxy.env")} {
-		if _, err := ReadTarget(bad); err == nil || !strings.Contains(err.Error(), bad) {
-			t.Errorf("ReadTarget(%s) error = %v, want one naming it", bad, err)
+		if _, err := ReadTarget(hostroot.Host{}, bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("ReadTarget(hostroot.Host{}, %s) error = %v, want one naming it", bad, err)
 		}
 	}
 }

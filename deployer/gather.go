@@ -1,10 +1,10 @@
 package deployer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seedbuild/seedbuild/internal/command"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/labels"
@@ -24,8 +26,8 @@ import (
 // podmanPing, when not nil, says whether the podman service answers;
 // ostreeExt, when not nil, whether `ostree container` runs (default
 // OstreeContainerWorks).
-func GatherHost(ctx context.Context, sysroot string, podmanPing, ostreeExt func(context.Context) bool) HostFacts {
-	h := sysrootFacts(sysroot)
+func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanPing, ostreeExt func(context.Context) bool) HostFacts {
+	h := sysrootFacts(host, sysroot)
 	h.Stateroots = []string{}
 	if entries, err := os.ReadDir(filepath.Join(sysroot, "ostree/deploy")); err == nil {
 		for _, e := range entries {
@@ -34,15 +36,15 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing, ostreeExt func(
 			}
 		}
 	}
-	if filepath.Clean(sysroot) == "/" {
+	if host.IsRoot(sysroot) {
 		cmdline, _ := os.ReadFile("/proc/cmdline")
 		h.InheritedKargs = inheritedKargs(string(cmdline))
 	}
 	if ostreeExt == nil {
-		ostreeExt = OstreeContainerWorks
+		ostreeExt = OstreeContainerWorks(host.Runner())
 	}
 	h.HasOstreeContainer = ostreeExt(ctx)
-	h.HasSetDefault = ostreeHasSetDefault(ctx)
+	h.HasSetDefault = ostreeHasSetDefault(ctx, host.Runner())
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
@@ -61,11 +63,11 @@ func GatherHost(ctx context.Context, sysroot string, podmanPing, ostreeExt func(
 // sysrootFacts is the little a host tells without running anything: its
 // architecture, whether sysroot is an ostree sysroot, and, for the running
 // system's, the booted stateroot.
-func sysrootFacts(sysroot string) HostFacts {
+func sysrootFacts(host hostroot.Host, sysroot string) HostFacts {
 	fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config"))
 	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
-	if filepath.Clean(sysroot) == "/" {
-		if _, err := os.Stat("/run/ostree-booted"); err == nil {
+	if host.IsRoot(sysroot) {
+		if _, err := os.Stat(host.Path("/run/ostree-booted")); err == nil {
 			cmdline, _ := os.ReadFile("/proc/cmdline")
 			h.Booted = bootedStateroot(string(cmdline))
 		}
@@ -98,21 +100,25 @@ func inheritedKargs(cmdline string) []string {
 
 // ostreeHasSetDefault checks for `ostree admin set-default`. An ostree
 // without it answers with the admin usage, which does not name it.
-func ostreeHasSetDefault(ctx context.Context) bool {
+func ostreeHasSetDefault(ctx context.Context, r command.Runner) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, _ := exec.CommandContext(ctx, "ostree", "admin", "set-default", "--help").CombinedOutput()
-	return strings.Contains(string(out), "set-default")
+	var out bytes.Buffer
+	_ = r.Run(ctx, []string{"ostree", "admin", "set-default", "--help"}, &out, &out)
+	return strings.Contains(out.String(), "set-default")
 }
 
 // OstreeContainerWorks checks for ostree-ext's `ostree container image
 // deploy`. Plain ostree answers any unknown command with its usage and exit
 // 0, so the help text itself is checked.
-func OstreeContainerWorks(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ostree", "container", "image", "deploy", "--help").CombinedOutput()
-	return err == nil && strings.Contains(string(out), "--stateroot") && strings.Contains(string(out), "--imgref")
+func OstreeContainerWorks(r command.Runner) func(context.Context) bool {
+	return func(ctx context.Context) bool {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var out bytes.Buffer
+		err := r.Run(ctx, []string{"ostree", "container", "image", "deploy", "--help"}, &out, &out)
+		return err == nil && strings.Contains(out.String(), "--stateroot") && strings.Contains(out.String(), "--imgref")
+	}
 }
 
 // freeBytes is the space free to unprivileged writers under dir.

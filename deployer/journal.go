@@ -109,7 +109,7 @@ func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 		if _, alive := scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
 			continue
 		}
-		if booted := sysrootFacts(e.sysroot).Booted; booted != "" && booted == j.Stateroot {
+		if booted := sysrootFacts(e.host, e.sysroot).Booted; booted != "" && booted == j.Stateroot {
 			if err := e.finishBooted(ctx, j); err != nil {
 				return err
 			}

@@ -255,8 +255,8 @@ func TestContribInImage(t *testing.T) {
 		}
 		spec := podSpec{image: subst.Replace(dig(step, "image").(string)), env: map[string]string{}, entrypoint: []string{"/tekton/scripts/build"},
 			privileged: dig(step, "securityContext", "privileged") == true,
-			mounts: map[string]string{"/workspace/config": cluster, "/workspace/registry-auth": auth, "/tekton/results": results, "/tekton/scripts": scripts},
-			readOnly: map[string]bool{"/workspace/registry-auth": true, "/tekton/scripts": true}}
+			mounts:     map[string]string{"/workspace/config": cluster, "/workspace/registry-auth": auth, "/tekton/results": results, "/tekton/scripts": scripts},
+			readOnly:   map[string]bool{"/workspace/registry-auth": true, "/tekton/scripts": true}}
 		for _, e := range dig(step, "env").([]any) {
 			spec.env[dig(e, "name").(string)] = subst.Replace(dig(e, "value").(string))
 		}

@@ -85,7 +85,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.rootfs, "rootfs", "/", "host root to capture")
+	f.StringVar(&o.rootfs, "rootfs", "/", "host root to capture (default the node's /, or --host-root)")
 	f.StringVar(&o.base, "base", "", "OS image to build on (default: spec.osImageURL of the root's MachineConfig)")
 	f.StringVar(&o.layout, "layout", string(builder.Native), "seed layout: native, bootc-tarball or classic")
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name to commit the seed under in local containers-storage (repeatable)")
@@ -119,7 +119,10 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	opts := builder.Options{
 		Rootfs: o.rootfs, Layout: layout, OstreeRef: o.ostreeRef, Excludes: o.excludes, Kargs: o.kargs, Compression: comp,
 		AllowCredentials: o.allowCredentials, AllowRunning: o.allowRunning, SystemContext: sys, Policy: pc,
-		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"), Retry: o.retries(),
+		Progress: g.stderr, TempDir: os.Getenv("TMPDIR"), Retry: o.retries(), Host: g.host,
+	}
+	if !cmd.Flags().Changed("rootfs") {
+		opts.Rootfs = g.host.Root()
 	}
 	if opts.TempDir != "" {
 		sys.BigFilesTemporaryDir = opts.TempDir

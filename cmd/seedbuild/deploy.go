@@ -102,10 +102,18 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 
 func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image string) (deployer.Config, error) {
 	method, _ := deployer.ParseMethod(o.method)
+	// Left unset, the sysroot and the podman service are the host's.
+	if !cmd.Flags().Changed("sysroot") {
+		o.sysroot = ""
+	}
+	if !cmd.Flags().Changed("podman-url") {
+		o.podmanURL = ""
+	}
 	cfg := deployer.Config{
 		Options: deployer.Options{Stateroot: o.stateroot, Sysroot: o.sysroot, Method: method, Kargs: o.kargs,
 			NotAsDefault: o.notAsDefault, Force: o.force, NoIBUKarg: o.noIBUKarg, AllowXattrLoss: o.allowXattrLoss},
 		PodmanURL: o.podmanURL, DryRun: o.dryRun, Retry: o.retries(), TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
+		Host: g.host,
 	}
 	if o.quiet {
 		cfg.Log = io.Discard

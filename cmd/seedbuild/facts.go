@@ -31,7 +31,10 @@ checked against the seed's. Feed the JSON to 'inspect --against' or
 			if err := out.parse(); err != nil {
 				return err
 			}
-			t, err := deployer.ReadTarget(rootfs)
+			if !cmd.Flags().Changed("rootfs") {
+				rootfs = g.host.Root()
+			}
+			t, err := deployer.ReadTarget(g.host, rootfs)
 			if err != nil {
 				return err
 			}
@@ -42,7 +45,7 @@ checked against the seed's. Feed the JSON to 'inspect --against' or
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node")
+	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node (default the node's /, or --host-root)")
 	out.add(cmd, "the facts (JSON is the --against and --facts input)")
 	return cmd
 }

@@ -5,11 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/seedbuild/seedbuild/deployer"
+	"github.com/seedbuild/seedbuild/internal/command"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/spf13/cobra"
 	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/image/v5/types"
@@ -50,14 +51,17 @@ thing to run on a new node. It changes nothing.`,
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("podman-url") {
+				podmanURL = deployer.HostPodmanURL(g.host)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
 			r := infoReport{
 				Version: version, GraphRoot: opts.GraphRoot, RunRoot: opts.RunRoot, StorageDriver: opts.GraphDriverName,
 				RegistriesConf: sysregistriesv2.ConfigPath(&types.SystemContext{SystemRegistriesConfPath: os.Getenv("CONTAINERS_REGISTRIES_CONF")}), PodmanURL: podmanURL,
 				PodmanAnswers: deployer.PodmanPinger(podmanURL)(ctx),
-				Bootc:         toolVersion(ctx, "bootc", "--version"), Ostree: toolVersion(ctx, "ostree", "--version"),
-				OstreeContainer: deployer.OstreeContainerWorks(ctx),
+				Bootc:         toolVersion(ctx, g.host, "bootc", "--version"), Ostree: toolVersion(ctx, g.host, "ostree", "--version"),
+				OstreeContainer: deployer.OstreeContainerWorks(g.host.Runner())(ctx),
 			}
 			if out.structured() {
 				return out.write(g.stdout, r)
@@ -81,12 +85,12 @@ thing to run on a new node. It changes nothing.`,
 }
 
 // toolVersion is the first line a tool prints about its version, or "".
-func toolVersion(ctx context.Context, name string, args ...string) string {
-	out, err := exec.CommandContext(ctx, name, args...).Output()
+func toolVersion(ctx context.Context, host hostroot.Host, argv ...string) string {
+	out, err := command.Output(ctx, host.Runner(), argv...)
 	if err != nil {
 		return ""
 	}
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "libostree") {
 			return strings.TrimPrefix(strings.ReplaceAll(l, "'", ""), "Version: ")
 		}

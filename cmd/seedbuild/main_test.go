@@ -40,6 +40,14 @@ func TestRunExitCodes(t *testing.T) {
 		{"--format with --json", nil, []string{"facts", "--rootfs", dir, "--json", "--format", "{{.FIPS}}"}, exitUsage, "--json"},
 		{"create with a bad --format, before any work", nil, []string{"create", "--rootfs", dir + "/nosuch", "-o", "oci-archive:" + dir + "/s.tar", "--format", "{{"}, exitUsage, "--format"},
 	}
+	// Not the host's root: exit 1, before anything is read.
+	tests = append(tests, struct {
+		name     string
+		env      map[string]string
+		args     []string
+		code     int
+		contains string
+	}{"--host-root that is not PID 1's root", nil, []string{"--host-root", dir, "facts"}, exitFailure, "PID 1"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SOURCE_DATE_EPOCH", "")

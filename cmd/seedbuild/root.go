@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	istorage "go.podman.io/image/v5/storage"
@@ -20,6 +21,9 @@ type globalOptions struct {
 	root, runroot, driver string
 	storageOpts           []string
 	logLevel              string
+	hostRoot              string
+	// host is the node: the one seedbuild runs on, or --host-root's.
+	host hostroot.Host
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -33,6 +37,8 @@ func (g *globalOptions) storeOptions() (types.StoreOptions, error) {
 	if err != nil {
 		return opts, fmt.Errorf("reading storage configuration: %w", err)
 	}
+	// On a host seen through --host-root, the store is the host's own.
+	opts.GraphRoot, opts.RunRoot = g.host.Path(opts.GraphRoot), g.host.Path(opts.RunRoot)
 	if g.root != "" {
 		opts.GraphRoot = g.root
 	}
@@ -118,6 +124,11 @@ bootc and seedbuild itself can consume it.`,
 			}
 			logrus.SetLevel(lvl)
 			logrus.SetOutput(g.stderr)
+			if g.hostRoot != "" {
+				if g.host, err = hostroot.Open(g.hostRoot); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}
@@ -130,6 +141,7 @@ bootc and seedbuild itself can consume it.`,
 	f.StringVar(&g.runroot, "runroot", "", "path to the containers-storage run root (default from storage.conf)")
 	f.StringVar(&g.driver, "storage-driver", "", "storage driver, such as overlay or vfs (default from storage.conf)")
 	f.StringSliceVar(&g.storageOpts, "storage-opt", nil, "storage driver option, as DRIVER.KEY=VALUE (repeatable)")
+	f.StringVar(&g.hostRoot, "host-root", "", "the node's / when seedbuild runs in a container (podman run --privileged --pid=host -v /:/host): create, deploy, facts and info read the node under it, use its container store, and run its own ostree, rpm-ostree and bootc in its mount namespace")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: "+strings.Join([]string{"trace", "debug", "info", "warn", "error"}, ", "))
 	cmd.AddCommand(
 		newVersionCmd(g),
