@@ -33,6 +33,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"build with a negative --timestamp", nil, []string{"build", "--timestamp", "-5", dir}, exitUsage, "--timestamp"},
 		{"negative --retry", nil, []string{"inspect", "--retry", "-1", "oci-archive:" + dir + "/x.tar"}, exitUsage, "retry"},
 		{"inspect without an image", nil, []string{"inspect"}, exitUsage, "IMAGE"},
+		{"--host-root that is not PID 1's root: a failure, before anything is read", nil, []string{"--host-root", dir, "facts"}, exitFailure, "PID 1"},
 		{"build with an annotation that is not KEY=VALUE", nil, []string{"build", "--annotation", "novalue", dir}, exitUsage, "novalue"},
 		{"build with a label without a key", nil, []string{"build", "--label", "=v", dir}, exitUsage, "--label"},
 		{"--format that does not parse", nil, []string{"version", "--format", "{{.Version"}, exitUsage, "{{.Version"},
@@ -40,14 +41,6 @@ func TestRunExitCodes(t *testing.T) {
 		{"--format with --json", nil, []string{"facts", "--rootfs", dir, "--json", "--format", "{{.FIPS}}"}, exitUsage, "--json"},
 		{"create with a bad --format, before any work", nil, []string{"create", "--rootfs", dir + "/nosuch", "-o", "oci-archive:" + dir + "/s.tar", "--format", "{{"}, exitUsage, "--format"},
 	}
-	// Not the host's root: exit 1, before anything is read.
-	tests = append(tests, struct {
-		name     string
-		env      map[string]string
-		args     []string
-		code     int
-		contains string
-	}{"--host-root that is not PID 1's root", nil, []string{"--host-root", dir, "facts"}, exitFailure, "PID 1"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SOURCE_DATE_EPOCH", "")
