@@ -60,7 +60,7 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-demo: deps build
+demo: deps build image
 	DEMO_DIR=$(DEMO_DIR) hack/demo.sh
 
 bench: deps build

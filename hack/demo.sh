@@ -2,7 +2,8 @@
 # make demo: the main job on an embedded default. Makes a small sample host
 # root and a stand-in bootc base image, replays the upstream agent's two seed
 # formats, creates a native seed with seedbuild, inspects them all, and
-# deploys the native seed into a throwaway ostree sysroot. Run as root.
+# deploys the native seed into a throwaway ostree sysroot; then runs
+# seedbuild's own image with podman to inspect the seed. Run as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${SEEDBUILD:-$here/../bin/seedbuild}
@@ -64,5 +65,13 @@ ostree admin init-fs --modern "$demo/sysroot" >/dev/null
 run "$bin" "${store[@]}" deploy localhost/demo-seed:latest --stateroot demo --sysroot "$demo/sysroot" --method ostree
 echo
 run ostree admin status --sysroot "$demo/sysroot"
+
+step "Running seedbuild's own image (make image) with podman: inspect of the demo seed"
+# A podman store of the demo's own; no default ulimits, which some machines
+# do not let a container raise.
+printf '[containers]\ndefault_ulimits = []\n' >"$demo/containers.conf"
+pm=(podman --root "$demo/podman" --runroot "$demo/podman-run")
+id=$(CONTAINERS_CONF="$demo/containers.conf" "${pm[@]}" pull -q "oci-archive:$here/../bin/seedbuild-image.tar")
+run env CONTAINERS_CONF="$demo/containers.conf" "${pm[@]}" run --rm -v "$demo:/demo:ro" "$id" inspect oci-archive:/demo/seed.tar
 
 printf '\nDone. Everything is under %s (remove it with hack/rm-sysroot.sh %s).\n' "$demo" "$demo"

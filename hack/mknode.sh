@@ -3,8 +3,9 @@
 #
 # Builds the bootable node OS that the VM tests use as a stand-in for RHCOS:
 # a minimal Debian bookworm made with mmdebstrap, with systemd, the Debian
-# kernel, dracut with ostree's module, ostree, ostree-boot and
-# containers-common. It is trimmed of what a VM does not need (most kernel
+# kernel, dracut with ostree's module, ostree, ostree-boot, containers-common
+# and podman (the node runs seedbuild's own image, as the README tells users
+# to). It is trimmed of what a VM does not need (most kernel
 # modules, docs, man pages, locales).
 #
 # Two versions come out, in OUT:
@@ -47,7 +48,7 @@ rm -rf "$rootfs"
 # removed after dracut ran.
 keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_console|ext4|jbd2|mbcache|crc16|crc32c[^/]*|libcrc32c|9p|9pnet|9pnet_virtio|netfs|fscache|overlay|loop)\.ko'
 
-pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0
+pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0
 
 log "bootstrapping Debian bookworm"
 # Docs, man pages and locales are never unpacked; dracut builds a generic

@@ -76,13 +76,40 @@ test ! -e /var/tmp/refused.tar
 # As the upstream agent stops kubelet and crio before it captures.
 systemctl stop kubelet.service
 mkdir -p $X/seeds
-for layout in native bootc-tarball classic; do
+for layout in native bootc-tarball; do
   start=$(date +%s)
   $SB create --rootfs / --layout $layout --base oci-archive:$X/y.oci-archive -o oci-archive:$X/seeds/$layout.tar --json -q >$O/create-$layout.json
   echo "$layout $(( $(date +%s) - start ))" >>$O/create-seconds
   $SB inspect --json oci-archive:$X/seeds/$layout.tar >$O/inspect-$layout.json
 done
+# The classic seed comes from seedbuild's own image run with the node's
+# podman, as the README tells users to: the node's ostree makes its repo.
+` + inImage + `
+start=$(date +%s)
+$SBC create --layout classic -o oci-archive:/host$X/seeds/classic.tar --json -q >$O/create-classic.json
+echo "classic-in-image $(( $(date +%s) - start ))" >>$O/create-seconds
+$SBC inspect --json oci-archive:/host$X/seeds/classic.tar >$O/inspect-classic.json
 `
+
+// inImage is a stage fragment: it loads seedbuild's image into the node's
+// podman and defines SBC, seedbuild run in it on this node (--host-root),
+// with the flags the README gives. It records in image-tools which of the
+// host tools the image itself has (none: what runs is the node's).
+const inImage = `
+id=$(podman pull -q oci-archive:$X/seedbuild-image.tar)
+podman tag $id ` + seedbuildImageName + `
+podman run --rm --entrypoint /bin/sh ` + seedbuildImageName + ` -c 'for t in ostree rpm-ostree bootc podman; do command -v $t || true; done' >$O/image-tools
+SBC="podman run --rm --privileged --pid=host --net=host -v /:/host ` + seedbuildImageName + ` --host-root /host"
+`
+
+// checkImageTools fails unless the stage's image-tools says seedbuild's
+// image has none of the host tools: whatever ostree ran was the node's.
+func checkImageTools(t *testing.T, b boot) {
+	t.Helper()
+	if got := b.file(t, "image-tools"); got != "" {
+		t.Errorf("seedbuild's image has host tools of its own: %q", got)
+	}
+}
 
 func makeSeeds(t *testing.T) seeds {
 	osImg := getNodeOS(t)
@@ -96,8 +123,10 @@ func makeSeeds(t *testing.T) seeds {
 	// The seeds outlive this test: every booted scenario deploys them.
 	n := newNodeIn(t, "seed", disk, filepath.Join(work, "vm-seed-node"))
 	n.put(osImg.yArchive, "y.oci-archive")
+	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	start := time.Now()
 	b := n.boot("create", seedNodeStage)
+	checkImageTools(t, b)
 	t.Logf("seed node: booted and created three seeds in %s; create took (s): %s", time.Since(start).Round(time.Second), strings.ReplaceAll(b.file(t, "create-seconds"), "\n", ", "))
 	if rc := b.file(t, "refused.rc"); rc != "1" || !strings.Contains(b.file(t, "refused.err"), "--allow-running") {
 		t.Errorf("create --rootfs / with the stand-in kubelet running: exit %s, %s; want exit 1 naming --allow-running", rc, b.file(t, "refused.err"))
@@ -368,9 +397,11 @@ func checkSpaceFacts(t *testing.T, b boot) {
 	}
 }
 
-const tarballDeployStage = `
+const tarballDeployStage = inImage + `
 start=$(date +%s)
-$SB deploy oci-archive:$X/seeds/classic.tar --stateroot classic --not-as-default
+# The classic seed is deployed from seedbuild's image: the node's ostree
+# pulls the seed's commit and deploys it.
+$SBC deploy oci-archive:/host$X/seeds/classic.tar --stateroot classic --not-as-default
 $SB deploy oci-archive:$X/seeds/bootc-tarball.tar --stateroot tarball --method ostree
 echo $(( $(date +%s) - start )) >$O/deploy-seconds
 ostree admin status >$O/status-after
@@ -384,7 +415,9 @@ func TestBootedTarballSeeds(t *testing.T) {
 	n := newNode(t, "target", disk)
 	n.put(s.path("classic"), "seeds/classic.tar")
 	n.put(s.path("bootc-tarball"), "seeds/bootc-tarball.tar")
+	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	b := n.boot("deploy", tarballDeployStage)
+	checkImageTools(t, b)
 	t.Logf("deploy of the classic and bootc-tarball seeds took %ss", b.file(t, "deploy-seconds"))
 
 	b = n.boot("bootc-tarball", seedStateStage+setDefault+"set_default classic\n")

@@ -12,8 +12,12 @@ import (
 	"testing"
 )
 
-// contribImage is the name contrib's Job and Task give seedbuild's image.
-const contribImage = "registry.example.com/seedbuild/seedbuild:latest"
+// contribImage is the name contrib's Job and Task give seedbuild's image;
+// seedbuildImageName is the name `make image` gives it in local storage.
+const (
+	contribImage       = "registry.example.com/seedbuild/seedbuild:latest"
+	seedbuildImageName = "localhost/seedbuild/seedbuild:latest"
+)
 
 var (
 	imageOnce    sync.Once
@@ -68,7 +72,7 @@ func (p podmanCLI) run(t *testing.T, args ...string) string {
 func (p podmanCLI) loadSeedbuildImage(t *testing.T) {
 	t.Helper()
 	p.run(t, "pull", "-q", "oci-archive:"+seedbuildImage(t))
-	id := strings.TrimSpace(p.run(t, "images", "-q", "--no-trunc", "--filter", "reference=localhost/seedbuild/seedbuild"))
+	id := strings.TrimSpace(p.run(t, "images", "-q", "--no-trunc", "--filter", "reference="+seedbuildImageName))
 	if id == "" {
 		id = strings.TrimSpace(strings.Split(p.run(t, "images", "-q", "--no-trunc"), "\n")[0])
 	}
