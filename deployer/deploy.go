@@ -254,16 +254,13 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		readSeedFiles(dirTree(root), &seed)
 		return seed, root, stage.Remove, nil
 	}
-	local, imageID, err := localimage.Ensure(ctx, cfg.Store, cfg.Image, desc, cfg.SystemContext, cfg.Policy, cfg.Retry, cfg.Log)
+	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
+		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
 	if err != nil {
 		return seed, "", nil, err
 	}
-	mnt, err := localimage.Mount(cfg.Store, imageID)
-	if err != nil {
-		return seed, "", nil, err
-	}
-	seed.Image, seed.ImageID = imageref.Display(local), imageID
-	if size, err := cfg.Store.ImageSize(imageID); err == nil {
+	seed.Image, seed.ImageID = imageref.Display(mnt.Ref), mnt.ImageID
+	if size, err := cfg.Store.ImageSize(mnt.ImageID); err == nil {
 		seed.Size = size
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)

@@ -118,11 +118,8 @@ func lintImage(ctx context.Context, g *globalOptions, name string, sys *types.Sy
 	if err != nil {
 		return nil, err
 	}
-	_, id, err := localimage.Ensure(ctx, store, ref, d, sys, pc, imageref.Retry{Count: 3}, g.stderr)
-	if err != nil {
-		return nil, err
-	}
-	mnt, err := localimage.Mount(store, id)
+	mnt, err := localimage.EnsureMounted(ctx, store, localimage.Source{Ref: ref, Description: d, SystemContext: sys, Policy: pc,
+		Retry: imageref.Retry{Count: 3}, Progress: g.stderr})
 	if err != nil {
 		return nil, err
 	}

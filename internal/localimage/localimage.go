@@ -27,10 +27,10 @@ import (
 // image, so a later run can remove what a killed run left.
 const containerPrefix = "seedbuild-mount-"
 
-// Ensure makes sure the image is in store, pulling it when it is not, and
+// ensure makes sure the image is in store, pulling it when it is not, and
 // returns its storage reference and ID. d is the image's description, for
 // messages and for naming a pulled image that has no name of its own.
-func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
+func ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
 	sys *types.SystemContext, pc *signature.PolicyContext, r imageref.Retry, progress io.Writer) (types.ImageReference, string, error) {
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
@@ -58,16 +58,48 @@ func Ensure(ctx context.Context, store storage.Store, ref types.ImageReference, 
 	return dest, img.ID, nil
 }
 
+// Source is an image to mount: where it is, what it is, and how to pull it
+// when it is not in local storage.
+type Source struct {
+	Ref           types.ImageReference
+	Description   *seedimage.Description
+	SystemContext *types.SystemContext
+	Policy        *signature.PolicyContext
+	Retry         imageref.Retry
+	// Progress receives the pull's progress.
+	Progress io.Writer
+}
+
+// EnsureMounted is the one way seedbuild mounts an image (a seed for
+// deploy, any image for lint): pulled into store when it is not there,
+// then mounted. The Mounted's Ref and ImageID name the local copy.
+func EnsureMounted(ctx context.Context, store storage.Store, s Source) (*Mounted, error) {
+	local, id, err := ensure(ctx, store, s.Ref, s.Description, s.SystemContext, s.Policy, s.Retry, s.Progress)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mount(store, id)
+	if err != nil {
+		return nil, err
+	}
+	m.Ref, m.ImageID = local, id
+	return m, nil
+}
+
 // Mounted is an image mounted through a storage container of its own.
 type Mounted struct {
+	// Ref and ImageID name the image in local storage (set by
+	// EnsureMounted).
+	Ref         types.ImageReference
+	ImageID     string
 	store       storage.Store
 	containerID string
 	// Path is where the image's root filesystem is.
 	Path string
 }
 
-// Mount mounts the image's root filesystem.
-func Mount(store storage.Store, imageID string) (*Mounted, error) {
+// mount mounts the image's root filesystem.
+func mount(store storage.Store, imageID string) (*Mounted, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	meta := fmt.Sprintf(`{"pid":%d}`, os.Getpid())
