@@ -3,7 +3,6 @@ package builder
 import (
 	"bufio"
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
-	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -46,26 +44,18 @@ func ParseCompression(s string) (Compression, error) {
 	return "", fmt.Errorf("unknown compression %q: want gzip or zstd", s)
 }
 
-// stagingImages is the OCI image layout folder that new images are staged
-// in before they are written to their destinations ("layout" alone means
-// the seed layout in this package).
+// stagingImages is the folder that a seed's new layers are written to, by
+// digest (blobs/sha256/...), before the seed is written to its
+// destinations ("layout" alone means the seed layout in this package).
 type stagingImages struct {
 	dir string
 }
 
 func newStagingImages(dir string) (*stagingImages, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return nil, fmt.Errorf("making image layout %q: %w", dir, err)
+		return nil, fmt.Errorf("making the staging folder %q: %w", dir, err)
 	}
-	l := &stagingImages{dir: dir}
-	if _, err := os.Stat(filepath.Join(dir, imgspecv1.ImageLayoutFile)); err == nil {
-		return l, nil
-	}
-	data, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-	if err := os.WriteFile(filepath.Join(dir, imgspecv1.ImageLayoutFile), data, 0o644); err != nil {
-		return nil, fmt.Errorf("writing image layout %q: %w", dir, err)
-	}
-	return l, nil
+	return &stagingImages{dir: dir}, nil
 }
 
 func (l *stagingImages) blobPath(d digest.Digest) string {
@@ -117,83 +107,6 @@ func (b *blobWriter) commit() (imgspecv1.Descriptor, error) {
 func (b *blobWriter) abort() {
 	b.f.Close()
 	os.Remove(b.f.Name())
-}
-
-// putJSON stores v as a blob.
-func (l *stagingImages) putJSON(mediaType string, v any) (imgspecv1.Descriptor, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return imgspecv1.Descriptor{}, err
-	}
-	b, err := l.newBlob()
-	if err != nil {
-		return imgspecv1.Descriptor{}, err
-	}
-	if _, err := b.Write(data); err != nil {
-		b.abort()
-		return imgspecv1.Descriptor{}, err
-	}
-	desc, err := b.commit()
-	desc.MediaType = mediaType
-	return desc, err
-}
-
-func (l *stagingImages) readJSON(d digest.Digest, v any) error {
-	data, err := os.ReadFile(l.blobPath(d))
-	if err != nil {
-		return fmt.Errorf("reading blob %s: %w", d, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("parsing blob %s: %w", d, err)
-	}
-	return nil
-}
-
-// index reads the layout's index.json.
-func (l *stagingImages) index() (imgspecv1.Index, error) {
-	var idx imgspecv1.Index
-	data, err := os.ReadFile(filepath.Join(l.dir, imgspecv1.ImageIndexFile))
-	if err != nil {
-		return idx, fmt.Errorf("reading index of %q: %w", l.dir, err)
-	}
-	return idx, json.Unmarshal(data, &idx)
-}
-
-// manifestFor returns the manifest tagged name in the index.
-func (l *stagingImages) manifestFor(name string) (imgspecv1.Descriptor, imgspecv1.Manifest, error) {
-	var m imgspecv1.Manifest
-	idx, err := l.index()
-	if err != nil {
-		return imgspecv1.Descriptor{}, m, err
-	}
-	for _, d := range idx.Manifests {
-		if d.Annotations[imgspecv1.AnnotationRefName] == name {
-			err := l.readJSON(d.Digest, &m)
-			return d, m, err
-		}
-	}
-	return imgspecv1.Descriptor{}, m, fmt.Errorf("no image %q in %q", name, l.dir)
-}
-
-// tag points name at the manifest desc, replacing any earlier one.
-func (l *stagingImages) tag(name string, desc imgspecv1.Descriptor) error {
-	idx, err := l.index()
-	if err != nil {
-		idx = imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex}
-	}
-	var kept []imgspecv1.Descriptor
-	for _, d := range idx.Manifests {
-		if d.Annotations[imgspecv1.AnnotationRefName] != name {
-			kept = append(kept, d)
-		}
-	}
-	desc.Annotations = map[string]string{imgspecv1.AnnotationRefName: name}
-	idx.Manifests = append(kept, desc)
-	data, err := json.Marshal(idx)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(l.dir, imgspecv1.ImageIndexFile), data, 0o644)
 }
 
 // layerResult describes a finished layer blob.

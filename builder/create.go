@@ -6,12 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
 
-	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/internal/kargsd"
@@ -19,7 +17,7 @@ import (
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/oci/layout"
+	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 )
 
@@ -83,33 +81,42 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The base is copied while the root is captured: they are independent.
-	baseDone := make(chan error, 1)
+	// The base is opened while the root is captured: they are independent.
+	type opened struct {
+		base *baseImage
+		err  error
+	}
+	baseDone := make(chan opened, 1)
 	if o.Layout != Classic {
-		go func() { baseDone <- b.stageBase(ctx) }()
+		go func() {
+			base, err := openBase(ctx, o.Base, o.SystemContext, o.Policy)
+			baseDone <- opened{base, err}
+		}()
 	} else {
-		baseDone <- nil
+		baseDone <- opened{}
 	}
 	stop := b.progress(c)
 	layers, err := b.captureLayers(ctx, c)
 	stop()
-	baseErr := <-baseDone
+	ob := <-baseDone
+	defer ob.base.Close()
 	if err != nil {
 		return nil, err
 	}
-	if baseErr != nil {
-		return nil, baseErr
+	if ob.err != nil {
+		return nil, ob.err
 	}
 	if err := b.refusals(); err != nil {
 		return nil, err
 	}
 	b.timer.end("capture")
-	if err := b.commit(layers); err != nil {
+	seed, err := b.assemble(ob.base, layers)
+	if err != nil {
 		return nil, err
 	}
 	b.timer.end("commit")
 	for _, dest := range o.Destinations {
-		if err := b.copyTo(ctx, dest); err != nil {
+		if err := b.writeTo(ctx, seed, dest); err != nil {
 			return nil, err
 		}
 	}
@@ -141,22 +148,6 @@ func (b *build) clusterInfo() labels.ClusterInfo {
 		c.SNOHostname = strings.TrimSpace(string(h))
 	}
 	return c
-}
-
-func (b *build) stageBase(ctx context.Context) error {
-	dest, err := layout.NewReference(b.layout.dir, "base")
-	if err != nil {
-		return fmt.Errorf("staging base image: %w", err)
-	}
-	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, b.opts.Base, &copy.Options{
-		SourceCtx:      b.opts.SystemContext,
-		DestinationCtx: &types.SystemContext{},
-		ReportWriter:   b.opts.Progress,
-	}, b.opts.Retry)
-	if err != nil {
-		return fmt.Errorf("reading base image %q: %w", imageref.Display(b.opts.Base), err)
-	}
-	return nil
 }
 
 type namedLayer struct {
@@ -329,26 +320,9 @@ func (b *build) writeMeta(ew *entryWriter) error {
 	return ew.symlink(unitDir+"/multi-user.target.wants/"+unitName, "../"+unitName, t)
 }
 
-// commit writes the config and manifest of the seed into the staging
-// layout as "seed".
-func (b *build) commit(layers []namedLayer) error {
-	var cfg imgspecv1.Image
-	var mf imgspecv1.Manifest
-	if b.opts.Layout == Classic {
-		cfg = imgspecv1.Image{Platform: imgspecv1.Platform{Architecture: runtime.GOARCH, OS: "linux"}, RootFS: imgspecv1.RootFS{Type: "layers"}}
-		mf = imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest}
-	} else {
-		desc, m, err := b.layout.manifestFor("base")
-		if err != nil {
-			return err
-		}
-		if err := b.layout.readJSON(m.Config.Digest, &cfg); err != nil {
-			return err
-		}
-		mf = m
-		b.report.Base = imageref.Display(b.opts.Base)
-		b.report.BaseDigest = desc.Digest.String()
-	}
+// assemble makes the seed's config and manifest from the base (nil for a
+// classic seed) and the new layers, and fills the report.
+func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, error) {
 	seed := labels.Seed{ClusterInfo: b.info, BootcSeed: b.opts.Layout != Classic, Bootable: b.opts.Layout != Classic}
 	seed.FormatVersion = labels.FormatTarball
 	if b.opts.Layout == Native {
@@ -356,62 +330,54 @@ func (b *build) commit(layers []namedLayer) error {
 	}
 	if b.opts.Base != nil {
 		seed.BaseName = baseName(b.opts.Base)
-		seed.BaseDigest = b.report.BaseDigest
+	}
+	var baseConfig *imgspecv1.Image
+	if base != nil {
+		baseConfig = &base.config
+		seed.BaseDigest = base.digest.String()
+		b.report.Base, b.report.BaseDigest = imageref.Display(b.opts.Base), seed.BaseDigest
 	}
 	lbls, err := seed.Labels()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if cfg.Config.Labels == nil {
-		cfg.Config.Labels = map[string]string{}
+	cfg := imageConfig(baseConfig, lbls, layers, b.created(), "seedbuild "+string(b.opts.Layout)+" seed")
+	img, err := newSeedImage(cfg, base, layers, seed.Annotations(), b.layout)
+	if err != nil {
+		return nil, err
 	}
-	for k, v := range lbls {
-		cfg.Config.Labels[k] = v
-	}
-	created := b.created()
-	cfg.Created = &created
 	for _, l := range layers {
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
-		cfg.History = append(cfg.History, imgspecv1.History{
-			Created: &created, CreatedBy: "seedbuild create: " + l.name, Comment: "seedbuild " + string(b.opts.Layout) + " seed",
-		})
-		mf.Layers = append(mf.Layers, l.desc)
 		b.report.Layers = append(b.report.Layers, LayerReport{
 			Name: l.name, Digest: l.desc.Digest.String(), DiffID: l.diffID.String(), MediaType: l.desc.MediaType,
 			Size: l.desc.Size, Uncompressed: l.uncompressed,
 		})
 	}
-	cfgDesc, err := b.layout.putJSON(imgspecv1.MediaTypeImageConfig, cfg)
-	if err != nil {
-		return fmt.Errorf("writing image config: %w", err)
-	}
-	mf.Config = cfgDesc
-	mf.MediaType = imgspecv1.MediaTypeImageManifest
-	mf.Annotations = seed.Annotations()
-	if len(mf.Annotations) == 0 {
-		mf.Annotations = nil
-	}
-	mfDesc, err := b.layout.putJSON(imgspecv1.MediaTypeImageManifest, mf)
-	if err != nil {
-		return fmt.Errorf("writing image manifest: %w", err)
-	}
-	b.report.ImageID = cfgDesc.Digest.String()
-	b.report.ManifestDigest = mfDesc.Digest.String()
+	b.report.ImageID = img.manifest.Config.Digest.String()
+	b.report.ManifestDigest = img.manifestDescriptor().Digest.String()
 	b.report.FormatVersion = seed.FormatVersion
-	return b.layout.tag("seed", mfDesc)
+	return img, nil
 }
 
-func (b *build) copyTo(ctx context.Context, dest types.ImageReference) error {
-	src, err := layout.NewReference(b.layout.dir, "seed")
-	if err != nil {
-		return err
-	}
+// writeTo writes the seed to dest: an oci-archive in one pass of its own,
+// any other destination through containers/image. Either way a local
+// destination appears whole or not at all.
+func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageReference) error {
 	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", imageref.Display(dest))
-	_, err = imageref.CopyImage(ctx, b.opts.Policy, dest, src, &copy.Options{
-		SourceCtx:      &types.SystemContext{},
-		DestinationCtx: b.opts.SystemContext,
-		ReportWriter:   b.opts.Progress,
-	}, b.opts.Retry)
+	var err error
+	if path, name, ok := archiveTarget(dest); ok {
+		err = imageref.WriteAtomically(path, func(partial string) error {
+			return b.opts.Retry.Do(ctx, func() error { return writeArchive(ctx, seed, partial, name) })
+		})
+	} else {
+		var pc *signature.PolicyContext
+		if pc, err = seedCopyPolicy(); err == nil {
+			_, err = imageref.CopyImage(ctx, pc, dest, seedSourceRef{seed}, &copy.Options{
+				SourceCtx:      &types.SystemContext{},
+				DestinationCtx: b.opts.SystemContext,
+				ReportWriter:   b.opts.Progress,
+			}, b.opts.Retry)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("writing seed to %q: %w", imageref.Display(dest), err)
 	}

@@ -221,51 +221,65 @@ type Retry struct {
 // podman push and pull do. It returns the manifest written to dest.
 //
 // A local destination (oci-archive:, oci:, dir:) that did not exist before
-// is written under a hidden name beside it (.NAME.partial-PID), synced, and
-// renamed into place only when whole: a failed, killed or power-cut copy
-// never leaves something at NAME that could be taken for the image. The
-// next copy removes what dead copies left.
+// is written as WriteAtomically writes: a failed, killed or power-cut copy
+// never leaves something at NAME that could be taken for the image.
 func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types.ImageReference, opts *copy.Options, r Retry) ([]byte, error) {
-	path := localPath(dest)
-	if path != "" {
-		removeDeadPartials(path)
-		if _, err := os.Lstat(path); err == nil {
-			path = "" // an existing layout is added to in place
-		}
+	var manifest []byte
+	copyTo := func(dest types.ImageReference) error {
+		return r.Do(ctx, func() error {
+			var err error
+			manifest, err = copy.Image(ctx, pc, dest, src, opts)
+			return err
+		})
 	}
-	final := dest
-	var partial string
-	if path != "" {
-		partial = filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))
+	path := localPath(dest)
+	if path == "" {
+		return manifest, copyTo(dest)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		removeDeadPartials(path)
+		return manifest, copyTo(dest) // an existing layout is added to in place
+	}
+	err := WriteAtomically(path, func(partial string) error {
 		_, rest, _ := strings.Cut(dest.StringWithinTransport(), ":")
 		name := dest.Transport().Name() + ":" + partial
 		if rest != "" {
 			name += ":" + rest
 		}
-		var err error
-		if dest, err = alltransports.ParseImageName(name); err != nil {
-			return nil, fmt.Errorf("naming the partial copy of %s: %w", Display(final), err)
+		pdest, err := alltransports.ParseImageName(name)
+		if err != nil {
+			return fmt.Errorf("naming the partial copy of %s: %w", Display(dest), err)
 		}
-	}
-	var manifest []byte
-	err := retry.IfNecessary(ctx, func() error {
-		var err error
-		manifest, err = copy.Image(ctx, pc, dest, src, opts)
-		return err
-	}, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: func(err error) bool {
+		return copyTo(pdest)
+	})
+	return manifest, err
+}
+
+// Do runs fn, and again after a failure worth retrying (Retryable), up to
+// r.Count more times.
+func (r Retry) Do(ctx context.Context, fn func() error) error {
+	return retry.IfNecessary(ctx, fn, &retry.Options{MaxRetry: r.Count, Delay: r.Delay, IsErrorRetryable: func(err error) bool {
 		// An interrupted run reports a closed connection too: no retry.
 		return ctx.Err() == nil && Retryable(err)
 	}})
-	if partial == "" {
-		return manifest, err
-	}
+}
+
+// WriteAtomically has write make path's content under a hidden name beside
+// it (.NAME.partial-BOOT-PID), then syncs it and renames it into place,
+// only when write succeeded: a failed, killed or power-cut write never
+// leaves something at path that could be taken for what was asked. It first
+// removes what dead writes to path left.
+func WriteAtomically(path string, write func(partial string) error) error {
+	removeDeadPartials(path)
+	partial := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))
+	err := write(partial)
 	if err == nil {
 		err = publish(partial, path)
 	}
 	if err != nil {
 		os.RemoveAll(partial)
 	}
-	return manifest, err
+	return err
 }
 
 // publish syncs what was written at partial and renames it to path.

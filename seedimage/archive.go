@@ -2,6 +2,7 @@ package seedimage
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,4 +133,82 @@ func eachArchiveLayer(ref types.ImageReference, fn func(i int, layer io.Reader) 
 		}
 	}
 	return nil
+}
+
+// NewSource opens ref's image for reading: an oci-archive that holds one
+// OCI image is read in place (its blobs are sections of the file); any
+// other image through its transport.
+func NewSource(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (types.ImageSource, error) {
+	if ref.Transport().Name() == "oci-archive" {
+		src, err := openArchiveSource(ref)
+		if err == nil {
+			return src, nil
+		}
+		if !errors.Is(err, errNotInPlace) {
+			return nil, err
+		}
+	}
+	return ref.NewImageSource(ctx, sys)
+}
+
+// archiveSource is a types.ImageSource over an oci-archive read in place.
+type archiveSource struct {
+	ref      types.ImageReference
+	a        *archiveBlobs
+	manifest []byte
+}
+
+func openArchiveSource(ref types.ImageReference) (*archiveSource, error) {
+	path, name, _ := strings.Cut(ref.StringWithinTransport(), ":")
+	a, err := openArchiveBlobs(path)
+	if err != nil {
+		return nil, err
+	}
+	var index imgspecv1.Index
+	if err := a.readJSON("index.json", &index); err != nil {
+		a.Close()
+		return nil, err
+	}
+	var picked []imgspecv1.Descriptor
+	for _, m := range index.Manifests {
+		if name == "" || m.Annotations[imgspecv1.AnnotationRefName] == name {
+			picked = append(picked, m)
+		}
+	}
+	if len(picked) != 1 || picked[0].MediaType != imgspecv1.MediaTypeImageManifest {
+		a.Close()
+		return nil, errNotInPlace
+	}
+	r, err := a.blob(picked[0].Digest)
+	if err == nil {
+		var data []byte
+		if data, err = io.ReadAll(r); err == nil {
+			return &archiveSource{ref: ref, a: a, manifest: data}, nil
+		}
+	}
+	a.Close()
+	return nil, fmt.Errorf("reading the manifest of %s: %w", path, err)
+}
+
+func (s *archiveSource) Reference() types.ImageReference { return s.ref }
+func (s *archiveSource) Close() error                    { return s.a.Close() }
+func (s *archiveSource) GetManifest(_ context.Context, instance *digest.Digest) ([]byte, string, error) {
+	if instance != nil {
+		return nil, "", fmt.Errorf("the archive holds one image, not instance %s", instance)
+	}
+	return s.manifest, imgspecv1.MediaTypeImageManifest, nil
+}
+func (s *archiveSource) GetBlob(_ context.Context, info types.BlobInfo, _ types.BlobInfoCache) (io.ReadCloser, int64, error) {
+	r, err := s.a.blob(info.Digest)
+	if err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(r), r.Size(), nil
+}
+func (s *archiveSource) HasThreadSafeGetBlob() bool { return true }
+func (s *archiveSource) GetSignatures(context.Context, *digest.Digest) ([][]byte, error) {
+	return nil, nil
+}
+func (s *archiveSource) LayerInfosForCopy(context.Context, *digest.Digest) ([]types.BlobInfo, error) {
+	return nil, nil
 }

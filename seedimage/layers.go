@@ -32,7 +32,7 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 		return err
 	}
 	defer src.Close()
-	unparsed, instance, _, _, err := platformInstance(ctx, src, sys)
+	unparsed, instance, _, _, err := PlatformInstance(ctx, src, sys)
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func Describe(ctx context.Context, ref types.ImageReference, sys *types.SystemCo
 		return nil, err
 	}
 	defer src.Close()
-	unparsed, _, blob, mime, err := platformInstance(ctx, src, sys)
+	unparsed, _, blob, mime, err := PlatformInstance(ctx, src, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +145,10 @@ func describe(ref types.ImageReference, dgst digest.Digest, blob []byte, mime st
 	return d
 }
 
-// platformInstance opens src's image for sys's platform: the image itself,
+// PlatformInstance opens src's image for sys's platform: the image itself,
 // or the instance a manifest list names for the platform (then instance is
 // its digest). blob and mime are that image's manifest.
-func platformInstance(ctx context.Context, src types.ImageSource, sys *types.SystemContext) (unparsed *image.UnparsedImage, instance *digest.Digest, blob []byte, mime string, err error) {
+func PlatformInstance(ctx context.Context, src types.ImageSource, sys *types.SystemContext) (unparsed *image.UnparsedImage, instance *digest.Digest, blob []byte, mime string, err error) {
 	unparsed = image.UnparsedInstance(src, nil)
 	if blob, mime, err = unparsed.Manifest(ctx); err != nil {
 		return nil, nil, nil, "", fmt.Errorf("reading manifest: %w", err)

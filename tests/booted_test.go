@@ -98,7 +98,7 @@ $SBC inspect --json oci-archive:/host$X/seeds/classic.tar >$O/inspect-classic.js
 const inImage = `
 id=$(podman pull -q oci-archive:$X/seedbuild-image.tar)
 podman tag $id ` + seedbuildImageName + `
-podman run --rm --entrypoint /bin/sh ` + seedbuildImageName + ` -c 'for t in ostree rpm-ostree bootc podman; do command -v $t || true; done' >$O/image-tools
+podman run --rm --net=none --entrypoint /bin/sh ` + seedbuildImageName + ` -c 'for t in ostree rpm-ostree bootc podman; do command -v $t || true; done' >$O/image-tools
 SBC="podman run --rm --privileged --pid=host --net=host -v /:/host ` + seedbuildImageName + ` --host-root /host"
 `
 
