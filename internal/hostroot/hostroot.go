@@ -137,9 +137,12 @@ func (r nsenterRunner) Run(ctx context.Context, argv []string, stdout, stderr io
 	return command.Exec{}.Run(ctx, r.Argv(argv), stdout, stderr)
 }
 
-// Argv is the command line that runs argv on the host.
+// Argv is the command line that runs argv on the host. env is named by
+// its path: busybox's nsenter (seedbuild's image has no other) runs its own
+// applet for a bare name it knows, so "env" then "tar" would be busybox's,
+// not the host's.
 func (r nsenterRunner) Argv(argv []string) []string {
-	return append([]string{"nsenter", "-t", "1", "-m", "--", "env", "PATH=" + hostPath}, r.h.HostArgv(argv)...)
+	return append([]string{"nsenter", "-t", "1", "-m", "--", "/usr/bin/env", "PATH=" + hostPath}, r.h.HostArgv(argv)...)
 }
 
 var _ command.Runner = nsenterRunner{}

@@ -48,7 +48,8 @@ func TestPaths(t *testing.T) {
 		}
 	}
 	h := Host{root: "/host"}
-	if got := (nsenterRunner{h}).Argv([]string{"ostree", "--repo=/host/ostree/repo"}); !reflect.DeepEqual(got[:5], []string{"nsenter", "-t", "1", "-m", "--"}) || got[len(got)-1] != "--repo=/ostree/repo" {
+	// The host's env, by path, finds the host's tool in the host's PATH.
+	if got := (nsenterRunner{h}).Argv([]string{"ostree", "--repo=/host/ostree/repo"}); !reflect.DeepEqual(got[:6], []string{"nsenter", "-t", "1", "-m", "--", "/usr/bin/env"}) || got[len(got)-1] != "--repo=/ostree/repo" {
 		t.Errorf("nsenter argv = %q", got)
 	}
 }
