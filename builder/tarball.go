@@ -27,6 +27,31 @@ func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChange
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("making %q: %w", dir, err)
 	}
+	names, err := b.writeTarballs(ctx, dir, c, changes)
+	if err != nil {
+		return nil, err
+	}
+	files, err := b.seedJSONFiles()
+	if err != nil {
+		return nil, err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", name, err)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	layer, err := b.tarballLayer(ctx, dir, names)
+	if err != nil {
+		return nil, fmt.Errorf("writing seed layer: %w", err)
+	}
+	return []namedLayer{{"seed", layer}}, nil
+}
+
+// writeTarballs writes var.tgz, etc.tgz, etc.deletions and, for a classic
+// seed, ostree.tgz into dir, and returns their names.
+func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, changes etcChanges) ([]string, error) {
 	names := []string{"var.tgz", "etc.tgz", deletionsName}
 	if err := writeTgz(ctx, filepath.Join(dir, "var.tgz"), b.clamp(), b.tally, func(ew *entryWriter) error {
 		return c.tree(ew, "var", func(rel string) string { return rel })
@@ -46,40 +71,36 @@ func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChange
 	if err := os.WriteFile(filepath.Join(dir, deletionsName), deletionsList(changes.deleted), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", deletionsName, err)
 	}
-	if b.opts.Layout == Classic {
-		repoDir, err := b.leanRepo(ctx)
-		if err != nil {
-			return nil, err
-		}
-		repo := &capture{root: repoDir, excl: newExcluder(nil), tally: &tally{}, creds: &credentialScan{}}
-		if err := writeTgz(ctx, filepath.Join(dir, "ostree.tgz"), b.clamp(), repo.tally, func(ew *entryWriter) error {
-			return repo.tree(ew, ".", func(rel string) string {
-				if rel == "." {
-					return "./"
-				}
-				return rel
-			})
-		}); err != nil {
-			return nil, fmt.Errorf("capturing ostree repo: %w", err)
-		}
-		names = append(names, "ostree.tgz")
+	if b.opts.Layout != Classic {
+		return names, nil
 	}
-	files, err := b.seedJSONFiles()
+	repoDir, err := b.leanRepo(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return nil, fmt.Errorf("writing %s: %w", name, err)
-		}
-		names = append(names, name)
+	repo := &capture{root: repoDir, excl: newExcluder(nil), tally: &tally{}, creds: &credentialScan{}}
+	if err := writeTgz(ctx, filepath.Join(dir, "ostree.tgz"), b.clamp(), repo.tally, func(ew *entryWriter) error {
+		return repo.tree(ew, ".", func(rel string) string {
+			if rel == "." {
+				return "./"
+			}
+			return rel
+		})
+	}); err != nil {
+		return nil, fmt.Errorf("capturing ostree repo: %w", err)
 	}
-	sort.Strings(names)
+	return append(names, "ostree.tgz"), nil
+}
+
+// tarballLayer is the one layer that carries the files names in dir: at
+// the root for a classic seed, under the seed folder for a bootc-tarball
+// one.
+func (b *build) tarballLayer(ctx context.Context, dir string, names []string) (layerResult, error) {
 	prefix := ""
 	if b.opts.Layout == BootcTarball {
 		prefix = seedDir + "/"
 	}
-	layer, err := b.layout.writeLayer(storedGzip, func(w io.Writer) error {
+	return b.layout.writeLayer(storedGzip, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, &tally{})
 		if prefix != "" {
 			if err := b.seedDirs(ew); err != nil {
@@ -93,10 +114,6 @@ func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChange
 		}
 		return ew.Close()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("writing seed layer: %w", err)
-	}
-	return []namedLayer{{"seed", layer}}, nil
 }
 
 // writeTgz writes a gzip-compressed tar of what fill adds, as GNU tar
