@@ -36,35 +36,10 @@ default, and lints the Containerfile first (stopping on errors) unless
   seedbuild build --timestamp 1700000000 -o oci-archive:/var/tmp/cs.tar .`,
 		Args: exactArgs(1, "CONTEXT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := frontend.ParsePull(o.pull); err != nil {
-				return usageError{err}
-			}
-			if _, err := frontend.ParseIsolation(o.isolation); err != nil {
-				return usageError{err}
-			}
-			if o.output != "" && !imageref.HasTransport(o.output) {
-				return usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/image.tar", o.output)
-			}
-			for flag, kvs := range map[string][]string{"--label": o.labels, "--annotation": o.annotations} {
-				for _, kv := range kvs {
-					if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-						return usagef("invalid %s %q: want KEY=VALUE", flag, kv)
-					}
-				}
-			}
-			ts, err := timestamp(cmd, o.timestamp)
-			if err != nil {
+			if err := o.validate(); err != nil {
 				return err
 			}
-			bargs := map[string]string{}
-			for _, a := range o.buildArgs {
-				k, v, ok := strings.Cut(a, "=")
-				if !ok {
-					v = os.Getenv(k)
-				}
-				bargs[k] = v
-			}
-			sys, err := o.options(cmd).SystemContext()
+			bo, sys, err := o.buildOptions(cmd, args[0], g)
 			if err != nil {
 				return err
 			}
@@ -77,9 +52,6 @@ default, and lints the Containerfile first (stopping on errors) unless
 			if err != nil {
 				return err
 			}
-			bo := frontend.BuildOptions{ContextDir: args[0], File: o.file, Tags: o.tags, Args: bargs, Labels: o.labels, Annotations: o.annotations,
-				Layers: o.layers, NoCache: o.noCache, Pull: o.pull, Isolation: o.isolation, SystemContext: sys, Out: g.stderr, Err: g.stderr}
-			bo.Timestamp = ts
 			id, err := frontend.Build(cmd.Context(), store, bo)
 			if err != nil {
 				return err
@@ -108,6 +80,51 @@ default, and lints the Containerfile first (stopping on errors) unless
 	f.BoolVar(&o.noLint, "no-lint", false, "skip the lint that runs first")
 	o.registryFlags.add(cmd)
 	return cmd
+}
+
+// validate checks the flags on their face, before anything is read.
+func (o *buildOptions) validate() error {
+	if _, err := frontend.ParsePull(o.pull); err != nil {
+		return usageError{err}
+	}
+	if _, err := frontend.ParseIsolation(o.isolation); err != nil {
+		return usageError{err}
+	}
+	if o.output != "" && !imageref.HasTransport(o.output) {
+		return usagef("invalid --output %q: want TRANSPORT:NAME, such as oci-archive:/var/tmp/image.tar", o.output)
+	}
+	for flag, kvs := range map[string][]string{"--label": o.labels, "--annotation": o.annotations} {
+		for _, kv := range kvs {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return usagef("invalid %s %q: want KEY=VALUE", flag, kv)
+			}
+		}
+	}
+	return nil
+}
+
+// buildOptions turns the flags into frontend's options; a build argument
+// given as KEY alone takes KEY's value from the environment, as buildah's.
+func (o *buildOptions) buildOptions(cmd *cobra.Command, contextDir string, g *globalOptions) (frontend.BuildOptions, *types.SystemContext, error) {
+	ts, err := timestamp(cmd, o.timestamp)
+	if err != nil {
+		return frontend.BuildOptions{}, nil, err
+	}
+	bargs := map[string]string{}
+	for _, a := range o.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			v = os.Getenv(k)
+		}
+		bargs[k] = v
+	}
+	sys, err := o.options(cmd).SystemContext()
+	if err != nil {
+		return frontend.BuildOptions{}, nil, err
+	}
+	return frontend.BuildOptions{ContextDir: contextDir, File: o.file, Tags: o.tags, Args: bargs, Labels: o.labels, Annotations: o.annotations,
+		Layers: o.layers, NoCache: o.noCache, Pull: o.pull, Isolation: o.isolation, SystemContext: sys, Timestamp: ts,
+		Out: g.stderr, Err: g.stderr}, sys, nil
 }
 
 func (o *buildOptions) lint(ctx context.Context, g *globalOptions, contextDir string, sys *types.SystemContext) error {
