@@ -209,7 +209,7 @@ func (e *executor) undeployPath(ctx context.Context, _ Step, a map[string]string
 	return "", nil
 }
 
-func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]string) (string, error) {
+func (e *executor) findDeployment(ctx context.Context, st Step, a map[string]string) (string, error) {
 	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
 	if err != nil {
 		return "", err
@@ -218,8 +218,9 @@ func (e *executor) findDeployment(ctx context.Context, _ Step, a map[string]stri
 		return "", errNoDeployment
 	}
 	d := fresh[len(fresh)-1]
-	e.vars["checksum"] = d.Checksum
-	e.vars["deployment-index"] = strconv.Itoa(d.Index)
+	if err := e.makes(st, map[string]string{"checksum": d.Checksum, "deployment-index": strconv.Itoa(d.Index)}); err != nil {
+		return "", err
+	}
 	return d.path(a["sysroot"]), nil
 }
 

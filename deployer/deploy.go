@@ -123,7 +123,8 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if err := execute(ctx, ex, plan, cfg); err != nil {
 		return res, err
 	}
-	res.Deployment, res.Checksum, res.BootEntry = ex.vars["deployment"], ex.vars["checksum"], ex.vars["boot-entry"]
+	m := ex.made()
+	res.Deployment, res.Checksum, res.BootEntry = m.Deployment, m.Checksum, m.BootEntry
 	return res, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,6 +137,28 @@ type executor struct {
 }
 
 var placeholder = regexp.MustCompile(`\{[a-z-]+\}`)
+
+// makes stores values a step learned besides its Capture; each must be one
+// the step declares in Makes.
+func (e *executor) makes(st Step, values map[string]string) error {
+	for name, v := range values {
+		if !slices.Contains(st.Makes, name) {
+			return fmt.Errorf("step %q made %s, which the plan does not declare it makes", st.Desc, name)
+		}
+		e.vars[name] = v
+	}
+	return nil
+}
+
+// Made is what a run's steps made that its result reports.
+type Made struct {
+	Deployment, Checksum, BootEntry string
+}
+
+// made reads the result's values from what the steps stored.
+func (e *executor) made() Made {
+	return Made{Deployment: e.vars["deployment"], Checksum: e.vars["checksum"], BootEntry: e.vars["boot-entry"]}
+}
 
 func (e *executor) expand(s string) (string, error) {
 	var missing string

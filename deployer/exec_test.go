@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,31 @@ func TestExecutorJournal(t *testing.T) {
 	var se *StepError
 	if !errors.As(err, &se) || len(se.UndoErrs) != 1 || se.Journal != j.path || !strings.Contains(err.Error(), j.path) || strings.Contains(err.Error(), "was undone") {
 		t.Errorf("run() = %v, want the failed undo and the journal named, not 'undone'", err)
+	}
+}
+
+// TestMakesOnlyWhatIsDeclared: a step stores only the values its plan says
+// it makes.
+func TestMakesOnlyWhatIsDeclared(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		step   Step
+		values map[string]string
+		ok     bool
+	}{
+		{"declared", Step{Desc: "find", Makes: []string{"checksum", "deployment-index"}}, map[string]string{"checksum": "abc", "deployment-index": "0"}, true},
+		{"not declared", Step{Desc: "find", Makes: []string{"checksum"}}, map[string]string{"boot-entry": "x"}, false},
+		{"declares nothing", Step{Desc: "verify"}, map[string]string{"boot-entry": "x"}, false},
+	} {
+		e := &executor{vars: map[string]string{}}
+		err := e.makes(tc.step, tc.values)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: makes(%v) = %v, want ok %v", tc.name, tc.values, err, tc.ok)
+		}
+		for k, v := range tc.values {
+			if tc.ok && e.vars[k] != v || !tc.ok && e.vars[k] != "" && !slices.Contains(tc.step.Makes, k) {
+				t.Errorf("%s: vars[%s] = %q", tc.name, k, e.vars[k])
+			}
+		}
 	}
 }

@@ -147,8 +147,14 @@ type Step struct {
 	// container).
 	Action string            `json:"action,omitempty"`
 	Args   map[string]string `json:"args,omitempty"`
-	// Capture stores the command's trimmed stdout under this placeholder.
+	// Capture stores the command's trimmed stdout (an action's result)
+	// under this placeholder.
 	Capture string `json:"capture,omitempty"`
+	// Makes names the other values the step learns, each stored under its
+	// placeholder for later steps and the result. A step can store no
+	// value it does not declare here, so the plan (and --dry-run) shows
+	// every value each step makes.
+	Makes []string `json:"makes,omitempty"`
 	// Undo reverses the step; it runs when a later step fails.
 	Undo *Step `json:"undo,omitempty"`
 }
@@ -341,7 +347,8 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		}
 	}
 	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
-		Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String()}}
+		Args:  map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String(), "deployment": "{deployment}"},
+		Makes: []string{"boot-entry"}}
 	if s.Kind != labels.Classic {
 		verify.Args["image-root"] = "{mount}"
 		verify.Args["seed-etc"] = "{mount}" + labels.SeedDir + "/etc"
@@ -373,7 +380,7 @@ func consumeCommitStep(sr, name string) Step {
 
 func findDeploymentStep(sr, name string) Step {
 	return Step{Desc: "find the new deployment", Action: ActionFindDeployment,
-		Args: map[string]string{"sysroot": sr, "stateroot": name}, Capture: "deployment"}
+		Args: map[string]string{"sysroot": sr, "stateroot": name}, Capture: "deployment", Makes: []string{"checksum", "deployment-index"}}
 }
 
 // osInit creates the stateroot; with --force over an existing one there is

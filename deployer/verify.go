@@ -20,8 +20,8 @@ import (
 // Args: sysroot, stateroot, kind; image-root, the image's root to compare
 // the mount points with ("" checks that the usual ones are there);
 // seed-etc, the seed's /etc state; image-var, the image's /var.
-func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (string, error) {
-	dep := e.vars["deployment"]
+func (e *executor) verify(_ context.Context, st Step, a map[string]string) (string, error) {
+	dep := a["deployment"]
 	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("the new deployment %q is missing", dep)
 	}
@@ -38,7 +38,13 @@ func (e *executor) verify(_ context.Context, _ Step, a map[string]string) (strin
 	if a["kind"] != labels.Classic.String() {
 		problems = append(problems, checkMountPoints(a["image-root"], a["mount-points"], dep)...)
 	}
-	problems = append(problems, e.checkBootEntry(a["sysroot"], a["stateroot"])...)
+	entry, entryProblems := e.checkBootEntry(a["sysroot"], a["stateroot"])
+	problems = append(problems, entryProblems...)
+	if entry != "" {
+		if err := e.makes(st, map[string]string{"boot-entry": entry}); err != nil {
+			return "", err
+		}
+	}
 	if len(problems) > 0 {
 		if len(problems) > 5 {
 			problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
@@ -139,7 +145,8 @@ func compareVar(seedVar, varDir string) []string {
 }
 
 // checkBootEntry finds the stateroot's boot entry and checks its options.
-func (e *executor) checkBootEntry(sysroot, stateroot string) []string {
+// It returns the entry's path when it is right.
+func (e *executor) checkBootEntry(sysroot, stateroot string) (string, []string) {
 	entries, _ := filepath.Glob(filepath.Join(sysroot, "boot/loader/entries/*.conf"))
 	for _, f := range entries {
 		data, err := os.ReadFile(f)
@@ -166,10 +173,9 @@ func (e *executor) checkBootEntry(sysroot, stateroot string) []string {
 			}
 		}
 		if len(missing) > 0 {
-			return []string{fmt.Sprintf("boot entry %s lacks kernel arguments %q", filepath.Base(f), missing)}
+			return "", []string{fmt.Sprintf("boot entry %s lacks kernel arguments %q", filepath.Base(f), missing)}
 		}
-		e.vars["boot-entry"] = f
-		return nil
+		return f, nil
 	}
-	return []string{"no boot entry for stateroot " + stateroot}
+	return "", []string{"no boot entry for stateroot " + stateroot}
 }
