@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/seedbuild/seedbuild/imageref"
 	"go.podman.io/image/v5/types"
 	"golang.org/x/sys/unix"
 )
@@ -28,39 +29,77 @@ func archiveTarget(ref types.ImageReference) (path, name string, ok bool) {
 	return path, name, true
 }
 
-// writeArchive writes the seed as an oci-archive at path, in one pass: the
-// layout's files, the config and manifest, and every layer, each base layer
-// copied straight from the base's source and checked against its digest.
-// containers/image's oci-archive destination would write a whole layout
-// into a temporary folder first, and then the tar of it.
+// writeArchive writes the seed as an oci-archive at path, in one pass:
+// every layer, each base layer copied straight from the base's source and
+// checked against its digest, then the config, the manifest and the
+// layout's files. containers/image's oci-archive destination would write a
+// whole layout into a temporary folder first, and then the tar of it.
 func writeArchive(ctx context.Context, s *seedImage, path, name string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	aw, err := createArchive(path)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(&writeBehind{f: f}, 1<<20)
-	err = writeArchiveTo(ctx, bw, s, name)
-	if err == nil {
-		err = bw.Flush()
+	if err := aw.finish(ctx, s, name); err != nil {
+		aw.abort()
+		return err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return nil
 }
 
-func writeArchiveTo(ctx context.Context, w io.Writer, s *seedImage, name string) error {
-	tw := tar.NewWriter(w)
-	// Fixed times and owners: the same seed makes the same archive.
-	epoch := time.Unix(0, 0)
-	dir := func(n string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX})
+// archiveWriter writes an oci-archive blob by blob: a base's layers can go
+// in while the seed's own are still being made, and the layout's index
+// comes last, once the manifest is known. The same seed makes the same
+// bytes, whichever way it was written.
+type archiveWriter struct {
+	f       *os.File
+	bw      *bufio.Writer
+	tw      *tar.Writer
+	written map[digest.Digest]bool
+}
+
+// archiveEpoch dates every member: fixed times and owners.
+var archiveEpoch = time.Unix(0, 0)
+
+func createArchive(path string) (*archiveWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
 	}
-	file := func(n string, data []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+	bw := bufio.NewWriterSize(&writeBehind{f: f}, 1<<20)
+	aw := &archiveWriter{f: f, bw: bw, tw: tar.NewWriter(bw), written: map[digest.Digest]bool{}}
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := aw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: archiveEpoch, Format: tar.FormatPAX}); err != nil {
+			aw.abort()
+			return nil, fmt.Errorf("writing the archive: %w", err)
+		}
+	}
+	return aw, nil
+}
+
+// layers writes the layers not written yet, from open.
+func (a *archiveWriter) layers(ctx context.Context, descs []imgspecv1.Descriptor, open blobOpener) error {
+	for _, l := range descs {
+		if a.written[l.Digest] {
+			continue
+		}
+		if err := a.copyBlob(ctx, l, open); err != nil {
 			return err
 		}
-		_, err := tw.Write(data)
+		a.written[l.Digest] = true
+	}
+	return nil
+}
+
+// finish writes the rest of the seed and closes the archive.
+func (a *archiveWriter) finish(ctx context.Context, s *seedImage, name string) error {
+	if err := a.layers(ctx, s.manifest.Layers, s.blob); err != nil {
+		return err
+	}
+	file := func(n string, data []byte) error {
+		if err := a.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(data)), ModTime: archiveEpoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		_, err := a.tw.Write(data)
 		return err
 	}
 	layoutFile, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
@@ -74,40 +113,34 @@ func writeArchiveTo(ctx context.Context, w io.Writer, s *seedImage, name string)
 		return err
 	}
 	for _, step := range []func() error{
-		func() error { return file(imgspecv1.ImageLayoutFile, layoutFile) },
-		func() error { return file(imgspecv1.ImageIndexFile, index) },
-		func() error { return dir("blobs/") },
-		func() error { return dir("blobs/sha256/") },
 		func() error { return file(blobName(s.manifest.Config.Digest), s.configBlob) },
 		func() error { return file(blobName(mfDesc.Digest), s.manifestBlob) },
+		func() error { return file(imgspecv1.ImageLayoutFile, layoutFile) },
+		func() error { return file(imgspecv1.ImageIndexFile, index) },
+		a.tw.Close,
+		a.bw.Flush,
+		a.f.Close,
 	} {
 		if err := step(); err != nil {
 			return fmt.Errorf("writing the archive: %w", err)
 		}
 	}
-	written := map[digest.Digest]bool{}
-	for _, l := range s.manifest.Layers {
-		if written[l.Digest] {
-			continue
-		}
-		written[l.Digest] = true
-		if err := copyBlob(ctx, tw, s, l, epoch); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("writing the archive: %w", err)
-	}
 	return nil
 }
+
+// abort closes the archive unfinished; the caller removes it.
+func (a *archiveWriter) abort() { a.f.Close() }
+
+// blobOpener opens a blob: seedImage.blob, or a base's.
+type blobOpener func(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, int64, error)
 
 func blobName(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
 }
 
 // copyBlob writes layer l into the archive, checking its size and digest.
-func copyBlob(ctx context.Context, tw *tar.Writer, s *seedImage, l imgspecv1.Descriptor, mtime time.Time) error {
-	rc, size, err := s.blob(ctx, l)
+func (a *archiveWriter) copyBlob(ctx context.Context, l imgspecv1.Descriptor, open blobOpener) error {
+	rc, size, err := open(ctx, l)
 	if err != nil {
 		return err
 	}
@@ -115,11 +148,11 @@ func copyBlob(ctx context.Context, tw *tar.Writer, s *seedImage, l imgspecv1.Des
 	if size < 0 {
 		size = l.Size
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: blobName(l.Digest), Mode: 0o644, Size: size, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+	if err := a.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: blobName(l.Digest), Mode: 0o644, Size: size, ModTime: archiveEpoch, Format: tar.FormatPAX}); err != nil {
 		return fmt.Errorf("writing the archive: %w", err)
 	}
 	v := l.Digest.Verifier()
-	n, err := io.Copy(io.MultiWriter(tw, v), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(a.tw, v), ctxReader{ctx, rc})
 	if err != nil {
 		return fmt.Errorf("copying layer %s into the archive: %w", l.Digest, err)
 	}
@@ -163,4 +196,62 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 		w.since = w.off
 	}
 	return n, err
+}
+
+// earlyArchive is an oci-archive destination whose base layers are written
+// while the root is still being captured: the disk writes the base while
+// the CPUs compress the node's state.
+type earlyArchive struct {
+	dest    int // its index in Options.Destinations
+	name    string
+	partial *imageref.Partial
+	aw      *archiveWriter
+	err     error
+}
+
+// startArchive writes base's layers into the partial of the oci-archive
+// destination dests[i]. A failure is kept, for finish to fall back on.
+func startArchive(ctx context.Context, base *baseImage, dests []types.ImageReference, i int) *earlyArchive {
+	path, name, _ := archiveTarget(dests[i])
+	e := &earlyArchive{dest: i, name: name, partial: imageref.NewPartial(path)}
+	if e.aw, e.err = createArchive(e.partial.Path); e.err == nil {
+		e.err = e.aw.layers(ctx, base.manifest.Layers, base.open)
+	}
+	return e
+}
+
+// finish writes the rest of the seed and publishes the archive. On any
+// failure the partial is removed and the error returned: the caller writes
+// the archive again from the start.
+func (e *earlyArchive) finish(ctx context.Context, s *seedImage) error {
+	if e.err == nil {
+		if e.err = e.aw.finish(ctx, s, e.name); e.err == nil {
+			e.aw = nil
+			return e.partial.Publish()
+		}
+	}
+	e.discard()
+	return e.err
+}
+
+// discard removes the partial archive.
+func (e *earlyArchive) discard() {
+	if e == nil {
+		return
+	}
+	if e.aw != nil {
+		e.aw.abort()
+		e.aw = nil
+	}
+	e.partial.Discard()
+}
+
+// firstArchive is the index of the first oci-archive destination, or -1.
+func firstArchive(dests []types.ImageReference) int {
+	for i, d := range dests {
+		if _, _, ok := archiveTarget(d); ok {
+			return i
+		}
+	}
+	return -1
 }

@@ -100,6 +100,12 @@ func (b *baseImage) blob(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCl
 	return rc, nil
 }
 
+// open is blob as a blobOpener.
+func (b *baseImage) open(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, int64, error) {
+	rc, err := b.blob(ctx, d)
+	return rc, d.Size, err
+}
+
 func (b *baseImage) Close() error {
 	if b == nil {
 		return nil

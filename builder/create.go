@@ -82,15 +82,21 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	// The base is opened while the root is captured: they are independent.
+	// Its layers go into the first oci-archive destination meanwhile.
 	type opened struct {
-		base *baseImage
-		err  error
+		base  *baseImage
+		err   error
+		early *earlyArchive
 	}
 	baseDone := make(chan opened, 1)
 	if o.Layout != Classic {
 		go func() {
 			base, err := openBase(ctx, o.Base, o.SystemContext, o.Policy)
-			baseDone <- opened{base, err}
+			var early *earlyArchive
+			if i := firstArchive(o.Destinations); err == nil && i >= 0 {
+				early = startArchive(ctx, base, o.Destinations, i)
+			}
+			baseDone <- opened{base, err, early}
 		}()
 	} else {
 		baseDone <- opened{}
@@ -100,6 +106,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	stop()
 	ob := <-baseDone
 	defer ob.base.Close()
+	defer ob.early.discard()
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +122,15 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.timer.end("commit")
-	for _, dest := range o.Destinations {
+	for i, dest := range o.Destinations {
+		if ob.early != nil && ob.early.dest == i {
+			fmt.Fprintf(o.Progress, "Writing seed to %s\n", imageref.Display(dest))
+			if ob.early.finish(ctx, seed) == nil {
+				b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
+				continue
+			}
+			// Written again from the start, with retries.
+		}
 		if err := b.writeTo(ctx, seed, dest); err != nil {
 			return nil, err
 		}

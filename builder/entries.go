@@ -68,10 +68,11 @@ func newEntryWriter(w io.Writer, clamp time.Time, keepXattr func(string) bool, s
 // Close finishes the tar stream.
 func (w *entryWriter) Close() error { return w.tw.Close() }
 
-// native keeps user xattrs, ACLs and file capabilities; SELinux labels are
-// recomputed from the image's policy when it is deployed.
+// native keeps user xattrs, ACLs, file capabilities and SELinux labels:
+// the seed node's /var and /etc files keep the labels they had there, as
+// the upstream agent's tar --selinux keeps them.
 func keepNativeXattr(name string) bool {
-	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "system.posix_acl_") || name == "security.capability"
+	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "system.posix_acl_") || name == "security.capability" || name == "security.selinux"
 }
 
 // keepAllXattr keeps every xattr, as tar --xattrs --selinux --acls does.

@@ -147,6 +147,23 @@ func TestWriteArchive(t *testing.T) {
 	if a, b := fileDigest(t, seedPath), fileDigest(t, again); a != b {
 		t.Errorf("the same seed wrote two different archives: %s, %s", a, b)
 	}
+	// Written early (the base's layers first, while the rest is made), the
+	// archive is the same, and appears only when finished.
+	earlyPath := filepath.Join(dir, "early.tar")
+	earlyRef, _ := archive.ParseReference(earlyPath)
+	e := startArchive(ctx, base, []types.ImageReference{src, earlyRef}, 1)
+	if e.err != nil {
+		t.Fatal(e.err)
+	}
+	if _, err := os.Stat(earlyPath); err == nil {
+		t.Errorf("the early archive is at its name before it is finished")
+	}
+	if err := e.finish(ctx, seed); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := fileDigest(t, seedPath), fileDigest(t, earlyPath); a != b {
+		t.Errorf("the archive written early differs from the one written at once: %s, %s", b, a)
+	}
 	// A layer neither staged nor in the base fails the write.
 	missing := seed.manifest.Layers[0]
 	missing.Digest = digest.FromString("in neither")

@@ -264,23 +264,46 @@ func (r Retry) Do(ctx context.Context, fn func() error) error {
 	}})
 }
 
-// WriteAtomically has write make path's content under a hidden name beside
-// it (.NAME.partial-BOOT-PID), then syncs it and renames it into place,
-// only when write succeeded: a failed, killed or power-cut write never
-// leaves something at path that could be taken for what was asked. It first
-// removes what dead writes to path left.
+// WriteAtomically has write make path's content at a Partial's path, and
+// publishes it only when write succeeded.
 func WriteAtomically(path string, write func(partial string) error) error {
-	removeDeadPartials(path)
-	partial := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))
-	err := write(partial)
-	if err == nil {
-		err = publish(partial, path)
+	p := NewPartial(path)
+	if err := write(p.Path); err != nil {
+		p.Discard()
+		return err
 	}
-	if err != nil {
-		os.RemoveAll(partial)
-	}
-	return err
+	return p.Publish()
 }
+
+// Partial is where a local destination is written before it is whole: a
+// hidden name beside it (.NAME.partial-BOOT-PID). Published, it is synced
+// and renamed into place; a failed, killed or power-cut write never leaves
+// something at the final name that could be taken for what was asked.
+type Partial struct {
+	final string
+	// Path is where to write.
+	Path string
+}
+
+// NewPartial names the partial of path, after removing what dead writes to
+// path left.
+func NewPartial(path string) *Partial {
+	removeDeadPartials(path)
+	return &Partial{final: path, Path: filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))}
+}
+
+// Publish syncs the partial and renames it to its final name; on failure
+// the partial is removed.
+func (p *Partial) Publish() error {
+	if err := publish(p.Path, p.final); err != nil {
+		p.Discard()
+		return err
+	}
+	return nil
+}
+
+// Discard removes the partial.
+func (p *Partial) Discard() { os.RemoveAll(p.Path) }
 
 // publish syncs what was written at partial and renames it to path.
 func publish(partial, path string) error {
