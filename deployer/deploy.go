@@ -238,11 +238,18 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		root := filepath.Join(stage.Path, "rootfs")
 		n := len(desc.Layers)
-		size, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, func(i int) {
+		uo := seedimage.UnpackOptions{OnLayer: func(i int) {
 			if cfg.Events != nil {
 				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d onto the sysroot", i+1, n)})
 			}
-		})
+		}}
+		if cfg.AllowXattrLoss {
+			uo.LabelLost = func(p string, err error) error {
+				fmt.Fprintf(cfg.Log, "Warning: %v (going on: --allow-xattr-loss)\n", err)
+				return nil
+			}
+		}
+		size, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
 		if err != nil {
 			stage.Remove()
 			if errors.Is(err, syscall.ENOSPC) {

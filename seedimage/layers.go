@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -14,6 +16,7 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage/pkg/archive"
+	"golang.org/x/sys/unix"
 )
 
 // EachLayer opens ref and calls fn with each layer's uncompressed tar
@@ -91,22 +94,90 @@ func readStream(rc io.ReadCloser, d digest.Digest, fn func(io.Reader) error) err
 	return nil
 }
 
+// UnpackOptions are Unpack's choices.
+type UnpackOptions struct {
+	// OnLayer is told each layer's index before it is applied.
+	OnLayer func(i int)
+	// LabelLost decides about an SELinux label that cannot be set: nil
+	// fails the unpack naming the path; a func returning nil goes on.
+	LabelLost func(path string, err error) error
+}
+
 // Unpack lays the image's root file system out in dest, applying each
 // layer in order with its whiteouts, owners, modes, xattrs and hard links,
-// as containers-storage does when it pulls. It returns the bytes of file
-// content written. dest should be empty: nothing that was there is kept
-// apart from what the layers leave.
-func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, onLayer func(i int)) (int64, error) {
+// as containers-storage does when it pulls, and each file's SELinux label
+// (security.selinux), which containers-storage leaves out. It returns the
+// bytes of file content written. dest should be empty: nothing that was
+// there is kept apart from what the layers leave.
+func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (int64, error) {
 	var total int64
 	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
-		if onLayer != nil {
-			onLayer(i)
+		if o.OnLayer != nil {
+			o.OnLayer(i)
 		}
-		n, err := archive.ApplyUncompressedLayer(dest, layer, &archive.TarOptions{})
+		// The layer's labels are read from the same stream as it is
+		// applied, and set once the layer is down.
+		pr, pw := io.Pipe()
+		found := make(chan map[string]string, 1)
+		go func() {
+			labels := scanLabels(pr)
+			io.Copy(io.Discard, pr)
+			found <- labels
+		}()
+		n, err := archive.ApplyUncompressedLayer(dest, io.TeeReader(layer, pw), &archive.TarOptions{})
+		pw.Close()
+		labels := <-found
 		total += n
-		return err
+		if err != nil {
+			return err
+		}
+		return setLabels(dest, labels, o.LabelLost)
 	})
 	return total, err
+}
+
+// selinuxXattr is the xattr of SELinux labels.
+const selinuxXattr = "security.selinux"
+
+// scanLabels reads a layer's tar headers for SELinux labels, by path
+// relative to the root. A stream it cannot read yields what it read so far:
+// the unpack itself reports the error.
+func scanLabels(r io.Reader) map[string]string {
+	labels := map[string]string{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return labels
+		}
+		if label, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
+			labels[strings.TrimPrefix(path.Clean("/"+h.Name), "/")] = label
+		}
+	}
+}
+
+// setLabels sets each path's label under dest.
+func setLabels(dest string, labels map[string]string, lost func(string, error) error) error {
+	names := make([]string, 0, len(labels))
+	for name := range labels {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := filepath.Join(dest, name)
+		err := unix.Lsetxattr(p, selinuxXattr, []byte(labels[name]), 0)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		err = fmt.Errorf("setting the SELinux label %q of %s: %w", labels[name], p, err)
+		if lost == nil {
+			return err
+		}
+		if err := lost(p, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Scanned is what Scan found in an image's layers.

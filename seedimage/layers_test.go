@@ -98,7 +98,7 @@ func TestScanAndUnpackInPlace(t *testing.T) {
 		t.Errorf("Scan() = %+v, want the kernel's size and the kargs file", s)
 	}
 	root := filepath.Join(t.TempDir(), "root")
-	if _, err := Unpack(ctx, ref, sys, root, nil); err != nil {
+	if _, err := Unpack(ctx, ref, sys, root, UnpackOptions{}); err != nil {
 		t.Fatalf("Unpack() = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "var/x")); !os.IsNotExist(err) {
