@@ -80,9 +80,10 @@ func (a *archiveBlobs) blob(d digest.Digest) (*io.SectionReader, error) {
 	return io.NewSectionReader(r, 0, r.Size()), nil
 }
 
-// layers lists the image's layers: the manifest named name (its
+// manifest reads the image's manifest: the one named name (its
 // org.opencontainers.image.ref.name), or the only one when name is "".
-func (a *archiveBlobs) layers(name string) ([]types.BlobInfo, error) {
+// An archive that holds no such single OCI manifest is errNotInPlace.
+func (a *archiveBlobs) manifest(name string) ([]byte, error) {
 	var index imgspecv1.Index
 	if err := a.readJSON("index.json", &index); err != nil {
 		return nil, err
@@ -100,9 +101,22 @@ func (a *archiveBlobs) layers(name string) ([]types.BlobInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m imgspecv1.Manifest
-	if err := json.NewDecoder(r).Decode(&m); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", picked[0].Digest, err)
+	}
+	return data, nil
+}
+
+// layers lists the image's layers (see manifest).
+func (a *archiveBlobs) layers(name string) ([]types.BlobInfo, error) {
+	data, err := a.manifest(name)
+	if err != nil {
+		return nil, err
+	}
+	var m imgspecv1.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("parsing the manifest: %w", err)
 	}
 	var out []types.BlobInfo
 	for _, l := range m.Layers {
@@ -164,30 +178,12 @@ func openArchiveSource(ref types.ImageReference) (*archiveSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	var index imgspecv1.Index
-	if err := a.readJSON("index.json", &index); err != nil {
+	data, err := a.manifest(name)
+	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	var picked []imgspecv1.Descriptor
-	for _, m := range index.Manifests {
-		if name == "" || m.Annotations[imgspecv1.AnnotationRefName] == name {
-			picked = append(picked, m)
-		}
-	}
-	if len(picked) != 1 || picked[0].MediaType != imgspecv1.MediaTypeImageManifest {
-		a.Close()
-		return nil, errNotInPlace
-	}
-	r, err := a.blob(picked[0].Digest)
-	if err == nil {
-		var data []byte
-		if data, err = io.ReadAll(r); err == nil {
-			return &archiveSource{ref: ref, a: a, manifest: data}, nil
-		}
-	}
-	a.Close()
-	return nil, fmt.Errorf("reading the manifest of %s: %w", path, err)
+	return &archiveSource{ref: ref, a: a, manifest: data}, nil
 }
 
 func (s *archiveSource) Reference() types.ImageReference { return s.ref }
