@@ -10,7 +10,9 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/seedimage"
+	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
@@ -30,11 +32,17 @@ type baseImage struct {
 	manifest imgspecv1.Manifest
 	config   imgspecv1.Image
 	src      types.ImageSource
+	// substitutes says src serves the layers under other digests
+	// (LayerInfosForCopy), so they cannot be read as the manifest lists.
+	substitutes bool
 }
 
 // openBase reads the base image's manifest and config, after checking it
-// against the signature policy as a pull would.
-func openBase(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, pc *signature.PolicyContext) (*baseImage, error) {
+// against the signature policy as a pull would. A source that serves its
+// layers under other digests than its manifest's (containers-storage keeps
+// them uncompressed) is first copied into stageDir, as an OCI layout,
+// which serves them as the manifest says.
+func openBase(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, pc *signature.PolicyContext, stageDir string) (*baseImage, error) {
 	display := imageref.Display(ref)
 	src, err := seedimage.NewSource(ctx, ref, sys)
 	if err != nil {
@@ -46,11 +54,37 @@ func openBase(ctx context.Context, ref types.ImageReference, sys *types.SystemCo
 		return nil, fmt.Errorf("reading base image %q: %w", display, err)
 	}
 	b.name = baseName(ref)
-	return b, nil
+	if !b.substitutes {
+		return b, nil
+	}
+	src.Close()
+	staged, err := layout.NewReference(stageDir, "base")
+	if err == nil {
+		_, err = imageref.CopyImage(ctx, pc, staged, ref, &copy.Options{SourceCtx: sys, DestinationCtx: &types.SystemContext{}}, imageref.Retry{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("staging base image %q: %w", display, err)
+	}
+	// The copy checked the policy; the staged layout is this run's own.
+	own, err := seedCopyPolicy()
+	if err != nil {
+		return nil, err
+	}
+	stagedSrc, err := staged.NewImageSource(ctx, &types.SystemContext{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the staged base image: %w", err)
+	}
+	sb, err := readBase(ctx, stagedSrc, &types.SystemContext{}, own)
+	if err != nil {
+		stagedSrc.Close()
+		return nil, fmt.Errorf("reading the staged base image: %w", err)
+	}
+	sb.name, sb.digest = b.name, b.digest
+	return sb, nil
 }
 
 func readBase(ctx context.Context, src types.ImageSource, sys *types.SystemContext, pc *signature.PolicyContext) (*baseImage, error) {
-	unparsed, _, blob, mime, err := seedimage.PlatformInstance(ctx, src, sys)
+	unparsed, instance, blob, mime, err := seedimage.PlatformInstance(ctx, src, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +109,11 @@ func readBase(ctx context.Context, src types.ImageSource, sys *types.SystemConte
 		return nil, err
 	}
 	b := &baseImage{digest: digest.FromBytes(blob), src: src}
+	infos, err := src.LayerInfosForCopy(ctx, instance)
+	if err != nil {
+		return nil, fmt.Errorf("reading its layers: %w", err)
+	}
+	b.substitutes = len(infos) > 0
 	if err := json.Unmarshal(ociBlob, &b.manifest); err != nil {
 		return nil, fmt.Errorf("parsing its manifest: %w", err)
 	}

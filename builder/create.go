@@ -89,12 +89,14 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		early *earlyArchive
 	}
 	baseDone := make(chan opened, 1)
+	baseCtx, stopBase := context.WithCancel(ctx)
+	defer stopBase()
 	if o.Layout != Classic {
 		go func() {
-			base, err := openBase(ctx, o.Base, o.SystemContext, o.Policy)
+			base, err := openBase(baseCtx, o.Base, o.SystemContext, o.Policy, filepath.Join(b.stage.Path, "base"))
 			var early *earlyArchive
 			if i := firstArchive(o.Destinations); err == nil && i >= 0 {
-				early = startArchive(ctx, base, o.Destinations, i)
+				early = startArchive(baseCtx, base, o.Destinations, i)
 			}
 			baseDone <- opened{base, err, early}
 		}()
@@ -104,6 +106,10 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	stop := b.progress(c)
 	layers, err := b.captureLayers(ctx, c)
 	stop()
+	if err != nil {
+		// No need to wait for the base's layers to be written.
+		stopBase()
+	}
 	ob := <-baseDone
 	defer ob.base.Close()
 	defer ob.early.discard()
@@ -200,7 +206,17 @@ func (b *build) newCapture() (*capture, error) {
 			excl.keep(rel)
 		}
 	}
-	for _, p := range append(b.opts.ExcludePaths, b.stage.Path) {
+	// Local destinations and their partials are being written while the
+	// root is captured: a seed written under the root never holds itself.
+	skip := append([]string{b.stage.Path}, b.opts.ExcludePaths...)
+	for _, d := range b.opts.Destinations {
+		if p := imageref.LocalPath(d); p != "" {
+			if abs, err := filepath.Abs(p); err == nil {
+				skip = append(skip, abs, imageref.PartialPath(abs))
+			}
+		}
+	}
+	for _, p := range skip {
 		if rel, err := filepath.Rel(b.opts.Rootfs, p); err == nil && !strings.HasPrefix(rel, "..") {
 			excl.excludePath(filepath.ToSlash(rel))
 		}

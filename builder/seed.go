@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"time"
@@ -101,13 +103,17 @@ func (s *seedImage) blob(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCl
 	if d.Digest == s.manifest.Config.Digest {
 		return io.NopCloser(bytes.NewReader(s.configBlob)), int64(len(s.configBlob)), nil
 	}
-	if f, err := os.Open(s.staged.blobPath(d.Digest)); err == nil {
+	f, err := os.Open(s.staged.blobPath(d.Digest))
+	if err == nil {
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
 			return nil, 0, err
 		}
 		return f, fi.Size(), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("reading staged blob %s: %w", d.Digest, err)
 	}
 	if s.base == nil {
 		return nil, 0, fmt.Errorf("the seed has no blob %s", d.Digest)

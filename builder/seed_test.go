@@ -118,7 +118,7 @@ func TestWriteArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc, _ := signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
-	base, err := openBase(ctx, baseRef, &types.SystemContext{}, pc)
+	base, err := openBase(ctx, baseRef, &types.SystemContext{}, pc, filepath.Join(dir, "base-stage"))
 	if err != nil {
 		t.Fatal(err)
 	}

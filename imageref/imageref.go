@@ -159,7 +159,7 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 // suffix containers/image adds.
 func Display(ref types.ImageReference) string {
 	within := ref.StringWithinTransport()
-	if localPath(ref) != "" {
+	if LocalPath(ref) != "" {
 		within = strings.TrimSuffix(within, ":")
 	}
 	return ref.Transport().Name() + ":" + within
@@ -232,13 +232,15 @@ func CopyImage(ctx context.Context, pc *signature.PolicyContext, dest, src types
 			return err
 		})
 	}
-	path := localPath(dest)
+	path := LocalPath(dest)
 	if path == "" {
-		return manifest, copyTo(dest)
+		err := copyTo(dest)
+		return manifest, err
 	}
 	if _, err := os.Lstat(path); err == nil {
 		removeDeadPartials(path)
-		return manifest, copyTo(dest) // an existing layout is added to in place
+		err := copyTo(dest) // an existing layout is added to in place
+		return manifest, err
 	}
 	err := WriteAtomically(path, func(partial string) error {
 		_, rest, _ := strings.Cut(dest.StringWithinTransport(), ":")
@@ -289,7 +291,12 @@ type Partial struct {
 // path left.
 func NewPartial(path string) *Partial {
 	removeDeadPartials(path)
-	return &Partial{final: path, Path: filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))}
+	return &Partial{final: path, Path: PartialPath(path)}
+}
+
+// PartialPath is where this process writes path's partial.
+func PartialPath(path string) string {
+	return filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.partial-%s-%d", filepath.Base(path), scratch.BootID(), os.Getpid()))
 }
 
 // Publish syncs the partial and renames it to its final name; on failure
@@ -367,8 +374,8 @@ func Retryable(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// localPath is the file or folder a local destination writes, or "".
-func localPath(ref types.ImageReference) string {
+// LocalPath is the file or folder a local destination writes, or "".
+func LocalPath(ref types.ImageReference) string {
 	switch ref.Transport().Name() {
 	case "oci-archive", "oci", "dir":
 		p, _, _ := strings.Cut(ref.StringWithinTransport(), ":")

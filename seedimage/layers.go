@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
@@ -164,8 +165,14 @@ func setLabels(dest string, labels map[string]string, lost func(string, error) e
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		p := filepath.Join(dest, name)
-		err := unix.Lsetxattr(p, selinuxXattr, []byte(labels[name]), 0)
+		// The folders above are resolved inside dest: a layer's symlink
+		// never leads the label out of it. The last part is not followed.
+		dir, err := securejoin.SecureJoin(dest, path.Dir(name))
+		if err != nil {
+			return fmt.Errorf("resolving %s under %s: %w", path.Dir(name), dest, err)
+		}
+		p := filepath.Join(dir, path.Base(name))
+		err = unix.Lsetxattr(p, selinuxXattr, []byte(labels[name]), 0)
 		if err == nil || errors.Is(err, unix.ENOENT) {
 			continue
 		}

@@ -664,3 +664,22 @@ func unusedPID(t *testing.T) int {
 	}
 	return n
 }
+
+// TestCreateOnPulledBase builds on a base pulled into local storage, which
+// serves its layers uncompressed, under other digests than its manifest's:
+// the seed must still carry the base's layers whole, in every destination.
+func TestCreateOnPulledBase(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.base, "containers-storage:[overlay@"+st.root+"+"+st.runroot+"]localhost/pulled-base:latest")
+	out := filepath.Join(t.TempDir(), "seed.tar")
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "localhost/pulled-base:latest", "-o", "oci-archive:"+out, "--tag", "seed:pulled")...)
+	d := inspect(t, "oci-archive:"+out)
+	if d.Kind != "native" || d.LayerCount < 4 {
+		t.Errorf("the seed on a pulled base inspects as %q with %d layers", d.Kind, d.LayerCount)
+	}
+	// A full copy reads every blob and checks it against its digest.
+	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+out, "dir:"+filepath.Join(t.TempDir(), "copy"))
+	sys := newSysroot(t)
+	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:pulled", "--stateroot", "pulled", "--sysroot", sys, "--method", "ostree")...)
+}

@@ -39,6 +39,11 @@ const hostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // at dir; nsenter, which runs the host's tools, needs both.
 func Open(dir string) (Host, error) {
 	abs, err := filepath.Abs(dir)
+	if err == nil {
+		// Paths seedbuild meets (containers/image resolves them) are real
+		// ones: the root must be too, for HostPath to rewrite them.
+		abs, err = filepath.EvalSymlinks(abs)
+	}
 	if err != nil {
 		return Host{}, fmt.Errorf("resolving --host-root %q: %w", dir, err)
 	}
