@@ -108,47 +108,6 @@ func (a *archiveBlobs) manifest(name string) ([]byte, error) {
 	return data, nil
 }
 
-// layers lists the image's layers (see manifest).
-func (a *archiveBlobs) layers(name string) ([]types.BlobInfo, error) {
-	data, err := a.manifest(name)
-	if err != nil {
-		return nil, err
-	}
-	var m imgspecv1.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("parsing the manifest: %w", err)
-	}
-	var out []types.BlobInfo
-	for _, l := range m.Layers {
-		out = append(out, types.BlobInfo{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType})
-	}
-	return out, nil
-}
-
-// eachArchiveLayer is EachLayer for an oci-archive read in place.
-func eachArchiveLayer(ref types.ImageReference, fn func(i int, layer io.Reader) error) error {
-	path, name, _ := strings.Cut(ref.StringWithinTransport(), ":")
-	a, err := openArchiveBlobs(path)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	infos, err := a.layers(name)
-	if err != nil {
-		return err
-	}
-	for i, info := range infos {
-		r, err := a.blob(info.Digest)
-		if err != nil {
-			return err
-		}
-		if err := readStream(io.NopCloser(r), info.Digest, func(l io.Reader) error { return fn(i, l) }); err != nil {
-			return fmt.Errorf("reading layer %d (%s): %w", i+1, info.Digest, err)
-		}
-	}
-	return nil
-}
-
 // NewSource opens ref's image for reading: an oci-archive that holds one
 // OCI image is read in place (its blobs are sections of the file); any
 // other image through its transport.

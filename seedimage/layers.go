@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
@@ -23,15 +22,10 @@ import (
 // EachLayer opens ref and calls fn with each layer's uncompressed tar
 // stream, bottom layer first. Blobs come straight from the transport: no
 // blob cache and nothing in local storage is written. Each layer's digest
-// is checked once it is read whole.
+// is checked once it is read whole. An oci-archive is read in place
+// (NewSource).
 func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, fn func(i int, layer io.Reader) error) error {
-	if ref.Transport().Name() == "oci-archive" {
-		err := eachArchiveLayer(ref, fn)
-		if !errors.Is(err, errNotInPlace) {
-			return err
-		}
-	}
-	src, err := ref.NewImageSource(ctx, sys)
+	src, err := NewSource(ctx, ref, sys)
 	if err != nil {
 		return err
 	}
@@ -60,18 +54,15 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 	return nil
 }
 
+// readLayer decompresses a layer blob for fn, then reads the rest of it
+// and checks its digest.
 func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, fn func(io.Reader) error) error {
 	rc, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
 		return err
 	}
-	return readStream(rc, info.Digest, fn)
-}
-
-// readStream decompresses a layer blob for fn, then reads the rest of it
-// and checks its digest.
-func readStream(rc io.ReadCloser, d digest.Digest, fn func(io.Reader) error) error {
 	defer rc.Close()
+	d := info.Digest
 	verifier := d.Verifier()
 	plain, err := archive.DecompressStream(io.TeeReader(rc, verifier))
 	if err != nil {

@@ -77,7 +77,7 @@ func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 // for an image that cannot be read. For a manifest list it picks the
 // instance for sys's platform.
 func Describe(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (*Description, error) {
-	src, err := ref.NewImageSource(ctx, sys)
+	src, err := NewSource(ctx, ref, sys)
 	if err != nil {
 		return nil, err
 	}
