@@ -215,7 +215,7 @@ func startArchive(ctx context.Context, base *baseImage, dests []types.ImageRefer
 	path, name, _ := archiveTarget(dests[i])
 	e := &earlyArchive{dest: i, name: name, partial: imageref.NewPartial(path)}
 	if e.aw, e.err = createArchive(e.partial.Path); e.err == nil {
-		e.err = e.aw.layers(ctx, base.manifest.Layers, base.open)
+		e.err = e.aw.layers(ctx, base.manifest.Layers, base.blob)
 	}
 	return e
 }

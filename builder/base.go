@@ -130,19 +130,13 @@ func readBase(ctx context.Context, src types.ImageSource, sys *types.SystemConte
 	return b, nil
 }
 
-// blob reads one of the base's layers from its source.
-func (b *baseImage) blob(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, error) {
+// blob reads one of the base's layers from its source (a blobOpener).
+func (b *baseImage) blob(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, int64, error) {
 	rc, _, err := b.src.GetBlob(ctx, types.BlobInfo{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}, none.NoCache)
 	if err != nil {
-		return nil, fmt.Errorf("reading layer %s of base image %q: %w", d.Digest, b.name, err)
+		return nil, 0, fmt.Errorf("reading layer %s of base image %q: %w", d.Digest, b.name, err)
 	}
-	return rc, nil
-}
-
-// open is blob as a blobOpener.
-func (b *baseImage) open(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, int64, error) {
-	rc, err := b.blob(ctx, d)
-	return rc, d.Size, err
+	return rc, d.Size, nil
 }
 
 func (b *baseImage) Close() error {

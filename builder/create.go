@@ -129,15 +129,11 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	}
 	b.timer.end("commit")
 	for i, dest := range o.Destinations {
+		var early *earlyArchive
 		if ob.early != nil && ob.early.dest == i {
-			fmt.Fprintf(o.Progress, "Writing seed to %s\n", imageref.Display(dest))
-			if ob.early.finish(ctx, seed) == nil {
-				b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
-				continue
-			}
-			// Written again from the start, with retries.
+			early = ob.early
 		}
-		if err := b.writeTo(ctx, seed, dest); err != nil {
+		if err := b.writeTo(ctx, seed, dest, early); err != nil {
 			return nil, err
 		}
 	}
@@ -389,17 +385,23 @@ func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, erro
 	return img, nil
 }
 
-// writeTo writes the seed to dest: an oci-archive in one pass of its own,
-// any other destination through containers/image. Either way a local
+// writeTo writes the seed to dest: an oci-archive in one pass of its own
+// (finishing early, the archive begun during the capture, when there is
+// one), any other destination through containers/image. Either way a local
 // destination appears whole or not at all.
-func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageReference) error {
+func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageReference, early *earlyArchive) error {
 	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", imageref.Display(dest))
 	var err error
-	if path, name, ok := archiveTarget(dest); ok {
+	path, name, isArchive := archiveTarget(dest)
+	switch {
+	case early != nil && early.finish(ctx, seed) == nil:
+		// The archive begun during the capture is whole. One that failed
+		// is written again from the start, with retries.
+	case isArchive:
 		err = imageref.WriteAtomically(path, func(partial string) error {
 			return b.opts.Retry.Do(ctx, func() error { return writeArchive(ctx, seed, partial, name) })
 		})
-	} else {
+	default:
 		var pc *signature.PolicyContext
 		if pc, err = seedCopyPolicy(); err == nil {
 			_, err = imageref.CopyImage(ctx, pc, dest, seedSourceRef{seed}, &copy.Options{

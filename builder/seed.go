@@ -118,6 +118,5 @@ func (s *seedImage) blob(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCl
 	if s.base == nil {
 		return nil, 0, fmt.Errorf("the seed has no blob %s", d.Digest)
 	}
-	rc, err := s.base.blob(ctx, d)
-	return rc, d.Size, err
+	return s.base.blob(ctx, d)
 }
