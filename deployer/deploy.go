@@ -50,8 +50,6 @@ type Config struct {
 	// Events receives progress; Log receives children's long output.
 	Events func(Event)
 	Log    io.Writer
-
-	runner Runner
 }
 
 // Result is what Deploy did, or with DryRun would do.
@@ -145,9 +143,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	if cfg.runner == nil {
-		cfg.runner = cfg.Host.Runner()
-	}
 	if err := ValidateStateroot(cfg.Stateroot); err != nil {
 		return cfg, err
 	}
@@ -202,7 +197,7 @@ func askOnce(ask func(context.Context) bool) func(context.Context) bool {
 // them can run. It reads the host, and changes nothing.
 func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 	// Each probe runs once; GatherHost reuses the answers.
-	r := route{ostreeExt: askOnce(OstreeContainerWorks(cfg.runner))}
+	r := route{ostreeExt: askOnce(OstreeContainerWorks(cfg.Host.Runner()))}
 	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) {
 		r.ping = askOnce(PodmanPinger(cfg.PodmanURL))
 	}
@@ -298,7 +293,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, root string) *executor {
 	ex := &executor{
-		runner: cfg.runner, vars: map[string]string{"mount": root}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{"mount": root}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 	}
 	if cfg.Store != nil {

@@ -23,9 +23,6 @@ import (
 // It is the seam tests replace.
 type Runner = command.Runner
 
-// ExecRunner runs commands on the host.
-type ExecRunner = command.Exec
-
 // EventType names a kind of progress event.
 type EventType string
 
