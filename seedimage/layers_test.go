@@ -1,12 +1,9 @@
 package seedimage
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,31 +20,20 @@ import (
 func layeredArchive(t *testing.T, corrupt bool) []byte {
 	t.Helper()
 	layer := func(files map[string]string) []byte {
-		var raw bytes.Buffer
-		tw := tar.NewWriter(&raw)
+		raw := newTestTar()
 		for _, name := range sortedKeys(files) {
-			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg})
-			tw.Write([]byte(files[name]))
+			raw.add(name, []byte(files[name]))
 		}
-		tw.Close()
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
-		zw.Write(raw.Bytes())
+		zw.Write(raw.bytes())
 		zw.Close()
 		return gz.Bytes()
 	}
 	l1 := layer(map[string]string{"usr/bin/bootc": "#!/bin/sh\n", "usr/lib/bootc/kargs.d/10-a.toml": `kargs = ["a=1"]` + "\n", "var/x": "gone later"})
 	l2 := layer(map[string]string{"var/.wh.x": "", "usr/lib/modules/6.1/vmlinuz": "0123456789"})
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, data []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		tw.Write(data)
-	}
-	digestOf := func(data []byte) string {
-		sum := sha256.Sum256(data)
-		return hex.EncodeToString(sum[:])
-	}
+	a := newTestTar()
+	add, digestOf := a.add, sha256Hex
 	d1, d2 := digestOf(l1), digestOf(l2)
 	if corrupt {
 		l1 = append([]byte{}, l1...)
@@ -62,8 +48,7 @@ func layeredArchive(t *testing.T, corrupt bool) []byte {
 	add("blobs/sha256/"+digestOf(mf), mf)
 	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
 	add("index.json", []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d}]}`, digestOf(mf), len(mf))))
-	tw.Close()
-	return buf.Bytes()
+	return a.bytes()
 }
 
 func sortedKeys(m map[string]string) []string {

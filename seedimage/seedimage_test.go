@@ -19,29 +19,53 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 )
 
+// testTar writes the members of a tar for the tests: files, and blobs
+// under their sha256.
+type testTar struct {
+	buf bytes.Buffer
+	tw  *tar.Writer
+}
+
+func newTestTar() *testTar {
+	a := &testTar{}
+	a.tw = tar.NewWriter(&a.buf)
+	return a
+}
+
+func (a *testTar) add(name string, data []byte) {
+	a.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+	a.tw.Write(data)
+}
+
+// blob adds data as blobs/sha256/HEX and returns "sha256:HEX".
+func (a *testTar) blob(data []byte) string {
+	h := sha256Hex(data)
+	a.add("blobs/sha256/"+h, data)
+	return "sha256:" + h
+}
+
+// bytes ends the tar and returns it.
+func (a *testTar) bytes() []byte {
+	a.tw.Close()
+	return a.buf.Bytes()
+}
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 // ociArchive builds a small OCI archive whose image has the given labels.
 func ociArchive(t testing.TB, lbls string) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, data []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		tw.Write(data)
-	}
-	blob := func(data []byte) string {
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
-		add("blobs/sha256/"+h, data)
-		return "sha256:" + h
-	}
+	a := newTestTar()
 	cfg := []byte(`{"architecture":"amd64","os":"linux","config":{"Labels":` + lbls + `},"rootfs":{"type":"layers","diff_ids":[]}}`)
-	cfgDigest := blob(cfg)
+	cfgDigest := a.blob(cfg)
 	mf := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
 		cfgDigest + `","size":` + itoa(len(cfg)) + `},"layers":[]}`)
-	mfDigest := blob(mf)
-	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-	add("index.json", []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"`+mfDigest+`","size":`+itoa(len(mf))+`}]}`))
-	tw.Close()
-	return buf.Bytes()
+	mfDigest := a.blob(mf)
+	a.add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	a.add("index.json", []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"`+mfDigest+`","size":`+itoa(len(mf))+`}]}`))
+	return a.bytes()
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
