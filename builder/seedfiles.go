@@ -28,6 +28,11 @@ stamp=` + etcStamp + `
 [ -e "$stamp" ] && exit 0
 if [ -d "$seed/etc" ]; then
 	cp -a "$seed/etc/." /etc/
+	# cp kept the SELinux labels the files have where the seed keeps
+	# them, under /usr: on an SELinux node they get /etc's.
+	if [ -e /sys/fs/selinux/enforce ] && command -v restorecon >/dev/null 2>&1; then
+		(cd "$seed/etc" && find . -mindepth 1 -printf '/etc/%P\n') | restorecon -f -
+	fi
 fi
 if [ -f "$seed/` + deletionsName + `" ]; then
 	while IFS= read -r p; do

@@ -123,6 +123,13 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 		return "", err
 	}
 	root := a["root"]
+	// The labels of what the /etc apply will copy, read before the commit
+	// relabels them for where they are in the image.
+	if a["labels-of"] != "" {
+		if err := saveLabels(a["labels-of"], a["labels-to"]); err != nil {
+			return "", err
+		}
+	}
 	// What the image has of the mount points, with their modes, for
 	// verify: the commit takes the root over.
 	var points []string
@@ -161,6 +168,26 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 		}
 	}
 	return strings.Join(points, " "), nil
+}
+
+// saveLabels writes the SELinux labels under dir, as JSON, to file; a
+// missing dir has none.
+func saveLabels(dir, file string) error {
+	labels := map[string]string{}
+	if fileExists(dir) {
+		var err error
+		if labels, err = readLabels(dir); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(labels)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return fmt.Errorf("saving the SELinux labels of %q: %w", dir, err)
+	}
+	return nil
 }
 
 // moveInto renames src to dst; where both are folders, it moves src's
@@ -371,7 +398,18 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	if e.allowXattrLoss {
 		lost = &xattrLoss{}
 	}
-	err := copyTree(a["from"], a["to"], &done, lost)
+	var labels map[string]string
+	if a["labels"] != "" {
+		data, err := os.ReadFile(a["labels"])
+		if err == nil {
+			err = json.Unmarshal(data, &labels)
+		}
+		if err != nil {
+			stopShow()
+			return "", fmt.Errorf("reading the SELinux labels of %q: %w", a["from"], err)
+		}
+	}
+	err := copyTree(a["from"], a["to"], &done, lost, labels)
 	stopShow()
 	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)

@@ -23,8 +23,13 @@ import (
 // An xattr (an SELinux label, say) that cannot be read or set fails the
 // copy, naming the path, unless lost is not nil: then each one is counted
 // there and the copy goes on.
-func copyTree(src, dst string, done *progress.Counter, lost *xattrLoss) error {
-	c := &treeCopier{links: map[[2]uint64]string{}, lost: lost}
+//
+// With labels not nil, SELinux labels come from it, by path relative to
+// src ("." for src itself), instead of from src's files: a path it does
+// not name gets none of src's. (The seed's /etc is read from the new
+// deployment's /usr, whose commit labelled it as /usr.)
+func copyTree(src, dst string, done *progress.Counter, lost *xattrLoss, labels map[string]string) error {
+	c := &treeCopier{links: map[[2]uint64]string{}, lost: lost, root: src, labels: labels}
 	files := make(chan copyJob, 256)
 	var wg sync.WaitGroup
 	errs := make(chan error, runtime.NumCPU())
@@ -78,6 +83,9 @@ type treeCopier struct {
 	pendingLinks [][2]string
 	dirs         []copyJob
 	lost         *xattrLoss
+	// root and labels: see copyTree.
+	root   string
+	labels map[string]string
 }
 
 func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
@@ -205,7 +213,52 @@ func (c *treeCopier) setMeta(dst, src string, st *unix.Stat_t) error {
 			return fmt.Errorf("setting the mode of %q: %w", dst, err)
 		}
 	}
-	return copyXattrs(src, dst, c.lost)
+	if c.labels == nil {
+		return copyXattrs(src, dst, c.lost, nil)
+	}
+	if err := copyXattrs(src, dst, c.lost, func(name string) bool { return name != selinuxXattr }); err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(c.root, src)
+	if err != nil {
+		return err
+	}
+	label, ok := c.labels[rel]
+	if !ok {
+		return nil
+	}
+	if err := unix.Lsetxattr(dst, selinuxXattr, []byte(label), 0); err != nil {
+		return c.lost.or(fmt.Errorf("setting the SELinux label %q of %q: %w; the copy would lose it (pass --allow-xattr-loss to go on without it)", label, dst, err))
+	}
+	return nil
+}
+
+// selinuxXattr is the xattr of SELinux labels.
+const selinuxXattr = "security.selinux"
+
+// readLabels returns the SELinux label of every path under root that has
+// one, by path relative to root ("." for root itself).
+func readLabels(root string) (map[string]string, error) {
+	labels := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		val, err := xattrs.Get(p, selinuxXattr)
+		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the SELinux label of %q: %w", p, err)
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		labels[rel] = string(val)
+		return nil
+	})
+	return labels, err
 }
 
 func setTimes(dst string, st *unix.Stat_t) error {
@@ -216,12 +269,17 @@ func setTimes(dst string, st *unix.Stat_t) error {
 	return nil
 }
 
-func copyXattrs(src, dst string, lost *xattrLoss) error {
+// copyXattrs copies src's xattrs to dst, those keep says yes to when it is
+// not nil.
+func copyXattrs(src, dst string, lost *xattrLoss, keep func(name string) bool) error {
 	names, err := xattrs.List(src)
 	if err != nil {
 		return lost.or(fmt.Errorf("reading the xattrs of %q: %w", src, err))
 	}
 	for _, name := range names {
+		if keep != nil && !keep(name) {
+			continue
+		}
 		val, err := xattrs.Get(src, name)
 		if err == nil {
 			err = unix.Lsetxattr(dst, name, val, 0)

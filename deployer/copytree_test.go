@@ -36,7 +36,7 @@ func TestCopyTreeCounts(t *testing.T) {
 		t.Errorf("treeSize = %d, %v; want 4100 (the linked file once, no symlink)", size, err)
 	}
 	var done progress.Counter
-	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done, nil); err != nil {
+	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if files, bytes, _ := done.Snapshot(); files != 3 || bytes != size {
@@ -70,12 +70,12 @@ func TestCopyTreeXattrLoss(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(ram, unix.MNT_DETACH) })
 	var done progress.Counter
-	err := copyTree(src, filepath.Join(ram, "strict"), &done, nil)
+	err := copyTree(src, filepath.Join(ram, "strict"), &done, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "user.seed.label") || !strings.Contains(err.Error(), "labelled") || !strings.Contains(err.Error(), "--allow-xattr-loss") {
 		t.Errorf("copyTree onto ramfs = %v, want an error naming the xattr, the path and --allow-xattr-loss", err)
 	}
 	lost := &xattrLoss{}
-	if err := copyTree(src, filepath.Join(ram, "lenient"), &done, lost); err != nil || lost.count != 1 {
+	if err := copyTree(src, filepath.Join(ram, "lenient"), &done, lost, nil); err != nil || lost.count != 1 {
 		t.Errorf("copyTree onto ramfs, going on = %v, %d lost; want nil and 1 lost", err, lost.count)
 	}
 }

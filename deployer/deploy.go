@@ -293,7 +293,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, root string) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{"mount": root}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{"mount": root, "seed-labels": filepath.Join(filepath.Dir(root), "seed-etc-labels.json")}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 	}
 	if cfg.Store != nil {

@@ -315,8 +315,10 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			prep := Step{Desc: "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var left out", Action: ActionPrepareRoot,
 				Args: map[string]string{"root": "{mount}"}, Capture: "mount-points"}
 			if s.Kind == labels.Native {
-				prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var"
+				prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var, the seed's /etc labels kept aside"
 				prep.Args["var"] = stateDir + "/var"
+				prep.Args["labels-of"] = "{mount}" + labels.SeedEtcDir
+				prep.Args["labels-to"] = seedLabelsVar
 			}
 			p.Steps = append(p.Steps, prep)
 			if s.Kind != labels.Native {
@@ -330,7 +332,11 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		}
 		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
-		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
+		etc := etcStepsFrom(s.Kind, seedDir)
+		if s.Unpacked && s.Kind == labels.Native {
+			etc[0].Args["labels"] = seedLabelsVar
+		}
+		p.Steps = append(p.Steps, etc...)
 		switch {
 		case o.NotAsDefault:
 		case h.HasSetDefault:
@@ -369,12 +375,27 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	return p
 }
 
+// seedLabelsVar names the file, beside the unpacked root, that keeps the
+// SELinux labels the seed's /etc files had in its layers, for the /etc
+// apply: the commit relabels the files it takes over for where they are in
+// the image (/usr/lib/...).
+const seedLabelsVar = "{seed-labels}"
+
+// selinuxPolicyArg has ostree label every file of a commit as the image's
+// own SELinux policy says, read from the image root's etc/selinux (or
+// usr/etc/selinux, labelling usr/etc as /etc), as bootc and ostree-ext do
+// when they import an image. Whatever labels the files had in the image or
+// the mount (containers-storage may mount with a context= option) are not
+// what the new deployment must carry; an image without a policy commits
+// unlabelled, as before.
+const selinuxPolicyArg = "--selinux-policy={mount}"
+
 // consumeCommitStep commits the unpacked root into the repo, taking its
 // files over instead of copying them (they are on the same file system).
 func consumeCommitStep(sr, name string) Step {
-	return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy)",
+	return Step{Desc: "commit the unpacked root into the sysroot's repo, labelled by its SELinux policy, taking its files over (no copy)",
 		Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
-			"--consume", "--tree=dir={mount}"},
+			"--consume", selinuxPolicyArg, "--tree=dir={mount}"},
 		Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
 }
 
@@ -434,9 +455,9 @@ func commitSteps(sr, name string) []Step {
 		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: ActionStageUsrEtc,
 			Args: map[string]string{"root": "{mount}"}, Capture: "stage",
 			Undo: &Step{Desc: "remove the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}}},
-		{Desc: "commit the image's root filesystem into the sysroot's repo",
+		{Desc: "commit the image's root filesystem into the sysroot's repo, labelled by its SELinux policy",
 			Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
-				"--skip-list={stage}/skip-list", "--tree=dir={mount}", "--tree=dir={stage}/tree"},
+				"--skip-list={stage}/skip-list", selinuxPolicyArg, "--tree=dir={mount}", "--tree=dir={stage}/tree"},
 			Capture: "commit",
 			Undo:    removeCommitStep(sr, "seedbuild/"+name)},
 		{Desc: "release the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}},

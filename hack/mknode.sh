@@ -5,8 +5,11 @@
 # a minimal Debian bookworm made with mmdebstrap, with systemd, the Debian
 # kernel, dracut with ostree's module, ostree, ostree-boot, containers-common
 # and podman (the node runs seedbuild's own image, as the README tells users
-# to). It is trimmed of what a VM does not need (most kernel
-# modules, docs, man pages, locales).
+# to), and SELinux: Debian's reference policy (selinux-policy-default) in
+# permissive mode, with every file of the commits labelled by that policy at
+# build time (ostree commit --selinux-policy), as RHCOS is. It is trimmed
+# of what a VM does not need (most kernel modules, docs, man pages,
+# locales).
 #
 # Two versions come out, in OUT:
 #   repo/             a bare ostree repo with
@@ -48,7 +51,7 @@ rm -rf "$rootfs"
 # removed after dracut ran.
 keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_console|ext4|jbd2|mbcache|crc16|crc32c[^/]*|libcrc32c|9p|9pnet|9pnet_virtio|netfs|fscache|overlay|loop)\.ko'
 
-pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0
+pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0,selinux-policy-default,policycoreutils,selinux-utils
 
 log "bootstrapping Debian bookworm"
 # Docs, man pages and locales are never unpacked; dracut builds a generic
@@ -87,6 +90,13 @@ ln -sf ../seedbuild-vm-stage.service "$rootfs/usr/lib/systemd/system/multi-user.
 # A login would only wait on the console for nobody.
 rm -f "$rootfs/etc/systemd/system/getty.target.wants/"* "$rootfs/etc/systemd/system/multi-user.target.wants/"apt*
 
+# SELinux on, permissive: the kernel arguments the nodes boot with
+# (security=selinux selinux=1 enforcing=0) turn it on; the policy is the
+# one this OS ships. The policy's module store under /var is only needed to
+# change the policy, and /var starts empty.
+printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$rootfs/etc/selinux/config"
+[[ -f $rootfs/etc/selinux/default/contexts/files/file_contexts ]] || die "selinux-policy-default installed no file_contexts"
+
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles
 # fills it), the mount points stay as empty folders.
 log "laying the tree out for ostree"
@@ -122,14 +132,16 @@ log "committing X and Y"
 repo=$out/repo
 rm -rf "$repo"
 ostree init --repo="$repo" --mode=bare
+# Labelled by the OS's own policy (ostree reads it from usr/etc/selinux and
+# labels usr/etc as /etc).
 ostree commit --repo="$repo" --branch=node/x --subject="node OS X" \
-  --timestamp=@1700000000 --tree=dir="$rootfs" >/dev/null
+  --timestamp=@1700000000 --selinux-policy="$rootfs" --tree=dir="$rootfs" >/dev/null
 marker=$out/marker
 rm -rf "$marker" && mkdir -p "$marker/usr/lib"
 sed 's/^VARIANT_ID=.*/VARIANT_ID=seedbuild-vm-y/' "$rootfs/usr/lib/os-release" >"$marker/usr/lib/os-release"
 printf 'Y\n' >"$marker/usr/lib/seedbuild-vm-version"
 ostree commit --repo="$repo" --branch=node/y --subject="node OS Y" \
-  --timestamp=@1700000100 --tree=ref=node/x --tree=dir="$marker" >/dev/null
+  --timestamp=@1700000100 --selinux-policy-from-base --tree=ref=node/x --tree=dir="$marker" >/dev/null
 rm -rf "$marker"
 
 log "writing Y as a bootc image"

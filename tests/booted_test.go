@@ -23,6 +23,8 @@ type seeds struct {
 	dir string
 	// sums are the sha256 of seedNodeFiles on the seed node, in order.
 	sums []string
+	// labels are the SELinux labels of the seed node's /etc and /var.
+	labels map[string]string
 }
 
 func (s seeds) path(layout string) string { return filepath.Join(s.dir, layout+".tar") }
@@ -64,7 +66,7 @@ func getSeeds(t *testing.T) seeds {
 }
 
 // seedNodeStage runs on the booted seed node.
-const seedNodeStage = `
+const seedNodeStage = seedNodeLabelStage + `
 systemctl is-active kubelet.service
 pgrep -x kubelet
 cp /var/lib/kubelet-standin/started $O/kubelet-started
@@ -128,6 +130,11 @@ func makeSeeds(t *testing.T) seeds {
 	b := n.boot("create", seedNodeStage)
 	checkImageTools(t, b)
 	t.Logf("seed node: booted and created three seeds in %s; create took (s): %s", time.Since(start).Round(time.Second), strings.ReplaceAll(b.file(t, "create-seconds"), "\n", ", "))
+	if got := b.file(t, "getenforce"); got != "Permissive" {
+		t.Errorf("getenforce on the seed node: %q, want Permissive", got)
+	}
+	nodeLabels := readLabelDump(t, b, "labels-seed-node")
+	checkCaptureLabels(t, filepath.Join(n.share, "seeds/native.tar"), nodeLabels)
 	if rc := b.file(t, "refused.rc"); rc != "1" || !strings.Contains(b.file(t, "refused.err"), "--allow-running") {
 		t.Errorf("create --rootfs / with the stand-in kubelet running: exit %s, %s; want exit 1 naming --allow-running", rc, b.file(t, "refused.err"))
 	}
@@ -139,7 +146,7 @@ func makeSeeds(t *testing.T) seeds {
 			t.Errorf("inspect of the %s seed made on the node: kind %q (%v)", layout, d.Kind, err)
 		}
 	}
-	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums}
+	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums, labels: nodeLabels}
 }
 
 // seedNodeState lays an OpenShift-like state onto the seed node before its
@@ -156,6 +163,7 @@ func seedNodeState(t *testing.T, mk, etc, varDir string) {
 	if err := os.Remove(filepath.Join(etc, "issue.net")); err != nil {
 		t.Fatal(err)
 	}
+	addMachineConfigKargs(t, filepath.Join(etc, "machine-config-daemon/currentconfig"), selinuxKargs)
 	writeFilesMode(t, etc, map[string]string{"kubernetes/standin/kubelet": kubeletStandin}, 0o755)
 	writeFiles(t, etc, map[string]string{"systemd/system/kubelet.service": kubeletUnit})
 	os.MkdirAll(filepath.Join(etc, "systemd/system/multi-user.target.wants"), 0o755)
@@ -243,11 +251,40 @@ func wantCmdline(t *testing.T, cmdline string, kargs ...string) {
 	}
 }
 
-// seedKargs are mkroot.py's MachineConfig kernelArguments and the ibu=
-// karg of its OCP version.
-var seedKargs = []string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0", "rcupdate.rcu_normal_after_boot=0", "ibu=4.20.0"}
+// seedKargs are mkroot.py's MachineConfig kernelArguments, the SELinux
+// ones the harness adds to it and the ibu= karg of its OCP version.
+var seedKargs = append([]string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0", "rcupdate.rcu_normal_after_boot=0", "ibu=4.20.0"}, selinuxKargs...)
 
-const deployStage = `
+// addMachineConfigKargs adds kernel arguments to a MachineConfig daemon's
+// currentconfig.
+func addMachineConfigKargs(t *testing.T, file string, kargs []string) {
+	t.Helper()
+	var mc map[string]any
+	data, err := os.ReadFile(file)
+	if err == nil {
+		err = json.Unmarshal(data, &mc)
+	}
+	if err != nil {
+		t.Fatalf("reading %s: %v", file, err)
+	}
+	spec, _ := mc["spec"].(map[string]any)
+	if spec == nil {
+		t.Fatalf("%s has no spec", file)
+	}
+	have, _ := spec["kernelArguments"].([]any)
+	for _, k := range kargs {
+		have = append(have, k)
+	}
+	spec["kernelArguments"] = have
+	if data, err = json.Marshal(mc); err == nil {
+		err = os.WriteFile(file, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+const deployStage = avcStage + `
 ostree admin status >$O/status-before
 $SB facts --json >$O/facts.json
 rc=0; $SB inspect --against $O/facts.json oci-archive:$X/seeds/native.tar >$O/against.txt 2>&1 || rc=$?; echo $rc >$O/against.rc
@@ -274,6 +311,7 @@ func TestBootedIBU(t *testing.T) {
 	n.put(s.path("native"), "seeds/native.tar")
 
 	b := n.boot("deploy", deployStage)
+	original := b
 	t.Logf("deploy --method ostree on the booted target took %ss", b.file(t, "deploy-seconds"))
 	if rc := b.file(t, "against.rc"); rc != "0" {
 		t.Errorf("inspect --against the target's facts: exit %s: %s", rc, b.file(t, "against.txt"))
@@ -291,7 +329,7 @@ func TestBootedIBU(t *testing.T) {
 		t.Fatalf("ostree admin status after deploy lists no seed stateroot:\n%s", b.file(t, "status-after"))
 	}
 
-	b = n.boot("seed", seedStateStage+setDefault+`
+	b = n.boot("seed", seedStateStage+selinuxStage+setDefault+`
 test -e /etc/.seedbuild-etc-applied
 systemctl show -p ConditionResult seedbuild-apply-etc.service >$O/apply-etc
 # As a bootc switch would: the seed's commit deployed with plain ostree, so
@@ -304,6 +342,7 @@ ostree admin deploy --os=fb --karg-proc-cmdline seedbuild/seed
 	}
 	checkSeedState(t, s, b, "seedbuild-vm-y")
 	wantCmdline(t, b.file(t, "cmdline"), append(append([]string{}, seedKargs...), nodeKargs...)...)
+	checkSELinuxBoot(t, s, b, original)
 	if st := b.file(t, "status"); !strings.Contains(st, "node ") {
 		t.Errorf("ostree admin status on the booted seed no longer lists the target's deployment:\n%s", st)
 	}
@@ -316,6 +355,8 @@ systemctl show -p ConditionResult -p ActiveState -p Result seedbuild-apply-etc.s
 stat -c %Y /etc/.seedbuild-etc-applied >$O/stamp
 sha256sum /etc/kubernetes/kubelet.conf | cut -d' ' -f1 >$O/etc-sum
 if [ -e /etc/issue.net ]; then echo present; else echo absent; fi >$O/issue.net
+. /etc/selinux/config
+setfiles -n -v /etc/selinux/$SELINUXTYPE/contexts/files/file_contexts /etc >$O/setfiles-etc 2>&1
 `
 	b = n.boot("first-boot", firstBoot)
 	if !strings.Contains(b.entry.options, "/fb/") {
@@ -325,6 +366,11 @@ if [ -e /etc/issue.net ]; then echo present; else echo absent; fi >$O/issue.net
 		t.Errorf("seedbuild-apply-etc on first boot: %s, want it to have run", got)
 	}
 	checkFirstBootState(t, s, b)
+	// The unit copied the seed's /etc from /usr, whose commit labelled it
+	// as /usr: it relabels what it copied as /etc.
+	if m := relabelLine.FindAllString(b.file(t, "setfiles-etc"), -1); len(m) > 0 {
+		t.Errorf("after the first-boot unit, setfiles -n would relabel %d file(s) of /etc:\n%s", len(m), strings.Join(head(m, 20), "\n"))
+	}
 	stamp := b.file(t, "stamp")
 
 	b = n.boot("second-boot", firstBoot+setDefault+`
@@ -397,7 +443,7 @@ func checkSpaceFacts(t *testing.T, b boot) {
 	}
 }
 
-const tarballDeployStage = inImage + `
+const tarballDeployStage = avcStage + inImage + `
 start=$(date +%s)
 # The classic seed is deployed from seedbuild's image: the node's ostree
 # pulls the seed's commit and deploys it.
@@ -417,21 +463,24 @@ func TestBootedTarballSeeds(t *testing.T) {
 	n.put(s.path("bootc-tarball"), "seeds/bootc-tarball.tar")
 	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	b := n.boot("deploy", tarballDeployStage)
+	original := b
 	checkImageTools(t, b)
 	t.Logf("deploy of the classic and bootc-tarball seeds took %ss", b.file(t, "deploy-seconds"))
 
-	b = n.boot("bootc-tarball", seedStateStage+setDefault+"set_default classic\n")
+	b = n.boot("bootc-tarball", seedStateStage+selinuxStage+setDefault+"set_default classic\n")
 	if !strings.Contains(b.entry.options, "/tarball/") {
 		t.Errorf("the default entry is %q, want the tarball stateroot's", b.entry.options)
 	}
 	checkSeedState(t, s, b, "seedbuild-vm-y")
 	wantCmdline(t, b.file(t, "cmdline"), append(append([]string{}, seedKargs...), nodeKargs...)...)
+	checkSELinuxBoot(t, s, b, original)
 
-	b = n.boot("classic", seedStateStage)
+	b = n.boot("classic", seedStateStage+selinuxStage)
 	if !strings.Contains(b.entry.options, "/classic/") {
 		t.Errorf("the default entry is %q, want the classic stateroot's", b.entry.options)
 	}
 	// A classic seed carries the seed node's own OS commit: X.
 	checkSeedState(t, s, b, "seedbuild-vm-x")
 	wantCmdline(t, b.file(t, "cmdline"), append(append([]string{}, seedKargs...), nodeKargs...)...)
+	checkSELinuxBoot(t, s, b, original)
 }

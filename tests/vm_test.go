@@ -111,8 +111,8 @@ func tail(s string, n int) string {
 }
 
 // nodeKargs are the kernel arguments a node is installed with, as an
-// installer would set them.
-var nodeKargs = []string{"root=/dev/vda", "rw", "console=ttyS0"}
+// installer would set them, SELinux on.
+var nodeKargs = append([]string{"root=/dev/vda", "rw", "console=ttyS0"}, selinuxKargs...)
 
 // makeNode installs OS X into a fresh sysroot, lets state add the node's own
 // /etc and /var, and makes the raw disk. It returns the disk's path.
