@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,7 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 		Image: imageref.Display(cfg.Image)}
 	sysroot := sysrootFacts(cfg.Host, cfg.Sysroot)
 	if !cfg.DryRun && sysroot.IsOstreeSysroot {
-		if err := newExecutor(cfg, "").recoverJournals(ctx, true); err != nil {
+		if err := newExecutor(cfg, materialised{}).recoverJournals(ctx, true); err != nil {
 			return nil, err
 		}
 	}
@@ -99,12 +100,12 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	scratch.RemoveStale(cfg.TempDir, cfg.Log)
 	scratch.RemoveStale(filepath.Join(cfg.Sysroot, "ostree"), cfg.Log)
 	localimage.RemoveStaleContainers(cfg.Store, cfg.Log)
-	seed, root, release, err := materialise(ctx, cfg, desc, labelOnly, route)
+	seed, m, err := materialise(ctx, cfg, desc, labelOnly, route)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	ex := newExecutor(cfg, root)
+	defer m.release()
+	ex := newExecutor(cfg, m)
 	if err := ex.recoverJournals(ctx, false); err != nil {
 		return nil, err
 	}
@@ -121,8 +122,8 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if err := execute(ctx, ex, plan, cfg); err != nil {
 		return res, err
 	}
-	m := ex.made()
-	res.Deployment, res.Checksum, res.BootEntry = m.Deployment, m.Checksum, m.BootEntry
+	made := ex.made()
+	res.Deployment, res.Checksum, res.BootEntry = made.Deployment, made.Checksum, made.BootEntry
 	return res, nil
 }
 
@@ -213,23 +214,24 @@ func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 // materialise makes the seed's root file system readable on the host, by
 // its route, and reads the seed's facts from it. release removes what it
 // made (the unpacked root; the mount, not the pulled image).
-func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, string, func(), error) {
+func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, materialised, error) {
+	var none materialised
 	if r.unpack {
 		// The unpacked size is known only once unpacked: refuse what the
 		// compressed layers already show cannot fit, and an unpack that
 		// runs out of space, as space problems, with nothing left.
 		free, err := freeBytes(cfg.Sysroot)
 		if err != nil {
-			return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: err.Error()}}}
+			return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: err.Error()}}}
 		}
 		if need := uint64(desc.LayersSize) * unpackRatio; free < need {
-			return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+			return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
 				"the sysroot has %s free, unpacking the seed needs about %s (its compressed layers x %d)",
 				units.BytesSize(float64(free)), units.BytesSize(float64(need)), unpackRatio)}}}
 		}
 		stage, err := scratch.New(filepath.Join(cfg.Sysroot, "ostree"), "deploy-"+cfg.Stateroot)
 		if err != nil {
-			return seed, "", nil, err
+			return seed, none, err
 		}
 		root := filepath.Join(stage.Path, "rootfs")
 		n := len(desc.Layers)
@@ -248,26 +250,75 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		if err != nil {
 			stage.Remove()
 			if errors.Is(err, syscall.ENOSPC) {
-				return seed, "", nil, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+				return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
 					"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
 			}
-			return seed, "", nil, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
+			return seed, none, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
 		}
 		seed.Unpacked, seed.Size = true, size
 		readSeedFiles(dirTree(root), &seed)
-		return seed, root, stage.Remove, nil
+		// prepareRoot saves the labels there, before the commit.
+		return seed, materialised{root: root, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), release: stage.Remove}, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
 		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
 	if err != nil {
-		return seed, "", nil, err
+		return seed, none, err
 	}
 	seed.Image, seed.ImageID = imageref.Display(mnt.Ref), mnt.ImageID
 	if size, err := cfg.Store.ImageSize(mnt.ImageID); err == nil {
 		seed.Size = size
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)
-	return seed, mnt.Path, func() { mnt.Release() }, nil
+	m := materialised{root: mnt.Path, release: func() { mnt.Release() }}
+	if seed.Kind == labels.Native {
+		// containers-storage unpacked the files without their labels: the
+		// /etc apply takes them from the layers.
+		file, err := saveImageLabels(ctx, cfg, mnt.Ref)
+		if err != nil {
+			mnt.Release()
+			return seed, none, err
+		}
+		m.labels = file
+		m.release = func() { mnt.Release(); os.Remove(file) }
+	}
+	return seed, m, nil
+}
+
+// materialised is the seed's root file system on the host.
+type materialised struct {
+	root string
+	// labels is the file with the SELinux labels of the seed's /etc files,
+	// for the /etc apply (see seedLabelsVar).
+	labels string
+	// release removes what materialise made.
+	release func()
+}
+
+// saveImageLabels writes the SELinux labels of the seed's /etc files, as
+// its layers give them, to a file in the temporary folder.
+func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference) (string, error) {
+	found, err := seedimage.LabelsUnder(ctx, ref, cfg.SystemContext, labels.SeedEtcDir)
+	if err != nil {
+		return "", fmt.Errorf("reading the SELinux labels of the seed's /etc in %s: %w", imageref.Display(ref), err)
+	}
+	data, err := json.Marshal(found)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(cfg.TempDir, "seedbuild-etc-labels-*.json")
+	if err != nil {
+		return "", fmt.Errorf("saving the SELinux labels of the seed's /etc: %w", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("saving the SELinux labels of the seed's /etc: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // dryRun plans from what the layers say, read straight from the seed's
@@ -291,9 +342,9 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 	return &Result{Kind: desc.Kind, Plan: NewPlan(host, seed, cfg.Options), Host: host, Seed: seed}, nil
 }
 
-func newExecutor(cfg Config, root string) *executor {
+func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{"mount": root, "seed-labels": filepath.Join(filepath.Dir(root), "seed-etc-labels.json")}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 	}
 	if cfg.Store != nil {

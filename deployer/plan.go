@@ -332,11 +332,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		}
 		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
-		etc := etcStepsFrom(s.Kind, seedDir)
-		if s.Unpacked && s.Kind == labels.Native {
-			etc[0].Args["labels"] = seedLabelsVar
-		}
-		p.Steps = append(p.Steps, etc...)
+		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		switch {
 		case o.NotAsDefault:
 		case h.HasSetDefault:
@@ -375,10 +371,11 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	return p
 }
 
-// seedLabelsVar names the file, beside the unpacked root, that keeps the
-// SELinux labels the seed's /etc files had in its layers, for the /etc
-// apply: the commit relabels the files it takes over for where they are in
-// the image (/usr/lib/...).
+// seedLabelsVar names the file that keeps the SELinux labels the seed's
+// /etc files have in its layers, for the /etc apply: where the seed was
+// unpacked, the commit relabels the files it takes over for where they are
+// in the image (/usr/lib/...); where it was pulled, containers-storage
+// left the labels out.
 const seedLabelsVar = "{seed-labels}"
 
 // selinuxPolicyArg has ostree label every file of a commit as the image's
@@ -510,8 +507,8 @@ func etcSteps(kind labels.Kind) []Step { return etcStepsFrom(kind, seedFiles(kin
 func etcStepsFrom(kind labels.Kind, seed string) []Step {
 	var steps []Step
 	if kind == labels.Native {
-		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc",
-			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc"}})
+		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc, with the labels its layers give them",
+			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc", "labels": seedLabelsVar}})
 	} else {
 		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)})
 	}

@@ -95,6 +95,11 @@ rm -f "$rootfs/etc/systemd/system/getty.target.wants/"* "$rootfs/etc/systemd/sys
 # one this OS ships. The policy's module store under /var is only needed to
 # change the policy, and /var starts empty.
 printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$rootfs/etc/selinux/config"
+# podman labels containers with container-selinux's types, which Debian's
+# reference policy does not have (mounting a container's /dev/shm with
+# them fails): on this node containers run unlabelled.
+mkdir -p "$rootfs/etc/containers"
+printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
 [[ -f $rootfs/etc/selinux/default/contexts/files/file_contexts ]] || die "selinux-policy-default installed no file_contexts"
 
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles

@@ -148,6 +148,72 @@ func scanLabels(r io.Reader) map[string]string {
 	}
 }
 
+// LabelsUnder reads the image's layers, writing nothing, and returns the
+// SELinux label each path under dir (a path in the image, without the
+// leading slash) ends with, by path relative to dir ("." for dir itself).
+// For copies out of an image that containers-storage holds: it unpacks
+// files without their labels.
+func LabelsUnder(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dir string) (map[string]string, error) {
+	dir = strings.Trim(path.Clean("/"+dir), "/")
+	labels := map[string]string{}
+	rel := func(name string) (string, bool) {
+		if name == dir {
+			return ".", true
+		}
+		r, ok := strings.CutPrefix(name, dir+"/")
+		return r, ok
+	}
+	forget := func(r string, self bool) {
+		for k := range labels {
+			if (self && k == r) || r == "." || strings.HasPrefix(k, r+"/") {
+				delete(labels, k)
+			}
+		}
+	}
+	err := EachLayer(ctx, ref, sys, func(_ int, layer io.Reader) error {
+		tr := tar.NewReader(layer)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+			parent, base := path.Split(name)
+			if base == ".wh..wh..opq" {
+				if r, ok := rel(strings.TrimSuffix(parent, "/")); ok {
+					forget(r, false)
+				}
+				continue
+			}
+			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+				if r, ok := rel(parent + gone); ok {
+					forget(r, true)
+				}
+				continue
+			}
+			r, ok := rel(name)
+			if !ok {
+				continue
+			}
+			if h.Typeflag != tar.TypeDir {
+				forget(r, true)
+			}
+			if label, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
+				labels[r] = label
+			} else {
+				delete(labels, r)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return labels, nil
+}
+
 // setLabels sets each path's label under dest.
 func setLabels(dest string, labels map[string]string, lost func(string, error) error) error {
 	names := make([]string, 0, len(labels))

@@ -32,19 +32,28 @@ func layeredArchive(t *testing.T, corrupt bool) []byte {
 	}
 	l1 := layer(map[string]string{"usr/bin/bootc": "#!/bin/sh\n", "usr/lib/bootc/kargs.d/10-a.toml": `kargs = ["a=1"]` + "\n", "var/x": "gone later"})
 	l2 := layer(map[string]string{"var/.wh.x": "", "usr/lib/modules/6.1/vmlinuz": "0123456789"})
+	return archiveOfLayers(corrupt, l1, l2)
+}
+
+// archiveOfLayers builds an OCI archive of gzip layers; corrupt flips a
+// byte of the first layer's blob after its digest is taken.
+func archiveOfLayers(corrupt bool, layers ...[]byte) []byte {
 	a := newTestTar()
 	add, digestOf := a.add, sha256Hex
-	d1, d2 := digestOf(l1), digestOf(l2)
-	if corrupt {
-		l1 = append([]byte{}, l1...)
-		l1[len(l1)/2] ^= 0xff
+	var descs []string
+	for i, l := range layers {
+		d := digestOf(l)
+		descs = append(descs, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}`, d, len(l)))
+		if corrupt && i == 0 {
+			l = append([]byte{}, l...)
+			l[len(l)/2] ^= 0xff
+		}
+		add("blobs/sha256/"+d, l)
 	}
-	add("blobs/sha256/"+d1, l1)
-	add("blobs/sha256/"+d2, l2)
 	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	add("blobs/sha256/"+digestOf(cfg), cfg)
-	mf := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}`,
-		digestOf(cfg), len(cfg), d1, len(l1), d2, len(l2)))
+	mf := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[%s]}`,
+		digestOf(cfg), len(cfg), strings.Join(descs, ",")))
 	add("blobs/sha256/"+digestOf(mf), mf)
 	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
 	add("index.json", []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d}]}`, digestOf(mf), len(mf))))
