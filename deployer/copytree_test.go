@@ -79,3 +79,59 @@ func TestCopyTreeXattrLoss(t *testing.T) {
 		t.Errorf("copyTree onto ramfs, going on = %v, %d lost; want nil and 1 lost", err, lost.count)
 	}
 }
+
+// TestCopyTreeLabels: with a label map, each copied path gets its label
+// from the map, and one the map does not name gets none of the source's.
+func TestCopyTreeLabels(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: setting security.selinux needs root (make test runs as root)")
+	}
+	const usr, etc, bin = "system_u:object_r:usr_t:s0", "system_u:object_r:etc_t:s0", "system_u:object_r:bin_t:s0"
+	src := t.TempDir()
+	for _, rel := range []string{"kubernetes/kubelet.conf", "kubernetes/standin/kubelet", "unlabelled.conf"} {
+		p := filepath.Join(src, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The source, as the commit labelled it where it lies: all usr_t.
+	filepath.Walk(src, func(p string, _ os.FileInfo, _ error) error {
+		if err := unix.Lsetxattr(p, selinuxXattr, []byte(usr), 0); err != nil {
+			t.Fatalf("labelling %s: %v", p, err)
+		}
+		return nil
+	})
+	labels := map[string]string{".": etc, "kubernetes": etc, "kubernetes/kubelet.conf": etc, "kubernetes/standin": etc, "kubernetes/standin/kubelet": bin}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   map[string]string
+	}{
+		{"from the map", labels, map[string]string{"": etc, "kubernetes/kubelet.conf": etc, "kubernetes/standin/kubelet": bin, "unlabelled.conf": ""}},
+		{"without a map, the source's", nil, map[string]string{"": usr, "kubernetes/kubelet.conf": usr, "unlabelled.conf": usr}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "etc")
+			var done progress.Counter
+			if err := copyTree(src, dst, &done, nil, c.labels); err != nil {
+				t.Fatal(err)
+			}
+			for rel, want := range c.want {
+				buf := make([]byte, 256)
+				n, err := unix.Lgetxattr(filepath.Join(dst, rel), selinuxXattr, buf)
+				got := ""
+				if err == nil {
+					got = string(buf[:n])
+				} else if !errors.Is(err, unix.ENODATA) {
+					t.Fatalf("reading the label of %s: %v", rel, err)
+				}
+				if got != want {
+					t.Errorf("%q: label %q, want %q", rel, got, want)
+				}
+			}
+		})
+	}
+}

@@ -101,6 +101,13 @@ printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$rootfs/etc/selinux/config"
 mkdir -p "$rootfs/etc/containers"
 printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
 [[ -f $rootfs/etc/selinux/default/contexts/files/file_contexts ]] || die "selinux-policy-default installed no file_contexts"
+# The policy is built once, here, as on an image-based OS. Debian keeps its
+# module store in /var/lib/selinux, which an ostree OS leaves empty, and
+# ostree's deploy over an earlier deployment of the same stateroot runs
+# `semodule -N --refresh` (in bwrap) whenever the OS has semodule: without
+# a store that fails, so the node has no semodule. setfiles, restorecon
+# and chcon stay.
+rm -f "$rootfs/usr/sbin/semodule"
 
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles
 # fills it), the mount points stay as empty folders.
