@@ -6,8 +6,8 @@ import (
 	"compress/gzip"
 	"context"
 	"os"
-	"reflect"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 

@@ -155,22 +155,51 @@ func scanLabels(r io.Reader) map[string]string {
 // files without their labels.
 func LabelsUnder(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dir string) (map[string]string, error) {
 	dir = strings.Trim(path.Clean("/"+dir), "/")
-	labels := map[string]string{}
-	rel := func(name string) (string, bool) {
-		if name == dir {
-			return ".", true
-		}
-		r, ok := strings.CutPrefix(name, dir+"/")
-		return r, ok
-	}
-	forget := func(r string, self bool) {
-		for k := range labels {
-			if (self && k == r) || r == "." || strings.HasPrefix(k, r+"/") {
-				delete(labels, k)
+	found := map[string]string{}
+	err := eachEntry(ctx, ref, sys, func(p string, self bool) { removeUnder(found, p, self) },
+		func(name string, h *tar.Header, _ io.Reader) error {
+			if name != dir && !strings.HasPrefix(name, dir+"/") {
+				return nil
 			}
+			if h.Typeflag != tar.TypeDir {
+				removeUnder(found, name, true)
+			}
+			if label, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
+				found[name] = label
+			} else {
+				delete(found, name)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{}
+	for name, label := range found {
+		rel := "."
+		if name != dir {
+			rel = strings.TrimPrefix(name, dir+"/")
+		}
+		labels[rel] = label
+	}
+	return labels, nil
+}
+
+// removeUnder forgets what is under p in m, and p itself when self is set.
+func removeUnder[V any](m map[string]V, p string, self bool) {
+	for name := range m {
+		if (self && name == p) || strings.HasPrefix(name, p+"/") {
+			delete(m, name)
 		}
 	}
-	err := EachLayer(ctx, ref, sys, func(_ int, layer io.Reader) error {
+}
+
+// eachEntry reads the image's layers in order: remove is told each path a
+// whiteout deletes (self unset for an opaque folder, whose content only
+// goes), add each other entry, by path without the leading slash, with
+// its content.
+func eachEntry(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, remove func(p string, self bool), add func(name string, h *tar.Header, r io.Reader) error) error {
+	return EachLayer(ctx, ref, sys, func(_ int, layer io.Reader) error {
 		tr := tar.NewReader(layer)
 		for {
 			h, err := tr.Next()
@@ -181,37 +210,20 @@ func LabelsUnder(ctx context.Context, ref types.ImageReference, sys *types.Syste
 				return err
 			}
 			name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-			parent, base := path.Split(name)
+			dir, base := path.Split(name)
 			if base == ".wh..wh..opq" {
-				if r, ok := rel(strings.TrimSuffix(parent, "/")); ok {
-					forget(r, false)
-				}
+				remove(strings.TrimSuffix(dir, "/"), false)
 				continue
 			}
 			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-				if r, ok := rel(parent + gone); ok {
-					forget(r, true)
-				}
+				remove(dir+gone, true)
 				continue
 			}
-			r, ok := rel(name)
-			if !ok {
-				continue
-			}
-			if h.Typeflag != tar.TypeDir {
-				forget(r, true)
-			}
-			if label, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
-				labels[r] = label
-			} else {
-				delete(labels, r)
+			if err := add(name, h, tr); err != nil {
+				return err
 			}
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return labels, nil
 }
 
 // setLabels sets each path's label under dest.
@@ -264,45 +276,26 @@ const ScanMaxFile = 1 << 20
 // ones' content.
 func Scan(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, want func(name string) bool) (*Scanned, error) {
 	s := &Scanned{Files: map[string][]byte{}, Entries: map[string]int64{}}
-	err := EachLayer(ctx, ref, sys, func(_ int, layer io.Reader) error {
-		tr := tar.NewReader(layer)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-			dir, base := path.Split(name)
-			if base == ".wh..wh..opq" {
-				s.remove(strings.TrimSuffix(dir, "/"), false)
-				continue
-			}
-			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-				s.remove(dir+gone, true)
-				continue
-			}
-			if h.Typeflag == tar.TypeReg {
-				s.Size += h.Size
-			}
-			if !want(name) {
-				continue
-			}
-			s.remove(name, true)
-			s.Entries[name] = 0
-			if h.Typeflag == tar.TypeReg {
-				s.Entries[name] = h.Size
-				if h.Size <= ScanMaxFile {
-					data, err := io.ReadAll(tr)
-					if err != nil {
-						return err
-					}
-					s.Files[name] = data
+	err := eachEntry(ctx, ref, sys, s.remove, func(name string, h *tar.Header, r io.Reader) error {
+		if h.Typeflag == tar.TypeReg {
+			s.Size += h.Size
+		}
+		if !want(name) {
+			return nil
+		}
+		s.remove(name, true)
+		s.Entries[name] = 0
+		if h.Typeflag == tar.TypeReg {
+			s.Entries[name] = h.Size
+			if h.Size <= ScanMaxFile {
+				data, err := io.ReadAll(r)
+				if err != nil {
+					return err
 				}
+				s.Files[name] = data
 			}
 		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -312,10 +305,6 @@ func Scan(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 
 // remove forgets what is under p, and p itself when self is set.
 func (s *Scanned) remove(p string, self bool) {
-	for name := range s.Entries {
-		if (self && name == p) || strings.HasPrefix(name, p+"/") {
-			delete(s.Entries, name)
-			delete(s.Files, name)
-		}
-	}
+	removeUnder(s.Entries, p, self)
+	removeUnder(s.Files, p, self)
 }
