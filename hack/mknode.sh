@@ -51,7 +51,7 @@ rm -rf "$rootfs"
 # removed after dracut ran.
 keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_console|ext4|jbd2|mbcache|crc16|crc32c[^/]*|libcrc32c|9p|9pnet|9pnet_virtio|netfs|fscache|overlay|loop)\.ko'
 
-pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0,selinux-policy-default,policycoreutils,selinux-utils
+pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0,bubblewrap,selinux-policy-default,policycoreutils,selinux-utils
 
 log "bootstrapping Debian bookworm"
 # Docs, man pages and locales are never unpacked; dracut builds a generic
@@ -101,13 +101,13 @@ printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$rootfs/etc/selinux/config"
 mkdir -p "$rootfs/etc/containers"
 printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
 [[ -f $rootfs/etc/selinux/default/contexts/files/file_contexts ]] || die "selinux-policy-default installed no file_contexts"
-# The policy is built once, here, as on an image-based OS. Debian keeps its
-# module store in /var/lib/selinux, which an ostree OS leaves empty, and
 # ostree's deploy over an earlier deployment of the same stateroot runs
-# `semodule -N --refresh` (in bwrap) whenever the OS has semodule: without
-# a store that fails, so the node has no semodule. setfiles, restorecon
-# and chcon stay.
-rm -f "$rootfs/usr/sbin/semodule"
+# `semodule -N --rebuild-if-modules-changed` in the new deployment, in
+# bwrap, with the deployment's own (empty) /var: the policy's module store
+# lives under /etc/selinux, as on Fedora's and RHCOS's ostree systems, not
+# in Debian's /var/lib/selinux.
+cp -a "$rootfs/var/lib/selinux/default/." "$rootfs/etc/selinux/default/"
+echo 'store-root = /etc/selinux' >>"$rootfs/etc/selinux/semanage.conf"
 
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles
 # fills it), the mount points stay as empty folders.
