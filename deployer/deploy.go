@@ -246,7 +246,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 				return nil
 			}
 		}
-		size, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
+		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
 		if err != nil {
 			stage.Remove()
 			if errors.Is(err, syscall.ENOSPC) {
@@ -255,7 +255,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 			}
 			return seed, none, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
 		}
-		seed.Unpacked, seed.Size = true, size
+		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
 		// prepareRoot saves the labels there, before the commit.
 		return seed, materialised{root: root, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), release: stage.Remove}, nil
@@ -329,7 +329,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 	if err != nil {
 		return nil, fmt.Errorf("reading the layers of %s: %w", imageref.Display(cfg.Image), err)
 	}
-	seed.Unpacked, seed.Size = r.unpack, scan.Size
+	seed.Unpacked, seed.Size, seed.Labelled = r.unpack, scan.Size, scan.Labelled
 	if !r.unpack {
 		seed.ImageID = desc.ConfigDigest
 	}

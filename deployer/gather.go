@@ -45,6 +45,7 @@ func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanP
 	}
 	h.HasOstreeContainer = ostreeExt(ctx)
 	h.HasSetDefault = ostreeHasSetDefault(ctx, host.Runner())
+	h.OstreeLabelsUsrEtc = ostreeLabelsUsrEtc(ctx, host.Runner())
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
@@ -106,6 +107,15 @@ func ostreeHasSetDefault(ctx context.Context, r command.Runner) bool {
 	var out bytes.Buffer
 	_ = r.Run(ctx, []string{"ostree", "admin", "set-default", "--help"}, &out, &out)
 	return strings.Contains(out.String(), "set-default")
+}
+
+// ostreeLabelsUsrEtc checks for `ostree commit --selinux-labeling-epoch`.
+func ostreeLabelsUsrEtc(ctx context.Context, r command.Runner) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	_ = r.Run(ctx, []string{"ostree", "commit", "--help"}, &out, &out)
+	return strings.Contains(out.String(), "--selinux-labeling-epoch")
 }
 
 // OstreeContainerWorks checks for ostree-ext's `ostree container image

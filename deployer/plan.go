@@ -94,6 +94,10 @@ type HostFacts struct {
 	// 2023.x and later): a new deployment can then be made the default
 	// without deploying it a second time.
 	HasSetDefault bool `json:"has_set_default"`
+	// OstreeLabelsUsrEtc is whether `ostree commit` can label /usr/etc as
+	// the /etc it becomes (--selinux-labeling-epoch=1, ostree 2023.7 and
+	// later); an older one labels it by the policy's rule for /usr/etc.
+	OstreeLabelsUsrEtc bool `json:"ostree_labels_usr_etc"`
 	// PodmanAnswers is whether the podman service answered.
 	PodmanAnswers bool   `json:"podman_answers"`
 	PodmanURL     string `json:"podman_url,omitempty"`
@@ -119,6 +123,8 @@ type SeedFacts struct {
 	// system, for the commit to take its files over (ostree commit
 	// --consume), rather than mounted from containers-storage.
 	Unpacked bool `json:"unpacked"`
+	// Labelled says the seed's layers carry SELinux labels.
+	Labelled bool `json:"labelled"`
 	// HasBootc is whether the image has /usr/bin/bootc.
 	HasBootc bool `json:"has_bootc"`
 	// KargsD are the kernel arguments of the image's kargs.d files.
@@ -324,10 +330,10 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			if s.Kind != labels.Native {
 				p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 			}
-			p.Steps = append(p.Steps, consumeCommitStep(sr, o.Stateroot))
+			p.Steps = append(p.Steps, consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s)))
 			seedDir = "{deployment}" + labels.SeedDir
 		default:
-			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot)...)
+			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot, selinuxArgs(h, s))...)
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		}
@@ -378,21 +384,42 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 // left the labels out.
 const seedLabelsVar = "{seed-labels}"
 
-// selinuxPolicyArg has ostree label every file of a commit as the image's
-// own SELinux policy says, read from the image root's etc/selinux (or
-// usr/etc/selinux, labelling usr/etc as /etc), as bootc and ostree-ext do
-// when they import an image. Whatever labels the files had in the image or
-// the mount (containers-storage may mount with a context= option) are not
-// what the new deployment must carry; an image without a policy commits
-// unlabelled, as before.
-const selinuxPolicyArg = "--selinux-policy={mount}"
+// selinuxArgs say how the commit labels the image's files. Where ostree
+// can label /usr/etc as the /etc it becomes, every file is labelled as the
+// image's own SELinux policy says (read from its etc/selinux), as bootc and
+// ostree-ext do when they import an image: whatever the files carried (no
+// label after containers-storage, or container_file_t under a context=
+// mount) does not matter. An older ostree would label /usr/etc by the
+// policy's rule for /usr/etc, so every /etc file of the deployment would
+// get etc_t: there an image whose layers carry labels (as a bootc image's
+// build gives them, by its policy) is committed with those, and only an
+// unlabelled one is labelled by the policy. An image without a policy
+// commits as it is.
+func selinuxArgs(h HostFacts, s SeedFacts) []string {
+	switch {
+	case h.OstreeLabelsUsrEtc:
+		return []string{"--selinux-policy={mount}", "--selinux-labeling-epoch=1"}
+	case s.Labelled && s.Unpacked:
+		return nil
+	}
+	return []string{"--selinux-policy={mount}"}
+}
+
+// labelledBy says how selinuxArgs label a commit, for a step's description.
+func labelledBy(selinux []string) string {
+	if len(selinux) == 0 {
+		return ", with the SELinux labels its layers carry"
+	}
+	return ", labelled by its SELinux policy"
+}
 
 // consumeCommitStep commits the unpacked root into the repo, taking its
 // files over instead of copying them (they are on the same file system).
-func consumeCommitStep(sr, name string) Step {
-	return Step{Desc: "commit the unpacked root into the sysroot's repo, labelled by its SELinux policy, taking its files over (no copy)",
-		Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
-			"--consume", selinuxPolicyArg, "--tree=dir={mount}"},
+func consumeCommitStep(sr, name string, selinux []string) Step {
+	argv := []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name, "--consume"}
+	argv = append(append(argv, selinux...), "--tree=dir={mount}")
+	return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy)" + labelledBy(selinux),
+		Argv:    argv,
 		Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
 }
 
@@ -447,14 +474,15 @@ func deployStep(sr, name string, kargs []string) Step {
 // commitSteps commit the mounted image's root into the sysroot's repo,
 // with the image's /etc as /usr/etc and without var, run, tmp, proc, sys,
 // dev.
-func commitSteps(sr, name string) []Step {
+func commitSteps(sr, name string, selinux []string) []Step {
+	argv := []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name, "--skip-list={stage}/skip-list"}
+	argv = append(append(argv, selinux...), "--tree=dir={mount}", "--tree=dir={stage}/tree")
 	return []Step{
 		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: ActionStageUsrEtc,
 			Args: map[string]string{"root": "{mount}"}, Capture: "stage",
 			Undo: &Step{Desc: "remove the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}}},
-		{Desc: "commit the image's root filesystem into the sysroot's repo, labelled by its SELinux policy",
-			Argv: []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name,
-				"--skip-list={stage}/skip-list", selinuxPolicyArg, "--tree=dir={mount}", "--tree=dir={stage}/tree"},
+		{Desc: "commit the image's root filesystem into the sysroot's repo" + labelledBy(selinux),
+			Argv:    argv,
 			Capture: "commit",
 			Undo:    removeCommitStep(sr, "seedbuild/"+name)},
 		{Desc: "release the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}},

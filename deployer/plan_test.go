@@ -312,3 +312,26 @@ func TestCommitUndoRemovesItsBranch(t *testing.T) {
 		}
 	}
 }
+
+// TestSelinuxArgs: how the ostree method's commit labels the image.
+func TestSelinuxArgs(t *testing.T) {
+	policy := []string{"--selinux-policy={mount}"}
+	for _, c := range []struct {
+		name string
+		h    HostFacts
+		s    SeedFacts
+		want []string
+	}{
+		{"ostree labels /usr/etc as /etc: the policy, always", HostFacts{OstreeLabelsUsrEtc: true}, SeedFacts{Labelled: true, Unpacked: true},
+			[]string{"--selinux-policy={mount}", "--selinux-labeling-epoch=1"}},
+		{"older ostree, labelled layers unpacked: their labels", HostFacts{}, SeedFacts{Labelled: true, Unpacked: true}, nil},
+		{"older ostree, unlabelled image: the policy", HostFacts{}, SeedFacts{Unpacked: true}, policy},
+		{"older ostree, pulled into containers-storage (labels left out): the policy", HostFacts{}, SeedFacts{Labelled: true}, policy},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := selinuxArgs(c.h, c.s); !slices.Equal(got, c.want) {
+				t.Errorf("selinuxArgs = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

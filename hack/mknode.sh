@@ -7,7 +7,7 @@
 # and podman (the node runs seedbuild's own image, as the README tells users
 # to), and SELinux: Debian's reference policy (selinux-policy-default) in
 # permissive mode, with every file of the commits labelled by that policy at
-# build time (ostree commit --selinux-policy), as RHCOS is. It is trimmed
+# build time (setfiles before the commit), as RHCOS is. It is trimmed
 # of what a VM does not need (most kernel modules, docs, man pages,
 # locales).
 #
@@ -109,6 +109,19 @@ printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
 cp -a "$rootfs/var/lib/selinux/default/." "$rootfs/etc/selinux/default/"
 echo 'store-root = /etc/selinux' >>"$rootfs/etc/selinux/semanage.conf"
 
+# Every file labelled by the OS's own policy, where it is now: /etc as
+# /etc. (ostree commit --selinux-policy of this ostree would label /usr/etc
+# by the policy's rule for /usr/etc, not as the /etc it becomes; rpm-ostree
+# labels it as /etc, and so does this.) The commits keep these labels.
+log "labelling the tree with its own SELinux policy"
+# (libselinux sets labels through /proc/self/fd.)
+mount -t proc proc "$rootfs/proc"
+trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
+chroot "$rootfs" setfiles -F /etc/selinux/default/contexts/files/file_contexts / >"$out/setfiles.log" 2>&1 ||
+  die "setfiles failed: $(tail -3 "$out/setfiles.log")"
+[[ ! -s $out/setfiles.log ]] || die "setfiles: $(head -3 "$out/setfiles.log")"
+umount "$rootfs/proc"
+
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles
 # fills it), the mount points stay as empty folders.
 log "laying the tree out for ostree"
@@ -144,16 +157,27 @@ log "committing X and Y"
 repo=$out/repo
 rm -rf "$repo"
 ostree init --repo="$repo" --mode=bare
-# Labelled by the OS's own policy (ostree reads it from usr/etc/selinux and
-# labels usr/etc as /etc).
 ostree commit --repo="$repo" --branch=node/x --subject="node OS X" \
-  --timestamp=@1700000000 --selinux-policy="$rootfs" --tree=dir="$rootfs" >/dev/null
+  --timestamp=@1700000000 --tree=dir="$rootfs" >/dev/null
 marker=$out/marker
 rm -rf "$marker" && mkdir -p "$marker/usr/lib"
 sed 's/^VARIANT_ID=.*/VARIANT_ID=seedbuild-vm-y/' "$rootfs/usr/lib/os-release" >"$marker/usr/lib/os-release"
 printf 'Y\n' >"$marker/usr/lib/seedbuild-vm-version"
+# Y's files and folders carry the labels their place in X has.
+python3 - "$rootfs" "$marker" <<'PY'
+import os, sys
+root, marker = sys.argv[1:]
+for d, dirs, files in os.walk(marker):
+    for name in [""] + dirs + files:
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, marker)
+        src = os.path.join(root, rel)
+        if not os.path.exists(src):
+            src = os.path.join(root, "usr/lib/os-release")
+        os.setxattr(p, "security.selinux", os.getxattr(src, "security.selinux"), follow_symlinks=False)
+PY
 ostree commit --repo="$repo" --branch=node/y --subject="node OS Y" \
-  --timestamp=@1700000100 --selinux-policy-from-base --tree=ref=node/x --tree=dir="$marker" >/dev/null
+  --timestamp=@1700000100 --tree=ref=node/x --tree=dir="$marker" >/dev/null
 rm -rf "$marker"
 
 log "writing Y as a bootc image"

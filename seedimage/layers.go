@@ -86,6 +86,14 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	return nil
 }
 
+// Unpacked is what Unpack wrote.
+type Unpacked struct {
+	// Size is the bytes of file content.
+	Size int64
+	// Labels counts the SELinux labels the layers carry.
+	Labels int
+}
+
 // UnpackOptions are Unpack's choices.
 type UnpackOptions struct {
 	// OnLayer is told each layer's index before it is applied.
@@ -98,11 +106,10 @@ type UnpackOptions struct {
 // Unpack lays the image's root file system out in dest, applying each
 // layer in order with its whiteouts, owners, modes, xattrs and hard links,
 // as containers-storage does when it pulls, and each file's SELinux label
-// (security.selinux), which containers-storage leaves out. It returns the
-// bytes of file content written. dest should be empty: nothing that was
-// there is kept apart from what the layers leave.
-func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (int64, error) {
-	var total int64
+// (security.selinux), which containers-storage leaves out. dest should be
+// empty: nothing that was there is kept apart from what the layers leave.
+func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (Unpacked, error) {
+	var total Unpacked
 	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
 		if o.OnLayer != nil {
 			o.OnLayer(i)
@@ -119,7 +126,8 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 		n, err := archive.ApplyUncompressedLayer(dest, io.TeeReader(layer, pw), &archive.TarOptions{})
 		pw.Close()
 		labels := <-found
-		total += n
+		total.Size += n
+		total.Labels += len(labels)
 		if err != nil {
 			return err
 		}
@@ -266,6 +274,8 @@ type Scanned struct {
 	Entries map[string]int64
 	// Size is the image's unpacked size: every layer's file content.
 	Size int64
+	// Labelled says the layers carry SELinux labels.
+	Labelled bool
 }
 
 // ScanMaxFile is the largest file whose content Scan keeps.
@@ -279,6 +289,9 @@ func Scan(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 	err := eachEntry(ctx, ref, sys, s.remove, func(name string, h *tar.Header, r io.Reader) error {
 		if h.Typeflag == tar.TypeReg {
 			s.Size += h.Size
+		}
+		if _, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
+			s.Labelled = true
 		}
 		if !want(name) {
 			return nil
