@@ -394,22 +394,22 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
 		func(stop <-chan struct{}) (int64, error) { return treeSize(a["from"], stop) })
-	var lost *xattrLoss
+	o := copyOptions{unlinked: a["links"] == "unlinked"}
 	if e.allowXattrLoss {
-		lost = &xattrLoss{}
+		o.lost = &xattrLoss{}
 	}
-	var labels map[string]string
 	if a["labels"] != "" {
 		data, err := os.ReadFile(a["labels"])
 		if err == nil {
-			err = json.Unmarshal(data, &labels)
+			err = json.Unmarshal(data, &o.labels)
 		}
 		if err != nil {
 			stopShow()
 			return "", fmt.Errorf("reading the SELinux labels of %q: %w", a["from"], err)
 		}
 	}
-	err := copyTree(a["from"], a["to"], &done, lost, labels)
+	err := copyTree(a["from"], a["to"], &done, o)
+	lost := o.lost
 	stopShow()
 	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)

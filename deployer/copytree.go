@@ -20,16 +20,10 @@ import (
 // type, mode, numeric owner, mtime, xattrs, hard links, symlinks and
 // holes, as `cp -a` does, with a worker per core for file contents.
 //
-// An xattr (an SELinux label, say) that cannot be read or set fails the
-// copy, naming the path, unless lost is not nil: then each one is counted
-// there and the copy goes on.
-//
-// With labels not nil, SELinux labels come from it, by path relative to
-// src ("." for src itself), instead of from src's files: a path it does
-// not name gets none of src's. (The seed's /etc is read from the new
-// deployment's /usr, whose commit labelled it as /usr.)
-func copyTree(src, dst string, done *progress.Counter, lost *xattrLoss, labels map[string]string) error {
-	c := &treeCopier{links: map[[2]uint64]string{}, lost: lost, root: src, labels: labels}
+// What is in dst is replaced. An xattr (an SELinux label, say) that cannot
+// be read or set fails the copy, naming the path, unless o.lost is set.
+func copyTree(src, dst string, done *progress.Counter, o copyOptions) error {
+	c := &treeCopier{links: map[[2]uint64]string{}, root: src, copyOptions: o}
 	files := make(chan copyJob, 256)
 	var wg sync.WaitGroup
 	errs := make(chan error, runtime.NumCPU())
@@ -60,6 +54,9 @@ func copyTree(src, dst string, done *progress.Counter, lost *xattrLoss, labels m
 	}
 	// Hard links and folder times last: both need the files in place.
 	for _, l := range c.pendingLinks {
+		if err := os.Remove(l[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("replacing %q: %w", l[1], err)
+		}
 		if err := os.Link(l[0], l[1]); err != nil {
 			return fmt.Errorf("linking %q: %w", l[1], err)
 		}
@@ -78,14 +75,28 @@ type copyJob struct {
 	st       unix.Stat_t
 }
 
+// copyOptions are copyTree's choices.
+type copyOptions struct {
+	// lost, when set, counts each xattr that cannot be kept, and the copy
+	// goes on.
+	lost *xattrLoss
+	// labels, when set, gives the SELinux labels by path relative to src
+	// ("." for src itself), instead of src's files: a path it does not
+	// name gets none of src's. (The seed's /etc is read from the new
+	// deployment's /usr, whose commit labelled it as /usr.)
+	labels map[string]string
+	// unlinked copies files that share an inode in src as files of their
+	// own: in an ostree checkout, a shared inode says two files have the
+	// same content, not that the node linked them.
+	unlinked bool
+}
+
 type treeCopier struct {
+	copyOptions
 	links        map[[2]uint64]string
 	pendingLinks [][2]string
 	dirs         []copyJob
-	lost         *xattrLoss
-	// root and labels: see copyTree.
-	root   string
-	labels map[string]string
+	root         string
 }
 
 func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
@@ -113,7 +124,7 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 		}
 		return nil
 	case unix.S_IFREG:
-		if st.Nlink > 1 {
+		if st.Nlink > 1 && !c.unlinked {
 			key := [2]uint64{uint64(st.Dev), st.Ino}
 			if first, ok := c.links[key]; ok {
 				c.pendingLinks = append(c.pendingLinks, [2]string{first, dst})

@@ -36,7 +36,7 @@ func TestCopyTreeCounts(t *testing.T) {
 		t.Errorf("treeSize = %d, %v; want 4100 (the linked file once, no symlink)", size, err)
 	}
 	var done progress.Counter
-	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done, nil, nil); err != nil {
+	if err := copyTree(src, filepath.Join(t.TempDir(), "dst"), &done, copyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if files, bytes, _ := done.Snapshot(); files != 3 || bytes != size {
@@ -70,12 +70,12 @@ func TestCopyTreeXattrLoss(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(ram, unix.MNT_DETACH) })
 	var done progress.Counter
-	err := copyTree(src, filepath.Join(ram, "strict"), &done, nil, nil)
+	err := copyTree(src, filepath.Join(ram, "strict"), &done, copyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "user.seed.label") || !strings.Contains(err.Error(), "labelled") || !strings.Contains(err.Error(), "--allow-xattr-loss") {
 		t.Errorf("copyTree onto ramfs = %v, want an error naming the xattr, the path and --allow-xattr-loss", err)
 	}
 	lost := &xattrLoss{}
-	if err := copyTree(src, filepath.Join(ram, "lenient"), &done, lost, nil); err != nil || lost.count != 1 {
+	if err := copyTree(src, filepath.Join(ram, "lenient"), &done, copyOptions{lost: lost}); err != nil || lost.count != 1 {
 		t.Errorf("copyTree onto ramfs, going on = %v, %d lost; want nil and 1 lost", err, lost.count)
 	}
 }
@@ -116,7 +116,7 @@ func TestCopyTreeLabels(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "etc")
 			var done progress.Counter
-			if err := copyTree(src, dst, &done, nil, c.labels); err != nil {
+			if err := copyTree(src, dst, &done, copyOptions{labels: c.labels}); err != nil {
 				t.Fatal(err)
 			}
 			for rel, want := range c.want {
@@ -130,6 +130,47 @@ func TestCopyTreeLabels(t *testing.T) {
 				}
 				if got != want {
 					t.Errorf("%q: label %q, want %q", rel, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCopyTreeLinks: files sharing an inode are linked in the copy, over
+// what dst holds, unless the copy is unlinked (an ostree checkout).
+func TestCopyTreeLinks(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte("same"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(src, "a"), filepath.Join(src, "b")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		unlinked bool
+	}{{"linked", false}, {"unlinked", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dst := t.TempDir()
+			// dst already has both, as a deployment's /etc has its defaults.
+			for _, n := range []string{"a", "b"} {
+				if err := os.WriteFile(filepath.Join(dst, n), []byte("default"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var done progress.Counter
+			if err := copyTree(src, dst, &done, copyOptions{unlinked: c.unlinked}); err != nil {
+				t.Fatal(err)
+			}
+			var a, b unix.Stat_t
+			unix.Lstat(filepath.Join(dst, "a"), &a)
+			unix.Lstat(filepath.Join(dst, "b"), &b)
+			if linked := a.Ino == b.Ino; linked == c.unlinked {
+				t.Errorf("a and b share an inode: %v, want %v", linked, !c.unlinked)
+			}
+			for _, n := range []string{"a", "b"} {
+				if data, _ := os.ReadFile(filepath.Join(dst, n)); string(data) != "same" {
+					t.Errorf("%s reads %q, want the source's", n, data)
 				}
 			}
 		})

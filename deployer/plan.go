@@ -535,8 +535,14 @@ func etcSteps(kind labels.Kind) []Step { return etcStepsFrom(kind, seedFiles(kin
 func etcStepsFrom(kind labels.Kind, seed string) []Step {
 	var steps []Step
 	if kind == labels.Native {
-		steps = append(steps, Step{Desc: "apply the seed's /etc changes to the new deployment's /etc, with the labels its layers give them",
-			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc", "labels": seedLabelsVar}})
+		copyEtc := Step{Desc: "apply the seed's /etc changes to the new deployment's /etc, with the labels its layers give them",
+			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc", "labels": seedLabelsVar}}
+		if strings.HasPrefix(seed, "{deployment}") {
+			// Read from the deployment's checkout, where files of the
+			// same content share an inode: /etc files are each their own.
+			copyEtc.Args["links"] = "unlinked"
+		}
+		steps = append(steps, copyEtc)
 	} else {
 		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)})
 	}
