@@ -163,7 +163,11 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 			}
 			continue
 		}
-		if err := moveInto(src, filepath.Join(a["var"], en.Name())); err != nil {
+		var lost *xattrLoss
+		if e.allowXattrLoss {
+			lost = &xattrLoss{}
+		}
+		if err := moveInto(src, filepath.Join(a["var"], en.Name()), lost); err != nil {
 			return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
 		}
 	}
@@ -193,7 +197,7 @@ func saveLabels(dir, file string) error {
 // moveInto renames src to dst; where both are folders, it moves src's
 // entries into dst one by one, so what dst already has (the folders
 // os-init makes) stays, and what src brings wins.
-func moveInto(src, dst string) error {
+func moveInto(src, dst string, lost *xattrLoss) error {
 	sfi, err := os.Lstat(src)
 	if err != nil {
 		return err
@@ -210,9 +214,21 @@ func moveInto(src, dst string) error {
 			return err
 		}
 		for _, en := range entries {
-			if err := moveInto(filepath.Join(src, en.Name()), filepath.Join(dst, en.Name())); err != nil {
+			if err := moveInto(filepath.Join(src, en.Name()), filepath.Join(dst, en.Name()), lost); err != nil {
 				return err
 			}
+		}
+		// The folder itself is the image's: its owner, mode and xattrs
+		// (its SELinux label) win over those os-init gave it.
+		st := sfi.Sys().(*syscall.Stat_t)
+		if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+			return err
+		}
+		if err := copyXattrs(src, dst, lost, nil); err != nil {
+			return err
 		}
 		return os.Remove(src)
 	}

@@ -176,3 +176,48 @@ func TestCopyTreeLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveIntoTakesTheFolder: moving the image's /var into the stateroot's,
+// which os-init made, keeps what os-init made inside, and the folders take
+// the image's mode and SELinux label.
+func TestMoveIntoTakesTheFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: setting security.selinux needs root (make test runs as root)")
+	}
+	const tmp, unlabelled = "system_u:object_r:tmp_t:s0", "system_u:object_r:unlabeled_t:s0"
+	src, dst := filepath.Join(t.TempDir(), "tmp"), filepath.Join(t.TempDir(), "tmp")
+	for _, d := range []string{src, dst} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(src, "from-image"), nil, 0o644)
+	os.WriteFile(filepath.Join(dst, "from-os-init"), nil, 0o644)
+	if err := unix.Chmod(src, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(src, selinuxXattr, []byte(tmp), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(dst, selinuxXattr, []byte(unlabelled), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := moveInto(src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"from-image", "from-os-init"} {
+		if _, err := os.Stat(filepath.Join(dst, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	var st unix.Stat_t
+	unix.Lstat(dst, &st)
+	buf := make([]byte, 128)
+	n, _ := unix.Lgetxattr(dst, selinuxXattr, buf)
+	if st.Mode&0o7777 != 0o1777 || string(buf[:max(n, 0)]) != tmp {
+		t.Errorf("the folder has mode %o and label %q, want the image's 1777 and %q", st.Mode&0o7777, buf[:max(n, 0)], tmp)
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Errorf("the image's folder is still there: %v", err)
+	}
+}

@@ -109,25 +109,11 @@ printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
 cp -a "$rootfs/var/lib/selinux/default/." "$rootfs/etc/selinux/default/"
 echo 'store-root = /etc/selinux' >>"$rootfs/etc/selinux/semanage.conf"
 
-# Every file labelled by the OS's own policy, where it is now: /etc as
-# /etc. (ostree commit --selinux-policy of this ostree would label /usr/etc
-# by the policy's rule for /usr/etc, not as the /etc it becomes; rpm-ostree
-# labels it as /etc, and so does this.) The commits keep these labels.
-log "labelling the tree with its own SELinux policy"
-# (libselinux sets labels through /proc/self/fd.)
-mount -t proc proc "$rootfs/proc"
-trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
-chroot "$rootfs" setfiles -F /etc/selinux/default/contexts/files/file_contexts / >"$out/setfiles.log" 2>&1 ||
-  die "setfiles failed: $(tail -3 "$out/setfiles.log")"
-[[ ! -s $out/setfiles.log ]] || die "setfiles: $(head -3 "$out/setfiles.log")"
-umount "$rootfs/proc"
-
 # An ostree OS: /etc becomes /usr/etc, /var starts empty (systemd-tmpfiles
 # fills it), the mount points stay as empty folders.
 log "laying the tree out for ostree"
 printf '' >"$rootfs/etc/machine-id"
 rm -rf "$rootfs/usr/etc"
-mv "$rootfs/etc" "$rootfs/usr/etc"
 find "$rootfs/var" -mindepth 1 -delete
 for d in dev proc sys run tmp; do
   find "$rootfs/$d" -mindepth 1 -delete 2>/dev/null || true
@@ -152,6 +138,24 @@ d /var/mnt 0755 root root -
 d /var/lib/containers 0700 root root -
 EOF
 echo "VARIANT_ID=seedbuild-vm-x" >>"$rootfs/usr/lib/os-release"
+
+# Every file labelled by the OS's own policy, laid out as it boots, with
+# /etc still /etc: ostree commit --selinux-policy of this ostree would label
+# /usr/etc by the policy's rule for /usr/etc, not as the /etc it becomes;
+# rpm-ostree labels it as /etc, and so does this. The commits keep these
+# labels.
+log "labelling the tree with its own SELinux policy"
+# (libselinux sets labels through /proc/self/fd.)
+mount -t proc proc "$rootfs/proc"
+trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
+chroot "$rootfs" setfiles -F /etc/selinux/default/contexts/files/file_contexts / >"$out/setfiles.log" 2>&1 ||
+  die "setfiles failed: $(tail -3 "$out/setfiles.log")"
+[[ ! -s $out/setfiles.log ]] || die "setfiles: $(head -3 "$out/setfiles.log")"
+# The mount point under /proc is labelled as the policy says, too.
+proc_label=$(chroot "$rootfs" matchpathcon -n /proc)
+umount "$rootfs/proc"
+python3 -c 'import os, sys; os.setxattr(sys.argv[1], "security.selinux", sys.argv[2].encode() + b"\0")' "$rootfs/proc" "$proc_label"
+mv "$rootfs/etc" "$rootfs/usr/etc"
 
 log "committing X and Y"
 repo=$out/repo

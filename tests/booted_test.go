@@ -351,6 +351,8 @@ ostree admin deploy --os=fb --karg-proc-cmdline seedbuild/seed
 	}
 
 	firstBoot := `
+# The unit runs beside this stage (it is ordered before kubelet only).
+while [ "$(systemctl show -p ActiveState --value seedbuild-apply-etc.service)" = activating ]; do sleep 0.2; done
 systemctl show -p ConditionResult -p ActiveState -p Result seedbuild-apply-etc.service | sort | tr '\n' ' ' >$O/apply-etc
 stat -c %Y /etc/.seedbuild-etc-applied >$O/stamp
 sha256sum /etc/kubernetes/kubelet.conf | cut -d' ' -f1 >$O/etc-sum
