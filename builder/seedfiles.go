@@ -26,11 +26,15 @@ set -eu
 seed=/` + seedDir + `
 stamp=` + etcStamp + `
 [ -e "$stamp" ] && exit 0
+selinux=
+if [ -e /sys/fs/selinux/enforce ] && command -v restorecon >/dev/null 2>&1; then
+	selinux=1
+fi
 if [ -d "$seed/etc" ]; then
 	cp -a "$seed/etc/." /etc/
 	# cp kept the SELinux labels the files have where the seed keeps
 	# them, under /usr: on an SELinux node they get /etc's.
-	if [ -e /sys/fs/selinux/enforce ] && command -v restorecon >/dev/null 2>&1; then
+	if [ -n "$selinux" ]; then
 		(cd "$seed/etc" && find . -mindepth 1 -printf '/etc/%P\n') | restorecon -f -
 	fi
 fi
@@ -43,6 +47,9 @@ if [ -f "$seed/` + deletionsName + `" ]; then
 	done <"$seed/` + deletionsName + `"
 fi
 touch "$stamp"
+if [ -n "$selinux" ]; then
+	restorecon "$stamp"
+fi
 `
 
 var applyEtcUnit = `[Unit]

@@ -14,6 +14,7 @@ import (
 
 	"github.com/seedbuild/seedbuild/internal/progress"
 	"github.com/seedbuild/seedbuild/internal/scratch"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
 )
 
@@ -465,7 +466,18 @@ func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string
 }
 
 func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (string, error) {
-	return "", os.WriteFile(a["path"], []byte(a["content"]), 0o644)
+	if err := os.WriteFile(a["path"], []byte(a["content"]), 0o644); err != nil {
+		return "", err
+	}
+	// The file takes its folder's SELinux label, as the policy labels a
+	// plain file there (the stamp in /etc: etc_t), not the one the running
+	// process would give it.
+	if label, err := xattrs.Get(filepath.Dir(a["path"]), selinuxXattr); err == nil {
+		if err := unix.Lsetxattr(a["path"], selinuxXattr, label, 0); err != nil && !e.allowXattrLoss {
+			return "", fmt.Errorf("setting the SELinux label of %q: %w", a["path"], err)
+		}
+	}
+	return "", nil
 }
 
 // copySeedFiles copies containers.list and manifest.json, when present.
