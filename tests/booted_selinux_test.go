@@ -256,7 +256,7 @@ func checkSELinuxBoot(t *testing.T, s seeds, b, original boot) {
 		bad++
 		t.Errorf("the booted seed has %d AVC denial(s) a boot of the original OS does not:\n%s", len(fresh), strings.Join(fresh, "\n"))
 	}
-	t.Logf("SELinux on the booted seed: setfiles -n would relabel %d hand-labelled file(s) and %d of the seed's /etc record; %d of the seed node's labels compared; %d AVC denial(s) at boot, %d on the original OS's boot",
+	t.Logf("SELinux on the booted seed: setfiles -n would relabel %d hand-labelled file(s) and %d other known exception(s) (the seed's /etc record, /var/roothome/.ssh); %d of the seed node's labels compared; %d AVC denial(s) at boot, %d on the original OS's boot",
 		excepted, record, same, len(avcSet(t, b)), len(base))
 }
 
