@@ -109,11 +109,12 @@ func knownException(p string) string {
 var relabelLine = regexp.MustCompile(`(?:Would relabel|Relabeled) (\S+) from (\S+) to (\S+)`)
 
 // avcKey reduces an AVC denial to what it denied: the permissions, the
-// command, the source and target types and the class. Pids, inodes and
-// names vary between boots.
+// source and target types and the class. Pids, inodes, names and the
+// command vary between boots (a child of udev is logged as "(spawn)" or as
+// "systemd-udevd", by when it is caught).
 var (
 	avcPerms = regexp.MustCompile(`denied\s+\{([^}]*)\}`)
-	avcField = regexp.MustCompile(`\b(comm|scontext|tcontext|tclass)=("[^"]*"|\S+)`)
+	avcField = regexp.MustCompile(`\b(scontext|tcontext|tclass)=("[^"]*"|\S+)`)
 )
 
 func avcKey(line string) string {
