@@ -320,3 +320,21 @@ func head(s []string, n int) []string {
 	}
 	return s
 }
+
+// TestAVCKey: two denials of the same thing on different boots give one
+// key; a denial of something else gives another.
+func TestAVCKey(t *testing.T) {
+	const a = `audit: type=1400 audit(1796084208.596:9): avc:  denied  { search } for  pid=295 comm="systemd-udevd" name="fs" dev="proc" ino=8745 scontext=system_u:system_r:udev_t:s0 tcontext=system_u:object_r:sysctl_fs_t:s0 tclass=dir permissive=1`
+	const b = `audit: type=1400 audit(1796084115.364:12): avc:  denied  { search } for  pid=351 comm="(spawn)" name="fs" dev="proc" ino=8111 scontext=system_u:system_r:udev_t:s0 tcontext=system_u:object_r:sysctl_fs_t:s0 tclass=dir permissive=1`
+	const c = `audit: type=1400 audit(1796084115.364:13): avc:  denied  { read } for  pid=351 comm="(spawn)" name="nr_open" dev="proc" ino=8746 scontext=system_u:system_r:udev_t:s0 tcontext=system_u:object_r:sysctl_fs_t:s0 tclass=file permissive=1`
+	ka, kb, kc := avcKey(a), avcKey(b), avcKey(c)
+	if ka == "" || ka != kb {
+		t.Errorf("the same denial on two boots: %q and %q, want one key", ka, kb)
+	}
+	if kc == ka {
+		t.Errorf("another denial has the same key %q", kc)
+	}
+	if avcKey("systemd[1]: Started something.") != "" {
+		t.Errorf("a line without a denial has a key")
+	}
+}
