@@ -151,6 +151,10 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 			return "", fmt.Errorf("laying the image's /etc out as /usr/etc: %w", err)
 		}
 	}
+	var lost *xattrLoss
+	if e.allowXattrLoss {
+		lost = &xattrLoss{}
+	}
 	varDir := filepath.Join(root, "var")
 	entries, err := os.ReadDir(varDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -164,13 +168,12 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 			}
 			continue
 		}
-		var lost *xattrLoss
-		if e.allowXattrLoss {
-			lost = &xattrLoss{}
-		}
 		if err := moveInto(src, filepath.Join(a["var"], en.Name()), lost); err != nil {
 			return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
 		}
+	}
+	if lost != nil && lost.count > 0 {
+		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept moving the image's /var (--allow-xattr-loss); the first: %s\n", lost.count, lost.first)
 	}
 	return strings.Join(points, " "), nil
 }
@@ -226,7 +229,7 @@ func moveInto(src, dst string, lost *xattrLoss) error {
 			return err
 		}
 		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
-			return err
+			return fmt.Errorf("setting the mode of %q: %w", dst, err)
 		}
 		if err := copyXattrs(src, dst, lost, nil); err != nil {
 			return err
