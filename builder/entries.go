@@ -72,7 +72,7 @@ func (w *entryWriter) Close() error { return w.tw.Close() }
 // the seed node's /var and /etc files keep the labels they had there, as
 // the upstream agent's tar --selinux keeps them.
 func keepNativeXattr(name string) bool {
-	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "system.posix_acl_") || name == "security.capability" || name == "security.selinux"
+	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "system.posix_acl_") || name == "security.capability" || name == xattrs.SELinux
 }
 
 // keepAllXattr keeps every xattr, as tar --xattrs --selinux --acls does.

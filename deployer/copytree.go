@@ -245,7 +245,7 @@ func (c *treeCopier) setMeta(dst, src string, st *unix.Stat_t) error {
 }
 
 // selinuxXattr is the xattr of SELinux labels.
-const selinuxXattr = "security.selinux"
+const selinuxXattr = xattrs.SELinux
 
 // readLabels returns the SELinux label of every path under root that has
 // one, by path relative to root ("." for root itself).

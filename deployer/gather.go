@@ -44,8 +44,10 @@ func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanP
 		ostreeExt = OstreeContainerWorks(host.Runner())
 	}
 	h.HasOstreeContainer = ostreeExt(ctx)
-	h.HasSetDefault = ostreeHasSetDefault(ctx, host.Runner())
-	h.OstreeLabelsUsrEtc = ostreeLabelsUsrEtc(ctx, host.Runner())
+	// An ostree without a command or option answers with a usage that does
+	// not name it.
+	h.HasSetDefault = ostreeHelpNames(ctx, host.Runner(), "set-default", "admin", "set-default")
+	h.OstreeLabelsUsrEtc = ostreeHelpNames(ctx, host.Runner(), "--selinux-labeling-epoch", "commit")
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
 	}
@@ -99,23 +101,13 @@ func inheritedKargs(cmdline string) []string {
 	return out
 }
 
-// ostreeHasSetDefault checks for `ostree admin set-default`. An ostree
-// without it answers with the admin usage, which does not name it.
-func ostreeHasSetDefault(ctx context.Context, r command.Runner) bool {
+// ostreeHelpNames says whether `ostree <command...> --help` names want.
+func ostreeHelpNames(ctx context.Context, r command.Runner, want string, command ...string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	_ = r.Run(ctx, []string{"ostree", "admin", "set-default", "--help"}, &out, &out)
-	return strings.Contains(out.String(), "set-default")
-}
-
-// ostreeLabelsUsrEtc checks for `ostree commit --selinux-labeling-epoch`.
-func ostreeLabelsUsrEtc(ctx context.Context, r command.Runner) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	_ = r.Run(ctx, []string{"ostree", "commit", "--help"}, &out, &out)
-	return strings.Contains(out.String(), "--selinux-labeling-epoch")
+	_ = r.Run(ctx, append(append([]string{"ostree"}, command...), "--help"), &out, &out)
+	return strings.Contains(out.String(), want)
 }
 
 // OstreeContainerWorks checks for ostree-ext's `ostree container image

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
@@ -137,7 +138,7 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 }
 
 // selinuxXattr is the xattr of SELinux labels.
-const selinuxXattr = "security.selinux"
+const selinuxXattr = xattrs.SELinux
 
 // scanLabels reads a layer's tar headers for SELinux labels, by path
 // relative to the root. A stream it cannot read yields what it read so far:

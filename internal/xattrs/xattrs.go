@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SELinux is the xattr of SELinux labels.
+const SELinux = "security.selinux"
+
 // List returns the names of path's extended attributes, sorted, without
 // following a symlink. A filesystem without xattrs gives none.
 func List(path string) ([]string, error) {
