@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make test's go test run: the booted-node tests (TestBooted*: qemu under
+# TCG, one long chain of boots) run in a second go test process beside all
+# the others, which mostly wait on disks, registries and services. Both
+# halves' results are printed; the run fails if either fails.
+#
+#   GO=go hack/test.sh [go test flags...]
+set -uo pipefail
+go=${GO:-go}
+booted='^TestBooted'
+log=$(mktemp /var/tmp/seedbuild-booted-tests.XXXXXX)
+trap 'rm -f "$log"' EXIT
+echo "test: the booted-node tests ($booted) run beside the others; their output follows theirs" >&2
+"$go" test "$@" -run "$booted" ./tests >"$log" 2>&1 &
+vm=$!
+"$go" test "$@" -skip "$booted" ./...
+rest=$?
+wait "$vm"
+vmrc=$?
+echo "--- the booted-node tests ($booted), exit $vmrc:"
+cat "$log"
+if ((rest != 0 || vmrc != 0)); then
+  echo "test: FAILED (the others: exit $rest; the booted-node tests: exit $vmrc)" >&2
+  exit 1
+fi
