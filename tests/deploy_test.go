@@ -480,7 +480,8 @@ func repoObjects(t *testing.T, sys string) string {
 //   - SIGKILL: the run leaves its journal, and the next run undoes what it
 //     left, says so, and finishes the deploy.
 //
-// For the ostree method with a native seed, and for a classic seed.
+// For the ostree method with a native seed, for a classic seed, and for
+// the bootc method (with the bootc stand-in, through a podman service).
 func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
@@ -491,6 +492,9 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	}{
 		{"ostree", "localhost/seed:every", []string{"--method", "ostree"}},
 		{"classic", "oci-archive:" + f.classic, nil},
+		// The bootc stand-in installs as bootc does, in a container that
+		// the podman service runs.
+		{"bootc", bootcSeed(t, f, st), []string{"--method", "bootc", "--podman-url", startPodman(t, st)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			deploy := func(sys, stateroot string, more ...string) []string {
