@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,7 +87,58 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 	if err := e.undeploy(ctx, fresh); err != nil {
 		return "", err
 	}
-	return "", os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"]))
+	if err := os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"])); err != nil {
+		return "", err
+	}
+	return "", e.removeNewImageRefs(ctx)
+}
+
+// imageRefPrefix is where bootc and ostree-ext keep the images they import
+// (ostree/container/image/..., ostree/container/blob/...).
+const imageRefPrefix = "ostree/container"
+
+// imageRefs lists the sysroot repo's refs under imageRefPrefix.
+func (e *executor) imageRefs(ctx context.Context) ([]string, error) {
+	var out, errb strings.Builder
+	repo := "--repo=" + filepath.Join(e.sysroot, "ostree/repo")
+	// --list keeps the prefix in the names.
+	if err := e.runner.Run(ctx, []string{"ostree", "refs", repo, "--list", imageRefPrefix}, &out, &errb); err != nil {
+		return nil, fmt.Errorf("listing the image refs of %s: %w %s", repo, err, strings.TrimSpace(errb.String()))
+	}
+	var refs []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			refs = append(refs, line)
+		}
+	}
+	return refs, nil
+}
+
+// removeNewImageRefs deletes the image refs the run added (an image bootc
+// or ostree-ext imported for the stateroot), then prunes the objects only
+// they held. Safe to run again.
+func (e *executor) removeNewImageRefs(ctx context.Context) error {
+	now, err := e.imageRefs(ctx)
+	if err != nil {
+		return err
+	}
+	repo := filepath.Join(e.sysroot, "ostree/repo")
+	removed := false
+	for _, ref := range now {
+		if slices.Contains(e.beforeImageRefs, ref) {
+			continue
+		}
+		var out, errb strings.Builder
+		if err := e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + repo, "--delete", ref}, &out, &errb); err != nil {
+			return fmt.Errorf("deleting the image ref %q the run imported: %w %s", ref, err, strings.TrimSpace(errb.String()))
+		}
+		removed = true
+	}
+	if !removed {
+		return nil
+	}
+	_, err = e.removeCommit(ctx, Step{}, map[string]string{"repo": repo})
+	return err
 }
 
 // removeCommit deletes a branch when it is there, then prunes the objects

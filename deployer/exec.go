@@ -107,9 +107,13 @@ type executor struct {
 	actions map[string]actionFunc
 	events  func(Event)
 	// before is the sysroot's deployments when the run started.
-	before  []deployment
-	sysroot string
-	tempDir string
+	before []deployment
+	// beforeImageRefs are the repo's refs under ostree/container/ when the
+	// run started: bootc and ostree-ext import an image under such refs,
+	// which the stateroot's undo removes when the run made them.
+	beforeImageRefs []string
+	sysroot         string
+	tempDir         string
 	// kargs are the kernel arguments the new boot entry must carry.
 	kargs []string
 	// host is the node, whose paths the podman service sees.

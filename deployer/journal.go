@@ -23,6 +23,9 @@ type journal struct {
 	Boot      string       `json:"boot"`
 	Stateroot string       `json:"stateroot"`
 	Before    []deployment `json:"before"`
+	// BeforeImageRefs are the repo's container image refs when the run
+	// started (see executor.beforeImageRefs).
+	BeforeImageRefs []string `json:"before_image_refs"`
 	// Done is the number of steps that finished.
 	Done int `json:"done"`
 	// Undo is the undo list so far, oldest first; Vars are the values the
@@ -118,13 +121,13 @@ func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 		if bootedOnly {
 			continue
 		}
-		saved, savedBefore := e.vars, e.before
-		e.vars, e.before = j.Vars, j.Before
+		saved, savedBefore, savedRefs := e.vars, e.before, e.beforeImageRefs
+		e.vars, e.before, e.beforeImageRefs = j.Vars, j.Before, j.BeforeImageRefs
 		if e.vars == nil {
 			e.vars = map[string]string{}
 		}
 		errs := e.undo(ctx, j.Undo)
-		e.vars, e.before = saved, savedBefore
+		e.vars, e.before, e.beforeImageRefs = saved, savedBefore, savedRefs
 		if len(errs) > 0 {
 			var msgs []string
 			for _, err := range errs {

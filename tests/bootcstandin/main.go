@@ -119,7 +119,8 @@ func main() {
 // the sysroot and runs the host's ostree, reached through the root of a
 // host process above it (bootc install runs in the host's pid namespace).
 // Unlike bootc it inherits no root= or rd.* from the running kernel (the
-// test host's), and it commits without a ref (no ostree/container/ refs).
+// test host's), and it keeps the image under one ref, not ostree-ext's
+// image and blob refs.
 func install(stateroot string, kargs []string, mounts map[string]bool) error {
 	if stateroot == "" {
 		stateroot = "default"
@@ -136,7 +137,9 @@ func install(stateroot string, kargs []string, mounts map[string]bool) error {
 	// The paths as the host sees them.
 	self := fmt.Sprintf("/proc/%d/root", os.Getpid())
 	sys := self + "/target"
-	commit, err := hostOstree("commit", "--repo="+sys+"/ostree/repo", "--orphan", "--consume", "--tree=dir="+self+tree)
+	// As ostree-ext does, the image is kept under an ostree/container/ ref.
+	ref := "ostree/container/image/bootc-standin_3A_" + stateroot
+	commit, err := hostOstree("commit", "--repo="+sys+"/ostree/repo", "--branch="+ref, "--consume", "--tree=dir="+self+tree)
 	if err != nil {
 		return err
 	}
