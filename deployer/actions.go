@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"github.com/seedbuild/seedbuild/internal/progress"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
@@ -29,6 +30,7 @@ func (e *executor) registerActions() {
 		ActionUndeploy:        e.undeployAction,
 		ActionUndeployPath:    e.undeployPath,
 		ActionPrepareRoot:     e.prepareRoot,
+		ActionCommitTree:      e.commitTree,
 		ActionRemoveCommit:    e.removeCommit,
 		ActionFindDeployment:  e.findDeployment,
 		ActionStageUsrEtc:     e.stageUsrEtc,
@@ -550,4 +552,16 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 		}
 	}
 	return "", nil
+}
+
+// commitTree commits the laid-out root into the repo, taking its files over.
+func (e *executor) commitTree(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "repo", "ref", "root"); err != nil {
+		return "", err
+	}
+	sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild")
+	if err != nil {
+		return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
+	}
+	return sum, nil
 }

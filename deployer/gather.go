@@ -191,11 +191,14 @@ func (s scannedTree) glob(pattern string) []string {
 	return out
 }
 
+// selinuxConfig names an image's SELinux policy, as ostree finds it.
+const selinuxConfig = "etc/selinux/config"
+
 // seedFactFile says whether a path of a seed image is one its facts are
 // read from, for a scan of its layers.
 func seedFactFile(name string) bool {
 	switch name {
-	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile:
+	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile, selinuxConfig, "usr/" + selinuxConfig:
 		return true
 	}
 	if strings.HasPrefix(name, "usr/lib/bootc/kargs.d/") && strings.HasSuffix(name, ".toml") {
@@ -214,6 +217,11 @@ func seedFactFile(name string) bool {
 // s.Unreadable (a preflight problem), never dropped.
 func readSeedFiles(t seedTree, s *SeedFacts) {
 	_, s.HasBootc = t.entry("usr/bin/bootc")
+	for _, p := range []string{selinuxConfig, "usr/" + selinuxConfig} {
+		if _, ok := t.entry(p); ok {
+			s.SELinuxPolicy = true
+		}
+	}
 	s.KargsD, s.Unreadable = readKargsD(t, runtime.GOARCH)
 	for _, p := range []string{labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile} {
 		data, err := t.read(p)

@@ -33,7 +33,8 @@ func testSeed(kind labels.Kind) SeedFacts {
 		Seed:               labels.Seed{ClusterInfo: labels.ClusterInfo{SeedClusterOCPVersion: "4.20.0", HasFIPS: true}},
 	}
 	if kind.Bootable() {
-		s.HasBootc = true
+		// RHCOS has bootc and an SELinux policy.
+		s.HasBootc, s.SELinuxPolicy = true, true
 	}
 	if kind == labels.Native {
 		// create writes the MachineConfig kargs and --karg into kargs.d.
@@ -295,11 +296,16 @@ func TestCommitUndoRemovesItsBranch(t *testing.T) {
 			p := NewPlan(testHost(), s, Options{Stateroot: "new", Method: Ostree})
 			commits := 0
 			for _, st := range p.Steps {
+				branches := []string{}
 				for _, a := range st.Argv {
-					branch, ok := strings.CutPrefix(a, "--branch=")
-					if !ok {
-						continue
+					if branch, ok := strings.CutPrefix(a, "--branch="); ok {
+						branches = append(branches, branch)
 					}
+				}
+				if st.Action == ActionCommitTree {
+					branches = append(branches, st.Args["ref"])
+				}
+				for _, branch := range branches {
 					commits++
 					if st.Undo == nil || st.Undo.Action != ActionRemoveCommit || st.Undo.Args["ref"] != branch {
 						t.Errorf("%s (unpacked %v): step %q commits onto %s, its undo is %+v", kind, unpacked, st.Desc, branch, st.Undo)
@@ -310,6 +316,43 @@ func TestCommitUndoRemovesItsBranch(t *testing.T) {
 				t.Errorf("%s (unpacked %v): %d commit steps, want 1", kind, unpacked, commits)
 			}
 		}
+	}
+}
+
+// TestCommitStepChoice: the unpacked root is committed by ostree commit
+// where a policy labels it, and by seedbuild (commit-tree) where the
+// layers' labels are kept or the image has no policy.
+func TestCommitStepChoice(t *testing.T) {
+	for _, c := range []struct {
+		name                    string
+		epoch, labelled, policy bool
+		wantGo                  bool
+	}{
+		{"labelled layers, old ostree", false, true, true, true},
+		{"unlabelled layers with a policy", false, false, true, false},
+		{"new ostree labels by the policy", true, true, true, false},
+		{"no policy, old ostree", false, false, false, true},
+		{"no policy, new ostree", true, false, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := testHost()
+			h.OstreeLabelsUsrEtc = c.epoch
+			s := testSeed(labels.Native)
+			s.Unpacked, s.Labelled, s.SELinuxPolicy = true, c.labelled, c.policy
+			p := NewPlan(h, s, Options{Stateroot: "new", Method: Ostree})
+			var goCommit, ostreeCommit int
+			for _, st := range p.Steps {
+				if st.Action == ActionCommitTree {
+					goCommit++
+				}
+				if len(st.Argv) > 1 && st.Argv[0] == "ostree" && st.Argv[1] == "commit" {
+					ostreeCommit++
+				}
+			}
+			if c.wantGo && (goCommit != 1 || ostreeCommit != 0) || !c.wantGo && (goCommit != 0 || ostreeCommit != 1) {
+				t.Errorf("commit-tree steps %d, ostree commit steps %d; want seedbuild's commit: %v", goCommit, ostreeCommit, c.wantGo)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,334 @@
+// Package ostreerepo writes a folder into a bare ostree repository as a
+// commit, in Go: each file's content object is checksummed as ostree does
+// and the file itself renamed into the repo (as `ostree commit --consume`
+// does), with the folders' dirtree and dirmeta objects and the commit
+// object. It keeps every file's owner, mode and xattrs as they are on disk:
+// it labels nothing by an SELinux policy.
+package ostreerepo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// node is one entry of the tree being committed.
+type node struct {
+	path     string
+	name     string
+	uid, gid uint32
+	mode     uint32
+	xattrs   []Xattr
+	symlink  string
+	children []*node
+	csum     [32]byte // a file's content checksum
+	tree     [32]byte // a folder's dirtree checksum
+	meta     [32]byte // a folder's dirmeta checksum
+}
+
+func (n *node) dir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
+
+// Commit takes the tree at root over into the bare repo at repo as a new
+// commit with subject, and points ref at it; it returns the commit's
+// checksum. The files are renamed into the repo's objects (root must be on
+// its file system); the folders stay behind, empty. Only regular files,
+// symlinks and folders may be in the tree.
+func Commit(ctx context.Context, repo, root, ref, subject string) (string, error) {
+	w := &writer{repo: repo, made: map[string]bool{}}
+	top, files, err := scan(root)
+	if err != nil {
+		return "", err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU() + 1)
+	for _, f := range files {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return w.consumeFile(f)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	if err := w.writeTrees(top); err != nil {
+		return "", err
+	}
+	// The objects are on disk before anything names them.
+	if err := w.syncfs(); err != nil {
+		return "", err
+	}
+	c := commitVariant(subject, uint64(time.Now().Unix()), top.tree, top.meta)
+	sum := sha256.Sum256(c)
+	if err := w.writeMeta(sum, "commit", c); err != nil {
+		return "", err
+	}
+	if err := w.syncfs(); err != nil {
+		return "", err
+	}
+	checksum := hex.EncodeToString(sum[:])
+	if ref != "" {
+		if err := writeRef(repo, ref, checksum); err != nil {
+			return "", err
+		}
+	}
+	return checksum, nil
+}
+
+// scan reads the tree's metadata: the root node, and every file and
+// symlink in it.
+func scan(root string) (*node, []*node, error) {
+	var files []*node
+	var walk func(p, name string) (*node, error)
+	walk = func(p, name string) (*node, error) {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		n := &node{path: p, name: name, uid: st.Uid, gid: st.Gid, mode: st.Mode}
+		x, err := readXattrs(p)
+		if err != nil {
+			return nil, err
+		}
+		n.xattrs = x
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			entries, err := os.ReadDir(p)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", p, err)
+			}
+			for _, e := range entries {
+				c, err := walk(filepath.Join(p, e.Name()), e.Name())
+				if err != nil {
+					return nil, err
+				}
+				n.children = append(n.children, c)
+			}
+		case unix.S_IFLNK:
+			if n.symlink, err = os.Readlink(p); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", p, err)
+			}
+			files = append(files, n)
+		case unix.S_IFREG:
+			files = append(files, n)
+		default:
+			return nil, fmt.Errorf("committing %s: ostree keeps no device, fifo or socket (mode %o)", p, st.Mode)
+		}
+		return n, nil
+	}
+	top, err := walk(root, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if !top.dir() {
+		return nil, nil, fmt.Errorf("committing %s: not a folder", root)
+	}
+	return top, files, nil
+}
+
+// readXattrs reads a path's xattrs (not following a symlink), by name.
+func readXattrs(p string) ([]Xattr, error) {
+	size, err := unix.Llistxattr(p, nil)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing the xattrs of %s: %w", p, err)
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(p, buf); err != nil {
+		return nil, fmt.Errorf("listing the xattrs of %s: %w", p, err)
+	}
+	var out []Xattr
+	for _, name := range splitNames(buf[:size]) {
+		vsize, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			return nil, fmt.Errorf("reading the xattr %s of %s: %w", name, p, err)
+		}
+		val := make([]byte, vsize)
+		if vsize, err = unix.Lgetxattr(p, name, val); err != nil {
+			return nil, fmt.Errorf("reading the xattr %s of %s: %w", name, p, err)
+		}
+		out = append(out, Xattr{Name: name, Value: val[:vsize]})
+	}
+	sortXattrs(out)
+	return out, nil
+}
+
+func splitNames(buf []byte) []string {
+	var names []string
+	start := 0
+	for i, b := range buf {
+		if b == 0 {
+			if i > start {
+				names = append(names, string(buf[start:i]))
+			}
+			start = i + 1
+		}
+	}
+	return names
+}
+
+// writer puts objects into the repo.
+type writer struct {
+	repo string
+	mu   sync.Mutex
+	made map[string]bool // objects/XX folders known to exist
+}
+
+// objectPath is where an object of kind (file, dirtree, dirmeta, commit)
+// lives, making its folder.
+func (w *writer) objectPath(sum [32]byte, kind string) (string, error) {
+	h := hex.EncodeToString(sum[:])
+	dir := filepath.Join(w.repo, "objects", h[:2])
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.made[dir] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("making %s: %w", dir, err)
+		}
+		w.made[dir] = true
+	}
+	return filepath.Join(dir, h[2:]+"."+kind), nil
+}
+
+// consumeFile checksums a file or symlink as ostree does (the size of its
+// header, padding, the header, then the content), sets its time to 0 as
+// ostree's objects have, and renames it into the repo, or removes it when
+// the repo holds that object already.
+func (w *writer) consumeFile(n *node) error {
+	header := fileHeader(n.uid, n.gid, n.mode, n.symlink, n.xattrs)
+	h := sha256.New()
+	var prefix [8]byte
+	binary.BigEndian.PutUint32(prefix[:4], uint32(len(header)))
+	h.Write(prefix[:])
+	h.Write(header)
+	if n.symlink == "" {
+		f, err := os.Open(n.path)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", n.path, err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", n.path, err)
+		}
+	}
+	copy(n.csum[:], h.Sum(nil))
+	obj, err := w.objectPath(n.csum, "file")
+	if err != nil {
+		return err
+	}
+	zero := []unix.Timespec{{}, {}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, zero, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting the time of %s: %w", n.path, err)
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, n.path, unix.AT_FDCWD, obj, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		err = os.Remove(n.path)
+	}
+	if err != nil {
+		return fmt.Errorf("moving %s into the repo: %w", n.path, err)
+	}
+	return nil
+}
+
+// writeTrees writes the dirmeta and dirtree objects of n and every folder
+// under it, deepest first.
+func (w *writer) writeTrees(n *node) error {
+	var files []TreeFile
+	var dirs []TreeDir
+	for _, c := range n.children {
+		if c.dir() {
+			if err := w.writeTrees(c); err != nil {
+				return err
+			}
+			dirs = append(dirs, TreeDir{Name: c.name, Tree: c.tree, Meta: c.meta})
+		} else {
+			files = append(files, TreeFile{Name: c.name, Checksum: c.csum})
+		}
+	}
+	meta := dirMeta(n.uid, n.gid, n.mode, n.xattrs)
+	n.meta = sha256.Sum256(meta)
+	if err := w.writeMeta(n.meta, "dirmeta", meta); err != nil {
+		return err
+	}
+	tree := dirTree(files, dirs)
+	n.tree = sha256.Sum256(tree)
+	return w.writeMeta(n.tree, "dirtree", tree)
+}
+
+// writeMeta writes a metadata object unless the repo has it.
+func (w *writer) writeMeta(sum [32]byte, kind string, data []byte) error {
+	obj, err := w.objectPath(sum, kind)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(obj); err == nil {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Join(w.repo, "tmp"), "seedbuild-object-")
+	if err != nil {
+		return fmt.Errorf("writing an object into %s: %w", w.repo, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), obj); err != nil {
+		return fmt.Errorf("writing %s: %w", obj, err)
+	}
+	return nil
+}
+
+func (w *writer) syncfs() error {
+	f, err := os.Open(w.repo)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncing the file system of %s: %w", w.repo, err)
+	}
+	return nil
+}
+
+// writeRef points refs/heads/REF at checksum, atomically.
+func writeRef(repo, ref, checksum string) error {
+	p := filepath.Join(repo, "refs/heads", ref)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("writing the ref %s: %w", ref, err)
+	}
+	tmp := p + ".seedbuild-tmp"
+	if err := os.WriteFile(tmp, []byte(checksum+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing the ref %s: %w", ref, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("writing the ref %s: %w", ref, err)
+	}
+	return nil
+}

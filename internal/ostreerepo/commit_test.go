@@ -1,0 +1,139 @@
+package ostreerepo
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// makeTree lays out a tree with what a root holds: owners, modes, setuid,
+// xattrs (more than one, to check their order), symlinks, a hard link,
+// empty and nested folders, empty and large files, and names that sort
+// differently by byte.
+func makeTree(t *testing.T, root string) {
+	t.Helper()
+	big := strings.Repeat("0123456789abcdef", 1<<14)
+	files := []struct {
+		path, content string
+		mode          os.FileMode
+		uid, gid      int
+	}{
+		{"usr/bin/tool", "#!/bin/sh\necho hi\n", 0o755, 0, 0},
+		{"usr/bin/suid", "x", 0o4755, 0, 0},
+		{"usr/lib/empty", "", 0o644, 0, 0},
+		{"usr/lib/big.bin", big, 0o600, 0, 0},
+		{"usr/share/owned", "core's\n", 0o640, 1000, 1000},
+		{"usr/share/B", "upper\n", 0o644, 0, 0},
+		{"usr/share/a", "lower\n", 0o644, 0, 0},
+		{"usr/etc/os-release", "ID=test\n", 0o644, 0, 0},
+		{"usr/lib/deep/er/still/file", "deep\n", 0o444, 0, 0},
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(root, "usr/bin/suid"), 0o755|os.ModeSetuid)
+	for _, d := range []string{"usr/lib/emptydir", "var", "proc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(root, "proc"), 0o555)
+	os.Chown(filepath.Join(root, "usr/share"), 0, 1000)
+	must(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
+	must(t, os.Symlink("../lib/big.bin", filepath.Join(root, "usr/bin/link")))
+	must(t, os.Link(filepath.Join(root, "usr/bin/tool"), filepath.Join(root, "usr/bin/tool-again")))
+	must(t, unix.Lsetxattr(filepath.Join(root, "usr/bin/tool"), "user.zz", []byte("last"), 0))
+	must(t, unix.Lsetxattr(filepath.Join(root, "usr/bin/tool"), "user.aa", []byte("first\x00"), 0))
+	must(t, unix.Lsetxattr(filepath.Join(root, "usr/share"), "user.dir", []byte("a folder's"), 0))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ostree(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ostree", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ostree %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestCommitMatchesOstree commits the same tree with ostree commit
+// --consume and with Commit, into two bare repos: every checksum must be
+// the same, and ostree fsck must find every object of Commit's sound.
+func TestCommitMatchesOstree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners")
+	}
+	if _, err := exec.LookPath("ostree"); err != nil {
+		t.Fatal("ostree is not installed (make test installs it)")
+	}
+	dir := t.TempDir()
+	repos := map[string]string{}
+	for _, name := range []string{"ostree", "go"} {
+		repos[name] = filepath.Join(dir, name+"-repo")
+		ostree(t, "init", "--mode=bare", "--repo="+repos[name])
+		makeTree(t, filepath.Join(dir, name+"-tree"))
+	}
+	want := strings.TrimSpace(ostree(t, "commit", "--repo="+repos["ostree"], "--consume", "--branch=test", "--tree=dir="+filepath.Join(dir, "ostree-tree")))
+	got, err := Commit(context.Background(), repos["go"], filepath.Join(dir, "go-tree"), "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := func(repo, commit string) string { return ostree(t, "ls", "-R", "-C", "-X", "--repo="+repo, commit) }
+	if w, g := ls(repos["ostree"], want), ls(repos["go"], got); w != g {
+		t.Errorf("the trees differ; ostree commit:\n%s\nCommit:\n%s", w, g)
+	}
+	ostree(t, "fsck", "--repo="+repos["go"])
+	if rev := strings.TrimSpace(ostree(t, "rev-parse", "--repo="+repos["go"], "test")); rev != got {
+		t.Errorf("the ref test is at %s, want %s", rev, got)
+	}
+	// The files were taken over: only folders are left.
+	filepath.WalkDir(filepath.Join(dir, "go-tree"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("%s was left in the tree", p)
+		}
+		return nil
+	})
+	out := filepath.Join(dir, "checkout")
+	ostree(t, "checkout", "--repo="+repos["go"], got, out)
+	if data, err := os.ReadFile(filepath.Join(out, "usr/share/owned")); err != nil || string(data) != "core's\n" {
+		t.Errorf("the checkout's usr/share/owned: %q, %v", data, err)
+	}
+}
+
+// TestCommitRefusesDevices: ostree keeps no device nodes.
+func TestCommitRefusesDevices(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to make a device node")
+	}
+	dir := t.TempDir()
+	ostree(t, "init", "--mode=bare", "--repo="+filepath.Join(dir, "repo"))
+	must(t, os.MkdirAll(filepath.Join(dir, "tree/dev"), 0o755))
+	must(t, unix.Mknod(filepath.Join(dir, "tree/dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	if _, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", ""); err == nil || !strings.Contains(err.Error(), "dev/null") {
+		t.Errorf("Commit of a tree with a device: %v, want an error naming it", err)
+	}
+}
