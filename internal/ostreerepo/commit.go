@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -141,48 +142,20 @@ func scan(root string) (*node, []*node, error) {
 
 // readXattrs reads a path's xattrs (not following a symlink), by name.
 func readXattrs(p string) ([]Xattr, error) {
-	size, err := unix.Llistxattr(p, nil)
+	names, err := xattrs.List(p)
 	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("listing the xattrs of %s: %w", p, err)
-	}
-	if size == 0 {
-		return nil, nil
-	}
-	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(p, buf); err != nil {
 		return nil, fmt.Errorf("listing the xattrs of %s: %w", p, err)
 	}
 	var out []Xattr
-	for _, name := range splitNames(buf[:size]) {
-		vsize, err := unix.Lgetxattr(p, name, nil)
+	for _, name := range names {
+		val, err := xattrs.Get(p, name)
 		if err != nil {
 			return nil, fmt.Errorf("reading the xattr %s of %s: %w", name, p, err)
 		}
-		val := make([]byte, vsize)
-		if vsize, err = unix.Lgetxattr(p, name, val); err != nil {
-			return nil, fmt.Errorf("reading the xattr %s of %s: %w", name, p, err)
-		}
-		out = append(out, Xattr{Name: name, Value: val[:vsize]})
+		out = append(out, Xattr{Name: name, Value: val})
 	}
 	sortXattrs(out)
 	return out, nil
-}
-
-func splitNames(buf []byte) []string {
-	var names []string
-	start := 0
-	for i, b := range buf {
-		if b == 0 {
-			if i > start {
-				names = append(names, string(buf[start:i]))
-			}
-			start = i + 1
-		}
-	}
-	return names
 }
 
 // writer puts objects into the repo.
