@@ -107,7 +107,7 @@ func (e *executor) imageRefs(ctx context.Context) ([]string, error) {
 	if err := e.runner.Run(ctx, []string{"ostree", "refs", repo, "--list", imageRefPrefix}, &out, &errb); err != nil {
 		return nil, fmt.Errorf("listing the image refs of %s: %w %s", repo, err, strings.TrimSpace(errb.String()))
 	}
-	var refs []string
+	refs := []string{}
 	for _, line := range strings.Split(out.String(), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			refs = append(refs, line)
@@ -118,8 +118,12 @@ func (e *executor) imageRefs(ctx context.Context) ([]string, error) {
 
 // removeNewImageRefs deletes the image refs the run added (an image bootc
 // or ostree-ext imported for the stateroot), then prunes the objects only
-// they held. Safe to run again.
+// they held. Safe to run again. A journal from a seedbuild that did not
+// list the refs (nil) deletes none: the node's own image refs stay.
 func (e *executor) removeNewImageRefs(ctx context.Context) error {
+	if e.beforeImageRefs == nil {
+		return nil
+	}
 	now, err := e.imageRefs(ctx)
 	if err != nil {
 		return err

@@ -219,3 +219,37 @@ func TestMakesOnlyWhatIsDeclared(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveNewImageRefs: the stateroot's undo deletes only the image refs
+// the run added, and none for a journal that did not list them.
+func TestRemoveNewImageRefs(t *testing.T) {
+	const listed = "ostree/container/image/a\nostree/container/image/b\n"
+	for _, c := range []struct {
+		name   string
+		before []string
+		want   []string
+	}{
+		{"journal without the list", nil, nil},
+		{"nothing new", []string{"ostree/container/image/a", "ostree/container/image/b"}, []string{"ostree refs --repo=/s/ostree/repo --list ostree/container"}},
+		{"one new", []string{"ostree/container/image/a"}, []string{
+			"ostree refs --repo=/s/ostree/repo --list ostree/container",
+			"ostree refs --repo=/s/ostree/repo --delete ostree/container/image/b",
+			"ostree prune --repo=/s/ostree/repo --refs-only",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &fakeRunner{stdout: map[string]string{"ostree": listed}}
+			ex := &executor{runner: r, sysroot: "/s", beforeImageRefs: c.before}
+			if err := ex.removeNewImageRefs(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, argv := range r.calls {
+				got = append(got, strings.Join(argv, " "))
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
