@@ -90,9 +90,9 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 		return "", err
 	}
 	if err := os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"])); err != nil {
-		return "", err
+		return "", fmt.Errorf("removing the stateroot %s: %w", a["stateroot"], err)
 	}
-	return "", e.removeNewImageRefs(ctx)
+	return "", e.removeNewImageRefs(ctx, a)
 }
 
 // imageRefPrefix is where bootc and ostree-ext keep the images they import
@@ -116,12 +116,13 @@ func (e *executor) imageRefs(ctx context.Context) ([]string, error) {
 	return refs, nil
 }
 
-// removeNewImageRefs deletes the image refs the run added (an image bootc
-// or ostree-ext imported for the stateroot), then prunes the objects only
-// they held. Safe to run again. A journal from a seedbuild that did not
-// list the refs (nil) deletes none: the node's own image refs stay.
-func (e *executor) removeNewImageRefs(ctx context.Context) error {
-	if e.beforeImageRefs == nil {
+// removeNewImageRefs deletes, for an undo of the bootc or ostree-ext
+// routes (a[imageRefsArg]), the image refs the run added (the image they
+// imported for the stateroot), then prunes the objects only they held.
+// Safe to run again. A journal from a seedbuild that did not list the refs
+// (nil) deletes none: the node's own image refs stay.
+func (e *executor) removeNewImageRefs(ctx context.Context, a map[string]string) error {
+	if a[imageRefsArg] != imageRefsNew || e.beforeImageRefs == nil {
 		return nil
 	}
 	now, err := e.imageRefs(ctx)
@@ -170,7 +171,10 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 	if err != nil {
 		return "", err
 	}
-	return "", e.undeploy(ctx, fresh)
+	if err := e.undeploy(ctx, fresh); err != nil {
+		return "", err
+	}
+	return "", e.removeNewImageRefs(ctx, a)
 }
 
 // prepareRoot lays an unpacked image root out for ostree commit, in place:

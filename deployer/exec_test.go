@@ -240,7 +240,11 @@ func TestRemoveNewImageRefs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := &fakeRunner{stdout: map[string]string{"ostree": listed}}
 			ex := &executor{runner: r, sysroot: "/s", beforeImageRefs: c.before}
-			if err := ex.removeNewImageRefs(context.Background()); err != nil {
+			// The ostree and classic routes' undo deletes no image ref.
+			if err := ex.removeNewImageRefs(context.Background(), map[string]string{}); err != nil || len(r.calls) != 0 {
+				t.Fatalf("an undo without %s: %v, calls %q", imageRefsArg, err, r.calls)
+			}
+			if err := ex.removeNewImageRefs(context.Background(), map[string]string{imageRefsArg: imageRefsNew}); err != nil {
 				t.Fatal(err)
 			}
 			var got []string

@@ -299,6 +299,14 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			}
 			p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
 		}
+		// bootc and ostree-ext import the image into the repo under
+		// ostree/container/ refs: undoing the stateroot or the deployment
+		// removes the refs the run added.
+		for _, st := range p.Steps {
+			if st.Undo != nil && (st.Undo.Action == ActionRemoveStateroot || st.Undo.Action == ActionUndeploy) {
+				st.Undo.Args[imageRefsArg] = imageRefsNew
+			}
+		}
 		p.Steps = append(p.Steps, findDeploymentStep(sr, o.Stateroot))
 		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
@@ -428,7 +436,7 @@ func labelledBy(selinux []string) string {
 // objects, checked against ostree commit and ostree fsck by its tests.
 func consumeCommitStep(sr, name string, selinux []string, policy bool) Step {
 	if len(selinux) == 0 || !policy {
-		return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy), with the SELinux labels its layers carry",
+		return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy), keeping the SELinux labels its layers gave them (no policy labels them)",
 			Action:  ActionCommitTree,
 			Args:    map[string]string{"repo": path.Join(sr, "ostree/repo"), "ref": "seedbuild/" + name, "root": "{mount}"},
 			Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
@@ -454,6 +462,13 @@ func osInit(sr, name string, h HostFacts) []Step {
 	return []Step{{Desc: "create the stateroot", Argv: []string{"ostree", "admin", "os-init", "--sysroot=" + sr, name},
 		Undo: removeStaterootStep(sr, name)}}
 }
+
+// imageRefsArg, set to imageRefsNew on an undo of the bootc or ostree-ext
+// routes, has it delete the ostree/container/ refs the run added.
+const (
+	imageRefsArg = "image-refs"
+	imageRefsNew = "remove-new"
+)
 
 func removeStaterootStep(sr, name string) *Step {
 	return &Step{Desc: "remove the stateroot this run made", Action: ActionRemoveStateroot, Args: map[string]string{"sysroot": sr, "stateroot": name}}

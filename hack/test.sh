@@ -4,12 +4,15 @@
 # the others, which mostly wait on disks, registries and services. Both
 # halves' results are printed; the run fails if either fails.
 #
-#   GO=go hack/test.sh [go test flags...]
+#   GO=go hack/test.sh [go test flags, but -run and -skip...]
 set -uo pipefail
 go=${GO:-go}
 booted='^TestBooted'
 log=$(mktemp /var/tmp/seedbuild-booted-tests.XXXXXX)
-trap 'rm -f "$log"' EXIT
+vm=
+# On an interrupt the booted-node tests (and their VMs) stop too.
+trap '[[ -n $vm ]] && kill "$vm" 2>/dev/null; rm -f "$log"' EXIT
+trap 'exit 130' INT TERM
 echo "test: the booted-node tests ($booted) run beside the others; their output follows theirs" >&2
 "$go" test "$@" -run "$booted" ./tests >"$log" 2>&1 &
 vm=$!

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,17 @@ func (n *node) dir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
 // its file system); the folders stay behind, empty. Only regular files,
 // symlinks and folders may be in the tree.
 func Commit(ctx context.Context, repo, root, ref, subject string) (string, error) {
+	if err := requireBare(repo); err != nil {
+		return "", err
+	}
+	// As an ostree transaction does, hold the repo's lock shared: a prune
+	// (which holds it exclusive) cannot remove the new objects before the
+	// ref names them.
+	unlock, err := lockShared(repo)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	w := &writer{repo: repo, made: map[string]bool{}}
 	top, files, err := scan(root)
 	if err != nil {
@@ -87,6 +99,42 @@ func Commit(ctx context.Context, repo, root, ref, subject string) (string, error
 		}
 	}
 	return checksum, nil
+}
+
+// requireBare refuses a repo whose mode is not bare: the objects written
+// here are those of a bare repo (a sysroot's is).
+func requireBare(repo string) error {
+	data, err := os.ReadFile(filepath.Join(repo, "config"))
+	if err != nil {
+		return fmt.Errorf("reading the config of the ostree repo %s: %w", repo, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(line, "=")
+		if ok && strings.TrimSpace(key) == "mode" {
+			if v := strings.TrimSpace(value); v != "bare" {
+				return fmt.Errorf("the ostree repo %s is in mode %s; seedbuild commits only into a bare repo", repo, v)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("the ostree repo %s has no mode in its config; seedbuild commits only into a bare repo", repo)
+}
+
+// lockShared takes the repo's lock (its .lock file) shared, as libostree
+// does for a transaction: an open file description lock, waiting for an
+// exclusive holder (a prune) to finish.
+func lockShared(repo string) (func(), error) {
+	p := filepath.Join(repo, ".lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the lock of the ostree repo %s: %w", repo, err)
+	}
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the ostree repo %s: %w", repo, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // scan reads the tree's metadata: the root node, and every file and
@@ -267,10 +315,10 @@ func (w *writer) writeMeta(sum [32]byte, kind string, data []byte) error {
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return err
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), obj); err != nil {
 		return fmt.Errorf("writing %s: %w", obj, err)
@@ -281,7 +329,7 @@ func (w *writer) writeMeta(sum [32]byte, kind string, data []byte) error {
 func (w *writer) syncfs() error {
 	f, err := os.Open(w.repo)
 	if err != nil {
-		return err
+		return fmt.Errorf("syncing the file system of %s: %w", w.repo, err)
 	}
 	defer f.Close()
 	if err := unix.Syncfs(int(f.Fd())); err != nil {
@@ -290,18 +338,48 @@ func (w *writer) syncfs() error {
 	return nil
 }
 
-// writeRef points refs/heads/REF at checksum, atomically.
+// writeRef points refs/heads/REF at checksum, atomically and durably: the
+// new content is written and synced in the repo's tmp (where no ref is
+// read from), renamed over the ref, and the ref's folder synced.
 func writeRef(repo, ref, checksum string) error {
 	p := filepath.Join(repo, "refs/heads", ref)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing the ref %s: %w", ref, err)
-	}
-	tmp := p + ".seedbuild-tmp"
-	if err := os.WriteFile(tmp, []byte(checksum+"\n"), 0o644); err != nil {
-		return fmt.Errorf("writing the ref %s: %w", ref, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("writing the ref %s: %w", ref, err)
+	if err := writeRefFile(repo, p, checksum); err != nil {
+		return fmt.Errorf("writing the ref %s of %s: %w", ref, repo, err)
 	}
 	return nil
+}
+
+func writeRefFile(repo, p, checksum string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Join(repo, "tmp"), "seedbuild-ref-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(checksum + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }

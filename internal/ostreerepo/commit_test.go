@@ -137,3 +137,14 @@ func TestCommitRefusesDevices(t *testing.T) {
 		t.Errorf("Commit of a tree with a device: %v, want an error naming it", err)
 	}
 }
+
+// TestCommitRefusesOtherModes: the objects written are a bare repo's.
+func TestCommitRefusesOtherModes(t *testing.T) {
+	dir := t.TempDir()
+	ostree(t, "init", "--mode=archive", "--repo="+filepath.Join(dir, "repo"))
+	must(t, os.MkdirAll(filepath.Join(dir, "tree/usr"), 0o755))
+	_, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", "")
+	if err == nil || !strings.Contains(err.Error(), "mode archive") {
+		t.Errorf("Commit into an archive repo: %v, want a refusal naming its mode", err)
+	}
+}

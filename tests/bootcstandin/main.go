@@ -130,6 +130,10 @@ func install(stateroot string, kargs []string, mounts map[string]bool) error {
 		return err
 	}
 	defer os.RemoveAll(tree)
+	// The image's / (MkdirTemp made it 0700).
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return err
+	}
 	if err := copyImage(tree, mounts); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
@@ -317,21 +321,21 @@ func copyFrom(root string, mounts map[string]bool, to func(rel string) (string, 
 			if err != nil {
 				return err
 			}
-			if err := os.Symlink(target, dst); err != nil {
+			// os-init made var/run and var/lock already.
+			if err := os.Symlink(target, dst); err != nil && !os.IsExist(err) {
 				return err
 			}
+			return os.Lchown(dst, int(st.Uid), int(st.Gid))
 		case fi.Mode().IsRegular():
-			if err := copyFile(p, dst, fi.Mode()); err != nil {
-				return err
-			}
-		default:
-			return nil
+			return copyFile(p, dst, fi.Mode(), int(st.Uid), int(st.Gid))
 		}
-		return os.Lchown(dst, int(st.Uid), int(st.Gid))
+		return nil
 	})
 }
 
-func copyFile(src, dst string, mode os.FileMode) error {
+// copyFile copies a file with its owner, then its mode: a chown after the
+// chmod would clear setuid.
+func copyFile(src, dst string, mode os.FileMode, uid, gid int) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -342,6 +346,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chown(uid, gid); err != nil {
 		out.Close()
 		return err
 	}
