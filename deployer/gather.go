@@ -191,14 +191,18 @@ func (s scannedTree) glob(pattern string) []string {
 	return out
 }
 
-// selinuxConfig names an image's SELinux policy, as ostree finds it.
-const selinuxConfig = "etc/selinux/config"
+// selinuxConfigs name an image's SELinux policy, where ostree looks for
+// it: /etc, or /usr/etc once laid out.
+var selinuxConfigs = []string{"etc/selinux/config", "usr/etc/selinux/config"}
 
 // seedFactFile says whether a path of a seed image is one its facts are
 // read from, for a scan of its layers.
 func seedFactFile(name string) bool {
 	switch name {
-	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile, selinuxConfig, "usr/" + selinuxConfig:
+	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile:
+		return true
+	}
+	if slices.Contains(selinuxConfigs, name) {
 		return true
 	}
 	if strings.HasPrefix(name, "usr/lib/bootc/kargs.d/") && strings.HasSuffix(name, ".toml") {
@@ -217,7 +221,7 @@ func seedFactFile(name string) bool {
 // s.Unreadable (a preflight problem), never dropped.
 func readSeedFiles(t seedTree, s *SeedFacts) {
 	_, s.HasBootc = t.entry("usr/bin/bootc")
-	for _, p := range []string{selinuxConfig, "usr/" + selinuxConfig} {
+	for _, p := range selinuxConfigs {
 		if _, ok := t.entry(p); ok {
 			s.SELinuxPolicy = true
 		}

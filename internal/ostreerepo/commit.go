@@ -188,7 +188,8 @@ func scan(root string) (*node, []*node, error) {
 	return top, files, nil
 }
 
-// readXattrs reads a path's xattrs (not following a symlink), by name.
+// readXattrs reads a path's xattrs (not following a symlink), in the order
+// ostree keeps them: by name, bytewise (xattrs.List sorts them so).
 func readXattrs(p string) ([]Xattr, error) {
 	names, err := xattrs.List(p)
 	if err != nil {
@@ -202,7 +203,6 @@ func readXattrs(p string) ([]Xattr, error) {
 		}
 		out = append(out, Xattr{Name: name, Value: val})
 	}
-	sortXattrs(out)
 	return out, nil
 }
 

@@ -17,11 +17,6 @@ type Xattr struct {
 	Value []byte
 }
 
-// sortXattrs orders xattrs by name, as ostree does.
-func sortXattrs(x []Xattr) {
-	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
-}
-
 // offsetSize is the width of the framing offsets of a container whose
 // body is n bytes and which needs count offsets.
 func offsetSize(n, count int) int {

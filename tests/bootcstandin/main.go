@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/seedbuild/seedbuild/internal/mounts"
 )
 
 // Flags of `bootc install to-existing-root`: true when they take a value.
@@ -78,12 +80,13 @@ func main() {
 			fail("error: refusing --cleanup on an ostree host (stand-in check)")
 		}
 	}
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(mi), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && (f[4] == "/target" || f[4] == "/dev" || strings.HasPrefix(f[4], "/var/lib/containers")) {
-				rec.Mounts = append(rec.Mounts, f[4])
-			}
+	mounted, err := mounts.Under("/")
+	if err != nil {
+		fail("error: %v", err)
+	}
+	for _, m := range mounted {
+		if m == "/target" || m == "/dev" || strings.HasPrefix(m, "/var/lib/containers") {
+			rec.Mounts = append(rec.Mounts, m)
 		}
 	}
 	if st, err := os.ReadFile("/proc/self/status"); err == nil {
@@ -104,7 +107,11 @@ func main() {
 		fail("error: recording: %v", err)
 	}
 	fmt.Println("bootc stand-in: recorded the request in /target/bootc-standin.json")
-	if err := install(rec.Stateroot, rec.Kargs, mountPoints()); err != nil {
+	mountPoints := map[string]bool{}
+	for _, m := range mounted {
+		mountPoints[m] = true
+	}
+	if err := install(rec.Stateroot, rec.Kargs, mountPoints); err != nil {
 		fmt.Fprintf(os.Stderr, "error: installing (stand-in): %v\n", err)
 		os.Exit(1)
 	}
@@ -229,18 +236,6 @@ func kargsD() []string {
 		}
 	}
 	return out
-}
-
-// mountPoints lists the container's mount points.
-func mountPoints() map[string]bool {
-	m := map[string]bool{}
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			m[f[4]] = true
-		}
-	}
-	return m
 }
 
 // copyImage copies the container's root into tree, its /etc as /usr/etc:
