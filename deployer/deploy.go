@@ -266,6 +266,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		return seed, none, err
 	}
 	seed.Image, seed.ImageID = imageref.Display(mnt.Ref), mnt.ImageID
+	seed.Store = fmt.Sprintf("%s@%s+%s", cfg.Store.GraphDriverName(), cfg.Store.GraphRoot(), cfg.Store.RunRoot())
 	if size, err := cfg.Store.ImageSize(mnt.ImageID); err == nil {
 		seed.Size = size
 	}

@@ -114,7 +114,10 @@ type SeedFacts struct {
 	// Image is the seed in local containers-storage, as the transport names it.
 	Image string `json:"image"`
 	// ImageID is the local image ID.
-	ImageID      string      `json:"image_id"`
+	ImageID string `json:"image_id"`
+	// Store is the containers-storage store that holds the image, as
+	// driver@graphroot+runroot, for tools that read the image from it.
+	Store        string      `json:"store,omitempty"`
 	Kind         labels.Kind `json:"-"`
 	KindName     string      `json:"kind"`
 	Architecture string      `json:"architecture"`
@@ -273,6 +276,16 @@ func Kargs(h HostFacts, s SeedFacts, o Options) []string {
 	return out
 }
 
+// storageRef names the image in its store, in the containers-storage
+// transport's syntax: ostree-ext reads the image there, not from the
+// default store.
+func (s SeedFacts) storageRef() string {
+	if s.Store == "" {
+		return s.ImageID
+	}
+	return "[" + s.Store + "]" + s.ImageID
+}
+
 // NewPlan turns facts and options into the steps that install the seed.
 // It is pure: it reads nothing and changes nothing.
 func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
@@ -293,7 +306,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		} else {
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
-				"--imgref", "ostree-unverified-image:containers-storage:" + s.ImageID}
+				"--imgref", "ostree-unverified-image:containers-storage:" + s.storageRef()}
 			for _, k := range p.Kargs {
 				argv = append(argv, "--karg", k)
 			}

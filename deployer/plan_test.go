@@ -28,7 +28,8 @@ func testHost() HostFacts {
 func testSeed(kind labels.Kind) SeedFacts {
 	s := SeedFacts{
 		Image: "containers-storage:[overlay@/var/lib/containers/storage]localhost/seed:4.20", ImageID: "0123456789ab",
-		Kind: kind, KindName: kind.String(), Architecture: "amd64", Size: 2 << 30, KernelSize: 120 << 20,
+		Store: "overlay@/var/lib/containers/storage+/run/containers/storage",
+		Kind:  kind, KindName: kind.String(), Architecture: "amd64", Size: 2 << 30, KernelSize: 120 << 20,
 		MachineConfigKargs: []string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0"},
 		Seed:               labels.Seed{ClusterInfo: labels.ClusterInfo{SeedClusterOCPVersion: "4.20.0", HasFIPS: true}},
 	}

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/deployer"
 )
 
 // newSysroot makes an empty ostree sysroot with `ostree admin init-fs`,
@@ -372,16 +375,68 @@ func lineDiff(a, b string) string {
 // rpm-ostree's ostree-ext), so on Debian it is skipped, and the plan tests
 // in deployer cover the method.
 func TestDeployOstreeExt(t *testing.T) {
-	// Plain ostree prints its usage and exits 0 for unknown commands.
-	if out, _ := exec.Command("ostree", "container", "image", "deploy", "--help").CombinedOutput(); !strings.Contains(string(out), "--imgref") {
-		t.Skip("skipped: `ostree container` (ostree-ext) is not available here; the ostree-ext plan is covered by deployer's golden plan tests")
-	}
 	f := getFixtures(t)
 	st := newStore(t)
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:ext")...)
 	sys := newSysroot(t)
-	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:ext", "--stateroot", "ext", "--sysroot", sys, "--method", "ostree-ext")...)
+	env := ostreeExtEnv(t)
+	// auto must choose ostree-ext where it exists and bootc does not.
+	dry := seedbuild(t, env, st.flags("deploy", "localhost/seed:ext", "--stateroot", "ext", "--sysroot", sys, "--dry-run", "--json")...)
+	var res struct {
+		Plan struct {
+			Method deployer.Method `json:"method"`
+			Kargs  []string        `json:"kargs"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(dry.stdout), &res); err != nil || res.Plan.Method != deployer.OstreeExt {
+		t.Fatalf("deploy --dry-run with ostree-ext on PATH chose %q (%v), want ostree-ext:\n%s", res.Plan.Method, err, dry)
+	}
+	if r := seedbuild(t, env, st.flags("deploy", "-q", "localhost/seed:ext", "--stateroot", "ext", "--sysroot", sys, "--method", "ostree-ext")...); r.code != 0 {
+		t.Fatalf("deploy --method ostree-ext: %s", r)
+	}
 	checkNodeEtc(t, f.root, filepath.Join(deploymentDir(t, sys, "ext"), "etc"))
+	if got := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys); !strings.HasPrefix(strings.TrimSpace(got), "ext ") {
+		t.Errorf("after the ostree-ext deploy, status is\n%s\nwant the ext deployment first (the default)", got)
+	}
+	if len(env) == 0 {
+		return
+	}
+	// What the stand-in was asked: the image in the test's own store (not
+	// the default one), and every karg, for ostree-ext ignores kargs.d.
+	var rec struct {
+		Imgref string   `json:"imgref"`
+		Kargs  []string `json:"kargs"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(sys, "ostree-ext-standin.json"))), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if want := "ostree-unverified-image:containers-storage:[overlay@" + st.root + "+"; !strings.HasPrefix(rec.Imgref, want) {
+		t.Errorf("ostree-ext was asked for %q, want the image in the test's store (%s...)", rec.Imgref, want)
+	}
+	if !slices.Equal(rec.Kargs, res.Plan.Kargs) {
+		t.Errorf("ostree-ext got the kargs %q, want the plan's %q", rec.Kargs, res.Plan.Kargs)
+	}
+	if refs := sh(t, nil, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo"), "ostree/container/image"); refs == "" {
+		t.Errorf("no ostree/container/image ref after the ostree-ext deploy")
+	}
+}
+
+// ostreeExtEnv is the environment for runs of the ostree-ext method: none
+// where `ostree container` (ostree-ext) exists; elsewhere, as on Debian 12,
+// a PATH that finds the ostree-ext stand-in (tests/ostreeextstandin) as
+// ostree first. It hands every other ostree command to the real one.
+func ostreeExtEnv(t *testing.T) []string {
+	t.Helper()
+	// Plain ostree prints its usage and exits 0 for unknown commands.
+	if out, _ := exec.Command("ostree", "container", "image", "deploy", "--help").CombinedOutput(); strings.Contains(string(out), "--imgref") {
+		return nil
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", filepath.Join(dir, "ostree"), "./ostreeextstandin")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the ostree-ext stand-in: %v\n%s", err, out)
+	}
+	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
 }
 
 // TestDeployInterrupted sends SIGINT in the middle of a deploy: the step
@@ -480,8 +535,9 @@ func repoObjects(t *testing.T, sys string) string {
 //   - SIGKILL: the run leaves its journal, and the next run undoes what it
 //     left, says so, and finishes the deploy.
 //
-// For the ostree method with a native seed, for a classic seed, and for
-// the bootc method (with the bootc stand-in, through a podman service).
+// For the ostree method with a native seed, for a classic seed, for the
+// bootc method (with the bootc stand-in, through a podman service) and for
+// the ostree-ext method (with its stand-in where ostree-ext is missing).
 func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
@@ -489,19 +545,22 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	for _, c := range []struct {
 		name, image string
 		extra       []string
+		env         []string
 	}{
-		{"ostree", "localhost/seed:every", []string{"--method", "ostree"}},
-		{"classic", "oci-archive:" + f.classic, nil},
+		{"ostree", "localhost/seed:every", []string{"--method", "ostree"}, nil},
+		{"classic", "oci-archive:" + f.classic, nil, nil},
 		// The bootc stand-in installs as bootc does, in a container that
 		// the podman service runs.
-		{"bootc", bootcSeed(t, f, st), []string{"--method", "bootc", "--podman-url", startPodman(t, st)}},
+		{"bootc", bootcSeed(t, f, st), []string{"--method", "bootc", "--podman-url", startPodman(t, st)}, nil},
+		// ostree-ext, or its stand-in, on the host.
+		{"ostree-ext", "localhost/seed:every", []string{"--method", "ostree-ext"}, ostreeExtEnv(t)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			deploy := func(sys, stateroot string, more ...string) []string {
 				args := append([]string{"deploy", c.image, "--stateroot", stateroot, "--sysroot", sys}, c.extra...)
 				return st.flags(append(args, more...)...)
 			}
-			r := mustSeedbuild(t, deploy(newSysroot(t), "new", "--dry-run", "--json")...)
+			r := seedbuild(t, c.env, deploy(newSysroot(t), "new", "--dry-run", "--json")...)
 			var dry struct {
 				Plan struct {
 					Steps []json.RawMessage `json:"steps"`
@@ -518,7 +577,7 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 			before := status(t, sys) + repoObjects(t, sys)
 			for i := 1; i <= len(plan.Steps); i++ {
 				cmd := exec.Command(bin, deploy(sys, "new")...)
-				cmd.Env = append(os.Environ(), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
+				cmd.Env = append(append(os.Environ(), c.env...), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
 				out, sent, err := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Signal(syscall.SIGINT) })
 				if !sent || err == nil || !strings.Contains(out, "was undone") {
 					t.Errorf("SIGINT before step %d: sent %v, exit %v; want a failed run that says it was undone:\n%s", i, sent, err, tail(out, 15))
@@ -533,12 +592,12 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 			for i := 1; i <= len(plan.Steps); i++ {
 				sys := newSysroot(t)
 				cmd := exec.Command(bin, deploy(sys, "new")...)
-				cmd.Env = append(os.Environ(), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
+				cmd.Env = append(append(os.Environ(), c.env...), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
 				if out, killed, _ := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Kill() }); !killed {
 					t.Errorf("the deploy held before step %d ended before it was killed:\n%s", i, tail(out, 10))
 					continue
 				}
-				r := seedbuild(t, nil, deploy(sys, "new")...)
+				r := seedbuild(t, c.env, deploy(sys, "new")...)
 				if r.code != 0 || (i > 1 && !strings.Contains(r.stderr, "Undid an interrupted deploy into stateroot new")) {
 					t.Errorf("the run after a SIGKILL before step %d: %s", i, r)
 				}

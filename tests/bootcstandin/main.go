@@ -11,7 +11,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/seedbuild/seedbuild/internal/mounts"
+	"github.com/seedbuild/seedbuild/tests/internal/standin"
 )
 
 // Flags of `bootc install to-existing-root`: true when they take a value.
@@ -141,34 +141,15 @@ func install(stateroot string, kargs []string, mounts map[string]bool) error {
 	if err := os.Chmod(tree, 0o755); err != nil {
 		return err
 	}
-	if err := copyImage(tree, mounts); err != nil {
+	if err := standin.CopyImage("/", tree, mounts, "target"); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
-	kargs = append(kargsD(), kargs...)
 	// The paths as the host sees them.
 	self := fmt.Sprintf("/proc/%d/root", os.Getpid())
-	sys := self + "/target"
-	// As ostree-ext does, the image is kept under an ostree/container/ ref.
-	ref := "ostree/container/image/bootc-standin_3A_" + stateroot
-	commit, err := hostOstree("commit", "--repo="+sys+"/ostree/repo", "--branch="+ref, "--consume", "--tree=dir="+self+tree)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat("/target/ostree/deploy/" + stateroot); err != nil {
-		if _, err := hostOstree("admin", "os-init", "--sysroot="+sys, stateroot); err != nil {
-			return err
-		}
-	}
 	// As bootc does, the new stateroot's /var starts as the image's.
-	if err := copyVar("/target/ostree/deploy/"+stateroot+"/var", mounts); err != nil {
-		return fmt.Errorf("copying the image's /var: %w", err)
-	}
-	args := []string{"admin", "deploy", "--sysroot=" + sys, "--os=" + stateroot}
-	for _, k := range kargs {
-		args = append(args, "--karg-append="+k)
-	}
-	_, err = hostOstree(append(args, strings.TrimSpace(commit))...)
-	return err
+	return standin.Install(hostOstree, self+"/target", "/target", self+tree,
+		"ostree/container/image/bootc-standin_3A_"+stateroot, stateroot, append(kargsD(), kargs...),
+		func(varDir string) error { return standin.CopyVar("/", varDir, mounts) })
 }
 
 // hostRoot is the root of the nearest process above the stand-in that is
@@ -236,123 +217,6 @@ func kargsD() []string {
 		}
 	}
 	return out
-}
-
-// copyImage copies the container's root into tree, its /etc as /usr/etc:
-// the image's own /usr/etc and a mount point's content are left out (an empty folder stays), /var is
-// left empty and /target out.
-func copyImage(tree string, mounts map[string]bool) error {
-	return copyFrom("/", mounts, func(rel string) (string, bool) {
-		switch {
-		case rel == "target", rel == "usr/etc":
-			// The image's /etc becomes /usr/etc.
-			return "", false
-		case rel == "etc" || strings.HasPrefix(rel, "etc/"):
-			return filepath.Join(tree, "usr", rel), true
-		}
-		return filepath.Join(tree, rel), true
-	})
-}
-
-// copyVar copies the image's /var into dest (which exists), without the
-// container's mounts.
-func copyVar(dest string, mounts map[string]bool) error {
-	return copyFrom("/var", mounts, func(rel string) (string, bool) {
-		return filepath.Join(dest, strings.TrimPrefix(rel, "var/")), true
-	})
-}
-
-// copyFrom copies what is under root to where to says (false: not at
-// all), keeping owners and modes; a mount point's content is left out and
-// /var's, but for a copy of /var itself.
-func copyFrom(root string, mounts map[string]bool, to func(rel string) (string, bool)) error {
-	return filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel := strings.TrimPrefix(p, "/")
-		dst, ok := to(rel)
-		if !ok {
-			if fi.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		switch {
-		case fi.IsDir():
-			// /etc comes before /usr: /usr may be there already.
-			if err := os.MkdirAll(dst, fi.Mode().Perm()); err != nil {
-				return err
-			}
-			mode, uid, gid := fi.Mode()&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky), int(st.Uid), int(st.Gid)
-			if mounts[p] {
-				// What is mounted there hides the image's folder: image
-				// folders are root's, 0755.
-				mode, uid, gid = 0o755, 0, 0
-			}
-			if err := os.Chmod(dst, mode); err != nil {
-				return err
-			}
-			if err := os.Lchown(dst, uid, gid); err != nil {
-				return err
-			}
-			if mounts[p] || (p == "/var" && root != "/var") {
-				return filepath.SkipDir
-			}
-			return nil
-		case mounts[p]:
-			return nil
-		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			// os-init made var/run and var/lock already.
-			if err := os.Symlink(target, dst); err != nil && !os.IsExist(err) {
-				return err
-			}
-			return os.Lchown(dst, int(st.Uid), int(st.Gid))
-		case fi.Mode().IsRegular():
-			return copyFile(p, dst, fi.Mode(), int(st.Uid), int(st.Gid))
-		}
-		return nil
-	})
-}
-
-// copyFile copies a file with its owner, then its mode: a chown after the
-// chmod would clear setuid.
-func copyFile(src, dst string, mode os.FileMode, uid, gid int) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Chown(uid, gid); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Chmod(mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func fail(format string, args ...any) {
