@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write a folder as a one-layer OCI image archive (oci-archive).
 
-    dir2oci.py --tree DIR --out IMAGE.oci-archive [--label K=V ...]
+    dir2oci.py --tree DIR --out IMAGE.oci-archive [--compression gzip|zstd] [--label K=V ...]
 
 The layer is GNU tar of DIR (numeric owners, xattrs, hard links, sorted
-names), gzipped; the config carries the labels; the archive is an OCI image
+names), gzipped (or zstd-compressed); the config carries the labels; the archive is an OCI image
 layout in a tar, as `oci-archive:` expects. Run as root so owners are read
 as they are. Used by the VM test harness to turn the node OS into a bootc
 image without a container engine.
@@ -20,14 +20,21 @@ import tarfile
 import tempfile
 
 
-def layer(tree, blobs):
-    """Tar and gzip tree into blobs; return (compressed digest, size, diff id)."""
+# The compressors: argv and layer media type.
+COMPRESSORS = {
+    "gzip": (["gzip", "-n", "-1"], "application/vnd.oci.image.layer.v1.tar+gzip"),
+    "zstd": (["zstd", "-q", "-3"], "application/vnd.oci.image.layer.v1.tar+zstd"),
+}
+
+
+def layer(tree, blobs, compressor):
+    """Tar and compress tree into blobs; return (compressed digest, size, diff id)."""
     tmp = tempfile.NamedTemporaryFile(dir=blobs, delete=False)
     tar = subprocess.Popen(
         ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*",
          "--format=pax", "--pax-option=delete=atime,delete=ctime",
          "-C", tree, "-cf", "-", "."], stdout=subprocess.PIPE)
-    gz = subprocess.Popen(["gzip", "-n", "-1"], stdin=subprocess.PIPE, stdout=tmp)
+    gz = subprocess.Popen(compressor, stdin=subprocess.PIPE, stdout=tmp)
     diff = hashlib.sha256()
     while True:
         chunk = tar.stdout.read(1 << 20)
@@ -37,7 +44,7 @@ def layer(tree, blobs):
         gz.stdin.write(chunk)
     gz.stdin.close()
     if tar.wait() != 0 or gz.wait() != 0:
-        sys.exit("dir2oci: tar or gzip of %s failed" % tree)
+        sys.exit("dir2oci: tar or %s of %s failed" % (compressor[0], tree))
     tmp.close()
     comp = hashlib.sha256()
     with open(tmp.name, "rb") as f:
@@ -61,6 +68,7 @@ def main():
     p.add_argument("--tree", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--label", action="append", default=[], help="K=V, repeatable")
+    p.add_argument("--compression", choices=sorted(COMPRESSORS), default="gzip")
     args = p.parse_args()
     labels = {}
     for kv in args.label:
@@ -71,7 +79,8 @@ def main():
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out))) as lay:
         blobs = os.path.join(lay, "blobs/sha256")
         os.makedirs(blobs)
-        ldigest, lsize, diff = layer(args.tree, blobs)
+        compressor, media_type = COMPRESSORS[args.compression]
+        ldigest, lsize, diff = layer(args.tree, blobs, compressor)
         config = {
             "created": "2023-11-14T22:13:20Z",
             "architecture": "amd64", "os": "linux",
@@ -83,7 +92,7 @@ def main():
         manifest = {
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": csize},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ldigest, "size": lsize}],
+            "layers": [{"mediaType": media_type, "digest": ldigest, "size": lsize}],
             "annotations": {"org.opencontainers.image.version": labels.get("org.opencontainers.image.version", "")},
         }
         mdigest, msize = put(blobs, json.dumps(manifest, sort_keys=True).encode())

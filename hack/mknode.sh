@@ -189,7 +189,9 @@ ytree=$out/ytree
 rm -rf "$ytree"
 ostree checkout --repo="$repo" -H node/y "$ytree"
 mv "$ytree/usr/etc" "$ytree/etc"
-python3 "$here/dir2oci.py" --tree "$ytree" --out "$out/y.oci-archive" \
+# zstd, not gzip: the VM unpacks Y in every deploy of a seed, and under TCG
+# zstd decompresses it about 4 times faster (4 s against 17 s for Y's layer).
+python3 "$here/dir2oci.py" --tree "$ytree" --out "$out/y.oci-archive" --compression zstd \
   --label containers.bootc=1 --label ostree.bootable=1 \
   --label org.opencontainers.image.version=y
 rm -rf "$ytree" "$rootfs"

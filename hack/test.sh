@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make test's go test run: the booted-node tests (TestBooted*: qemu under
-# TCG, one long chain of boots) run in a second go test process beside all
-# the others, which mostly wait on disks, registries and services. Both
-# halves' results are printed; the run fails if either fails.
+# TCG, chains of boots) run in a second go test process beside all the
+# others, which mostly wait on disks, registries and services. The
+# booted-node tests run in parallel with each other; their boots share
+# SEEDBUILD_VM_SLOTS (2) VMs at a time. Both halves' results are printed;
+# the run fails if either fails.
 #
 #   GO=go hack/test.sh [go test flags, but -run and -skip...]
 set -uo pipefail
@@ -14,7 +16,7 @@ vm=
 trap '[[ -n $vm ]] && kill "$vm" 2>/dev/null; rm -f "$log"' EXIT
 trap 'exit 130' INT TERM
 echo "test: the booted-node tests ($booted) run beside the others; their output follows theirs" >&2
-"$go" test "$@" -run "$booted" ./tests >"$log" 2>&1 &
+"$go" test -parallel 8 "$@" -run "$booted" ./tests >"$log" 2>&1 &
 vm=$!
 "$go" test "$@" -skip "$booted" ./...
 rest=$?

@@ -305,6 +305,7 @@ ostree admin status >$O/status-after
 // ostree method, then the first-boot unit on a plain ostree deploy of the
 // seed's commit, then a rollback to the target's original deployment.
 func TestBootedIBU(t *testing.T) {
+	t.Parallel()
 	s := getSeeds(t)
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)
@@ -458,6 +459,7 @@ ostree admin status >$O/status-after
 // TestBootedTarballSeeds deploys the classic and bootc-tarball seeds of the
 // same seed node on a booted target and boots each.
 func TestBootedTarballSeeds(t *testing.T) {
+	t.Parallel()
 	s := getSeeds(t)
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)

@@ -43,46 +43,24 @@ var powerCuts = []powerCut{
 	{name: "after-default", hang: 10, pattern: "[10/", delay: "0", whole: true},
 }
 
-// everyCutEnv, set to 1, cuts the power at every step boundary up to the
-// default swap, not only at those of powerCuts: 8 more boots, about 15
-// minutes under TCG, too long for every run of make test. docs/reliability.md
-// has the results of the last such run.
-const everyCutEnv = "SEEDBUILD_VM_EVERY_CUT"
-
-// cutPoints are the cuts a run makes, in the order the deploy reaches
-// them: the cut that leaves the new deployment whole comes last.
-func cutPoints() []powerCut {
-	if os.Getenv(everyCutEnv) != "1" {
-		return powerCuts
+// boundaryCuts are the cuts before each step up to the default swap that
+// powerCuts leaves out: one before each step that no cut of powerCuts is
+// held before. After the swap (powerCuts' after-default) the node boots
+// the new deployment, and the steps left only read it.
+func boundaryCuts() []powerCut {
+	held := map[int]bool{}
+	last := 0
+	for _, c := range powerCuts {
+		held[c.hang] = true
+		last = max(last, c.hang)
 	}
 	var out []powerCut
-	step := 0
-	for _, c := range powerCuts {
-		// The boundaries before this cut that no cut covers yet: up to
-		// the one before its step, for a cut half-way through a step.
-		last := c.hang - 1
-		if c.hang == 0 {
-			last = stepOf(c.pattern)
-		}
-		for step < last {
-			step++
+	for step := 1; step < last; step++ {
+		if !held[step] {
 			out = append(out, powerCut{name: fmt.Sprintf("before-step-%d", step), hang: step, pattern: fmt.Sprintf("[%d/", step), delay: "0"})
 		}
-		if c.hang > 0 {
-			step = c.hang
-		}
-		out = append(out, c)
 	}
 	return out
-}
-
-// stepOf reads N from a "[N/" pattern; 0 for any other.
-func stepOf(pattern string) int {
-	var n int
-	if _, err := fmt.Sscanf(pattern, "[%d/", &n); err != nil {
-		return 0
-	}
-	return n
 }
 
 // unpackLeft is what a deploy says of an unpacked root a dead run left.
@@ -94,18 +72,74 @@ ostree admin status >$O/status
 ls /ostree/.seedbuild-journal-* >$O/journals 2>/dev/null || true
 `
 
-// TestBootedPowerCuts cuts the power of a booted target during deploy, at
-// step boundaries and half-way through the commit, the /var fill and the
-// /etc apply. After each cut the node boots the default entry: the
-// original deployment, or, after the cut that came once the new one was
-// whole and the default, the new one with all its state. Each next deploy
-// says what the cut left and removes or finishes it.
-func TestBootedPowerCuts(t *testing.T) {
-	s := getSeeds(t)
+// nativeDeploy is the deploy the power-cut tests cut, in a stage.
+const nativeDeploy = "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
+
+// stagesStage lists the unpacked roots deploys left on the sysroot.
+const stagesStage = "ls -d /ostree/seedbuild-deploy-* >$O/stages 2>/dev/null || true\n"
+
+// cutNode makes a target node with the native seed in its share.
+func cutNode(t *testing.T, s seeds) *node {
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)
 	n.put(s.path("native"), "seeds/native.tar")
-	deploy := "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
+	return n
+}
+
+// cutChain makes each cut in turn, each in the next boot's deploy. Each
+// boot after the first checks what the cut before it left (see
+// checkAfterCut). It returns what those checks found, and the last cut,
+// which no boot has checked yet.
+func cutChain(t *testing.T, n *node, cuts []powerCut) (results []string, last powerCut) {
+	t.Helper()
+	for i, c := range cuts {
+		env := ""
+		if c.hang > 0 {
+			env = fmt.Sprintf("env SEEDBUILD_INJECT_HANG=%d ", c.hang)
+		}
+		b := n.bootUntilCut("cut-"+c.name, statusStage+stagesStage+
+			fmt.Sprintf("cut_after %q %s %s%s\n", c.pattern, c.delay, env, nativeDeploy))
+		if i > 0 {
+			results = append(results, checkAfterCut(t, b, last))
+		}
+		last = c
+	}
+	return results, last
+}
+
+// checkAfterCut checks a boot after the cut c, whose deploy's output is in
+// cut.log: the node booted the original deployment, and the deploy said
+// what the cut left. It returns the result, for the log.
+func checkAfterCut(t *testing.T, b boot, c powerCut) string {
+	t.Helper()
+	left := c.left
+	if left == "" {
+		left = "Undid an interrupted deploy into stateroot seed"
+	}
+	if !strings.Contains(b.entry.options, "/node/") || b.file(t, "variant") != "seedbuild-vm-x" {
+		t.Errorf("after the cut %s the node booted %q (%s), want the original deployment", c.name, b.entry.options, b.file(t, "variant"))
+	}
+	// A cut before the run's first fsync may leave nothing at all (the
+	// unpacked root was never written back): then there is nothing to say.
+	if left == unpackLeft && b.file(t, "stages") == "" {
+		return fmt.Sprintf("%s: booted the original; the cut left nothing on disk to remove", c.name)
+	}
+	if log := b.file(t, "cut.log"); !strings.Contains(log, left) {
+		t.Errorf("the deploy after the cut %s did not say %q:\n%s", c.name, left, tail(log, 20))
+	}
+	return fmt.Sprintf("%s: booted the original; the next deploy said %q", c.name, left)
+}
+
+// TestBootedPowerCuts cuts the power of a booted target during deploy, at
+// the step boundaries around the default swap and half-way through the
+// unpack, the commit and the /etc apply. After each cut the node boots the
+// default entry: the original deployment, or, after the cut that came once
+// the new one was whole and the default, the new one with all its state.
+// Each next deploy says what the cut left and removes or finishes it.
+func TestBootedPowerCuts(t *testing.T) {
+	t.Parallel()
+	s := getSeeds(t)
+	n := cutNode(t, s)
 	n.put(getNodeOS(t).yArchive, "y.oci-archive")
 
 	// First a cut while create --rootfs / writes a seed: nothing may be
@@ -118,59 +152,55 @@ func TestBootedPowerCuts(t *testing.T) {
 	partials, _ := filepath.Glob(filepath.Join(n.share, "made/.seed.tar.partial-*"))
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
-	var results []string
-	prev, prevLeft := "", ""
-	for i, c := range cutPoints() {
-		env := ""
-		if c.hang > 0 {
-			env = fmt.Sprintf("env SEEDBUILD_INJECT_HANG=%d ", c.hang)
-		}
-		b := n.bootUntilCut("cut-"+c.name, statusStage+"ls -d /ostree/seedbuild-deploy-* >$O/stages 2>/dev/null || true\n"+
-			fmt.Sprintf("cut_after %q %s %s%s\n", c.pattern, c.delay, env, deploy))
-		// What this boot found of the previous cut.
-		if i > 0 {
-			if !strings.Contains(b.entry.options, "/node/") || b.file(t, "variant") != "seedbuild-vm-x" {
-				t.Errorf("after the cut %s the node booted %q (%s), want the original deployment", prev, b.entry.options, b.file(t, "variant"))
-			}
-			log := b.file(t, "cut.log")
-			// A cut before the run's first fsync may leave nothing at all
-			// (the unpacked root was never written back): then there is
-			// nothing to say.
-			leftSomething := prevLeft != unpackLeft || b.file(t, "stages") != ""
-			if leftSomething && !strings.Contains(log, prevLeft) {
-				t.Errorf("the deploy after the cut %s did not say %q:\n%s", prev, prevLeft, tail(log, 20))
-			}
-			if leftSomething {
-				results = append(results, fmt.Sprintf("%s: booted the original; the next deploy said %q", prev, prevLeft))
-			} else {
-				results = append(results, fmt.Sprintf("%s: booted the original; the cut left nothing on disk to remove", prev))
-			}
-		}
-		prev, prevLeft = c.name, c.left
-		if prevLeft == "" {
-			prevLeft = "Undid an interrupted deploy into stateroot seed"
-		}
-	}
+	results, last := cutChain(t, n, powerCuts)
 	b := n.boot("after-cuts", seedStateStage+statusStage+`
-rc=0; `+deploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
+rc=0; `+nativeDeploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
 ostree admin status >$O/status-after
 ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 `)
 	if !strings.Contains(b.entry.options, "/seed/") {
-		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", prev, b.entry.options)
+		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", last.name, b.entry.options)
 	}
 	checkSeedState(t, s, b, "seedbuild-vm-y")
 	if got := b.file(t, "journals"); got == "" {
-		t.Errorf("the cut %s left no journal to finish", prev)
+		t.Errorf("the cut %s left no journal to finish", last.name)
 	}
 	next := b.file(t, "next.log")
 	if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
-		t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", prev, b.file(t, "next.rc"), next)
+		t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", last.name, b.file(t, "next.rc"), next)
 	}
 	if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
 		t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
 	}
-	results = append(results, fmt.Sprintf("%s: booted the seed, whole; the next deploy finished the journal", prev))
+	results = append(results, fmt.Sprintf("%s: booted the seed, whole; the next deploy finished the journal", last.name))
+	for _, r := range results {
+		t.Log("power cut " + r)
+	}
+}
+
+// TestBootedPowerCutsAtBoundaries cuts the power at every other step
+// boundary up to the default swap (boundaryCuts), each on the node the cut
+// before it left. After each the node boots the original deployment and
+// the next deploy undoes what the cut left. After the last, a whole deploy
+// runs, and the node then boots into the seed.
+func TestBootedPowerCutsAtBoundaries(t *testing.T) {
+	t.Parallel()
+	s := getSeeds(t)
+	n := cutNode(t, s)
+	results, last := cutChain(t, n, boundaryCuts())
+	b := n.boot("deploy-after-cuts", statusStage+stagesStage+`
+rc=0; `+nativeDeploy+` >$O/cut.log 2>&1 || rc=$?; echo $rc >$O/deploy.rc
+`)
+	results = append(results, checkAfterCut(t, b, last))
+	if rc := b.file(t, "deploy.rc"); rc != "0" {
+		t.Fatalf("the deploy after the cut %s: exit %s\n%s", last.name, rc, tail(b.file(t, "cut.log"), 20))
+	}
+	b = n.boot("seed", seedStateStage)
+	if !strings.Contains(b.entry.options, "/seed/") {
+		t.Fatalf("after the deploy that followed the cuts the node booted %q, want the seed's stateroot", b.entry.options)
+	}
+	checkSeedState(t, s, b, "seedbuild-vm-y")
+	results = append(results, "then a whole deploy: the node booted the seed, with its state")
 	for _, r := range results {
 		t.Log("power cut " + r)
 	}
