@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -265,8 +266,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 	if err != nil {
 		return seed, none, err
 	}
-	seed.Image, seed.ImageID = imageref.Display(mnt.Ref), mnt.ImageID
-	seed.Store = fmt.Sprintf("%s@%s+%s", cfg.Store.GraphDriverName(), cfg.Store.GraphRoot(), cfg.Store.RunRoot())
+	seed.Image, seed.ImageID, seed.Store = imageref.Display(mnt.Ref), mnt.ImageID, storeSpec(cfg.Store)
 	if size, err := cfg.Store.ImageSize(mnt.ImageID); err == nil {
 		seed.Size = size
 	}
@@ -322,6 +322,16 @@ func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference) 
 	return f.Name(), nil
 }
 
+// storeSpec names the store as the containers-storage transport's
+// [driver@graphroot+runroot:options] prefix does, without the brackets.
+func storeSpec(s storage.Store) string {
+	spec := fmt.Sprintf("%s@%s+%s", s.GraphDriverName(), s.GraphRoot(), s.RunRoot())
+	if opts := s.GraphOptions(); len(opts) > 0 {
+		spec += ":" + strings.Join(opts, ",")
+	}
+	return spec
+}
+
 // dryRun plans from what the layers say, read straight from the seed's
 // transport, and the host's facts: nothing is pulled, unpacked, mounted,
 // recovered or written.
@@ -333,6 +343,9 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 	seed.Unpacked, seed.Size, seed.Labelled = r.unpack, scan.Size, scan.Labelled
 	if !r.unpack {
 		seed.ImageID = desc.ConfigDigest
+		if cfg.Store != nil {
+			seed.Store = storeSpec(cfg.Store)
+		}
 	}
 	readSeedFiles(scannedTree{scan}, &seed)
 	host := GatherHost(ctx, cfg.Host, cfg.Sysroot, r.ping, r.ostreeExt)

@@ -370,10 +370,9 @@ func lineDiff(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestDeployOstreeExt runs the ostree-ext executor where `ostree container`
-// exists. Debian's ostree has no `ostree container` (it comes with
-// rpm-ostree's ostree-ext), so on Debian it is skipped, and the plan tests
-// in deployer cover the method.
+// TestDeployOstreeExt runs the ostree-ext method: with `ostree container`
+// where it exists, and elsewhere (Debian's ostree has none) with the
+// ostree-ext stand-in first on PATH, whose record it also checks.
 func TestDeployOstreeExt(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
@@ -561,6 +560,9 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 				return st.flags(append(args, more...)...)
 			}
 			r := seedbuild(t, c.env, deploy(newSysroot(t), "new", "--dry-run", "--json")...)
+			if r.code != 0 {
+				t.Fatalf("deploy --dry-run: %s", r)
+			}
 			var dry struct {
 				Plan struct {
 					Steps []json.RawMessage `json:"steps"`

@@ -178,8 +178,8 @@ ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 	}
 }
 
-// TestBootedPowerCutsAtBoundaries cuts the power at every other step
-// boundary up to the default swap (boundaryCuts), each on the node the cut
+// TestBootedPowerCutsAtBoundaries cuts the power at each step boundary up
+// to the default swap that TestBootedPowerCuts does not cut at (boundaryCuts), each on the node the cut
 // before it left. After each the node boots the original deployment and
 // the next deploy undoes what the cut left. After the last, a whole deploy
 // runs, and the node then boots into the seed.

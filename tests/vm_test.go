@@ -40,7 +40,7 @@ var (
 
 // vmTools are the commands the VM tests need; without them the tests fail,
 // loudly, rather than skip.
-var vmTools = []string{"qemu-system-x86_64", "mmdebstrap", "debugfs", "mkfs.ext4", "ostree", "python3"}
+var vmTools = []string{"qemu-system-x86_64", "mmdebstrap", "debugfs", "mkfs.ext4", "ostree", "python3", "zstd"}
 
 // getNodeOS builds the node OS images once per run, in a folder keyed by
 // the inputs of hack/mknode.sh. SEEDBUILD_VM_CACHE names a folder to keep

@@ -129,7 +129,7 @@ func main() {
 
 // deploy imports the image into the sysroot's repo and deploys it.
 func deploy(rec record) error {
-	_, ref, ok := strings.Cut(rec.Imgref, "ostree-unverified-image:")
+	ref, ok := strings.CutPrefix(rec.Imgref, "ostree-unverified-image:")
 	if !ok {
 		return fmt.Errorf("the stand-in knows only ostree-unverified-image: references, not %q", rec.Imgref)
 	}
@@ -143,9 +143,16 @@ func deploy(rec record) error {
 		if !ok {
 			return fmt.Errorf("no ] in %q", spec)
 		}
-		driver, roots, _ := strings.Cut(where, "@")
-		graph, run, _ := strings.Cut(roots, "+")
-		opts.GraphDriverName, opts.GraphRoot, opts.RunRoot, spec = driver, graph, run, id
+		// [driver@graphroot+runroot:options], each part but the graph
+		// root optional, as the transport reads it.
+		where, _, _ = strings.Cut(where, ":")
+		if driver, roots, ok := strings.Cut(where, "@"); ok {
+			opts.GraphDriverName, where = driver, roots
+		}
+		if graph, run, ok := strings.Cut(where, "+"); ok {
+			opts.RunRoot, where = run, graph
+		}
+		opts.GraphRoot, spec = where, id
 	}
 	store, err := storage.GetStore(opts)
 	if err != nil {
@@ -173,14 +180,16 @@ func deploy(rec record) error {
 	if err := standin.CopyImage(root, tree, nil, ""); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
-	// As ostree does for a stateroot's first deployment, its /var starts
-	// as the image's.
+	// Its /var starts as the image's, as ostree fills a new stateroot's
+	// (seedbuild's plan makes the stateroot just before).
 	return standin.Install(runOstree, rec.Sysroot, rec.Sysroot, tree, "ostree/container/image/"+escapeRef(ref),
 		rec.Stateroot, rec.Kargs, func(varDir string) error { return standin.CopyVar(root, varDir, nil) })
 }
 
 // escapeRef makes s one ostree ref component: a byte other than a letter,
-// a digit, '.' or '-' becomes _XX_ (its hex code), as ostree-ext escapes.
+// a digit, '.' or '-' becomes _XX_ (its hex code). ostree-ext's own
+// escaping differs in details (it keeps some slashes); nothing here
+// depends on the exact name.
 func escapeRef(s string) string {
 	var b strings.Builder
 	for _, c := range []byte(s) {
