@@ -383,11 +383,11 @@ func (n *node) boot(stage, script string) boot {
 	return b
 }
 
-// vmSlots bounds how many VMs run at once: SEEDBUILD_VM_SLOTS, or 2. A VM
-// under TCG with 2 vCPUs keeps about 1.3 of 2 host cores busy (its guest
-// mostly runs one thread at a time), so two of them, from booted-node tests
-// that run in parallel, share the machine's cores better than one; a boot
-// is a short unit, so the tests' boots interleave and the slots stay full.
+// vmSlots bounds how many VMs run at once: SEEDBUILD_VM_SLOTS, or 2. The
+// booted-node tests run in parallel and their boots (short units) take
+// slots in turn, so the host-side work of one test (disks, checks) overlaps
+// another's boot. On a 2-core machine two TCG VMs each run at about half
+// speed: the gain there is small; on more cores it is larger.
 var vmSlots = make(chan struct{}, vmSlotCount())
 
 func vmSlotCount() int {
