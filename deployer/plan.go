@@ -116,7 +116,8 @@ type SeedFacts struct {
 	// ImageID is the local image ID.
 	ImageID string `json:"image_id"`
 	// Store is the containers-storage store that holds the image, as
-	// driver@graphroot+runroot, for tools that read the image from it.
+	// driver@graphroot+runroot[:options] (see storeSpec), for tools that
+	// read the image from it.
 	Store        string      `json:"store,omitempty"`
 	Kind         labels.Kind `json:"-"`
 	KindName     string      `json:"kind"`
