@@ -567,7 +567,7 @@ func (e *executor) commitTree(ctx context.Context, _ Step, a map[string]string) 
 	if err := requireArgs(a, "repo", "ref", "root"); err != nil {
 		return "", err
 	}
-	sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild")
+	sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known)
 	if err != nil {
 		return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/internal/hostroot"
 	"github.com/seedbuild/seedbuild/internal/localimage"
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
@@ -236,7 +237,8 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		root := filepath.Join(stage.Path, "rootfs")
 		n := len(desc.Layers)
-		uo := seedimage.UnpackOptions{OnLayer: func(i int) {
+		known := ostreerepo.NewKnown()
+		uo := seedimage.UnpackOptions{Known: known, OnLayer: func(i int) {
 			if cfg.Events != nil {
 				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d onto the sysroot", i+1, n)})
 			}
@@ -259,7 +261,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
 		// prepareRoot saves the labels there, before the commit.
-		return seed, materialised{root: root, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), release: stage.Remove}, nil
+		return seed, materialised{root: root, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
 		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
@@ -292,6 +294,8 @@ type materialised struct {
 	// labels is the file with the SELinux labels of the seed's /etc files,
 	// for the /etc apply (see seedLabelsVar).
 	labels string
+	// known holds the checksums of the files the unpack wrote.
+	known *ostreerepo.Known
 	// release removes what materialise made.
 	release func()
 }
@@ -360,6 +364,7 @@ func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
 		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
+		known: m.known,
 	}
 	if cfg.Store != nil {
 		ex.graphRoot = cfg.Store.GraphRoot()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"io"
 	"os"
 	"path/filepath"
@@ -123,6 +124,9 @@ type executor struct {
 	graphRoot string
 	// log receives the output of long-running children.
 	log io.Writer
+	// known holds the checksums the unpack computed as it wrote the seed's
+	// files, so the commit does not read them back (nil: it reads them).
+	known *ostreerepo.Known
 	// failAt, when > 0, fails that step (1-based) after it ran: the test
 	// hook SEEDBUILD_INJECT_FAILURE (test builds only), to prove undo on a
 	// real sysroot.

@@ -3,21 +3,15 @@ package seedimage
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
+	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/image/v5/types"
-	"go.podman.io/storage/pkg/archive"
-	"golang.org/x/sys/unix"
 )
 
 // EachLayer opens ref and calls fn with each layer's uncompressed tar
@@ -65,7 +59,9 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	defer rc.Close()
 	d := info.Digest
 	verifier := d.Verifier()
-	plain, err := archive.DecompressStream(io.TeeReader(rc, verifier))
+	// Decompressed here, in Go (pgzip for gzip reads ahead on another
+	// core), not by a child process the stream is piped through.
+	plain, _, err := compression.AutoDecompress(io.TeeReader(rc, verifier))
 	if err != nil {
 		return err
 	}
@@ -85,76 +81,6 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 		return fmt.Errorf("the layer does not match its digest %s", d)
 	}
 	return nil
-}
-
-// Unpacked is what Unpack wrote.
-type Unpacked struct {
-	// Size is the bytes of file content.
-	Size int64
-	// Labels counts the SELinux labels the layers carry.
-	Labels int
-}
-
-// UnpackOptions are Unpack's choices.
-type UnpackOptions struct {
-	// OnLayer is told each layer's index before it is applied.
-	OnLayer func(i int)
-	// LabelLost decides about an SELinux label that cannot be set: nil
-	// fails the unpack naming the path; a func returning nil goes on.
-	LabelLost func(path string, err error) error
-}
-
-// Unpack lays the image's root file system out in dest, applying each
-// layer in order with its whiteouts, owners, modes, xattrs and hard links,
-// as containers-storage does when it pulls, and each file's SELinux label
-// (security.selinux), which containers-storage leaves out. dest should be
-// empty: nothing that was there is kept apart from what the layers leave.
-func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (Unpacked, error) {
-	var total Unpacked
-	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
-		if o.OnLayer != nil {
-			o.OnLayer(i)
-		}
-		// The layer's labels are read from the same stream as it is
-		// applied, and set once the layer is down.
-		pr, pw := io.Pipe()
-		found := make(chan map[string]string, 1)
-		go func() {
-			labels := scanLabels(pr)
-			io.Copy(io.Discard, pr)
-			found <- labels
-		}()
-		n, err := archive.ApplyUncompressedLayer(dest, io.TeeReader(layer, pw), &archive.TarOptions{})
-		pw.Close()
-		labels := <-found
-		total.Size += n
-		total.Labels += len(labels)
-		if err != nil {
-			return err
-		}
-		return setLabels(dest, labels, o.LabelLost)
-	})
-	return total, err
-}
-
-// selinuxXattr is the xattr of SELinux labels.
-const selinuxXattr = xattrs.SELinux
-
-// scanLabels reads a layer's tar headers for SELinux labels, by path
-// relative to the root. A stream it cannot read yields what it read so far:
-// the unpack itself reports the error.
-func scanLabels(r io.Reader) map[string]string {
-	labels := map[string]string{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return labels
-		}
-		if label, ok := h.PAXRecords["SCHILY.xattr."+selinuxXattr]; ok {
-			labels[strings.TrimPrefix(path.Clean("/"+h.Name), "/")] = label
-		}
-	}
 }
 
 // LabelsUnder reads the image's layers, writing nothing, and returns the
@@ -233,36 +159,6 @@ func eachEntry(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 			}
 		}
 	})
-}
-
-// setLabels sets each path's label under dest.
-func setLabels(dest string, labels map[string]string, lost func(string, error) error) error {
-	names := make([]string, 0, len(labels))
-	for name := range labels {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		// The folders above are resolved inside dest: a layer's symlink
-		// never leads the label out of it. The last part is not followed.
-		dir, err := securejoin.SecureJoin(dest, path.Dir(name))
-		if err != nil {
-			return fmt.Errorf("resolving %s under %s: %w", path.Dir(name), dest, err)
-		}
-		p := filepath.Join(dir, path.Base(name))
-		err = unix.Lsetxattr(p, selinuxXattr, []byte(labels[name]), 0)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		err = fmt.Errorf("setting the SELinux label %q of %s: %w", labels[name], p, err)
-		if lost == nil {
-			return err
-		}
-		if err := lost(p, err); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Scanned is what Scan found in an image's layers.

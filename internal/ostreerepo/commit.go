@@ -34,6 +34,7 @@ type node struct {
 	mode     uint32
 	xattrs   []Xattr
 	symlink  string
+	st       unix.Stat_t
 	children []*node
 	csum     [32]byte // a file's content checksum
 	tree     [32]byte // a folder's dirtree checksum
@@ -46,8 +47,10 @@ func (n *node) dir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
 // commit with subject, and points ref at it; it returns the commit's
 // checksum. The files are renamed into the repo's objects (root must be on
 // its file system); the folders stay behind, empty. Only regular files,
-// symlinks and folders may be in the tree.
-func Commit(ctx context.Context, repo, root, ref, subject string) (string, error) {
+// symlinks and folders may be in the tree. A file known (may be nil)
+// holds, unchanged since, is not read again: its checksum is taken from
+// there.
+func Commit(ctx context.Context, repo, root, ref, subject string, known *Known) (string, error) {
 	if err := requireBare(repo); err != nil {
 		return "", err
 	}
@@ -59,7 +62,7 @@ func Commit(ctx context.Context, repo, root, ref, subject string) (string, error
 		return "", err
 	}
 	defer unlock()
-	w := &writer{repo: repo, made: map[string]bool{}}
+	w := &writer{repo: repo, made: map[string]bool{}, known: known}
 	top, files, err := scan(root)
 	if err != nil {
 		return "", err
@@ -147,7 +150,7 @@ func scan(root string) (*node, []*node, error) {
 		if err := unix.Lstat(p, &st); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", p, err)
 		}
-		n := &node{path: p, name: name, uid: st.Uid, gid: st.Gid, mode: st.Mode}
+		n := &node{path: p, name: name, uid: st.Uid, gid: st.Gid, mode: st.Mode, st: st}
 		x, err := readXattrs(p)
 		if err != nil {
 			return nil, err
@@ -208,9 +211,10 @@ func readXattrs(p string) ([]Xattr, error) {
 
 // writer puts objects into the repo.
 type writer struct {
-	repo string
-	mu   sync.Mutex
-	made map[string]bool // objects/XX folders known to exist
+	repo  string
+	known *Known
+	mu    sync.Mutex
+	made  map[string]bool // objects/XX folders known to exist
 }
 
 // objectPath is where an object of kind (file, dirtree, dirmeta, commit)
@@ -230,11 +234,36 @@ func (w *writer) objectPath(sum [32]byte, kind string) (string, error) {
 }
 
 // consumeFile checksums a file or symlink as ostree does (the size of its
-// header, padding, the header, then the content), sets its time to 0 as
-// ostree's objects have, and renames it into the repo, or removes it when
-// the repo holds that object already.
+// header, padding, the header, then the content) unless w.known has it,
+// sets its time to 0 as ostree's objects have, and renames it into the
+// repo, or removes it when the repo holds that object already.
 func (w *writer) consumeFile(n *node) error {
 	header := fileHeader(n.uid, n.gid, n.mode, n.symlink, n.xattrs)
+	if sum, ok := w.known.lookup(&n.st, header); ok {
+		n.csum = sum
+	} else if err := n.checksum(header); err != nil {
+		return err
+	}
+	obj, err := w.objectPath(n.csum, "file")
+	if err != nil {
+		return err
+	}
+	zero := []unix.Timespec{{}, {}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, zero, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting the time of %s: %w", n.path, err)
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, n.path, unix.AT_FDCWD, obj, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		err = os.Remove(n.path)
+	}
+	if err != nil {
+		return fmt.Errorf("moving %s into the repo: %w", n.path, err)
+	}
+	return nil
+}
+
+// checksum reads the file to checksum it with header.
+func (n *node) checksum(header []byte) error {
 	h := sha256.New()
 	var prefix [8]byte
 	binary.BigEndian.PutUint32(prefix[:4], uint32(len(header)))
@@ -252,21 +281,6 @@ func (w *writer) consumeFile(n *node) error {
 		}
 	}
 	copy(n.csum[:], h.Sum(nil))
-	obj, err := w.objectPath(n.csum, "file")
-	if err != nil {
-		return err
-	}
-	zero := []unix.Timespec{{}, {}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, zero, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("setting the time of %s: %w", n.path, err)
-	}
-	err = unix.Renameat2(unix.AT_FDCWD, n.path, unix.AT_FDCWD, obj, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EEXIST) {
-		err = os.Remove(n.path)
-	}
-	if err != nil {
-		return fmt.Errorf("moving %s into the repo: %w", n.path, err)
-	}
 	return nil
 }
 

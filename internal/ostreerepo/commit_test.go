@@ -98,7 +98,7 @@ func TestCommitMatchesOstree(t *testing.T) {
 		makeTree(t, filepath.Join(dir, name+"-tree"))
 	}
 	want := strings.TrimSpace(ostree(t, "commit", "--repo="+repos["ostree"], "--consume", "--branch=test", "--tree=dir="+filepath.Join(dir, "ostree-tree")))
-	got, err := Commit(context.Background(), repos["go"], filepath.Join(dir, "go-tree"), "test", "")
+	got, err := Commit(context.Background(), repos["go"], filepath.Join(dir, "go-tree"), "test", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestCommitRefusesDevices(t *testing.T) {
 	ostree(t, "init", "--mode=bare", "--repo="+filepath.Join(dir, "repo"))
 	must(t, os.MkdirAll(filepath.Join(dir, "tree/dev"), 0o755))
 	must(t, unix.Mknod(filepath.Join(dir, "tree/dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-	if _, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", ""); err == nil || !strings.Contains(err.Error(), "dev/null") {
+	if _, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", "", nil); err == nil || !strings.Contains(err.Error(), "dev/null") {
 		t.Errorf("Commit of a tree with a device: %v, want an error naming it", err)
 	}
 }
@@ -143,7 +143,7 @@ func TestCommitRefusesOtherModes(t *testing.T) {
 	dir := t.TempDir()
 	ostree(t, "init", "--mode=archive", "--repo="+filepath.Join(dir, "repo"))
 	must(t, os.MkdirAll(filepath.Join(dir, "tree/usr"), 0o755))
-	_, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", "")
+	_, err := Commit(context.Background(), filepath.Join(dir, "repo"), filepath.Join(dir, "tree"), "x", "", nil)
 	if err == nil || !strings.Contains(err.Error(), "mode archive") {
 		t.Errorf("Commit into an archive repo: %v, want a refusal naming its mode", err)
 	}

@@ -1,0 +1,546 @@
+package seedimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
+	"go.podman.io/image/v5/types"
+	"golang.org/x/sys/unix"
+)
+
+// Unpacked is what Unpack wrote.
+type Unpacked struct {
+	// Size is the bytes of file content.
+	Size int64
+	// Labels counts the SELinux labels the layers carry.
+	Labels int
+}
+
+// UnpackOptions are Unpack's choices.
+type UnpackOptions struct {
+	// OnLayer is told each layer's index before it is applied.
+	OnLayer func(i int)
+	// LabelLost decides about an SELinux label that cannot be set: nil
+	// fails the unpack naming the path; a func returning nil goes on. It
+	// is called from one goroutine at a time.
+	LabelLost func(path string, err error) error
+	// Known, when set, is given the ostree checksum of every regular file
+	// and symlink, computed as it is written, so a commit of the tree need
+	// not read it back.
+	Known *ostreerepo.Known
+}
+
+// selinuxXattr is the xattr of SELinux labels.
+const selinuxXattr = xattrs.SELinux
+
+// Unpack lays the image's root file system out in dest, applying each
+// layer in order with its whiteouts, owners, modes, xattrs (SELinux labels
+// among them), times and hard links. dest must be empty or absent.
+//
+// Each layer is read once, straight from the transport: one goroutine
+// decompresses and parses it and makes the folders, links and whiteouts,
+// in order; regular files are written, and checksummed for Known, by a few
+// workers at once. Whatever depends on earlier entries being on disk (a
+// hard link, a whiteout, a path replaced) waits for the files in flight.
+func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (Unpacked, error) {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return Unpacked{}, fmt.Errorf("making %s: %w", dest, err)
+	}
+	if entries, err := os.ReadDir(dest); err != nil {
+		return Unpacked{}, fmt.Errorf("reading %s: %w", dest, err)
+	} else if len(entries) > 0 {
+		return Unpacked{}, fmt.Errorf("unpacking into %s: the folder is not empty", dest)
+	}
+	u := newUnpacker(ctx, dest, o)
+	defer u.stop()
+	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
+		if o.OnLayer != nil {
+			o.OnLayer(i)
+		}
+		return u.applyLayer(layer)
+	})
+	if err == nil {
+		err = u.wait()
+	}
+	return u.total, err
+}
+
+// unpackWorkers write regular files at once; the folders above them are
+// made first, by the one goroutine that reads the layer.
+const unpackWorkers = 4
+
+// unpackInFlight bounds the bytes of file content read but not yet
+// written; a bigger file is written by the reading goroutine itself.
+const unpackInFlight = 64 << 20
+
+// fileJob is one regular file for a worker to write.
+type fileJob struct {
+	path   string
+	h      *tar.Header
+	xattrs []ostreerepo.Xattr
+	data   []byte
+}
+
+// unpacker applies layers to dest.
+type unpacker struct {
+	ctx  context.Context
+	dest string
+	o    UnpackOptions
+	// kinds is every path in the tree so far (relative to dest, "" for
+	// dest) and its type flag; only paths typed dir are ever used as
+	// folders without resolving them.
+	kinds map[string]byte
+	// layer is the paths the current layer wrote, which an opaque
+	// whiteout keeps.
+	layer    map[string]bool
+	dirTimes []dirTime
+	total    Unpacked
+
+	jobs     chan fileJob
+	inFlight chan struct{} // one token per MiB of content in flight
+	pending  sync.WaitGroup
+	workers  sync.WaitGroup
+	errMu    sync.Mutex
+	err      error
+	lostMu   sync.Mutex
+}
+
+type dirTime struct {
+	path  string
+	atime unix.Timespec
+	mtime unix.Timespec
+}
+
+func newUnpacker(ctx context.Context, dest string, o UnpackOptions) *unpacker {
+	u := &unpacker{ctx: ctx, dest: dest, o: o, kinds: map[string]byte{"": tar.TypeDir},
+		jobs: make(chan fileJob, 64), inFlight: make(chan struct{}, unpackInFlight>>20)}
+	for range unpackWorkers {
+		u.workers.Add(1)
+		go func() {
+			defer u.workers.Done()
+			for j := range u.jobs {
+				if u.failed() == nil {
+					u.fail(u.writeFile(j.path, j.h, j.xattrs, bytes.NewReader(j.data)))
+				}
+				for range tokens(len(j.data)) {
+					<-u.inFlight
+				}
+				u.pending.Done()
+			}
+		}()
+	}
+	return u
+}
+
+// tokens is how many in-flight tokens n bytes take.
+func tokens(n int) int { return (n + 1<<20 - 1) >> 20 }
+
+func (u *unpacker) fail(err error) {
+	if err == nil {
+		return
+	}
+	u.errMu.Lock()
+	if u.err == nil {
+		u.err = err
+	}
+	u.errMu.Unlock()
+}
+
+func (u *unpacker) failed() error {
+	u.errMu.Lock()
+	defer u.errMu.Unlock()
+	return u.err
+}
+
+// wait waits for the files in flight and returns the first error.
+func (u *unpacker) wait() error {
+	u.pending.Wait()
+	return u.failed()
+}
+
+// stop ends the workers.
+func (u *unpacker) stop() {
+	close(u.jobs)
+	u.workers.Wait()
+}
+
+// applyLayer applies one layer's tar stream.
+func (u *unpacker) applyLayer(layer io.Reader) error {
+	u.layer = map[string]bool{}
+	u.dirTimes = u.dirTimes[:0]
+	tr := tar.NewReader(layer)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := u.ctx.Err(); err != nil {
+			return err
+		}
+		if err := u.failed(); err != nil {
+			return err
+		}
+		if err := u.entry(h, tr); err != nil {
+			return err
+		}
+	}
+	if err := u.wait(); err != nil {
+		return err
+	}
+	// Folder times last, deepest first: writing into a folder changes its.
+	for i := len(u.dirTimes) - 1; i >= 0; i-- {
+		d := u.dirTimes[i]
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, d.path, []unix.Timespec{d.atime, d.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting the times of %s: %w", d.path, err)
+		}
+	}
+	return nil
+}
+
+// entry applies one tar entry.
+func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
+	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+	if name == "" {
+		// The root itself: its metadata, as a folder's.
+		return u.dir("", filepath.Clean(u.dest), h)
+	}
+	dirName, base := path.Split(name)
+	parent, err := u.parent(strings.TrimSuffix(dirName, "/"))
+	if err != nil {
+		return err
+	}
+	if base == ".wh..wh..opq" {
+		return u.opaque(parent)
+	}
+	if strings.HasPrefix(base, ".wh..wh.") {
+		return nil // aufs metadata, not content
+	}
+	if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+		return u.remove(path.Join(parent, gone))
+	}
+	rel := path.Join(parent, base)
+	p := filepath.Join(u.dest, rel)
+	if old, ok := u.kinds[rel]; ok && !(old == tar.TypeDir && h.Typeflag == tar.TypeDir) {
+		if err := u.remove(rel); err != nil {
+			return err
+		}
+	}
+	u.layer[rel] = true
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return u.dir(rel, p, h)
+	case tar.TypeReg, tar.TypeRegA:
+		u.kinds[rel] = tar.TypeReg
+		u.total.Size += h.Size
+		x := entryXattrs(h)
+		u.countLabel(x)
+		if h.Size > unpackInFlight/4 {
+			// Too big to hold: written here, as it is read.
+			return u.writeFile(p, h, x, r)
+		}
+		data := make([]byte, h.Size)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return fmt.Errorf("reading %s from the layer: %w", name, err)
+		}
+		for range tokens(len(data)) {
+			u.inFlight <- struct{}{}
+		}
+		u.pending.Add(1)
+		u.jobs <- fileJob{path: p, h: h, xattrs: x, data: data}
+		return nil
+	case tar.TypeSymlink:
+		u.kinds[rel] = tar.TypeSymlink
+		x := entryXattrs(h)
+		u.countLabel(x)
+		if err := unix.Symlinkat(h.Linkname, unix.AT_FDCWD, p); err != nil {
+			return fmt.Errorf("making the symlink %s: %w", p, err)
+		}
+		if err := u.setMeta(p, h, x, -1); err != nil {
+			return err
+		}
+		if u.o.Known != nil {
+			f := ostreerepo.NewFileHash(uint32(h.Uid), uint32(h.Gid), unix.S_IFLNK|0o777, h.Linkname, x)
+			return u.record(p, -1, f)
+		}
+		return nil
+	case tar.TypeLink:
+		// The file linked to must be whole on disk first.
+		if err := u.wait(); err != nil {
+			return err
+		}
+		linkDir, linkBase := path.Split(strings.TrimPrefix(path.Clean("/"+h.Linkname), "/"))
+		targetDir, err := u.resolveDir(strings.TrimSuffix(linkDir, "/"))
+		if err != nil {
+			return err
+		}
+		target := path.Join(targetDir, linkBase)
+		if err := unix.Linkat(unix.AT_FDCWD, filepath.Join(u.dest, target), unix.AT_FDCWD, p, 0); err != nil {
+			return fmt.Errorf("linking %s to %s: %w", p, h.Linkname, err)
+		}
+		u.kinds[rel] = u.kinds[target]
+		return nil
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		u.kinds[rel] = h.Typeflag
+		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
+		if err := unix.Mknod(p, mode|0o600, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
+			return fmt.Errorf("making %s: %w", p, err)
+		}
+		x := entryXattrs(h)
+		u.countLabel(x)
+		return u.setMeta(p, h, x, -1)
+	default:
+		return fmt.Errorf("unpacking %s: unknown tar entry type %q", name, h.Typeflag)
+	}
+}
+
+// dir makes a folder, or sets the metadata of the one there.
+func (u *unpacker) dir(rel, p string, h *tar.Header) error {
+	if _, ok := u.kinds[rel]; !ok {
+		if err := unix.Mkdir(p, 0o700); err != nil {
+			return fmt.Errorf("making %s: %w", p, err)
+		}
+		u.kinds[rel] = tar.TypeDir
+	}
+	x := entryXattrs(h)
+	u.countLabel(x)
+	if err := u.setMeta(p, h, x, -1); err != nil {
+		return err
+	}
+	u.dirTimes = append(u.dirTimes, dirTime{path: p, atime: timespec(h.AccessTime, h.ModTime), mtime: timespec(h.ModTime, h.ModTime)})
+	return nil
+}
+
+// parent returns where the folder dir (relative to dest) really is,
+// resolving symlinks in it inside dest, and makes what is missing of it.
+func (u *unpacker) parent(dir string) (string, error) {
+	real, err := u.resolveDir(dir)
+	if err != nil || u.kinds[real] == tar.TypeDir {
+		return real, err
+	}
+	// Folders the layer does not list: made as containers-storage makes
+	// them, owned by root, 0755.
+	parts := strings.Split(real, "/")
+	for i := range parts {
+		sub := strings.Join(parts[:i+1], "/")
+		switch kind, ok := u.kinds[sub]; {
+		case ok && kind == tar.TypeDir:
+			continue
+		case ok:
+			return "", fmt.Errorf("unpacking under %s: %s is not a folder", dir, sub)
+		}
+		if err := os.Mkdir(filepath.Join(u.dest, sub), 0o755); err != nil {
+			return "", fmt.Errorf("making %s: %w", filepath.Join(u.dest, sub), err)
+		}
+		u.kinds[sub] = tar.TypeDir
+	}
+	return real, nil
+}
+
+// resolveDir returns the path the folder dir leads to, relative to dest,
+// with its symlinks followed inside dest: a layer's symlink never leads
+// out of it.
+func (u *unpacker) resolveDir(dir string) (string, error) {
+	if u.kinds[dir] == tar.TypeDir {
+		return dir, nil
+	}
+	abs, err := securejoin.SecureJoin(u.dest, dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s under %s: %w", dir, u.dest, err)
+	}
+	r, err := filepath.Rel(u.dest, abs)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s under %s: %w", dir, u.dest, err)
+	}
+	if r == "." {
+		return "", nil
+	}
+	return filepath.ToSlash(r), nil
+}
+
+// remove deletes rel and what is under it, from disk and from the record,
+// once the files in flight are down.
+func (u *unpacker) remove(rel string) error {
+	if err := u.wait(); err != nil {
+		return err
+	}
+	kind, ok := u.kinds[rel]
+	if !ok {
+		return nil
+	}
+	p := filepath.Join(u.dest, rel)
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("removing %s: %w", p, err)
+	}
+	delete(u.kinds, rel)
+	if kind == tar.TypeDir {
+		for name := range u.kinds {
+			if strings.HasPrefix(name, rel+"/") {
+				delete(u.kinds, name)
+			}
+		}
+	}
+	return nil
+}
+
+// opaque empties the folder dir of what earlier layers put there.
+func (u *unpacker) opaque(dir string) error {
+	if err := u.wait(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(u.dest, dir))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", filepath.Join(u.dest, dir), err)
+	}
+	for _, e := range entries {
+		if rel := path.Join(dir, e.Name()); !u.layer[rel] {
+			if err := u.remove(rel); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeFile writes one regular file whole: content, owner, mode, xattrs,
+// times; with Known set, it checksums the content as it goes.
+func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, r io.Reader) error {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	var w io.Writer = f
+	var sum *ostreerepo.FileHash
+	if u.o.Known != nil {
+		sum = ostreerepo.NewFileHash(uint32(h.Uid), uint32(h.Gid), unix.S_IFREG|uint32(h.Mode&0o7777), "", x)
+		w = io.MultiWriter(f, sum)
+	}
+	if n, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	} else if n != h.Size {
+		return fmt.Errorf("writing %s: the layer gave %d of its %d bytes", p, n, h.Size)
+	}
+	if err := u.setMeta(p, h, x, fd); err != nil {
+		return err
+	}
+	if sum != nil {
+		return u.record(p, fd, sum)
+	}
+	return nil
+}
+
+// setMeta gives p (through fd when >= 0) the entry's owner, mode, xattrs
+// and, but for a folder (see applyLayer), times.
+func (u *unpacker) setMeta(p string, h *tar.Header, x []ostreerepo.Xattr, fd int) error {
+	var err error
+	if fd >= 0 {
+		err = unix.Fchown(fd, h.Uid, h.Gid)
+	} else {
+		err = unix.Lchown(p, h.Uid, h.Gid)
+	}
+	if err != nil {
+		return fmt.Errorf("setting the owner of %s: %w", p, err)
+	}
+	// The mode after the owner: chown clears set-id bits.
+	if h.Typeflag != tar.TypeSymlink {
+		if fd >= 0 {
+			err = unix.Fchmod(fd, uint32(h.Mode&0o7777))
+		} else {
+			err = unix.Fchmodat(unix.AT_FDCWD, p, uint32(h.Mode&0o7777), 0)
+		}
+		if err != nil {
+			return fmt.Errorf("setting the mode of %s: %w", p, err)
+		}
+	}
+	for _, a := range x {
+		if fd >= 0 {
+			err = unix.Fsetxattr(fd, a.Name, a.Value, 0)
+		} else {
+			err = unix.Lsetxattr(p, a.Name, a.Value, 0)
+		}
+		if err == nil {
+			continue
+		}
+		err = fmt.Errorf("setting the xattr %s (%q) of %s: %w", a.Name, a.Value, p, err)
+		if a.Name != selinuxXattr || u.o.LabelLost == nil {
+			return err
+		}
+		u.lostMu.Lock()
+		err = u.o.LabelLost(p, err)
+		u.lostMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if h.Typeflag == tar.TypeDir {
+		return nil
+	}
+	ts := []unix.Timespec{timespec(h.AccessTime, h.ModTime), timespec(h.ModTime, h.ModTime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting the times of %s: %w", p, err)
+	}
+	return nil
+}
+
+// record gives Known the checksum of the file at p (fd when >= 0), as it
+// is now, whole.
+func (u *unpacker) record(p string, fd int, sum *ostreerepo.FileHash) error {
+	var st unix.Stat_t
+	var err error
+	if fd >= 0 {
+		err = unix.Fstat(fd, &st)
+	} else {
+		err = unix.Lstat(p, &st)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	u.o.Known.Add(&st, sum)
+	return nil
+}
+
+// countLabel counts an SELinux label among x.
+func (u *unpacker) countLabel(x []ostreerepo.Xattr) {
+	for _, a := range x {
+		if a.Name == selinuxXattr {
+			u.total.Labels++
+		}
+	}
+}
+
+// entryXattrs is the entry's xattrs, sorted by name as ostree keeps them.
+func entryXattrs(h *tar.Header) []ostreerepo.Xattr {
+	var x []ostreerepo.Xattr
+	for k, v := range h.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			x = append(x, ostreerepo.Xattr{Name: name, Value: []byte(v)})
+		}
+	}
+	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
+	return x
+}
+
+// timespec is t, or fallback when t is unset (a tar without atimes).
+func timespec(t, fallback time.Time) unix.Timespec {
+	if t.IsZero() {
+		t = fallback
+	}
+	return unix.NsecToTimespec(t.UnixNano())
+}

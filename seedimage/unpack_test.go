@@ -1,0 +1,270 @@
+package seedimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"go.podman.io/image/v5/types"
+	"golang.org/x/sys/unix"
+)
+
+// entrySpec is one tar entry of a test layer.
+type entrySpec struct {
+	name, link string
+	typ        byte
+	mode       int64
+	uid        int
+	data       string
+	xattrs     map[string]string
+}
+
+// layerOf is a gzip layer of the entries.
+func layerOf(t *testing.T, entries ...entrySpec) []byte {
+	t.Helper()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	tw := tar.NewWriter(zw)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.uid,
+			Size: int64(len(e.data)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		for k, v := range e.xattrs {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return gz.Bytes()
+}
+
+func dirEntry(name string, mode int64) entrySpec { return entrySpec{name: name, typ: tar.TypeDir, mode: mode} }
+
+// unpackLayers unpacks an OCI archive of the layers into a new folder.
+func unpackLayers(t *testing.T, o UnpackOptions, layers ...[]byte) (string, Unpacked, error) {
+	t.Helper()
+	ref := archiveRef(t, archiveOfLayers(false, layers...))
+	root := filepath.Join(t.TempDir(), "root")
+	u, err := Unpack(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()}, root, o)
+	return root, u, err
+}
+
+// TestUnpackLayers applies layers with every kind of entry and change, and
+// checks what each path ends as.
+func TestUnpackLayers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners (make test runs as root)")
+	}
+	big := strings.Repeat("0123456789abcdef", (unpackInFlight/4)/16+1)
+	l1 := layerOf(t,
+		dirEntry("usr/", 0o755), dirEntry("usr/lib/", 0o755), dirEntry("var/", 0o755),
+		entrySpec{name: "lib", typ: tar.TypeSymlink, link: "usr/lib"},
+		entrySpec{name: "esc", typ: tar.TypeSymlink, link: "/"},
+		entrySpec{name: "usr/bin/su", mode: 0o4755, data: "suid\n"},
+		entrySpec{name: "usr/lib/owned", uid: 1000, data: "mine\n", xattrs: map[string]string{"user.b": "2", "user.a": "1"}},
+		entrySpec{name: "usr/lib/big", data: big},
+		entrySpec{name: "usr/lib/hard", typ: tar.TypeLink, link: "usr/lib/owned"},
+		entrySpec{name: "var/gone", data: "x"},
+		dirEntry("var/dir/", 0o700), entrySpec{name: "var/dir/a", data: "a"},
+		dirEntry("var/opq/", 0o755), entrySpec{name: "var/opq/old", data: "old"},
+		entrySpec{name: "var/becomes-dir", data: "file"},
+		dirEntry("var/becomes-file/", 0o755), entrySpec{name: "var/becomes-file/x", data: "x"},
+		entrySpec{name: "var/fifo", typ: tar.TypeFifo},
+	)
+	l2 := layerOf(t,
+		entrySpec{name: "var/.wh.gone"}, entrySpec{name: "var/.wh.dir"},
+		dirEntry("var/opq/", 0o755), entrySpec{name: "var/opq/.wh..wh..opq"}, entrySpec{name: "var/opq/new", data: "new"},
+		dirEntry("var/becomes-dir/", 0o750), entrySpec{name: "var/becomes-file", data: "now a file"},
+		entrySpec{name: "lib/through-link", data: "via lib"},
+		entrySpec{name: "esc/etc/escaped", data: "inside"},
+		entrySpec{name: "../../outside", data: "clamped"},
+		entrySpec{name: "usr/bin/su", mode: 0o4755, data: "suid again\n"},
+	)
+	known := ostreerepo.NewKnown()
+	root, u, err := unpackLayers(t, UnpackOptions{Known: known}, l1, l2)
+	if err != nil {
+		t.Fatalf("Unpack() = %v", err)
+	}
+	type want struct {
+		path    string
+		content string // "" for none; "-" for absent
+		mode    uint32
+		uid     uint32
+	}
+	for _, w := range []want{
+		{"usr/bin/su", "suid again\n", unix.S_IFREG | 0o4755, 0},
+		{"usr/lib/owned", "mine\n", unix.S_IFREG | 0o644, 1000},
+		{"usr/lib/big", big, unix.S_IFREG | 0o644, 0},
+		{"usr/lib/through-link", "via lib", unix.S_IFREG | 0o644, 0},
+		{"etc/escaped", "inside", unix.S_IFREG | 0o644, 0},
+		{"outside", "clamped", unix.S_IFREG | 0o644, 0},
+		{"var/gone", "-", 0, 0},
+		{"var/dir", "-", 0, 0},
+		{"var/opq/old", "-", 0, 0},
+		{"var/opq/new", "new", unix.S_IFREG | 0o644, 0},
+		{"var/becomes-dir", "", unix.S_IFDIR | 0o750, 0},
+		{"var/becomes-file", "now a file", unix.S_IFREG | 0o644, 0},
+		{"var/fifo", "", unix.S_IFIFO | 0o644, 0},
+		{"lib", "", unix.S_IFLNK | 0o777, 0},
+	} {
+		t.Run(w.path, func(t *testing.T) {
+			p := filepath.Join(root, w.path)
+			var st unix.Stat_t
+			err := unix.Lstat(p, &st)
+			if w.content == "-" {
+				if err == nil {
+					t.Errorf("%s is there; the layers removed it", w.path)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode != w.mode || st.Uid != w.uid {
+				t.Errorf("%s: mode %o uid %d, want %o uid %d", w.path, st.Mode, st.Uid, w.mode, w.uid)
+			}
+			if st.Mtim.Sec != 1700000000 {
+				t.Errorf("%s: mtime %d, want the layer's 1700000000", w.path, st.Mtim.Sec)
+			}
+			if w.content != "" {
+				if data, err := os.ReadFile(p); err != nil || string(data) != w.content {
+					t.Errorf("%s reads %.20q..., %v; want %.20q...", w.path, data, err, w.content)
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(root), "outside")); err == nil {
+		t.Errorf("an entry named ../../outside was written outside the root")
+	}
+	var a, b unix.Stat_t
+	unix.Lstat(filepath.Join(root, "usr/lib/owned"), &a)
+	unix.Lstat(filepath.Join(root, "usr/lib/hard"), &b)
+	if a.Ino != b.Ino {
+		t.Errorf("usr/lib/hard is not a hard link of usr/lib/owned")
+	}
+	if v, err := unix.Lgetxattr(filepath.Join(root, "usr/lib/owned"), "user.a", make([]byte, 8)); err != nil || v != 1 {
+		t.Errorf("usr/lib/owned lost its xattr user.a: %v", err)
+	}
+	if want := int64(len(big)) + 60; u.Size < want {
+		t.Errorf("Unpacked.Size = %d, want at least %d", u.Size, want)
+	}
+	if known.Len() < 8 {
+		t.Errorf("Known holds %d checksums, want one for each file and symlink", known.Len())
+	}
+}
+
+// TestUnpackChecksumsMatchOstree unpacks the same layers twice: ostree
+// commit of one tree and a commit of the other with the checksums the
+// unpack computed must give the same commit.
+func TestUnpackChecksumsMatchOstree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners (make test runs as root)")
+	}
+	if _, err := exec.LookPath("ostree"); err != nil {
+		t.Fatal("ostree is not installed (make test installs it)")
+	}
+	layers := [][]byte{
+		layerOf(t, dirEntry("usr/", 0o755), dirEntry("usr/bin/", 0o755),
+			entrySpec{name: "usr/bin/tool", mode: 0o755, uid: 7, data: "#!/bin/sh\n", xattrs: map[string]string{"user.z": "z", "user.a": "a"}},
+			entrySpec{name: "usr/bin/link", typ: tar.TypeSymlink, link: "tool", xattrs: map[string]string{"trusted.x": "on a symlink"}},
+			entrySpec{name: "usr/bin/again", typ: tar.TypeLink, link: "usr/bin/tool"},
+			entrySpec{name: "usr/empty"}),
+		layerOf(t, entrySpec{name: "usr/bin/tool", mode: 0o750, data: "replaced\n"}),
+	}
+	var sums []string
+	for _, withKnown := range []bool{false, true} {
+		dir := t.TempDir()
+		repo := filepath.Join(dir, "repo")
+		if out, err := exec.Command("ostree", "init", "--mode=bare", "--repo="+repo).CombinedOutput(); err != nil {
+			t.Fatalf("ostree init: %v\n%s", err, out)
+		}
+		var known *ostreerepo.Known
+		if withKnown {
+			known = ostreerepo.NewKnown()
+		}
+		root, _, err := unpackLayers(t, UnpackOptions{Known: known}, layers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum string
+		if withKnown {
+			sum, err = ostreerepo.Commit(context.Background(), repo, root, "t", "", known)
+		} else {
+			var out []byte
+			out, err = exec.Command("ostree", "commit", "--repo="+repo, "--consume", "--branch=t", "--tree=dir="+root).CombinedOutput()
+			sum = strings.TrimSpace(string(out))
+		}
+		if err != nil {
+			t.Fatalf("commit: %v %s", err, sum)
+		}
+		ls, err := exec.Command("ostree", "ls", "-R", "-C", "-X", "--repo="+repo, sum).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ostree ls: %v\n%s", err, ls)
+		}
+		sums = append(sums, string(ls))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("the trees differ; ostree commit:\n%s\nCommit with the unpack's checksums:\n%s", sums[0], sums[1])
+	}
+}
+
+// TestUnpackLabelLoss unpacks a labelled layer onto ramfs, which keeps no
+// xattrs: it fails naming the path, unless told to go on.
+func TestUnpackLabelLoss(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting ramfs needs root (make test runs as root)")
+	}
+	layer := labelledLayer(t, [][2]string{{"etc/", "system_u:object_r:etc_t:s0"}, {"etc/f", "system_u:object_r:etc_t:s0"}})
+	for _, goOn := range []bool{false, true} {
+		ram := t.TempDir()
+		if err := unix.Mount("ramfs", ram, "ramfs", 0, ""); err != nil {
+			t.Fatalf("mounting ramfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(ram, unix.MNT_DETACH) })
+		var lost []string
+		o := UnpackOptions{}
+		if goOn {
+			o.LabelLost = func(p string, _ error) error { lost = append(lost, p); return nil }
+		}
+		ref := archiveRef(t, archiveOfLayers(false, layer))
+		u, err := Unpack(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()}, filepath.Join(ram, "root"), o)
+		switch {
+		case !goOn && (err == nil || !strings.Contains(err.Error(), filepath.Join(ram, "root/etc"))):
+			t.Errorf("Unpack() onto ramfs = %v, want an error naming the path", err)
+		case goOn && (err != nil || len(lost) != 2 || u.Labels != 2):
+			t.Errorf("Unpack() going on = %v, lost %v, %d labels; want nil, both paths and 2", err, lost, u.Labels)
+		}
+	}
+}
+
+// TestUnpackRefusesContent: dest must start empty.
+func TestUnpackRefusesContent(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "x"), nil, 0o644)
+	ref := archiveRef(t, archiveOfLayers(false, layerOf(t, entrySpec{name: "a", data: "a"})))
+	if _, err := Unpack(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()}, root, UnpackOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("Unpack() into a folder with content = %v, want a refusal", err)
+	}
+}
