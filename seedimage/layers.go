@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
@@ -59,9 +60,12 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	defer rc.Close()
 	d := info.Digest
 	verifier := d.Verifier()
+	// The digest is computed on another core, beside the decompression.
+	blob := newHashAside(rc, verifier)
+	defer blob.finish()
 	// Decompressed here, in Go (pgzip for gzip reads ahead on another
 	// core), not by a child process the stream is piped through.
-	plain, _, err := compression.AutoDecompress(io.TeeReader(rc, verifier))
+	plain, _, err := compression.AutoDecompress(blob)
 	if err != nil {
 		return err
 	}
@@ -74,13 +78,58 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	if _, err := io.Copy(io.Discard, plain); err != nil {
 		return err
 	}
-	if _, err := io.Copy(io.Discard, io.TeeReader(rc, verifier)); err != nil {
+	if _, err := io.Copy(io.Discard, blob); err != nil {
 		return err
 	}
+	blob.finish()
 	if d != "" && !verifier.Verified() {
 		return fmt.Errorf("the layer does not match its digest %s", d)
 	}
 	return nil
+}
+
+// hashAside is a reader that hands what it reads to a hash in another
+// goroutine, so hashing and what reads it (decompression) use two cores.
+type hashAside struct {
+	r    io.Reader
+	todo chan []byte
+	free chan []byte
+	done chan struct{}
+	once sync.Once
+}
+
+const hashAsideChunk = 1 << 20
+
+func newHashAside(r io.Reader, h io.Writer) *hashAside {
+	a := &hashAside{r: r, todo: make(chan []byte, 8), free: make(chan []byte, 8), done: make(chan struct{})}
+	for range cap(a.free) {
+		a.free <- make([]byte, 0, hashAsideChunk)
+	}
+	go func() {
+		for b := range a.todo {
+			h.Write(b)
+			a.free <- b[:0]
+		}
+		close(a.done)
+	}()
+	return a
+}
+
+func (a *hashAside) Read(p []byte) (int, error) {
+	if len(p) > hashAsideChunk {
+		p = p[:hashAsideChunk]
+	}
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.todo <- append(<-a.free, p[:n]...)
+	}
+	return n, err
+}
+
+// finish waits until everything read so far is hashed; it must be called
+// once reading is over, and may be called again.
+func (a *hashAside) finish() {
+	a.once.Do(func() { close(a.todo); <-a.done })
 }
 
 // LabelsUnder reads the image's layers, writing nothing, and returns the

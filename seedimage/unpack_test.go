@@ -60,7 +60,9 @@ func layerOf(t *testing.T, entries ...entrySpec) []byte {
 	return gz.Bytes()
 }
 
-func dirEntry(name string, mode int64) entrySpec { return entrySpec{name: name, typ: tar.TypeDir, mode: mode} }
+func dirEntry(name string, mode int64) entrySpec {
+	return entrySpec{name: name, typ: tar.TypeDir, mode: mode}
+}
 
 // unpackLayers unpacks an OCI archive of the layers into a new folder.
 func unpackLayers(t *testing.T, o UnpackOptions, layers ...[]byte) (string, Unpacked, error) {
