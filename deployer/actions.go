@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/seedbuild/seedbuild/seedimage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,6 +43,7 @@ func (e *executor) registerActions() {
 		ActionApplyDeletions:  e.applyDeletions,
 		ActionWriteFile:       e.writeFile,
 		ActionCopySeedFiles:   e.copySeedFiles,
+		ActionUnpackArchive:   e.unpackArchive,
 		ActionVerify:          e.verify,
 		ActionBootcInstall:    e.bootcInstall,
 	}
@@ -541,6 +543,25 @@ func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (st
 		if err := unix.Lsetxattr(a["path"], selinuxXattr, label, 0); err != nil && !e.allowXattrLoss {
 			return "", fmt.Errorf("setting the SELinux label of %q: %w", a["path"], err)
 		}
+	}
+	return "", nil
+}
+
+// unpackArchive extracts a seed's tarball, keeping owners, modes, xattrs,
+// SELinux labels and ACLs as tar xzf with tarOpts does.
+func (e *executor) unpackArchive(ctx context.Context, _ Step, a map[string]string) (string, error) {
+	if err := requireArgs(a, "file", "to"); err != nil {
+		return "", err
+	}
+	var o seedimage.UnpackOptions
+	if e.allowXattrLoss {
+		o.LabelLost = func(p string, err error) error {
+			fmt.Fprintf(e.log, "Warning: %v (going on: --allow-xattr-loss)\n", err)
+			return nil
+		}
+	}
+	if _, err := seedimage.UnpackArchive(ctx, a["file"], a["to"], o); err != nil {
+		return "", err
 	}
 	return "", nil
 }

@@ -206,6 +206,9 @@ const (
 	// ActionCommitTree commits a laid-out root into the repo, taking its
 	// files over, in Go (package ostreerepo).
 	ActionCommitTree = "commit-tree"
+	// ActionUnpackArchive extracts a tarball (file) into a folder (to), in
+	// Go, as tar xzf with tarOpts would, writing files in parallel.
+	ActionUnpackArchive = "unpack-archive"
 	// ActionCopySeedFiles copies a tarball seed's metadata files.
 	ActionCopySeedFiles = "copy-seed-files"
 	// ActionVerify checks the new deployment.
@@ -540,7 +543,7 @@ func classicSteps(sr, name string) []Step {
 	return []Step{
 		{Desc: "make a scratch repo for ostree.tgz", Action: ActionTempDir, Capture: "scratch",
 			Undo: &Step{Desc: "remove the scratch repo", Action: ActionRemoveTempDir, Args: map[string]string{"dir": "{scratch}"}}},
-		{Desc: "unpack ostree.tgz", Argv: append([]string{"tar", "xzf", "{mount}/ostree.tgz", "-C", "{scratch}"}, tarOpts...)},
+		{Desc: "unpack ostree.tgz", Action: ActionUnpackArchive, Args: map[string]string{"file": "{mount}/ostree.tgz", "to": "{scratch}"}},
 		{Desc: "find the seed's commit", Action: ActionClassicCommit, Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
 		// By checksum: the seed repo's refs are not brought along, so the
 		// undo has only objects to prune.
@@ -566,7 +569,7 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}}}
 	case kind == labels.BootcTarball || kind == labels.Classic:
 		return []Step{
-			{Desc: "unpack var.tgz into the stateroot", Argv: append([]string{"tar", "xzf", seed + "/var.tgz", "-C", stateDir}, tarOpts...)},
+			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{"file": seed + "/var.tgz", "to": stateDir}},
 			{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
 				Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}},
 		}

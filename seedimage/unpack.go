@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
+	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/image/v5/types"
 	"golang.org/x/sys/unix"
 )
@@ -64,7 +67,7 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 	} else if len(entries) > 0 {
 		return Unpacked{}, fmt.Errorf("unpacking into %s: the folder is not empty", dest)
 	}
-	u := newUnpacker(ctx, dest, o)
+	u := newUnpacker(ctx, dest, o, false)
 	defer u.stop()
 	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
 		if o.OnLayer != nil {
@@ -76,6 +79,38 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 		err = u.wait()
 	}
 	return u.total, err
+}
+
+// UnpackArchive extracts a plain tar archive, compressed or not (as GNU
+// tar writes them: ./-relative names, --selinux, --xattrs and --acls
+// records), into dest, which may have content: what the archive holds
+// replaces what is there, and folders are merged. As Unpack, it writes
+// regular files with several workers.
+func UnpackArchive(ctx context.Context, file, dest string, o UnpackOptions) (Unpacked, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("opening %s: %w", file, err)
+	}
+	defer f.Close()
+	plain, _, err := compression.AutoDecompress(f)
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("reading %s: %w", file, err)
+	}
+	defer plain.Close()
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return Unpacked{}, fmt.Errorf("making %s: %w", dest, err)
+	}
+	entries, err := os.ReadDir(dest)
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("reading %s: %w", dest, err)
+	}
+	u := newUnpacker(ctx, dest, o, true)
+	u.merge = len(entries) > 0
+	defer u.stop()
+	if err := u.applyLayer(plain); err != nil {
+		return u.total, fmt.Errorf("extracting %s into %s: %w", file, dest, err)
+	}
+	return u.total, nil
 }
 
 // unpackWorkers write regular files at once; the folders above them are
@@ -91,6 +126,7 @@ type fileJob struct {
 	path   string
 	h      *tar.Header
 	xattrs []ostreerepo.Xattr
+	drop   []string
 	data   []byte
 }
 
@@ -103,10 +139,17 @@ type unpacker struct {
 	// dest) and its type flag; only paths typed dir are ever used as
 	// folders without resolving them.
 	kinds map[string]byte
+	// plain says the stream is a plain archive, not an image layer: no
+	// whiteouts. merge says dest may have content: a path kinds does not
+	// know is looked up on disk.
+	plain, merge bool
 	// layer is the paths the current layer wrote, which an opaque
 	// whiteout keeps.
-	layer    map[string]bool
-	dirTimes []dirTime
+	layer map[string]bool
+	// defaultACL is the folders given a default ACL, which what is made
+	// in them inherits unless its entry says otherwise.
+	defaultACL map[string]bool
+	dirTimes   []dirTime
 	total    Unpacked
 
 	jobs     chan fileJob
@@ -124,8 +167,8 @@ type dirTime struct {
 	mtime unix.Timespec
 }
 
-func newUnpacker(ctx context.Context, dest string, o UnpackOptions) *unpacker {
-	u := &unpacker{ctx: ctx, dest: dest, o: o, kinds: map[string]byte{"": tar.TypeDir},
+func newUnpacker(ctx context.Context, dest string, o UnpackOptions, plain bool) *unpacker {
+	u := &unpacker{ctx: ctx, dest: dest, o: o, kinds: map[string]byte{"": tar.TypeDir}, plain: plain, defaultACL: map[string]bool{},
 		jobs: make(chan fileJob, 64), inFlight: make(chan struct{}, unpackInFlight>>20)}
 	for range unpackWorkers {
 		u.workers.Add(1)
@@ -133,7 +176,7 @@ func newUnpacker(ctx context.Context, dest string, o UnpackOptions) *unpacker {
 			defer u.workers.Done()
 			for j := range u.jobs {
 				if u.failed() == nil {
-					u.fail(u.writeFile(j.path, j.h, j.xattrs, bytes.NewReader(j.data)))
+					u.fail(u.writeFile(j.path, j.h, j.xattrs, j.drop, bytes.NewReader(j.data)))
 				}
 				for range tokens(len(j.data)) {
 					<-u.inFlight
@@ -225,18 +268,20 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if base == ".wh..wh..opq" {
-		return u.opaque(parent)
-	}
-	if strings.HasPrefix(base, ".wh..wh.") {
-		return nil // aufs metadata, not content
-	}
-	if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-		return u.remove(path.Join(parent, gone))
+	if !u.plain {
+		if base == ".wh..wh..opq" {
+			return u.opaque(parent)
+		}
+		if strings.HasPrefix(base, ".wh..wh.") {
+			return nil // aufs metadata, not content
+		}
+		if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+			return u.remove(path.Join(parent, gone))
+		}
 	}
 	rel := path.Join(parent, base)
 	p := filepath.Join(u.dest, rel)
-	if old, ok := u.kinds[rel]; ok && !(old == tar.TypeDir && h.Typeflag == tar.TypeDir) {
+	if old, ok := u.kind(rel); ok && !(old == tar.TypeDir && h.Typeflag == tar.TypeDir) {
 		if err := u.remove(rel); err != nil {
 			return err
 		}
@@ -248,11 +293,14 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	case tar.TypeReg, tar.TypeRegA:
 		u.kinds[rel] = tar.TypeReg
 		u.total.Size += h.Size
-		x := entryXattrs(h)
+		x, err := entryXattrs(h)
+		if err != nil {
+			return err
+		}
 		u.countLabel(x)
 		if h.Size > unpackInFlight/4 {
 			// Too big to hold: written here, as it is read.
-			return u.writeFile(p, h, x, r)
+			return u.writeFile(p, h, x, u.inherited(parent, h, x), r)
 		}
 		data := make([]byte, h.Size)
 		if _, err := io.ReadFull(r, data); err != nil {
@@ -262,16 +310,19 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 			u.inFlight <- struct{}{}
 		}
 		u.pending.Add(1)
-		u.jobs <- fileJob{path: p, h: h, xattrs: x, data: data}
+		u.jobs <- fileJob{path: p, h: h, xattrs: x, drop: u.inherited(parent, h, x), data: data}
 		return nil
 	case tar.TypeSymlink:
 		u.kinds[rel] = tar.TypeSymlink
-		x := entryXattrs(h)
+		x, err := entryXattrs(h)
+		if err != nil {
+			return err
+		}
 		u.countLabel(x)
 		if err := unix.Symlinkat(h.Linkname, unix.AT_FDCWD, p); err != nil {
 			return fmt.Errorf("making the symlink %s: %w", p, err)
 		}
-		if err := u.setMeta(p, h, x, -1); err != nil {
+		if err := u.setMeta(p, h, x, u.inherited(parent, h, x), -1); err != nil {
 			return err
 		}
 		if u.o.Known != nil {
@@ -293,7 +344,8 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		if err := unix.Linkat(unix.AT_FDCWD, filepath.Join(u.dest, target), unix.AT_FDCWD, p, 0); err != nil {
 			return fmt.Errorf("linking %s to %s: %w", p, h.Linkname, err)
 		}
-		u.kinds[rel] = u.kinds[target]
+		kind, _ := u.kind(target)
+		u.kinds[rel] = kind
 		return nil
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		u.kinds[rel] = h.Typeflag
@@ -301,9 +353,12 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		if err := unix.Mknod(p, mode|0o600, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
 			return fmt.Errorf("making %s: %w", p, err)
 		}
-		x := entryXattrs(h)
+		x, err := entryXattrs(h)
+		if err != nil {
+			return err
+		}
 		u.countLabel(x)
-		return u.setMeta(p, h, x, -1)
+		return u.setMeta(p, h, x, u.inherited(parent, h, x), -1)
 	default:
 		return fmt.Errorf("unpacking %s: unknown tar entry type %q", name, h.Typeflag)
 	}
@@ -311,26 +366,85 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 
 // dir makes a folder, or sets the metadata of the one there.
 func (u *unpacker) dir(rel, p string, h *tar.Header) error {
-	if _, ok := u.kinds[rel]; !ok {
+	if _, ok := u.kind(rel); !ok {
 		if err := unix.Mkdir(p, 0o700); err != nil {
 			return fmt.Errorf("making %s: %w", p, err)
 		}
 		u.kinds[rel] = tar.TypeDir
 	}
-	x := entryXattrs(h)
-	u.countLabel(x)
-	if err := u.setMeta(p, h, x, -1); err != nil {
+	x, err := entryXattrs(h)
+	if err != nil {
 		return err
+	}
+	u.countLabel(x)
+	parent := strings.TrimSuffix(path.Dir(rel), ".")
+	if err := u.setMeta(p, h, x, u.inherited(parent, h, x), -1); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(x, func(a ostreerepo.Xattr) bool { return a.Name == aclDefaultXattr }) {
+		u.defaultACL[rel] = true
+	} else {
+		delete(u.defaultACL, rel)
 	}
 	u.dirTimes = append(u.dirTimes, dirTime{path: p, atime: timespec(h.AccessTime, h.ModTime), mtime: timespec(h.ModTime, h.ModTime)})
 	return nil
+}
+
+// inherited is the ACL xattrs an entry made in parent would inherit from
+// its default ACL but does not have itself: they are removed, so it ends
+// with exactly what its entry says, as GNU tar --acls leaves it.
+func (u *unpacker) inherited(parent string, h *tar.Header, x []ostreerepo.Xattr) []string {
+	if !u.defaultACL[parent] || h.Typeflag == tar.TypeSymlink {
+		return nil
+	}
+	names := []string{aclAccessXattr}
+	if h.Typeflag == tar.TypeDir {
+		names = append(names, aclDefaultXattr)
+	}
+	var drop []string
+	for _, n := range names {
+		if !slices.ContainsFunc(x, func(a ostreerepo.Xattr) bool { return a.Name == n }) {
+			drop = append(drop, n)
+		}
+	}
+	return drop
+}
+
+// kind returns the type of what is at rel, from kinds or, when merging
+// into a folder with content, from the disk.
+func (u *unpacker) kind(rel string) (byte, bool) {
+	k, ok := u.kinds[rel]
+	if ok || !u.merge {
+		return k, ok
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(u.dest, rel), &st); err != nil {
+		return 0, false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		k = tar.TypeDir
+	case unix.S_IFREG:
+		k = tar.TypeReg
+	case unix.S_IFLNK:
+		k = tar.TypeSymlink
+	default:
+		k = tar.TypeFifo
+	}
+	u.kinds[rel] = k
+	return k, true
+}
+
+func (u *unpacker) isDir(rel string) bool {
+	k, _ := u.kind(rel)
+	return k == tar.TypeDir
 }
 
 // parent returns where the folder dir (relative to dest) really is,
 // resolving symlinks in it inside dest, and makes what is missing of it.
 func (u *unpacker) parent(dir string) (string, error) {
 	real, err := u.resolveDir(dir)
-	if err != nil || u.kinds[real] == tar.TypeDir {
+	if err != nil || u.isDir(real) {
 		return real, err
 	}
 	// Folders the layer does not list: made as containers-storage makes
@@ -338,7 +452,7 @@ func (u *unpacker) parent(dir string) (string, error) {
 	parts := strings.Split(real, "/")
 	for i := range parts {
 		sub := strings.Join(parts[:i+1], "/")
-		switch kind, ok := u.kinds[sub]; {
+		switch kind, ok := u.kind(sub); {
 		case ok && kind == tar.TypeDir:
 			continue
 		case ok:
@@ -356,7 +470,7 @@ func (u *unpacker) parent(dir string) (string, error) {
 // with its symlinks followed inside dest: a layer's symlink never leads
 // out of it.
 func (u *unpacker) resolveDir(dir string) (string, error) {
-	if u.kinds[dir] == tar.TypeDir {
+	if u.isDir(dir) {
 		return dir, nil
 	}
 	abs, err := securejoin.SecureJoin(u.dest, dir)
@@ -379,7 +493,7 @@ func (u *unpacker) remove(rel string) error {
 	if err := u.wait(); err != nil {
 		return err
 	}
-	kind, ok := u.kinds[rel]
+	kind, ok := u.kind(rel)
 	if !ok {
 		return nil
 	}
@@ -419,7 +533,7 @@ func (u *unpacker) opaque(dir string) error {
 
 // writeFile writes one regular file whole: content, owner, mode, xattrs,
 // times; with Known set, it checksums the content as it goes.
-func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, r io.Reader) error {
+func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, drop []string, r io.Reader) error {
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", p, err)
@@ -437,7 +551,7 @@ func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, r io
 	} else if n != h.Size {
 		return fmt.Errorf("writing %s: the layer gave %d of its %d bytes", p, n, h.Size)
 	}
-	if err := u.setMeta(p, h, x, fd); err != nil {
+	if err := u.setMeta(p, h, x, drop, fd); err != nil {
 		return err
 	}
 	if sum != nil {
@@ -448,8 +562,18 @@ func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, r io
 
 // setMeta gives p (through fd when >= 0) the entry's owner, mode, xattrs
 // and, but for a folder (see applyLayer), times.
-func (u *unpacker) setMeta(p string, h *tar.Header, x []ostreerepo.Xattr, fd int) error {
+func (u *unpacker) setMeta(p string, h *tar.Header, x []ostreerepo.Xattr, drop []string, fd int) error {
 	var err error
+	for _, name := range drop {
+		if fd >= 0 {
+			err = unix.Fremovexattr(fd, name)
+		} else {
+			err = unix.Lremovexattr(p, name)
+		}
+		if err != nil && !errors.Is(err, unix.ENODATA) {
+			return fmt.Errorf("removing the inherited ACL of %s: %w", p, err)
+		}
+	}
 	if fd >= 0 {
 		err = unix.Fchown(fd, h.Uid, h.Gid)
 	} else {
@@ -525,16 +649,37 @@ func (u *unpacker) countLabel(x []ostreerepo.Xattr) {
 	}
 }
 
-// entryXattrs is the entry's xattrs, sorted by name as ostree keeps them.
-func entryXattrs(h *tar.Header) []ostreerepo.Xattr {
+// entryXattrs is the entry's xattrs, sorted by name as ostree keeps them:
+// its SCHILY.xattr records, and GNU tar's records of SELinux labels
+// (--selinux) and ACLs (--acls), as the xattrs they stand for.
+func entryXattrs(h *tar.Header) ([]ostreerepo.Xattr, error) {
 	var x []ostreerepo.Xattr
+	have := map[string]bool{}
 	for k, v := range h.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			x = append(x, ostreerepo.Xattr{Name: name, Value: []byte(v)})
+			have[name] = true
 		}
 	}
+	if label, ok := h.PAXRecords["RHT.security.selinux"]; ok {
+		// GNU tar --selinux sets it as libselinux does, with a NUL at the
+		// end, over any xattr record of it.
+		x = slices.DeleteFunc(x, func(a ostreerepo.Xattr) bool { return a.Name == selinuxXattr })
+		x = append(x, ostreerepo.Xattr{Name: selinuxXattr, Value: append([]byte(label), 0)})
+	}
+	for record, name := range map[string]string{"SCHILY.acl.access": aclAccessXattr, "SCHILY.acl.default": aclDefaultXattr} {
+		text, ok := h.PAXRecords[record]
+		if !ok || have[name] {
+			continue
+		}
+		value, err := aclXattr(text)
+		if err != nil {
+			return nil, fmt.Errorf("reading the ACL of %s: %w", h.Name, err)
+		}
+		x = append(x, ostreerepo.Xattr{Name: name, Value: value})
+	}
 	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
-	return x
+	return x, nil
 }
 
 // timespec is t, or fallback when t is unset (a tar without atimes).
