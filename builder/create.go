@@ -87,6 +87,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		base  *baseImage
 		err   error
 		early *earlyArchive
+		store *earlyStore
 	}
 	baseDone := make(chan opened, 1)
 	baseCtx, stopBase := context.WithCancel(ctx)
@@ -95,10 +96,14 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		go func() {
 			base, err := openBase(baseCtx, o.Base, o.SystemContext, o.Policy, filepath.Join(b.stage.Path, "base"))
 			var early *earlyArchive
+			var store *earlyStore
+			if err == nil {
+				store = startStore(baseCtx, base, o)
+			}
 			if i := firstArchive(o.Destinations); err == nil && i >= 0 {
 				early = startArchive(baseCtx, base, o.Destinations, i)
 			}
-			baseDone <- opened{base, err, early}
+			baseDone <- opened{base, err, early, store}
 		}()
 	} else {
 		baseDone <- opened{}
@@ -113,6 +118,9 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	ob := <-baseDone
 	defer ob.base.Close()
 	defer ob.early.discard()
+	// After the seed is written (or not): the seed holds the base's
+	// layers itself.
+	defer ob.store.remove(context.WithoutCancel(ctx), o.SystemContext)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +136,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.timer.end("commit")
+	ob.store.wait()
 	for i, dest := range o.Destinations {
 		var early *earlyArchive
 		if ob.early != nil && ob.early.dest == i {

@@ -560,6 +560,11 @@ func interruptCreate(t *testing.T, f *fixtureSet, root string, sig syscall.Signa
 	tmp := t.TempDir()
 	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "before")...)
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
+	// The base, copied into the store early beside the capture, is gone
+	// again: only the seed is left.
+	if n := len(strings.Fields(images)); n != 1 {
+		t.Errorf("the store holds %d images after create --tag, want only the seed:\n%s", n, images)
+	}
 	containers := st.buildah(t, "containers", "-a", "-q")
 	cmd := exec.Command(bin, st.flags("create", "--rootfs", root, "--base", "oci-archive:"+f.base, "--tag", "interrupted",
 		"--output", "oci-archive:"+filepath.Join(tmp, "out.tar"))...)

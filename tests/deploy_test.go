@@ -296,7 +296,7 @@ func TestDeployDryRunChangesNothing(t *testing.T) {
 		name, image string
 		want        []string
 	}{
-		{"classic", "oci-archive:" + f.classic, []string{"Method: classic", "ostree pull-local", "tar xzf {mount}/var.tgz", "ostree admin deploy"}},
+		{"classic", "oci-archive:" + f.classic, []string{"Method: classic", "ostree pull-local", "unpack-archive file={mount}/var.tgz", "ostree admin deploy"}},
 		{"native from storage", "localhost/seed:dry", []string{"Method: ostree", "action commit-tree", "ostree admin deploy"}},
 		{"bootc-tarball", "oci-archive:" + f.bootc, []string{"Method: ostree", "var.tgz", "ostree admin deploy"}},
 	} {
