@@ -118,9 +118,15 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	ob := <-baseDone
 	defer ob.base.Close()
 	defer ob.early.discard()
-	// After the seed is written (or not): the seed holds the base's
-	// layers itself.
-	defer ob.store.remove(context.WithoutCancel(ctx), o.SystemContext)
+	// Once the seed is written it holds the base's layers itself; a run
+	// that fails before the copy is waited for stops it first.
+	copied := false
+	defer func() {
+		if !copied {
+			stopBase()
+		}
+		ob.store.remove()
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +143,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	}
 	b.timer.end("commit")
 	ob.store.wait()
+	copied = true
 	for i, dest := range o.Destinations {
 		var early *earlyArchive
 		if ob.early != nil && ob.early.dest == i {

@@ -2,54 +2,52 @@ package builder
 
 import (
 	"context"
-	"strings"
+	"fmt"
+	"os"
+	"slices"
 
 	"go.podman.io/image/v5/copy"
 	istorage "go.podman.io/image/v5/storage"
-	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
 )
 
 // earlyStore copies the base image into the containers-storage store of a
 // --tag destination while the root is captured. Writing the seed there
 // then finds the base's layers applied already (containers/image reuses a
 // layer the store has) and adds only the seed's own: the slow part, the
-// OS layer, overlaps the capture. The base goes in by ID only, with no
-// name, and is removed again once the seed holds its layers, unless the
-// store had it before.
+// OS layer, overlaps the capture. The base goes in under a name of its
+// own, which is taken off again once the seed holds its layers; the image
+// record goes too, unless someone else named it meanwhile.
 type earlyStore struct {
-	ref  types.ImageReference // the base, by ID, in the destination's store
-	done chan error
+	store storage.Store
+	id    string // the base's image ID
+	name  string // the temporary name
+	done  chan error
 }
 
 // startStore begins the copy into the store of the first containers-storage
 // destination, when there is one and it does not hold the base yet; nil
 // otherwise.
 func startStore(ctx context.Context, base *baseImage, o *Options) *earlyStore {
-	var dest types.ImageReference
+	var store storage.Store
 	for _, d := range o.Destinations {
-		if d.Transport().Name() == istorage.Transport.Name() {
-			dest = d
+		if t, ok := d.Transport().(istorage.StoreTransport); ok && d.Transport().Name() == istorage.Transport.Name() {
+			store = t.GetStoreIfSet()
 			break
 		}
 	}
-	if dest == nil || o.Policy == nil || base.manifest.Config.Digest == "" {
+	if store == nil || o.Policy == nil || base.manifest.Config.Digest == "" {
 		return nil
 	}
-	// "[driver@graphroot+runroot:options]name": the same store, by ID.
-	within := dest.StringWithinTransport()
-	end := strings.Index(within, "]")
-	if !strings.HasPrefix(within, "[") || end < 0 {
-		return nil
+	id := base.manifest.Config.Digest.Encoded()
+	if _, err := store.Image(id); err == nil {
+		return nil // the store has the base already
 	}
-	ref, err := istorage.Transport.ParseReference(within[:end+1] + "@" + base.manifest.Config.Digest.Encoded())
+	e := &earlyStore{store: store, id: id, name: fmt.Sprintf("localhost/seedbuild-early-base-%d:%s", os.Getpid(), id[:12]), done: make(chan error, 1)}
+	ref, err := istorage.Transport.ParseStoreReference(store, e.name+"@"+id)
 	if err != nil {
 		return nil
 	}
-	if src, err := ref.NewImageSource(ctx, o.SystemContext); err == nil {
-		src.Close()
-		return nil // the store has the base already
-	}
-	e := &earlyStore{ref: ref, done: make(chan error, 1)}
 	go func() {
 		_, err := copy.Image(ctx, o.Policy, ref, o.Base, &copy.Options{SourceCtx: o.SystemContext, DestinationCtx: o.SystemContext})
 		e.done <- err
@@ -61,17 +59,26 @@ func startStore(ctx context.Context, base *baseImage, o *Options) *earlyStore {
 // all the work itself.
 func (e *earlyStore) wait() {
 	if e != nil {
-		<-e.done
-		e.done <- nil
+		e.done <- <-e.done
 	}
 }
 
-// remove waits for the copy and removes the base image it made; the
-// layers the seed uses stay.
-func (e *earlyStore) remove(ctx context.Context, sys *types.SystemContext) {
+// remove waits for the copy, takes its temporary name off the base image
+// and removes the image when no other name is left; the layers the seed
+// uses stay.
+func (e *earlyStore) remove() {
 	if e == nil {
 		return
 	}
 	e.wait()
-	e.ref.DeleteImage(ctx, sys)
+	img, err := e.store.Image(e.id)
+	if err != nil || !slices.Contains(img.Names, e.name) {
+		return
+	}
+	if err := e.store.RemoveNames(e.id, []string{e.name}); err != nil {
+		return
+	}
+	if img, err := e.store.Image(e.id); err == nil && len(img.Names) == 0 {
+		e.store.DeleteImage(e.id, true)
+	}
 }

@@ -162,7 +162,7 @@ type unpacker struct {
 }
 
 type dirTime struct {
-	path  string
+	rel   string
 	atime unix.Timespec
 	mtime unix.Timespec
 }
@@ -249,8 +249,14 @@ func (u *unpacker) applyLayer(layer io.Reader) error {
 	// Folder times last, deepest first: writing into a folder changes its.
 	for i := len(u.dirTimes) - 1; i >= 0; i-- {
 		d := u.dirTimes[i]
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, d.path, []unix.Timespec{d.atime, d.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("setting the times of %s: %w", d.path, err)
+		// A folder removed or replaced since is skipped: only one still
+		// there, reached through folders only, gets its times.
+		if !u.realDir(d.rel) {
+			continue
+		}
+		p := filepath.Join(u.dest, d.rel)
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{d.atime, d.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting the times of %s: %w", p, err)
 		}
 	}
 	return nil
@@ -258,6 +264,9 @@ func (u *unpacker) applyLayer(layer io.Reader) error {
 
 // entry applies one tar entry.
 func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil // pax defaults for what follows, not a file
+	}
 	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 	if name == "" {
 		// The root itself: its metadata, as a folder's.
@@ -276,6 +285,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 			return nil // aufs metadata, not content
 		}
 		if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+			if gone == "" || gone == "." || gone == ".." {
+				return fmt.Errorf("unpacking %s: a whiteout that names no file", name)
+			}
 			return u.remove(path.Join(parent, gone))
 		}
 	}
@@ -286,7 +298,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 			return err
 		}
 	}
-	u.layer[rel] = true
+	for p := rel; p != "." && p != "" && !u.layer[p]; p = path.Dir(p) {
+		u.layer[p] = true
+	}
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return u.dir(rel, p, h)
@@ -386,7 +400,7 @@ func (u *unpacker) dir(rel, p string, h *tar.Header) error {
 	} else {
 		delete(u.defaultACL, rel)
 	}
-	u.dirTimes = append(u.dirTimes, dirTime{path: p, atime: timespec(h.AccessTime, h.ModTime), mtime: timespec(h.ModTime, h.ModTime)})
+	u.dirTimes = append(u.dirTimes, dirTime{rel: rel, atime: timespec(h.AccessTime, h.ModTime), mtime: timespec(h.ModTime, h.ModTime)})
 	return nil
 }
 
@@ -414,8 +428,13 @@ func (u *unpacker) inherited(parent string, h *tar.Header, x []ostreerepo.Xattr)
 // into a folder with content, from the disk.
 func (u *unpacker) kind(rel string) (byte, bool) {
 	k, ok := u.kinds[rel]
-	if ok || !u.merge {
+	if ok || !u.merge || rel == "" {
 		return k, ok
+	}
+	// Looked up on disk only below a folder known to be one (not a
+	// symlink), part by part: a symlink on the way is never followed.
+	if !u.realDir(strings.TrimSuffix(path.Dir(rel), ".")) {
+		return 0, false
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(filepath.Join(u.dest, rel), &st); err != nil {
@@ -440,11 +459,22 @@ func (u *unpacker) isDir(rel string) bool {
 	return k == tar.TypeDir
 }
 
+// realDir says rel is a folder and so is every folder above it, up to
+// dest: a path through them follows no symlink.
+func (u *unpacker) realDir(rel string) bool {
+	for ; rel != "" && rel != "."; rel = path.Dir(rel) {
+		if !u.isDir(rel) {
+			return false
+		}
+	}
+	return true
+}
+
 // parent returns where the folder dir (relative to dest) really is,
 // resolving symlinks in it inside dest, and makes what is missing of it.
 func (u *unpacker) parent(dir string) (string, error) {
 	real, err := u.resolveDir(dir)
-	if err != nil || u.isDir(real) {
+	if err != nil || u.realDir(real) {
 		return real, err
 	}
 	// Folders the layer does not list: made as containers-storage makes
@@ -470,7 +500,7 @@ func (u *unpacker) parent(dir string) (string, error) {
 // with its symlinks followed inside dest: a layer's symlink never leads
 // out of it.
 func (u *unpacker) resolveDir(dir string) (string, error) {
-	if u.isDir(dir) {
+	if u.realDir(dir) {
 		return dir, nil
 	}
 	abs, err := securejoin.SecureJoin(u.dest, dir)
@@ -522,8 +552,16 @@ func (u *unpacker) opaque(dir string) error {
 		return fmt.Errorf("reading %s: %w", filepath.Join(u.dest, dir), err)
 	}
 	for _, e := range entries {
-		if rel := path.Join(dir, e.Name()); !u.layer[rel] {
+		rel := path.Join(dir, e.Name())
+		switch {
+		case !u.layer[rel]:
 			if err := u.remove(rel); err != nil {
+				return err
+			}
+		case u.kinds[rel] == tar.TypeDir:
+			// A folder this layer lists (or writes into) keeps only what
+			// this layer puts in it, as the opaque folder does.
+			if err := u.opaque(rel); err != nil {
 				return err
 			}
 		}

@@ -48,6 +48,9 @@ func layerOf(t *testing.T, entries ...entrySpec) []byte {
 			}
 			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			h = &tar.Header{Typeflag: e.typ, PAXRecords: map[string]string{"comment": "git archive"}}
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
@@ -268,5 +271,101 @@ func TestUnpackRefusesContent(t *testing.T) {
 	ref := archiveRef(t, archiveOfLayers(false, layerOf(t, entrySpec{name: "a", data: "a"})))
 	if _, err := Unpack(context.Background(), ref, &types.SystemContext{BigFilesTemporaryDir: t.TempDir()}, root, UnpackOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("Unpack() into a folder with content = %v, want a refusal", err)
+	}
+}
+
+// TestUnpackStaysInside gives symlinks that lead out of dest, to a folder
+// outside it, and entries through them, to a layer and to a tarball
+// extracted into a folder with content: each is refused or lands inside
+// dest, and nothing outside changes.
+func TestUnpackStaysInside(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners (make test runs as root)")
+	}
+	outside := t.TempDir()
+	os.MkdirAll(filepath.Join(outside, "b"), 0o755)
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("host's"), 0o600)
+	old := time.Unix(1600000000, 0)
+	os.Chtimes(filepath.Join(outside, "b"), old, old)
+	toOutside := entrySpec{name: "var/x", typ: tar.TypeSymlink, link: outside}
+	attacks := map[string][]entrySpec{
+		"file through an absolute symlink":     {dirEntry("var/", 0o755), toOutside, {name: "var/x/evil", data: "escaped"}},
+		"file deeper through it":               {dirEntry("var/", 0o755), toOutside, {name: "var/x/b/evil", data: "escaped"}},
+		"file through a relative symlink":      {dirEntry("var/", 0o755), {name: "var/rel", typ: tar.TypeSymlink, link: "../../../../../../../.." + outside}, {name: "var/rel/evil", data: "escaped"}},
+		"hard link to a file through it":       {dirEntry("var/", 0o755), toOutside, {name: "var/h", typ: tar.TypeLink, link: "var/x/secret"}},
+		"folder times after its parent turned": {dirEntry("a/", 0o755), dirEntry("a/b/", 0o755), {name: "a", typ: tar.TypeSymlink, link: outside}},
+	}
+	for name, entries := range attacks {
+		for _, mode := range []string{"layer", "tarball"} {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				if mode == "layer" {
+					unpackLayers(t, UnpackOptions{}, layerOf(t, entries...))
+				} else {
+					dest := filepath.Join(t.TempDir(), "stateroot")
+					os.MkdirAll(filepath.Join(dest, "var/x/b"), 0o755) // the tarball's var/x replaces it
+					archive := filepath.Join(t.TempDir(), "var.tgz")
+					os.WriteFile(archive, layerOf(t, entries...), 0o644)
+					UnpackArchive(context.Background(), archive, dest, UnpackOptions{})
+				}
+				for _, n := range []string{"evil", "b/evil"} {
+					if _, err := os.Lstat(filepath.Join(outside, n)); err == nil {
+						os.Remove(filepath.Join(outside, n))
+						t.Errorf("%s was written outside dest", n)
+					}
+				}
+				var st unix.Stat_t
+				if unix.Stat(filepath.Join(outside, "secret"), &st); st.Nlink != 1 {
+					t.Errorf("a hard link to the file outside was made (%d links)", st.Nlink)
+				}
+				if fi, err := os.Stat(filepath.Join(outside, "b")); err != nil || !fi.ModTime().Equal(old) {
+					t.Errorf("the folder outside got new times: %v, %v", fi.ModTime(), err)
+				}
+			})
+		}
+	}
+}
+
+// TestUnpackOddEntries: a pax global header is no file; a whiteout that
+// names nothing is refused, not taken for its folder.
+func TestUnpackOddEntries(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners (make test runs as root)")
+	}
+	global := entrySpec{name: "pax_global_header", typ: tar.TypeXGlobalHeader}
+	root, _, err := unpackLayers(t, UnpackOptions{}, layerOf(t, global, entrySpec{name: "a", data: "a"}))
+	if err != nil {
+		t.Fatalf("Unpack() of a layer with a pax global header = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "pax_global_header")); err == nil {
+		t.Errorf("the pax global header was written as a file")
+	}
+	for _, name := range []string{"d/.wh.", "d/.wh..", "d/.wh..."} {
+		_, _, err := unpackLayers(t, UnpackOptions{}, layerOf(t, dirEntry("d/", 0o755), entrySpec{name: "d/f", data: "f"}),
+			layerOf(t, entrySpec{name: name}))
+		if err == nil || !strings.Contains(err.Error(), "whiteout") {
+			t.Errorf("Unpack() with the whiteout %q = %v, want a refusal", name, err)
+		}
+	}
+}
+
+// TestUnpackOpaqueAfterChildren: an opaque marker after entries of the
+// same layer keeps those, and empties a folder the layer lists of what
+// the layers below put there.
+func TestUnpackOpaqueAfterChildren(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners (make test runs as root)")
+	}
+	l1 := layerOf(t, dirEntry("o/", 0o755), dirEntry("o/sub/", 0o755), entrySpec{name: "o/sub/old", data: "old"},
+		entrySpec{name: "o/gone", data: "gone"}, dirEntry("o/deep/", 0o755), dirEntry("o/deep/er/", 0o755))
+	l2 := layerOf(t, dirEntry("o/", 0o755), dirEntry("o/sub/", 0o755), entrySpec{name: "o/sub/new", data: "new"},
+		entrySpec{name: "o/deep/er/f", data: "f"}, entrySpec{name: "o/.wh..wh..opq"})
+	root, _, err := unpackLayers(t, UnpackOptions{}, l1, l2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"o/sub/new": true, "o/deep/er/f": true, "o/sub/old": false, "o/gone": false} {
+		if _, err := os.Lstat(filepath.Join(root, p)); (err == nil) != want {
+			t.Errorf("%s there: %v, want %v", p, err == nil, want)
+		}
 	}
 }

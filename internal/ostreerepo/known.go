@@ -36,13 +36,16 @@ func (f *FileHash) Write(p []byte) (int, error) { return f.h.Write(p) }
 // were written (an unpack), so that a commit of the same files need not
 // read them back. A checksum is used only for the same inode, unchanged
 // since (the same change time and size) and with the same header; any
-// other file is read as usual. Safe for concurrent use.
+// other file is read as usual. Nothing may rewrite a file in place
+// between the two (the change time can be as coarse as a clock tick):
+// the deployer only renames and removes there. Safe for concurrent use.
 type Known struct {
 	mu sync.Mutex
 	m  map[uint64]knownFile
 }
 
 type knownFile struct {
+	dev    uint64
 	ctime  unix.Timespec
 	size   int64
 	header [32]byte
@@ -58,7 +61,7 @@ func (k *Known) Add(st *unix.Stat_t, f *FileHash) {
 	var sum [32]byte
 	copy(sum[:], f.h.Sum(nil))
 	k.mu.Lock()
-	k.m[st.Ino] = knownFile{ctime: st.Ctim, size: st.Size, header: f.header, sum: sum}
+	k.m[st.Ino] = knownFile{dev: st.Dev, ctime: st.Ctim, size: st.Size, header: f.header, sum: sum}
 	k.mu.Unlock()
 }
 
@@ -78,7 +81,7 @@ func (k *Known) lookup(st *unix.Stat_t, header []byte) ([32]byte, bool) {
 	k.mu.Lock()
 	f, ok := k.m[st.Ino]
 	k.mu.Unlock()
-	if !ok || f.ctime != st.Ctim || f.size != st.Size || f.header != sha256.Sum256(header) {
+	if !ok || f.dev != st.Dev || f.ctime != st.Ctim || f.size != st.Size || f.header != sha256.Sum256(header) {
 		return [32]byte{}, false
 	}
 	return f.sum, true
