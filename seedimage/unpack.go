@@ -150,7 +150,7 @@ type unpacker struct {
 	// in them inherits unless its entry says otherwise.
 	defaultACL map[string]bool
 	dirTimes   []dirTime
-	total    Unpacked
+	total      Unpacked
 
 	jobs     chan fileJob
 	inFlight chan struct{} // one token per MiB of content in flight
