@@ -87,7 +87,6 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		base  *baseImage
 		err   error
 		early *earlyArchive
-		store *earlyStore
 	}
 	baseDone := make(chan opened, 1)
 	baseCtx, stopBase := context.WithCancel(ctx)
@@ -96,14 +95,10 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		go func() {
 			base, err := openBase(baseCtx, o.Base, o.SystemContext, o.Policy, filepath.Join(b.stage.Path, "base"))
 			var early *earlyArchive
-			var store *earlyStore
-			if err == nil {
-				store = startStore(baseCtx, base, o)
-			}
 			if i := firstArchive(o.Destinations); err == nil && i >= 0 {
 				early = startArchive(baseCtx, base, o.Destinations, i)
 			}
-			baseDone <- opened{base, err, early, store}
+			baseDone <- opened{base, err, early}
 		}()
 	} else {
 		baseDone <- opened{}
@@ -118,15 +113,6 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	ob := <-baseDone
 	defer ob.base.Close()
 	defer ob.early.discard()
-	// Once the seed is written it holds the base's layers itself; a run
-	// that fails before the copy is waited for stops it first.
-	copied := false
-	defer func() {
-		if !copied {
-			stopBase()
-		}
-		ob.store.remove()
-	}()
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +128,6 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.timer.end("commit")
-	ob.store.wait()
-	copied = true
 	for i, dest := range o.Destinations {
 		var early *earlyArchive
 		if ob.early != nil && ob.early.dest == i {

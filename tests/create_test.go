@@ -560,8 +560,7 @@ func interruptCreate(t *testing.T, f *fixtureSet, root string, sig syscall.Signa
 	tmp := t.TempDir()
 	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "before")...)
 	images := st.buildah(t, "images", "-a", "-q", "--no-trunc")
-	// The base, copied into the store early beside the capture, is gone
-	// again: only the seed is left.
+	// Only the seed is left: no image of the base beside it.
 	if n := len(strings.Fields(images)); n != 1 {
 		t.Errorf("the store holds %d images after create --tag, want only the seed:\n%s", n, images)
 	}
