@@ -6,8 +6,18 @@ set -u
 share=/run/seedbuild-xfer
 say() { echo "seedbuild-vm-stage: $*" >/dev/console; }
 mkdir -p "$share"
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=none xfer "$share"; then
-  say "no 9p share named xfer; powering off"
+# The share's virtio channel shows up only once 9pnet_virtio has probed the
+# device, which can come after the module loads ("no channels available
+# for device xfer"): load it first, and try for a while.
+modprobe 9pnet_virtio 2>/dev/null || true
+tries=0
+until mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=none xfer "$share" 2>/dev/null; do
+  tries=$((tries + 1))
+  [ "$tries" -ge 30 ] && break
+  sleep 1
+done
+if ! mountpoint -q "$share"; then
+  say "no 9p share named xfer after ${tries} s; powering off"
   systemctl poweroff --no-block
   exit 0
 fi
