@@ -555,10 +555,7 @@ func (e *executor) unpackArchive(ctx context.Context, _ Step, a map[string]strin
 	}
 	var o seedimage.UnpackOptions
 	if e.allowXattrLoss {
-		o.LabelLost = func(p string, err error) error {
-			fmt.Fprintf(e.log, "Warning: %v (going on: --allow-xattr-loss)\n", err)
-			return nil
-		}
+		o.LabelLost = warnLabelLost(e.log)
 	}
 	if _, err := seedimage.UnpackArchive(ctx, a["file"], a["to"], o); err != nil {
 		return "", err

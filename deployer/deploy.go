@@ -244,10 +244,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 			}
 		}}
 		if cfg.AllowXattrLoss {
-			uo.LabelLost = func(p string, err error) error {
-				fmt.Fprintf(cfg.Log, "Warning: %v (going on: --allow-xattr-loss)\n", err)
-				return nil
-			}
+			uo.LabelLost = warnLabelLost(cfg.Log)
 		}
 		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
 		if err != nil {
@@ -286,6 +283,15 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		m.release = func() { mnt.Release(); os.Remove(file) }
 	}
 	return seed, m, nil
+}
+
+// warnLabelLost is the unpack's LabelLost under --allow-xattr-loss: it
+// warns on w and goes on.
+func warnLabelLost(w io.Writer) func(string, error) error {
+	return func(_ string, err error) error {
+		fmt.Fprintf(w, "Warning: %v (going on: --allow-xattr-loss)\n", err)
+		return nil
+	}
 }
 
 // materialised is the seed's root file system on the host.

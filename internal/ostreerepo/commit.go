@@ -9,7 +9,6 @@ package ostreerepo
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -264,11 +263,7 @@ func (w *writer) consumeFile(n *node) error {
 
 // checksum reads the file to checksum it with header.
 func (n *node) checksum(header []byte) error {
-	h := sha256.New()
-	var prefix [8]byte
-	binary.BigEndian.PutUint32(prefix[:4], uint32(len(header)))
-	h.Write(prefix[:])
-	h.Write(header)
+	h := objectHash(header)
 	if n.symlink == "" {
 		f, err := os.Open(n.path)
 		if err != nil {

@@ -21,12 +21,19 @@ type FileHash struct {
 // must be sorted by name, as List gives them.
 func NewFileHash(uid, gid, mode uint32, symlink string, xattrs []Xattr) *FileHash {
 	header := fileHeader(uid, gid, mode, symlink, xattrs)
+	return &FileHash{h: objectHash(header), header: sha256.Sum256(header)}
+}
+
+// objectHash starts a file object's checksum as ostree computes it: the
+// header's size (big-endian, padded to 8 bytes), the header, then the
+// content the caller writes.
+func objectHash(header []byte) hash.Hash {
 	h := sha256.New()
 	var prefix [8]byte
 	binary.BigEndian.PutUint32(prefix[:4], uint32(len(header)))
 	h.Write(prefix[:])
 	h.Write(header)
-	return &FileHash{h: h, header: sha256.Sum256(header)}
+	return h
 }
 
 // Write adds content bytes.
