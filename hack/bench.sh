@@ -60,15 +60,17 @@ excludes=(--exclude='*/.bash_history' --exclude='var/tmp/*' --exclude='var/log/*
 
 # settle: after a setup removed files, wait until new files are cheap again.
 # ext4 without a journal (as on some VM disks) will not reuse an inode freed
-# in the last 30 s: right after a removal of tens of thousands of files,
-# each new file costs a scan past them (recently_deleted), which made the
-# first line after a removal up to twice as slow. A node does not remove a
-# whole OS seconds before it deploys, so every timed run starts settled.
+# in the last 60 s (RECENTCY_MIN in the kernel's fs/ext4/ialloc.c; 360 s
+# while its inode table block is dirty, hence the sync first): right after
+# a removal of tens of thousands of files, each new file costs a scan past
+# them (recently_deleted), which made the first line after a removal up to
+# twice as slow. A node does not remove a whole OS a minute before it
+# deploys, so every timed run starts settled.
 dev=$(findmnt -no SOURCE --target "$dir" 2>/dev/null || true)
 fstype=$(findmnt -no FSTYPE --target "$dir" 2>/dev/null || true)
 settle_s=0
 if [[ $fstype == ext4 && ! -e /proc/fs/jbd2/${dev##*/}-8 ]]; then
-  settle_s=31
+  settle_s=61
   echo "bench: $dir is on ext4 without a journal: every removal is followed by a ${settle_s} s wait" >&2
 fi
 settle() { sync; sleep "$settle_s"; }
