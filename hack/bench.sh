@@ -109,10 +109,13 @@ bench_base() {
   MKBASE_WRITER=dir2oci "$here/mkbase.sh" "$root" localhost/bench-base-$b "$dir/$b-base.tar" >/dev/null
   du -sb "$root/usr" | cut -f1 >"$dir/$b.ossize"
   find "$root/usr" -type f | wc -l >"$dir/$b.osfiles"
-  "$here/lca-reference.sh" classic "$root" "$dir/$b-classic.tar" >/dev/null
   measure "$b-a" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
   measure "$b-b" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-b.tar" --compression zstd
+  measure "$b-m" "${sb[@]}" create -q --layout bootc-tarball --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-m.tar"
   measure "$b-c" "$here/lca-reference.sh" bootc "$root" "$dir/$b-c.tar" "oci-archive:$dir/$b-base.tar"
+  measure "$b-k" "${sb[@]}" create -q --layout classic --rootfs "$root" --output "oci-archive:$dir/$b-k.tar"
+  # The upstream classic seed is also what (f) and (h) deploy.
+  measure "$b-l" "$here/lca-reference.sh" classic "$root" "$dir/$b-classic.tar"
   measure "$b-d" bash -c "tar c -C '$root' ${excludes[*]} var etc | pigz -p $cores > '$dir/$b-d.tgz'"
   setup=fresh_tag
   measure "$b-i" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --tag localhost/bench-seed:tag
@@ -163,7 +166,10 @@ for b in bases:
     rows = [
         ("a", "seedbuild create, gzip, to oci-archive", "%s-a.tar" % b, True),
         ("b", "seedbuild create, zstd, to oci-archive", "%s-b.tar" % b, True),
+        ("m", "seedbuild create --layout bootc-tarball", "%s-m.tar" % b, True),
         ("c", "upstream create replay (bootc seed)", "%s-c.tar" % b, False),
+        ("k", "seedbuild create --layout classic", "%s-k.tar" % b, True),
+        ("l", "upstream create replay (classic seed)", "%s-classic.tar" % b, False),
         ("d", "floor: tar | pigz of the captured files", "%s-d.tgz" % b, False),
         ("i", "seedbuild create --tag (containers-storage)", None, True),
         ("j", "podman-style pull of (a) from oci-archive (skopeo)", None, False),
@@ -181,7 +187,7 @@ for b in bases:
             line += "  peak RSS %4.0f MiB" % rss(n)
         print(line)
     r = lambda x, y: t("%s-%s" % (b, x)) / t("%s-%s" % (b, y))
-    print("  create: a/c = %.2f (target <= 0.15)  b/c = %.2f  a/d = %.2f  i/j = %.2f (--tag vs a pull, target <= 1)" % (r("a", "c"), r("b", "c"), r("a", "d"), r("i", "j")))
+    print("  create: a/c = %.2f (target <= 0.15)  b/c = %.2f  m/c = %.2f (bootc-tarball)  k/l = %.2f (classic, target <= 0.15)  a/d = %.2f  i/j = %.2f (--tag vs a pull, target <= 1)" % (r("a", "c"), r("b", "c"), r("m", "c"), r("k", "l"), r("a", "d"), r("i", "j")))
     print("  deploy: e/f = %.2f (target <= 0.5)  e/g = %.2f (write floor, target <= 1.5)  h/f = %.2f (tarball seed vs upstream, target <= 1)" % (r("e", "f"), r("e", "g"), r("h", "f")))
 print()
 print("growth (small base, one run each): scale, /var size, create, deploy, peak RSS of each")
