@@ -2,7 +2,6 @@ package builder
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
 	"go.podman.io/image/v5/types"
-	"golang.org/x/sys/unix"
 )
 
 // archiveTarget is an oci-archive destination's file and image name, from
@@ -52,7 +50,7 @@ func writeArchive(ctx context.Context, s *seedImage, path, name string) error {
 // bytes, whichever way it was written.
 type archiveWriter struct {
 	f       *os.File
-	bw      *bufio.Writer
+	dw      *directWriter
 	tw      *tar.Writer
 	written map[digest.Digest]bool
 }
@@ -65,8 +63,8 @@ func createArchive(path string) (*archiveWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(&writeBehind{f: f}, 1<<20)
-	aw := &archiveWriter{f: f, bw: bw, tw: tar.NewWriter(bw), written: map[digest.Digest]bool{}}
+	dw := newDirectWriter(f)
+	aw := &archiveWriter{f: f, dw: dw, tw: tar.NewWriter(dw), written: map[digest.Digest]bool{}}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := aw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: archiveEpoch, Format: tar.FormatPAX}); err != nil {
 			aw.abort()
@@ -118,7 +116,7 @@ func (a *archiveWriter) finish(ctx context.Context, s *seedImage, name string) e
 		func() error { return file(imgspecv1.ImageLayoutFile, layoutFile) },
 		func() error { return file(imgspecv1.ImageIndexFile, index) },
 		a.tw.Close,
-		a.bw.Flush,
+		a.dw.Close,
 		a.f.Close,
 	} {
 		if err := step(); err != nil {
@@ -129,7 +127,10 @@ func (a *archiveWriter) finish(ctx context.Context, s *seedImage, name string) e
 }
 
 // abort closes the archive unfinished; the caller removes it.
-func (a *archiveWriter) abort() { a.f.Close() }
+func (a *archiveWriter) abort() {
+	a.dw.stop()
+	a.f.Close()
+}
 
 // blobOpener opens a blob: seedImage.blob, or a base's.
 type blobOpener func(ctx context.Context, d imgspecv1.Descriptor) (io.ReadCloser, int64, error)
@@ -173,29 +174,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// writeBehindChunk is how much is written before its write-back to disk is
-// started.
-const writeBehindChunk = 32 << 20
-
-// writeBehind starts the write-back of what was written, a chunk at a time,
-// while the rest is still being written: the archive is synced before it is
-// renamed into place, and without this all of it would wait in the page
-// cache for that sync. Where sync_file_range is not there, nothing changes.
-type writeBehind struct {
-	f          *os.File
-	off, since int64
-}
-
-func (w *writeBehind) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.since >= writeBehindChunk {
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.since, w.off-w.since, unix.SYNC_FILE_RANGE_WRITE)
-		w.since = w.off
-	}
-	return n, err
 }
 
 // earlyArchive is an oci-archive destination whose base layers are written
