@@ -49,7 +49,9 @@ type directWrite struct {
 // start.
 func newDirectWriter(f *os.File) *directWriter {
 	w := &directWriter{f: f, todo: make(chan directWrite, 2), free: make(chan []byte, 3), done: make(chan struct{})}
-	if d, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+	// Opened again through /proc, so it is the same file whatever its
+	// name has become.
+	if d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
 		w.direct = d
 	}
 	for range cap(w.free) {
@@ -69,6 +71,9 @@ func alignedBuffer() []byte {
 }
 
 func (w *directWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, fmt.Errorf("writing %q: already closed", w.f.Name())
+	}
 	n := 0
 	for len(p) > 0 {
 		if err := w.failed.Load(); err != nil {
