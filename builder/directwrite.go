@@ -36,7 +36,6 @@ type directWriter struct {
 	free   chan []byte
 	done   chan struct{}
 	failed atomic.Pointer[error] // the writer goroutine's first error
-	err    error                 // the first error, once stopped
 	closed bool
 }
 
@@ -125,19 +124,18 @@ func (w *directWriter) writeChunk(b []byte, off int64) error {
 // stop waits for the chunks handed over so far and ends the writer
 // goroutine; it returns the first error.
 func (w *directWriter) stop() error {
-	if w.closed {
-		return w.err
+	if !w.closed {
+		w.closed = true
+		close(w.todo)
+		<-w.done
+		if w.direct != nil {
+			w.direct.Close()
+		}
 	}
-	w.closed = true
-	close(w.todo)
-	<-w.done
 	if err := w.failed.Load(); err != nil {
-		w.err = *err
+		return *err
 	}
-	if w.direct != nil {
-		w.direct.Close()
-	}
-	return w.err
+	return nil
 }
 
 // Close writes what is left (the tail, through the page cache) and waits
@@ -149,7 +147,5 @@ func (w *directWriter) Close() error {
 	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 		return fmt.Errorf("writing %q: %w", w.f.Name(), err)
 	}
-	w.off += int64(len(w.buf))
-	w.buf = w.buf[:0]
 	return nil
 }
