@@ -26,11 +26,17 @@ const (
 	// are compressed already. It keeps registries and copies from
 	// compressing them a second time.
 	storedGzip Compression = "stored-gzip"
+	// uncompressed layers are kept only as their diff (a storeWriter's):
+	// no blob is written.
+	uncompressed Compression = "none"
 )
 
 func (c Compression) mediaType() string {
-	if c == Zstd {
+	switch c {
+	case Zstd:
 		return imgspecv1.MediaTypeImageLayerZstd
+	case uncompressed:
+		return imgspecv1.MediaTypeImageLayer
 	}
 	return imgspecv1.MediaTypeImageLayerGzip
 }
@@ -120,6 +126,15 @@ type layerResult struct {
 // writeLayer streams the tar that produce writes through the compressor
 // into a new blob, digesting the tar (the diff ID) and the blob on the way.
 func (l *stagingImages) writeLayer(c Compression, produce func(w io.Writer) error) (layerResult, error) {
+	if c == uncompressed {
+		diff := digest.Canonical.Digester()
+		counter := &countingWriter{}
+		if err := produce(io.MultiWriter(diff.Hash(), counter)); err != nil {
+			return layerResult{}, err
+		}
+		desc := imgspecv1.Descriptor{MediaType: c.mediaType(), Digest: diff.Digest(), Size: counter.n}
+		return layerResult{desc: desc, diffID: desc.Digest, uncompressed: counter.n}, nil
+	}
 	blob, err := l.newBlob()
 	if err != nil {
 		return layerResult{}, err

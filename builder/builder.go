@@ -21,6 +21,7 @@ import (
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
 )
 
 // Layout is the shape of the seed a build makes.
@@ -88,6 +89,10 @@ type Options struct {
 	AllowRunning bool
 	// Destinations receive the finished image. At least one is required.
 	Destinations []types.ImageReference
+	// Store is the local containers-storage that destinations named in it
+	// (--tag) are in. When every destination is there, and so is the
+	// base, a native seed is committed straight into it.
+	Store storage.Store
 	// SystemContext and Policy are used to read the base and write the
 	// destinations.
 	SystemContext *types.SystemContext

@@ -56,6 +56,8 @@ type build struct {
 	info      labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
+	// local, when set, commits the seed straight into local storage.
+	local *storeWriter
 }
 
 func (b *build) run(ctx context.Context) (*Report, error) {
@@ -103,6 +105,21 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	} else {
 		baseDone <- opened{}
 	}
+	// A seed bound only for local storage, on a base that is there, goes
+	// straight into it: the base is needed before the capture starts.
+	var ob opened
+	haveBase := false
+	if o.Layout == Native && allInStore(o.Store, o.Destinations) {
+		ob, haveBase = <-baseDone, true
+		defer ob.base.Close()
+		if ob.err != nil {
+			return nil, ob.err
+		}
+		if b.local, err = newStoreWriter(o.Store, ob.base); err != nil {
+			return nil, err
+		}
+		defer b.local.discard()
+	}
 	stop := b.progress(c)
 	layers, err := b.captureLayers(ctx, c)
 	stop()
@@ -110,8 +127,10 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		// No need to wait for the base's layers to be written.
 		stopBase()
 	}
-	ob := <-baseDone
-	defer ob.base.Close()
+	if !haveBase {
+		ob = <-baseDone
+		defer ob.base.Close()
+	}
 	defer ob.early.discard()
 	if err != nil {
 		return nil, err
@@ -128,7 +147,18 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.timer.end("commit")
+	if b.local != nil {
+		if err := b.local.commit(seed, layers, o.Destinations, b.created()); err != nil {
+			return nil, fmt.Errorf("writing seed to local storage: %w", err)
+		}
+		for _, dest := range o.Destinations {
+			b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
+		}
+	}
 	for i, dest := range o.Destinations {
+		if b.local != nil {
+			break
+		}
 		var early *earlyArchive
 		if ob.early != nil && ob.early.dest == i {
 			early = ob.early
@@ -235,7 +265,7 @@ func (b *build) created() time.Time {
 }
 
 func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges) ([]namedLayer, error) {
-	varLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+	varLayer, err := b.writeLayer(func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := c.tree(ew, "var", func(rel string) string { return rel }); err != nil {
 			return err
@@ -245,7 +275,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /var: %w", err)
 	}
-	etcLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+	etcLayer, err := b.writeLayer(func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.seedDirs(ew); err != nil {
 			return err
@@ -261,7 +291,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /etc changes: %w", err)
 	}
-	metaLayer, err := b.layout.writeLayer(b.opts.Compression, func(w io.Writer) error {
+	metaLayer, err := b.writeLayer(func(w io.Writer) error {
 		ew := newEntryWriter(w, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.writeMeta(ew); err != nil {
 			return err
@@ -272,6 +302,15 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 		return nil, fmt.Errorf("writing seed metadata: %w", err)
 	}
 	return []namedLayer{{"var", varLayer}, {"etc", etcLayer}, {"seed", metaLayer}}, nil
+}
+
+// writeLayer writes one of a native seed's layers: to the staging folder,
+// compressed, or into local storage as it is made.
+func (b *build) writeLayer(produce func(w io.Writer) error) (layerResult, error) {
+	if b.local != nil {
+		return b.layout.writeLayer(uncompressed, b.local.layer(produce))
+	}
+	return b.layout.writeLayer(b.opts.Compression, produce)
 }
 
 // seedDirs writes the folders above the seed's files.

@@ -687,3 +687,99 @@ func TestCreateOnPulledBase(t *testing.T) {
 	sys := newSysroot(t)
 	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:pulled", "--stateroot", "pulled", "--sysroot", sys, "--method", "ostree")...)
 }
+
+// TestCreateTagIntoStore: with the base in local storage and only --tag
+// destinations, create commits the seed straight into the store, its new
+// layers uncompressed. The image must be the one an oci-archive run of the
+// same root and --timestamp makes (the same ID, which is its config's
+// digest), read back whole by a copy out of the store, and deployable. The
+// same seed again only adds a name; a run that fails after its layers
+// were stored leaves none behind.
+func TestCreateTagIntoStore(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	storeRef := func(name string) string {
+		return "containers-storage:[overlay@" + st.root + "+" + st.runroot + "]" + name
+	}
+	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.base, storeRef("localhost/stored-base:latest"))
+	layerDirs := func() int {
+		t.Helper()
+		entries, err := os.ReadDir(filepath.Join(st.root, "overlay"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	type report struct {
+		ImageID string `json:"image_id"`
+		Layers  []struct {
+			Name      string `json:"name"`
+			MediaType string `json:"media_type"`
+		} `json:"layers"`
+	}
+	create := func(root string, dest ...string) (report, result) {
+		t.Helper()
+		args := append([]string{"create", "--json", "--rootfs", root, "--base", "localhost/stored-base:latest", "--timestamp", "1700000000"}, dest...)
+		r := seedbuild(t, nil, st.flags(args...)...)
+		var rep report
+		if r.code == 0 {
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("create --json: %v\n%s", err, r.stdout)
+			}
+		}
+		return rep, r
+	}
+
+	direct, r := create(f.root, "--tag", "seed:direct")
+	if r.code != 0 {
+		t.Fatalf("create --tag: %s", r)
+	}
+	for _, l := range direct.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar" {
+			t.Errorf("layer %s was committed as %s, want uncompressed (straight into the store)", l.Name, l.MediaType)
+		}
+	}
+	archive, r := create(f.root, "--output", "oci-archive:"+filepath.Join(t.TempDir(), "seed.tar"))
+	if r.code != 0 {
+		t.Fatalf("create --output: %s", r)
+	}
+	if direct.ImageID != archive.ImageID {
+		t.Errorf("image ID straight into the store = %s, through an oci-archive = %s: want the same config", direct.ImageID, archive.ImageID)
+	}
+	if got := strings.TrimSpace(st.buildah(t, "images", "-q", "--no-trunc", "localhost/seed:direct")); got != direct.ImageID {
+		t.Errorf("buildah sees localhost/seed:direct as %q, want %s", got, direct.ImageID)
+	}
+	// A copy out of the store reads every layer and checks it against the
+	// config's diff IDs.
+	back := filepath.Join(t.TempDir(), "back.tar")
+	sh(t, nil, "skopeo", "copy", "-q", storeRef("localhost/seed:direct"), "oci-archive:"+back)
+	if d := inspect(t, "oci-archive:"+back); d.Kind != "native" {
+		t.Errorf("the seed copied out of the store inspects as %q, want native", d.Kind)
+	}
+	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:direct", "--stateroot", "direct", "--sysroot", newSysroot(t), "--method", "ostree")...)
+
+	before := layerDirs()
+	again, r := create(f.root, "--tag", "seed:again")
+	if r.code != 0 || again.ImageID != direct.ImageID {
+		t.Fatalf("the same seed again: %s\nimage %s, want %s", r, again.ImageID, direct.ImageID)
+	}
+	if got := layerDirs(); got != before {
+		t.Errorf("the same seed again left %d layer folders, want %d", got, before)
+	}
+	if got := strings.TrimSpace(st.buildah(t, "images", "-q", "--no-trunc", "localhost/seed:again")); got != direct.ImageID {
+		t.Errorf("localhost/seed:again is %q, want %s", got, direct.ImageID)
+	}
+
+	// Credentials are refused once the capture is done: its layers are
+	// in the store by then.
+	refused := smallRoot(t, map[string]string{"var/lib/kubelet/config.json": `{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}`})
+	if _, r := create(refused, "--tag", "seed:refused"); r.code != 1 {
+		t.Fatalf("create of a root with credentials: %s\nwant exit 1", r)
+	}
+	if got := layerDirs(); got != before {
+		t.Errorf("a refused create left %d layer folders, want %d", got, before)
+	}
+	if out := st.buildah(t, "images", "--format", "{{.Name}}:{{.Tag}}"); strings.Contains(out, "refused") {
+		t.Errorf("a refused create left an image:\n%s", out)
+	}
+}

@@ -148,6 +148,10 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 	if opts.Destinations, err = o.destinations(g); err != nil {
 		return opts, err
 	}
+	if len(o.tags) > 0 {
+		// destinations opened it.
+		opts.Store = g.store
+	}
 	opts.ParseImage = g.parseImage
 	if o.base != "" && layout != builder.Classic {
 		if opts.Base, err = g.parseImage(o.base); err != nil {

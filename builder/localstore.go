@@ -1,0 +1,212 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+)
+
+// storeWriter commits a seed straight into local containers-storage, as
+// buildah commits an image: each new layer's tar stream goes from the
+// capture into the store as it is made, uncompressed, on top of the base's
+// layers already there. Nothing is compressed, staged or unpacked twice,
+// which a copy through containers/image would do (it digests each
+// compressed blob's contents as it stores the blob, then unpacks it).
+//
+// It applies only when every destination is a name in that store and the
+// base's layers are already there (a pulled or built base); other runs
+// write through containers/image.
+type storeWriter struct {
+	store storage.Store
+	// parent is the layer the next one goes on: the base's top layer, then
+	// each new layer in turn.
+	parent string
+	// made are the layers this run made, bottom first, removed again
+	// unless the image record is committed.
+	made      []string
+	committed bool
+}
+
+// newStoreWriter returns a storeWriter onto the base's layers in store, or
+// nil when they are not all there.
+func newStoreWriter(store storage.Store, base *baseImage) (*storeWriter, error) {
+	top, err := layerChain(store, base.config.RootFS.DiffIDs)
+	if err != nil || top == "" {
+		return nil, err
+	}
+	return &storeWriter{store: store, parent: top}, nil
+}
+
+// allInStore says whether every one of dests names an image in store.
+func allInStore(store storage.Store, dests []types.ImageReference) bool {
+	if store == nil || len(dests) == 0 {
+		return false
+	}
+	for _, d := range dests {
+		if !inStore(store, d) {
+			return false
+		}
+	}
+	return true
+}
+
+// inStore says whether ref names an image in store: a containers-storage
+// reference whose store is this one.
+func inStore(store storage.Store, ref types.ImageReference) bool {
+	if ref.Transport().Name() != istorage.Transport.Name() || ref.DockerReference() == nil {
+		return false
+	}
+	spec := "[" + store.GraphDriverName() + "@" + store.GraphRoot() + "+" + store.RunRoot()
+	if opts := store.GraphOptions(); len(opts) > 0 {
+		spec += ":" + strings.Join(opts, ",")
+	}
+	return strings.HasPrefix(ref.StringWithinTransport(), spec+"]")
+}
+
+// layerChain finds layers in store holding diffIDs in order, each on top
+// of the one before, and returns the top one's ID; "" when the chain is
+// not all there.
+func layerChain(store storage.Store, diffIDs []digest.Digest) (string, error) {
+	parent := ""
+	for _, d := range diffIDs {
+		layers, err := store.LayersByUncompressedDigest(d)
+		if errors.Is(err, storage.ErrLayerUnknown) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("looking up layer %s in local storage: %w", d, err)
+		}
+		next := ""
+		for _, l := range layers {
+			if l.Parent == parent {
+				next = l.ID
+				break
+			}
+		}
+		if next == "" {
+			return "", nil
+		}
+		parent = next
+	}
+	return parent, nil
+}
+
+// layer wraps a layer's producer so that what it writes also goes into a
+// new layer in the store, on top of the last one. The stream the producer
+// writes is the layer's diff: the store's digest of it must be the diff ID
+// the caller computes from the same bytes, or the layer is refused.
+func (s *storeWriter) layer(produce func(io.Writer) error) func(io.Writer) error {
+	return func(w io.Writer) error {
+		pipe := newAheadPipe(8)
+		type put struct {
+			layer *storage.Layer
+			err   error
+		}
+		done := make(chan put, 1)
+		go func() {
+			l, _, err := s.store.PutLayer("", s.parent, nil, "", false, nil, pipe)
+			if err == nil {
+				// Whatever follows the tar's end (its padding) is part of
+				// the diff; the store has digested what it read.
+				_, err = io.Copy(io.Discard, pipe)
+			}
+			pipe.CloseRead(errOr(err, io.ErrClosedPipe))
+			done <- put{l, err}
+		}()
+		err := produce(io.MultiWriter(w, pipe))
+		pipe.CloseWrite(err)
+		p := <-done
+		if p.layer != nil && (err != nil || p.err != nil) {
+			s.store.DeleteLayer(p.layer.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if p.err != nil {
+			return fmt.Errorf("storing the layer in local storage: %w", p.err)
+		}
+		s.made = append(s.made, p.layer.ID)
+		s.parent = p.layer.ID
+		return nil
+	}
+}
+
+func errOr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// commit records the seed as an image on the new layers, named as dests
+// name it (a name another image had moves to this one). Its ID is its
+// config's digest, as a pull would give it: when that image is already
+// there (the same seed, built again), the new layers are dropped and the
+// names added to it.
+func (s *storeWriter) commit(seed *seedImage, layers []namedLayer, dests []types.ImageReference, created time.Time) error {
+	if len(s.made) != len(layers) {
+		return fmt.Errorf("internal error: %d layers stored for %d made", len(s.made), len(layers))
+	}
+	for i, id := range s.made {
+		l, err := s.store.Layer(id)
+		if err != nil {
+			return fmt.Errorf("reading stored layer %s: %w", id, err)
+		}
+		if l.UncompressedDigest != layers[i].diffID {
+			return fmt.Errorf("the %s layer was stored with digest %s, not %s", layers[i].name, l.UncompressedDigest, layers[i].diffID)
+		}
+	}
+	mfDigest := seed.manifestDescriptor().Digest
+	cfgDigest := seed.manifest.Config.Digest
+	opts := &storage.ImageOptions{
+		CreationDate: created,
+		Digest:       mfDigest,
+		BigData: []storage.ImageBigDataOption{
+			{Key: cfgDigest.String(), Data: seed.configBlob, Digest: cfgDigest},
+			{Key: storage.ImageDigestManifestBigDataNamePrefix + "-" + mfDigest.String(), Data: seed.manifestBlob, Digest: mfDigest},
+			{Key: storage.ImageDigestBigDataKey, Data: seed.manifestBlob, Digest: mfDigest},
+		},
+	}
+	id := cfgDigest.Encoded()
+	isNew := true
+	img, err := s.store.CreateImage(id, nil, s.parent, "", opts)
+	if errors.Is(err, storage.ErrDuplicateID) {
+		isNew = false
+		img, err = s.store.Image(id)
+	}
+	if err != nil {
+		return fmt.Errorf("recording image %s in local storage: %w", id, err)
+	}
+	names := make([]string, 0, len(dests))
+	for _, d := range dests {
+		names = append(names, d.DockerReference().String())
+	}
+	if err := s.store.AddNames(img.ID, names); err != nil {
+		if isNew {
+			s.store.DeleteImage(img.ID, false)
+		}
+		return fmt.Errorf("naming image %s %s: %w", img.ID, strings.Join(names, ", "), err)
+	}
+	if isNew {
+		s.committed = true
+	}
+	return nil
+}
+
+// discard removes the layers this run made, unless an image uses them.
+func (s *storeWriter) discard() {
+	if s == nil || s.committed {
+		return
+	}
+	for i := len(s.made) - 1; i >= 0; i-- {
+		s.store.DeleteLayer(s.made[i])
+	}
+	s.made = nil
+}
