@@ -152,6 +152,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 			return nil, fmt.Errorf("writing seed to local storage: %w", err)
 		}
 		for _, dest := range o.Destinations {
+			fmt.Fprintf(b.opts.Progress, "Wrote seed to %s\n", imageref.Display(dest))
 			b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
 		}
 	}
