@@ -155,17 +155,15 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 			fmt.Fprintf(b.opts.Progress, "Wrote seed to %s\n", imageref.Display(dest))
 			b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
 		}
-	}
-	for i, dest := range o.Destinations {
-		if b.local != nil {
-			break
-		}
-		var early *earlyArchive
-		if ob.early != nil && ob.early.dest == i {
-			early = ob.early
-		}
-		if err := b.writeTo(ctx, seed, dest, early); err != nil {
-			return nil, err
+	} else {
+		for i, dest := range o.Destinations {
+			var early *earlyArchive
+			if ob.early != nil && ob.early.dest == i {
+				early = ob.early
+			}
+			if err := b.writeTo(ctx, seed, dest, early); err != nil {
+				return nil, err
+			}
 		}
 	}
 	b.timer.end("write")

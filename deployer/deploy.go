@@ -246,6 +246,13 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		if cfg.AllowXattrLoss {
 			uo.LabelLost = warnLabelLost(cfg.Log)
 		}
+		var seedRepo string
+		if seed.Kind == labels.Classic {
+			// The OS's repo is extracted straight from the layer, beside
+			// the root: the gigabyte ostree.tgz is never written.
+			seedRepo = filepath.Join(stage.Path, "ostree-repo")
+			uo.Extract = map[string]string{classicRepoArchive: seedRepo}
+		}
 		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
 		if err != nil {
 			stage.Remove()
@@ -258,7 +265,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
 		// prepareRoot saves the labels there, before the commit.
-		return seed, materialised{root: root, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}, nil
+		return seed, materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
 		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
@@ -297,6 +304,8 @@ func warnLabelLost(w io.Writer) func(string, error) error {
 // materialised is the seed's root file system on the host.
 type materialised struct {
 	root string
+	// seedRepo is where a classic seed's ostree.tgz was extracted.
+	seedRepo string
 	// labels is the file with the SELinux labels of the seed's /etc files,
 	// for the /etc apply (see seedLabelsVar).
 	labels string
@@ -368,7 +377,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels, "seed-repo": m.seedRepo}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 		known: m.known,
 	}

@@ -191,7 +191,8 @@ const (
 	ActionStageUsrEtc = "stage-usr-etc"
 	// ActionUnstageUsrEtc removes that staging folder.
 	ActionUnstageUsrEtc = "unstage-usr-etc"
-	// ActionTempDir makes a scratch folder.
+	// ActionTempDir makes a scratch folder. No plan uses it any more: it
+	// is kept, with its undo, for the journals of runs of older versions.
 	ActionTempDir = "temp-dir"
 	// ActionRemoveTempDir removes a scratch folder.
 	ActionRemoveTempDir = "remove-temp-dir"
@@ -340,7 +341,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		seedDir := seedFiles(s.Kind)
 		switch {
 		case method == Classic:
-			p.Steps = append(p.Steps, classicSteps(sr, o.Stateroot)...)
+			p.Steps = append(p.Steps, classicSteps(sr)...)
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		case s.Unpacked:
@@ -538,16 +539,18 @@ func commitSteps(sr, name string, selinux []string) []Step {
 	}
 }
 
-// classicSteps unpack a classic seed's ostree.tgz and pull its commit.
-func classicSteps(sr, name string) []Step {
+// classicRepoArchive is a classic seed's OS repo, extracted into
+// {seed-repo} as the seed is unpacked.
+const classicRepoArchive = "ostree.tgz"
+
+// classicSteps pull the commit of a classic seed's ostree.tgz, extracted
+// into {seed-repo} as the seed was unpacked.
+func classicSteps(sr string) []Step {
 	return []Step{
-		{Desc: "make a scratch repo for ostree.tgz", Action: ActionTempDir, Capture: "scratch",
-			Undo: &Step{Desc: "remove the scratch repo", Action: ActionRemoveTempDir, Args: map[string]string{"dir": "{scratch}"}}},
-		{Desc: "unpack ostree.tgz", Action: ActionUnpackArchive, Args: map[string]string{"file": "{mount}/ostree.tgz", "to": "{scratch}"}},
-		{Desc: "find the seed's commit", Action: ActionClassicCommit, Args: map[string]string{"repo": "{scratch}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
+		{Desc: "find the seed's commit in its " + classicRepoArchive, Action: ActionClassicCommit, Args: map[string]string{"repo": "{seed-repo}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
 		// By checksum: the seed repo's refs are not brought along, so the
 		// undo has only objects to prune.
-		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{scratch}", "{commit}"},
+		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{seed-repo}", "{commit}"},
 			Undo: removeCommitStep(sr, "")},
 	}
 }

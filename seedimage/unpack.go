@@ -44,6 +44,11 @@ type UnpackOptions struct {
 	// and symlink, computed as it is written, so a commit of the tree need
 	// not read it back.
 	Known *ostreerepo.Known
+	// Extract names regular files of the image (root-relative paths) that
+	// are archives, such as a classic seed's ostree.tgz, and the folder
+	// each is extracted into, as UnpackArchive would, straight from the
+	// layer: the archive itself is not written.
+	Extract map[string]string
 }
 
 // selinuxXattr is the xattr of SELinux labels.
@@ -92,9 +97,19 @@ func UnpackArchive(ctx context.Context, file, dest string, o UnpackOptions) (Unp
 		return Unpacked{}, fmt.Errorf("opening %s: %w", file, err)
 	}
 	defer f.Close()
-	plain, _, err := compression.AutoDecompress(f)
+	got, err := extractArchive(ctx, f, dest, o)
 	if err != nil {
-		return Unpacked{}, fmt.Errorf("reading %s: %w", file, err)
+		return got, fmt.Errorf("extracting %s into %s: %w", file, dest, err)
+	}
+	return got, nil
+}
+
+// extractArchive extracts the archive r holds into dest (UnpackArchive),
+// reading it to its end, so that a compressed one's checksum is checked.
+func extractArchive(ctx context.Context, r io.Reader, dest string, o UnpackOptions) (Unpacked, error) {
+	plain, _, err := compression.AutoDecompress(r)
+	if err != nil {
+		return Unpacked{}, err
 	}
 	defer plain.Close()
 	if err := os.MkdirAll(dest, 0o755); err != nil {
@@ -108,7 +123,10 @@ func UnpackArchive(ctx context.Context, file, dest string, o UnpackOptions) (Unp
 	u.merge = len(entries) > 0
 	defer u.stop()
 	if err := u.applyLayer(plain); err != nil {
-		return u.total, fmt.Errorf("extracting %s into %s: %w", file, dest, err)
+		return u.total, err
+	}
+	if _, err := io.Copy(io.Discard, plain); err != nil {
+		return u.total, err
 	}
 	return u.total, nil
 }
@@ -305,6 +323,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	case tar.TypeDir:
 		return u.dir(rel, p, h)
 	case tar.TypeReg, tar.TypeRegA:
+		if into, ok := u.o.Extract[rel]; ok {
+			return u.extract(rel, into, r)
+		}
 		u.kinds[rel] = tar.TypeReg
 		u.total.Size += h.Size
 		x, err := entryXattrs(h)
@@ -376,6 +397,28 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	default:
 		return fmt.Errorf("unpacking %s: unknown tar entry type %q", name, h.Typeflag)
 	}
+}
+
+// extract extracts the archive at rel into the folder into (see
+// UnpackOptions.Extract), in place of writing it. An archive that comes
+// again in a later layer replaces what the first one gave.
+func (u *unpacker) extract(rel, into string, r io.Reader) error {
+	// The files in flight first: one LabelLost call at a time.
+	if err := u.wait(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(into); err != nil {
+		return fmt.Errorf("clearing %s for %s: %w", into, rel, err)
+	}
+	o := u.o
+	o.Extract, o.Known, o.OnLayer = nil, nil, nil
+	got, err := extractArchive(u.ctx, r, into, o)
+	u.total.Size += got.Size
+	u.total.Labels += got.Labels
+	if err != nil {
+		return fmt.Errorf("extracting %s into %s: %w", rel, into, err)
+	}
+	return nil
 }
 
 // dir makes a folder, or sets the metadata of the one there.

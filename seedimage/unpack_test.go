@@ -369,3 +369,66 @@ func TestUnpackOpaqueAfterChildren(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpackExtract: a file named in Extract is extracted into its folder
+// straight from the layer, and not written; a later layer's copy replaces
+// what the first gave; a corrupt one fails the unpack.
+func TestUnpackExtract(t *testing.T) {
+	repo := func(files ...string) string {
+		var entries []entrySpec
+		for _, f := range files {
+			entries = append(entries, entrySpec{name: "./" + f, data: "content of " + f})
+		}
+		return string(layerOf(t, entries...))
+	}
+	corrupt := []byte(repo("objects/ab/cd.file"))
+	corrupt[len(corrupt)-6] ^= 0xff // the gzip CRC
+	tests := []struct {
+		name    string
+		layers  [][]byte
+		want    []string // files in the extracted folder
+		wantErr string
+	}{
+		{"one archive", [][]byte{layerOf(t, entrySpec{name: "ostree.tgz", data: repo("config", "objects/ab/cd.file")}, entrySpec{name: "var.tgz", data: "x"})},
+			[]string{"config", "objects/ab/cd.file"}, ""},
+		{"replaced by a later layer", [][]byte{
+			layerOf(t, entrySpec{name: "ostree.tgz", data: repo("config", "old")}),
+			layerOf(t, entrySpec{name: "ostree.tgz", data: repo("config", "new")})},
+			[]string{"config", "new"}, ""},
+		{"corrupt", [][]byte{layerOf(t, entrySpec{name: "ostree.tgz", data: string(corrupt)})}, nil, "ostree.tgz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			into := filepath.Join(t.TempDir(), "repo")
+			root, _, err := unpackLayers(t, UnpackOptions{Extract: map[string]string{"ostree.tgz": into}}, tt.layers...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Unpack = %v, want an error naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "ostree.tgz")); !os.IsNotExist(err) {
+				t.Errorf("ostree.tgz was written into the root (%v), want it only extracted", err)
+			}
+			var got []string
+			filepath.WalkDir(into, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					rel, _ := filepath.Rel(into, p)
+					got = append(got, rel)
+				}
+				return nil
+			})
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("extracted %v, want %v", got, tt.want)
+			}
+			for _, f := range tt.want {
+				if data, _ := os.ReadFile(filepath.Join(into, f)); string(data) != "content of "+f {
+					t.Errorf("%s holds %q", f, data)
+				}
+			}
+		})
+	}
+}
