@@ -190,7 +190,8 @@ func (s *storeWriter) commit(seed *seedImage, layers []namedLayer, dests []types
 	}
 	if err := s.store.AddNames(img.ID, names); err != nil {
 		if isNew {
-			s.store.DeleteImage(img.ID, false)
+			// With the layers this run made, which no other image uses.
+			s.store.DeleteImage(img.ID, true)
 		}
 		return fmt.Errorf("naming image %s %s: %w", img.ID, strings.Join(names, ", "), err)
 	}
