@@ -360,7 +360,7 @@ func (n *node) boot(stage, script string) boot {
 	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
 	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
 	start := time.Now()
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 12*time.Minute, n.cutOn)
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 20*time.Minute, n.cutOn)
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
 	if n.cutOn != "" {
 		n.cutOn = ""
