@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/seedbuild/seedbuild/imageref"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -28,10 +29,9 @@ type storeWriter struct {
 	// parent is the layer the next one goes on: the base's top layer, then
 	// each new layer in turn.
 	parent string
-	// made are the layers this run made, bottom first, removed again
-	// unless the image record is committed.
-	made      []string
-	committed bool
+	// made are the layers this run made, bottom first, and not yet in a
+	// committed image: discard removes them.
+	made []string
 }
 
 // newStoreWriter returns a storeWriter onto the base's layers in store, or
@@ -63,11 +63,7 @@ func inStore(store storage.Store, ref types.ImageReference) bool {
 	if ref.Transport().Name() != istorage.Transport.Name() || ref.DockerReference() == nil {
 		return false
 	}
-	spec := "[" + store.GraphDriverName() + "@" + store.GraphRoot() + "+" + store.RunRoot()
-	if opts := store.GraphOptions(); len(opts) > 0 {
-		spec += ":" + strings.Join(opts, ",")
-	}
-	return strings.HasPrefix(ref.StringWithinTransport(), spec+"]")
+	return strings.HasPrefix(ref.StringWithinTransport(), "["+imageref.StoreSpec(store)+"]")
 }
 
 // layerChain finds layers in store holding diffIDs in order, each on top
@@ -196,14 +192,15 @@ func (s *storeWriter) commit(seed *seedImage, layers []namedLayer, dests []types
 		return fmt.Errorf("naming image %s %s: %w", img.ID, strings.Join(names, ", "), err)
 	}
 	if isNew {
-		s.committed = true
+		// The new image holds them now.
+		s.made = nil
 	}
 	return nil
 }
 
-// discard removes the layers this run made, unless an image uses them.
+// discard removes the layers this run made that no committed image holds.
 func (s *storeWriter) discard() {
-	if s == nil || s.committed {
+	if s == nil {
 		return
 	}
 	for i := len(s.made) - 1; i >= 0; i-- {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -272,7 +271,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 	if err != nil {
 		return seed, none, err
 	}
-	seed.Image, seed.ImageID, seed.Store = imageref.Display(mnt.Ref), mnt.ImageID, storeSpec(cfg.Store)
+	seed.Image, seed.ImageID, seed.Store = imageref.Display(mnt.Ref), mnt.ImageID, imageref.StoreSpec(cfg.Store)
 	if size, err := cfg.Store.ImageSize(mnt.ImageID); err == nil {
 		seed.Size = size
 	}
@@ -341,16 +340,6 @@ func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference) 
 	return f.Name(), nil
 }
 
-// storeSpec names the store as the containers-storage transport's
-// [driver@graphroot+runroot:options] prefix does, without the brackets.
-func storeSpec(s storage.Store) string {
-	spec := fmt.Sprintf("%s@%s+%s", s.GraphDriverName(), s.GraphRoot(), s.RunRoot())
-	if opts := s.GraphOptions(); len(opts) > 0 {
-		spec += ":" + strings.Join(opts, ",")
-	}
-	return spec
-}
-
 // dryRun plans from what the layers say, read straight from the seed's
 // transport, and the host's facts: nothing is pulled, unpacked, mounted,
 // recovered or written.
@@ -363,7 +352,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 	if !r.unpack {
 		seed.ImageID = desc.ConfigDigest
 		if cfg.Store != nil {
-			seed.Store = storeSpec(cfg.Store)
+			seed.Store = imageref.StoreSpec(cfg.Store)
 		}
 	}
 	readSeedFiles(scannedTree{scan}, &seed)

@@ -116,7 +116,7 @@ type SeedFacts struct {
 	// ImageID is the local image ID.
 	ImageID string `json:"image_id"`
 	// Store is the containers-storage store that holds the image, as
-	// driver@graphroot+runroot[:options] (see storeSpec), for tools that
+	// driver@graphroot+runroot[:options] (see imageref.StoreSpec), for tools that
 	// read the image from it.
 	Store        string      `json:"store,omitempty"`
 	Kind         labels.Kind `json:"-"`

@@ -93,6 +93,16 @@ func HasTransport(name string) bool {
 	return ok && transports.Get(prefix) != nil
 }
 
+// StoreSpec names the store as the containers-storage transport's
+// [driver@graphroot+runroot:options] prefix does, without the brackets.
+func StoreSpec(s storage.Store) string {
+	spec := fmt.Sprintf("%s@%s+%s", s.GraphDriverName(), s.GraphRoot(), s.RunRoot())
+	if opts := s.GraphOptions(); len(opts) > 0 {
+		spec += ":" + strings.Join(opts, ",")
+	}
+	return spec
+}
+
 // NeedsStore reports whether resolving name may read local storage.
 func NeedsStore(name string) bool {
 	return !HasTransport(name) || strings.HasPrefix(name, istorage.Transport.Name()+":")

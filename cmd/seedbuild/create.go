@@ -149,8 +149,9 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		return opts, err
 	}
 	if len(o.tags) > 0 {
-		// destinations opened it.
-		opts.Store = g.store
+		if opts.Store, err = g.openStore(); err != nil {
+			return opts, err
+		}
 	}
 	opts.ParseImage = g.parseImage
 	if o.base != "" && layout != builder.Classic {
