@@ -78,7 +78,16 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 	if err != nil {
 		return nil, err
 	}
-	repo := &capture{root: repoDir, excl: newExcluder(nil), tally: &tally{}, creds: &credentialScan{}}
+	// The repo's files count in the capture's progress (and its report),
+	// and its size in the total once a walk beside the capture has it.
+	repo := &capture{root: repoDir, excl: newExcluder(nil), tally: b.tally, creds: &credentialScan{}}
+	sized := make(chan struct{})
+	defer close(sized)
+	go func() {
+		if n, err := repo.estimate(sized, "."); err == nil {
+			b.tally.AddTotal(n)
+		}
+	}()
 	if err := writeTgz(ctx, filepath.Join(dir, "ostree.tgz"), b.clamp(), repo.tally, func(ew *entryWriter) error {
 		return repo.tree(ew, ".", func(rel string) string {
 			if rel == "." {

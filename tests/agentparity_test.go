@@ -53,9 +53,20 @@ func TestLeanClassicSeed(t *testing.T) {
 	repo := filepath.Join(root, "ostree/repo")
 	dir := t.TempDir()
 	before := filepath.Join(dir, "before.tar")
-	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+before)
+	rep := create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+before)
 	commit := strings.TrimSpace(sh(t, nil, "ostree", "rev-parse", "--repo="+repo, "rhcos/seed"))
 	checkLeanRepo(t, before, "rhcos/seed", commit)
+	// What the capture counts (its progress, and the report) is every
+	// entry of the seed's tarballs, ostree.tgz's too.
+	img := readArchive(t, before)
+	files := img.layer(t, len(img.manifest.Layers)-1)
+	entries := 0
+	for _, n := range []string{"var.tgz", "etc.tgz", "ostree.tgz"} {
+		entries += len(readTgz(t, files[n].data))
+	}
+	if int64(entries) != rep.Files {
+		t.Errorf("classic create --json counted %d files, want %d: the entries of var.tgz, etc.tgz and ostree.tgz", rep.Files, entries)
+	}
 
 	// An unrelated commit with 4 MiB of noise.
 	tree := t.TempDir()

@@ -36,6 +36,10 @@ func (c *Counter) Add(files, bytes int64) {
 // SetTotal says how many bytes the work will do in all; 0 means unknown.
 func (c *Counter) SetTotal(bytes int64) { c.total.Store(bytes) }
 
+// AddTotal adds bytes to the total, for work found on the way (or sized
+// while other work is under way).
+func (c *Counter) AddTotal(bytes int64) { c.total.Add(bytes) }
+
 // Snapshot returns the files and bytes done so far and the total.
 func (c *Counter) Snapshot() (files, bytes, total int64) {
 	return c.files.Load(), c.bytes.Load(), c.total.Load()
@@ -103,7 +107,7 @@ func Show(w io.Writer, doing, done string, c *Counter, size Sizer) (stop func())
 	if size != nil {
 		go func() {
 			if n, err := size(sizeStop); err == nil {
-				c.SetTotal(max(n, 1))
+				c.AddTotal(max(n, 1))
 			}
 		}()
 	}

@@ -44,6 +44,29 @@ func TestCounterReader(t *testing.T) {
 	}
 }
 
+func TestCounterAddTotal(t *testing.T) {
+	tests := []struct {
+		name string
+		set  int64
+		adds []int64
+		want int64
+	}{
+		{"added to a set total", 100, []int64{20, 3}, 123},
+		{"added with none set", 0, []int64{7}, 7},
+		{"nothing added", 42, nil, 42},
+	}
+	for _, tt := range tests {
+		var c Counter
+		c.SetTotal(tt.set)
+		for _, n := range tt.adds {
+			c.AddTotal(n)
+		}
+		if _, _, total := c.Snapshot(); total != tt.want {
+			t.Errorf("%s: total %d, want %d", tt.name, total, tt.want)
+		}
+	}
+}
+
 // lockedBuffer is a buffer Show's goroutine may write while the test reads.
 type lockedBuffer struct {
 	mu  sync.Mutex
