@@ -2,6 +2,7 @@ package seedimage
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/seedbuild/seedbuild/internal/gunzip"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/pkg/compression"
@@ -63,9 +65,9 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	// The digest is computed on another core, beside the decompression.
 	blob := newHashAside(rc, verifier)
 	defer blob.finish()
-	// Decompressed here, in Go (pgzip for gzip reads ahead on another
-	// core), not by a child process the stream is piped through.
-	plain, _, err := compression.AutoDecompress(blob)
+	// Decompressed here, on another core, not by a child process the
+	// stream is piped through.
+	plain, err := decompress(blob)
 	if err != nil {
 		return err
 	}
@@ -266,4 +268,15 @@ func Scan(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 func (s *Scanned) remove(p string, self bool) {
 	removeUnder(s.Entries, p, self)
 	removeUnder(s.Files, p, self)
+}
+
+// decompress reads r decompressed: gzip with zlib (package gunzip, on its
+// own goroutine), anything else as containers/image detects it.
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		return gunzip.NewReader(br)
+	}
+	plain, _, err := compression.AutoDecompress(br)
+	return plain, err
 }

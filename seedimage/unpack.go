@@ -19,7 +19,6 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
-	"go.podman.io/image/v5/pkg/compression"
 	"go.podman.io/image/v5/types"
 	"golang.org/x/sys/unix"
 )
@@ -107,7 +106,7 @@ func UnpackArchive(ctx context.Context, file, dest string, o UnpackOptions) (Unp
 // extractArchive extracts the archive r holds into dest (UnpackArchive),
 // reading it to its end, so that a compressed one's checksum is checked.
 func extractArchive(ctx context.Context, r io.Reader, dest string, o UnpackOptions) (Unpacked, error) {
-	plain, _, err := compression.AutoDecompress(r)
+	plain, err := decompress(r)
 	if err != nil {
 		return Unpacked{}, err
 	}
