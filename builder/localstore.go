@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/aheadpipe"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -100,7 +101,7 @@ func layerChain(store storage.Store, diffIDs []digest.Digest) (string, error) {
 // the caller computes from the same bytes, or the layer is refused.
 func (s *storeWriter) layer(produce func(io.Writer) error) func(io.Writer) error {
 	return func(w io.Writer) error {
-		pipe := newAheadPipe(8)
+		pipe := aheadpipe.New(8)
 		type put struct {
 			layer *storage.Layer
 			err   error

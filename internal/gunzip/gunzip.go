@@ -59,6 +59,8 @@ import (
 	"fmt"
 	"io"
 	"unsafe"
+
+	"github.com/seedbuild/seedbuild/internal/aheadpipe"
 )
 
 const (
@@ -74,18 +76,8 @@ var ErrHeader = errors.New("gunzip: not a gzip stream")
 // members, as Go's gzip.Reader does, checking each member's CRC-32 and
 // length. Close stops the decompression early and frees zlib's state.
 type Reader struct {
-	chunks chan chunk
-	free   chan []byte
-	quit   chan struct{}
-	done   chan struct{}
-	cur    chunk
-	off    int
-	err    error
-}
-
-type chunk struct {
-	data []byte
-	err  error
+	pipe *aheadpipe.Pipe
+	done chan struct{}
 }
 
 // NewReader starts decompressing r.
@@ -94,32 +86,24 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if s == nil {
 		return nil, errors.New("gunzip: zlib could not start a stream")
 	}
-	z := &Reader{chunks: make(chan chunk, ahead), free: make(chan []byte, ahead+2), quit: make(chan struct{}), done: make(chan struct{})}
-	for range ahead + 2 {
-		z.free <- make([]byte, outSize)
-	}
-	go z.run(s, r)
+	z := &Reader{pipe: aheadpipe.New(ahead), done: make(chan struct{})}
+	go func() {
+		defer close(z.done)
+		defer C.gunzip_free(s)
+		z.pipe.CloseWrite(inflate(s, r, z.pipe))
+	}()
 	return z, nil
 }
 
-// run inflates r chunk by chunk until its end, an error or Close.
-func (z *Reader) run(s *C.z_stream, r io.Reader) {
-	defer close(z.done)
-	defer C.gunzip_free(s)
-	send := func(c chunk) bool {
-		select {
-		case z.chunks <- c:
-			return true
-		case <-z.quit:
-			return false
-		}
-	}
+// inflate writes what r inflates to into w, until r's end (io.EOF, returned
+// as nil), an error, or w failing (the reader closed).
+func inflate(s *C.z_stream, r io.Reader, w io.Writer) error {
 	in := make([]byte, inSize)
+	out := make([]byte, outSize)
 	var pending []byte // read, not yet inflated
 	started, member := false, false
 	eof := false
-	var out []byte
-	var n int
+	n := 0 // of out, inflated and not yet written
 	for {
 		if len(pending) == 0 && !eof {
 			m, err := io.ReadFull(r, in)
@@ -127,46 +111,29 @@ func (z *Reader) run(s *C.z_stream, r io.Reader) {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				eof = true
 			} else if err != nil {
-				send(chunk{err: err})
-				return
+				return err
 			}
 		}
 		if len(pending) == 0 {
 			switch {
 			case !started:
-				send(chunk{err: io.ErrUnexpectedEOF})
+				return io.ErrUnexpectedEOF
 			case member:
-				send(chunk{err: fmt.Errorf("gunzip: %w", io.ErrUnexpectedEOF)})
-			default:
-				if n > 0 {
-					if !send(chunk{data: out[:n]}) {
-						return
-					}
-				}
-				send(chunk{err: io.EOF})
+				return fmt.Errorf("gunzip: %w", io.ErrUnexpectedEOF)
 			}
-			return
+			_, err := w.Write(out[:n])
+			return err
 		}
 		if !member && started && len(pending) > 0 {
 			// Another member follows the one that ended.
 			if C.gunzip_reset(s) != C.Z_OK {
-				send(chunk{err: errors.New("gunzip: zlib could not restart")})
-				return
+				return errors.New("gunzip: zlib could not restart")
 			}
 		}
 		if !started && len(pending) >= 2 && (pending[0] != 0x1f || pending[1] != 0x8b) {
-			send(chunk{err: ErrHeader})
-			return
+			return ErrHeader
 		}
 		started, member = true, true
-		if out == nil {
-			select {
-			case out = <-z.free:
-				n = 0
-			case <-z.quit:
-				return
-			}
-		}
 		var inUsed, outUsed C.uint
 		rc := C.gunzip_step(s, (*C.uchar)(unsafe.Pointer(&pending[0])), C.uint(len(pending)),
 			(*C.uchar)(unsafe.Pointer(&out[n])), C.uint(len(out)-n), &inUsed, &outUsed)
@@ -178,8 +145,7 @@ func (z *Reader) run(s *C.z_stream, r io.Reader) {
 			if inUsed == 0 && outUsed == 0 {
 				// Input and room for output, and no progress: zlib
 				// stays stuck however often it is called.
-				send(chunk{err: errors.New("gunzip: zlib made no progress")})
-				return
+				return errors.New("gunzip: zlib made no progress")
 			}
 		case C.Z_STREAM_END:
 			member = false
@@ -188,50 +154,23 @@ func (z *Reader) run(s *C.z_stream, r io.Reader) {
 			if m := C.gunzip_msg(s); m != nil {
 				msg = C.GoString(m)
 			}
-			send(chunk{err: fmt.Errorf("gunzip: %s", msg)})
-			return
+			return fmt.Errorf("gunzip: %s", msg)
 		}
 		if n == len(out) {
-			if !send(chunk{data: out}) {
-				return
+			if _, err := w.Write(out); err != nil {
+				return err
 			}
-			out = nil
+			n = 0
 		}
 	}
 }
 
 // Read reads decompressed bytes.
-func (z *Reader) Read(p []byte) (int, error) {
-	for z.off == len(z.cur.data) {
-		if z.err != nil {
-			return 0, z.err
-		}
-		if z.cur.data != nil {
-			z.free <- z.cur.data[:cap(z.cur.data)]
-		}
-		var c chunk
-		select {
-		case c = <-z.chunks:
-		case <-z.quit: // closed
-			return 0, io.ErrClosedPipe
-		}
-		z.cur, z.off = chunk{data: c.data}, 0
-		if c.err != nil {
-			z.err = c.err
-		}
-	}
-	n := copy(p, z.cur.data[z.off:])
-	z.off += n
-	return n, nil
-}
+func (z *Reader) Read(p []byte) (int, error) { return z.pipe.Read(p) }
 
 // Close stops the decompression and waits for it to end.
 func (z *Reader) Close() error {
-	select {
-	case <-z.quit:
-	default:
-		close(z.quit)
-	}
+	z.pipe.CloseRead(io.ErrClosedPipe)
 	<-z.done
 	return nil
 }

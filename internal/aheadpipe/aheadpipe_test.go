@@ -1,4 +1,4 @@
-package builder
+package aheadpipe
 
 import (
 	"bytes"
@@ -18,14 +18,14 @@ func TestAheadPipe(t *testing.T) {
 		{"empty", 0, []int{1}, 2},
 		{"one byte", 1, []int{1}, 1},
 		{"small pieces", 100_000, []int{7, 512, 4093}, 2},
-		{"a chunk exactly", aheadChunk, []int{aheadChunk}, 1},
-		{"bigger than a chunk", 3*aheadChunk + 17, []int{aheadChunk + 5, 33}, 8},
+		{"a chunk exactly", chunkSize, []int{chunkSize}, 1},
+		{"bigger than a chunk", 3*chunkSize + 17, []int{chunkSize + 5, 33}, 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := make([]byte, tt.size)
 			rand.New(rand.NewSource(int64(tt.size))).Read(data)
-			p := newAheadPipe(tt.chunks)
+			p := New(tt.chunks)
 			go func() {
 				rest := data
 				for i := 0; len(rest) > 0; i++ {
@@ -61,7 +61,7 @@ func TestAheadPipe(t *testing.T) {
 func TestAheadPipeErrors(t *testing.T) {
 	boom := errors.New("boom")
 	// The writer's error reaches the reader after what was written.
-	p := newAheadPipe(2)
+	p := New(2)
 	p.Write([]byte("abc"))
 	p.CloseWrite(boom)
 	got, err := io.ReadAll(p)
@@ -69,10 +69,10 @@ func TestAheadPipeErrors(t *testing.T) {
 		t.Errorf("ReadAll after CloseWrite(boom) = %q, %v; want \"abc\", boom", got, err)
 	}
 	// A reader that stops fails the writer, even one waiting for room.
-	p = newAheadPipe(1)
+	p = New(1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Write(make([]byte, 4*aheadChunk))
+		_, err := p.Write(make([]byte, 4*chunkSize))
 		done <- err
 	}()
 	p.CloseRead(boom)

@@ -1,14 +1,16 @@
-package builder
+// Package aheadpipe is an io.Pipe with room for a few chunks.
+package aheadpipe
 
 import (
 	"io"
 	"sync"
 )
 
-// aheadPipe is an io.Pipe with room for a few chunks: the writer goes on
-// while the reader is busy with what came before, so that reading a
-// layer's files and the store's writing of them overlap.
-type aheadPipe struct {
+// Pipe is an io.Pipe with room for a few chunks: the writer goes on
+// while the reader is busy with what came before, so that the two overlap
+// on two cores (reading a layer's files and the store's writing of them;
+// decompressing a layer and unpacking it).
+type Pipe struct {
 	chunks chan []byte
 	free   chan []byte
 	// done is closed when the reader stops; err says why.
@@ -23,13 +25,14 @@ type aheadPipe struct {
 	buf, cur []byte
 }
 
-const aheadChunk = 1 << 20
+const chunkSize = 1 << 20
 
-func newAheadPipe(chunks int) *aheadPipe {
-	return &aheadPipe{chunks: make(chan []byte, chunks), free: make(chan []byte, chunks+1), done: make(chan struct{})}
+// New makes a pipe that holds up to chunks chunks of 1 MiB.
+func New(chunks int) *Pipe {
+	return &Pipe{chunks: make(chan []byte, chunks), free: make(chan []byte, chunks+1), done: make(chan struct{})}
 }
 
-func (p *aheadPipe) Write(b []byte) (int, error) {
+func (p *Pipe) Write(b []byte) (int, error) {
 	n := 0
 	for len(b) > 0 {
 		var buf []byte
@@ -38,9 +41,9 @@ func (p *aheadPipe) Write(b []byte) (int, error) {
 		case <-p.done:
 			return n, p.err
 		default:
-			buf = make([]byte, 0, aheadChunk)
+			buf = make([]byte, 0, chunkSize)
 		}
-		k := min(len(b), aheadChunk)
+		k := min(len(b), chunkSize)
 		buf = append(buf[:0], b[:k]...)
 		select {
 		case p.chunks <- buf:
@@ -55,12 +58,12 @@ func (p *aheadPipe) Write(b []byte) (int, error) {
 
 // CloseWrite ends the stream: the reader sees err after what was written,
 // or io.EOF for nil.
-func (p *aheadPipe) CloseWrite(err error) {
+func (p *Pipe) CloseWrite(err error) {
 	p.werr = err
 	close(p.chunks)
 }
 
-func (p *aheadPipe) Read(b []byte) (int, error) {
+func (p *Pipe) Read(b []byte) (int, error) {
 	for len(p.cur) == 0 {
 		if p.buf != nil {
 			select {
@@ -84,7 +87,7 @@ func (p *aheadPipe) Read(b []byte) (int, error) {
 }
 
 // CloseRead stops the pipe from the reader's side: writes fail with err.
-func (p *aheadPipe) CloseRead(err error) {
+func (p *Pipe) CloseRead(err error) {
 	p.stopOnce.Do(func() {
 		p.err = err
 		close(p.done)
