@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -351,6 +352,7 @@ func (n *node) boot(stage, script string) boot {
 	// Wait for a VM slot; the time the boot takes counts from here.
 	vmSlots <- struct{}{}
 	defer func() { <-vmSlots }()
+	cpus := vmCPUs(len(vmSlots))
 	out := filepath.Join(n.share, "out")
 	os.RemoveAll(out)
 	if err := os.WriteFile(filepath.Join(n.share, "stage.sh"), []byte(stagePreamble+script), 0o755); err != nil {
@@ -360,7 +362,7 @@ func (n *node) boot(stage, script string) boot {
 	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
 	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
 	start := time.Now()
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, 20*time.Minute, n.cutOn)
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, 20*time.Minute, n.cutOn)
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
 	if n.cutOn != "" {
 		n.cutOn = ""
@@ -369,12 +371,12 @@ func (n *node) boot(stage, script string) boot {
 			t.Fatalf("boot %d of %s (%s): no power cut: qemu %v\n--- stage log (tail) ---\n%s\n--- serial log %s (tail) ---\n%s",
 				n.boots, n.name, stage, err, tail(string(stageLog), 40), serial, tail(readString(serial), 40))
 		}
-		t.Logf("boot %d of %s (%s): entry %q, power cut after %s; %s", n.boots, n.name, stage, e.title, time.Since(start).Round(time.Second), b.proof)
+		t.Logf("boot %d of %s (%s): entry %q, power cut after %s with %d vCPU; %s", n.boots, n.name, stage, e.title, time.Since(start).Round(time.Second), cpus, b.proof)
 		return b
 	}
 	stageLog, _ := os.ReadFile(filepath.Join(out, "stage.log"))
 	rc, rcErr := os.ReadFile(filepath.Join(out, "rc"))
-	t.Logf("boot %d of %s (%s): entry %q (%s), %s; %s", n.boots, n.name, stage, e.title, e.options, time.Since(start).Round(time.Second), b.proof)
+	t.Logf("boot %d of %s (%s): entry %q (%s), %s with %d vCPU; %s", n.boots, n.name, stage, e.title, e.options, time.Since(start).Round(time.Second), cpus, b.proof)
 	if err != nil || rcErr != nil || strings.TrimSpace(string(rc)) != "0" {
 		serialData, _ := os.ReadFile(serial)
 		t.Fatalf("boot %d of %s (%s): qemu: %v, stage rc %q\n--- stage log (tail) ---\n%s\n--- serial log %s (tail) ---\n%s",
@@ -387,8 +389,24 @@ func (n *node) boot(stage, script string) boot {
 // booted-node tests run in parallel and their boots (short units) take
 // slots in turn, so the host-side work of one test (disks, checks) overlaps
 // another's boot. On a 2-core machine two TCG VMs each run at about half
-// speed: the gain there is small; on more cores it is larger.
+// speed: the gain there is small (two boots with a native deploy side by
+// side took 345 s, one alone about 200 s); on more cores it is larger.
 var vmSlots = make(chan struct{}, vmSlotCount())
+
+// vmCPUs is how many vCPUs a VM gets when running VMs (itself included)
+// hold that many slots: SEEDBUILD_VM_CPUS, or the host's cores shared out
+// among them, at least 1 and at most 4. Under TCG each vCPU is a host thread, and more
+// vCPU threads than cores cost more than they give: a vCPU that spins on a
+// guest lock whose holder's thread the host has descheduled wastes its
+// time slice (nothing tells TCG, as paravirtual spinlocks tell KVM). Two
+// VMs beside each other on 2 cores each took 345 s for a boot and a native
+// deploy with 2 vCPUs, 276-293 s with 1; a VM alone still gets both cores.
+func vmCPUs(running int) int {
+	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_VM_CPUS")); err == nil && n > 0 {
+		return n
+	}
+	return min(4, max(1, runtime.NumCPU()/max(1, running)))
+}
 
 func vmSlotCount() int {
 	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_VM_SLOTS")); err == nil && n > 0 {
@@ -403,10 +421,10 @@ func vmSlotCount() int {
 //
 // With cutOn set, it kills qemu (a power cut: what the guest had not
 // written to the disk is lost) as soon as the serial log holds that line.
-func runQemu(disk, share, kernel, initrd, options, serial string, limit time.Duration, cutOn string) error {
+func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limit time.Duration, cutOn string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial)...)
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial, cpus)...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
 	if err := cmd.Start(); err != nil {
@@ -440,9 +458,9 @@ func runQemu(disk, share, kernel, initrd, options, serial string, limit time.Dur
 	return nil
 }
 
-func qemuArgs(disk, share, kernel, initrd, options, serial string) []string {
+func qemuArgs(disk, share, kernel, initrd, options, serial string, cpus int) []string {
 	return []string{
-		"-accel", "tcg", "-cpu", "max", "-m", "3072", "-smp", "2",
+		"-accel", "tcg", "-cpu", "max", "-m", "3072", "-smp", strconv.Itoa(cpus),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + serial, "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd, "-append", options,
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
