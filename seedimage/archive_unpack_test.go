@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
@@ -108,6 +109,9 @@ func TestUnpackArchiveMatchesGNUTar(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Join(dest, "var/lib"), 0o700))
 		must(t, os.WriteFile(filepath.Join(dest, "var/replaced"), []byte("old\n"), 0o600))
 		must(t, os.WriteFile(filepath.Join(dest, "var/lib/other"), []byte("stays\n"), 0o600))
+		// The same time in both trees: they are made a moment apart, and
+		// a second may turn between them.
+		must(t, os.Chtimes(filepath.Join(dest, "var/lib/other"), time.Unix(1700000000, 0), time.Unix(1700000000, 0)))
 		if how == "gnu-tar" {
 			run("tar", "xzf", archive, "-C", dest, "--selinux", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner")
 		} else if _, err := UnpackArchive(context.Background(), archive, dest, UnpackOptions{}); err != nil {
