@@ -49,7 +49,7 @@ deps:
 
 # Everything: dependencies, build, unit and end-to-end tests.
 test: deps build build-test image
-	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_IMAGE_ARCHIVE=$(CURDIR)/$(IMAGE_ARCHIVE) GO=$(GO) hack/test.sh $(GOFLAGS_ALL) -count=1 -timeout 85m
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_IMAGE_ARCHIVE=$(CURDIR)/$(IMAGE_ARCHIVE) GO=$(GO) hack/test.sh $(GOFLAGS_ALL) -count=1 -timeout 87m
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)
