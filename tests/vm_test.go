@@ -395,12 +395,13 @@ var vmSlots = make(chan struct{}, vmSlotCount())
 
 // vmCPUs is how many vCPUs a VM gets when running VMs (itself included)
 // hold that many slots: SEEDBUILD_VM_CPUS, or the host's cores shared out
-// among them, at least 1 and at most 4. Under TCG each vCPU is a host thread, and more
-// vCPU threads than cores cost more than they give: a vCPU that spins on a
-// guest lock whose holder's thread the host has descheduled wastes its
-// time slice (nothing tells TCG, as paravirtual spinlocks tell KVM). Two
-// VMs beside each other on 2 cores each took 345 s for a boot and a native
-// deploy with 2 vCPUs, 276-293 s with 1; a VM alone still gets both cores.
+// among them, at least 1 and at most 4. Under TCG each vCPU is a host
+// thread, and more vCPU threads than cores cost more than they give: a
+// vCPU that spins on a guest lock whose holder's thread the host has
+// descheduled wastes its time slice (nothing tells TCG, as paravirtual
+// spinlocks tell KVM). Two VMs beside each other on 2 cores each took
+// 345 s for a boot and a native deploy with 2 vCPUs, 276-293 s with 1; a
+// VM alone still gets both cores.
 func vmCPUs(running int) int {
 	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_VM_CPUS")); err == nil && n > 0 {
 		return n
