@@ -403,17 +403,26 @@ var vmSlots = make(chan struct{}, vmSlotCount())
 // 345 s for a boot and a native deploy with 2 vCPUs, 276-293 s with 1; a
 // VM alone still gets both cores.
 func vmCPUs(running int) int {
-	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_VM_CPUS")); err == nil && n > 0 {
+	if n := envCount("SEEDBUILD_VM_CPUS"); n > 0 {
 		return n
 	}
 	return min(4, max(1, runtime.NumCPU()/max(1, running)))
 }
 
 func vmSlotCount() int {
-	if n, err := strconv.Atoi(os.Getenv("SEEDBUILD_VM_SLOTS")); err == nil && n > 0 {
+	if n := envCount("SEEDBUILD_VM_SLOTS"); n > 0 {
 		return n
 	}
 	return 2
+}
+
+// envCount reads a count from the environment variable name: a number
+// above 0, or 0 when it is unset or not such a number.
+func envCount(name string) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return 0
 }
 
 // runQemu boots the kernel with the disk and the share under software
