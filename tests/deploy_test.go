@@ -591,24 +591,33 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 					t.Errorf("SIGINT before step %d left a journal: %v", i, left)
 				}
 			}
+			// SIGKILL before each step in turn, on one sysroot: each run
+			// undoes what the run killed before it left, and is killed in
+			// turn before the next step; the last run is not held and
+			// must finish, with one deployment of the stateroot.
+			sys = newSysroot(t)
+			undid := func(out string) bool { return strings.Contains(out, "Undid an interrupted deploy into stateroot new") }
 			for i := 1; i <= len(plan.Steps); i++ {
-				sys := newSysroot(t)
 				cmd := exec.Command(bin, deploy(sys, "new")...)
 				cmd.Env = append(append(os.Environ(), c.env...), fmt.Sprintf("SEEDBUILD_INJECT_HANG=%d", i))
-				if out, killed, _ := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Kill() }); !killed {
-					t.Errorf("the deploy held before step %d ended before it was killed:\n%s", i, tail(out, 10))
-					continue
+				out, killed, _ := runUntil(t, cmd, fmt.Sprintf("[%d/", i), func() { cmd.Process.Kill() })
+				if !killed {
+					t.Fatalf("the deploy held before step %d ended before it was killed:\n%s", i, tail(out, 10))
 				}
-				r := seedbuild(t, c.env, deploy(sys, "new")...)
-				if r.code != 0 || (i > 1 && !strings.Contains(r.stderr, "Undid an interrupted deploy into stateroot new")) {
-					t.Errorf("the run after a SIGKILL before step %d: %s", i, r)
+				// A kill before step 1 leaves nothing to undo.
+				if i > 2 && !undid(out) {
+					t.Errorf("the run after a SIGKILL before step %d did not undo it:\n%s", i-1, tail(out, 15))
 				}
-				if got := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys); strings.Count(got, " new ") != 1 {
-					t.Errorf("after a SIGKILL before step %d and a rerun, status is:\n%s\nwant one deployment of new", i, got)
-				}
-				if left, _ := filepath.Glob(filepath.Join(sys, "ostree/.seedbuild-journal-*")); len(left) != 0 {
-					t.Errorf("the finished rerun left a journal: %v", left)
-				}
+			}
+			r = seedbuild(t, c.env, deploy(sys, "new")...)
+			if r.code != 0 || !undid(r.stderr) {
+				t.Errorf("the run after a SIGKILL before step %d: %s", len(plan.Steps), r)
+			}
+			if got := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys); strings.Count(got, " new ") != 1 {
+				t.Errorf("after SIGKILLs before every step and a last run, status is:\n%s\nwant one deployment of new", got)
+			}
+			if left, _ := filepath.Glob(filepath.Join(sys, "ostree/.seedbuild-journal-*")); len(left) != 0 {
+				t.Errorf("the finished run left a journal: %v", left)
 			}
 		})
 	}
