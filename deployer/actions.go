@@ -18,6 +18,7 @@ import (
 	"github.com/seedbuild/seedbuild/internal/progress"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
+	"github.com/seedbuild/seedbuild/labels"
 	"golang.org/x/sys/unix"
 )
 
@@ -581,13 +582,60 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 }
 
 // commitTree commits the laid-out root into the repo, taking its files over.
-func (e *executor) commitTree(ctx context.Context, _ Step, a map[string]string) (string, error) {
+func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string) (string, error) {
 	if err := requireArgs(a, "repo", "ref", "root"); err != nil {
 		return "", err
 	}
-	sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known)
+	if a["cut-down"] == "" {
+		sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known)
+		if err != nil {
+			return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
+		}
+		return sum, nil
+	}
+	sum, cut, err := ostreerepo.CommitWithCutDown(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known, asideTree)
 	if err != nil {
 		return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
 	}
-	return sum, nil
+	return sum, e.makes(st, map[string]string{a["cut-down"]: cut})
 }
+
+// asideTree cuts a tree down to what the deployment made aside is read
+// for: ostree admin deploy (the kernel and initramfs beside each
+// kernel's modules, not the modules; /usr/lib/ostree-boot; /usr/lib/ostree;
+// the OS release; /usr/etc, with the SELinux policy that labels the
+// deployment's /etc), and the plan's /etc steps (the seed's files). All
+// outside /usr is kept. Checking out the whole OS image aside, and
+// removing it again, took longer than the rest of the deploy's ostree work.
+func asideTree(rel string, dir bool) ostreerepo.Keep {
+	for _, w := range asideWhole {
+		switch {
+		case rel == w:
+			return ostreerepo.Whole
+		case strings.HasPrefix(w, rel+"/"):
+			return ostreerepo.Descend
+		}
+	}
+	if !strings.HasPrefix(rel, "usr/") {
+		return ostreerepo.Whole
+	}
+	if rel == "usr/lib/modules" {
+		return ostreerepo.Descend
+	}
+	if k, ok := strings.CutPrefix(rel, "usr/lib/modules/"); ok {
+		// A kernel's folder, and in it its files (vmlinuz,
+		// initramfs.img, .vmlinuz.hmac) and devicetrees.
+		_, name, inside := strings.Cut(k, "/")
+		switch {
+		case !inside:
+			return ostreerepo.Descend
+		case !dir || name == "dtb":
+			return ostreerepo.Whole
+		}
+	}
+	return ostreerepo.Drop
+}
+
+// asideWhole are the paths asideTree keeps whole; their parents are kept
+// with only what leads to them.
+var asideWhole = []string{"usr/etc", "usr/lib/os-release", "usr/lib/ostree", "usr/lib/ostree-boot", strings.TrimPrefix(labels.SeedDir, "/")}

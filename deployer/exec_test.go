@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 )
 
 // fakeRunner records every argv and fails the ones that start with fail.
@@ -255,5 +256,41 @@ func TestRemoveNewImageRefs(t *testing.T) {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestAsideTree: the deployment made aside keeps what ostree admin deploy
+// and the /etc steps read, and none of the OS's bulk.
+func TestAsideTree(t *testing.T) {
+	for _, c := range []struct {
+		rel  string
+		dir  bool
+		want ostreerepo.Keep
+	}{
+		{"usr", true, ostreerepo.Descend},
+		{"usr/etc", true, ostreerepo.Whole},
+		{"usr/lib", true, ostreerepo.Descend},
+		{"usr/lib/os-release", false, ostreerepo.Whole},
+		{"usr/lib/ostree-boot", true, ostreerepo.Whole},
+		{"usr/lib/openshift", true, ostreerepo.Descend},
+		{"usr/lib/openshift/seed", true, ostreerepo.Whole},
+		{"usr/lib/openshift/other", true, ostreerepo.Drop},
+		{"usr/lib/modules", true, ostreerepo.Descend},
+		{"usr/lib/modules/5.14.0", true, ostreerepo.Descend},
+		{"usr/lib/modules/5.14.0/vmlinuz", false, ostreerepo.Whole},
+		{"usr/lib/modules/5.14.0/initramfs.img", false, ostreerepo.Whole},
+		{"usr/lib/modules/5.14.0/dtb", true, ostreerepo.Whole},
+		{"usr/lib/modules/5.14.0/kernel", true, ostreerepo.Drop},
+		{"usr/lib/systemd", true, ostreerepo.Drop},
+		{"usr/bin", true, ostreerepo.Drop},
+		{"usr/share", true, ostreerepo.Drop},
+		{"boot", true, ostreerepo.Whole},
+		{"etc", true, ostreerepo.Whole},
+		{"bin", false, ostreerepo.Whole},
+		{"var", true, ostreerepo.Whole},
+	} {
+		if got := asideTree(c.rel, c.dir); got != c.want {
+			t.Errorf("asideTree(%q, %v) = %v, want %v", c.rel, c.dir, got, c.want)
+		}
 	}
 }

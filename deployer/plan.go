@@ -339,6 +339,9 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		// state from the copy made aside. A power cut at any point boots
 		// either the old default or the whole new deployment.
 		seedDir := seedFiles(s.Kind)
+		// aside is the commit deployed aside: the whole commit, or a
+		// cut-down one where the commit step makes it.
+		aside := "{commit}"
 		switch {
 		case method == Classic:
 			p.Steps = append(p.Steps, classicSteps(sr)...)
@@ -362,14 +365,24 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			if s.Kind != labels.Native {
 				p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 			}
-			p.Steps = append(p.Steps, consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s), s.SELinuxPolicy))
+			commit := consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s), s.SELinuxPolicy)
+			if commit.Action == ActionCommitTree && !o.NotAsDefault && !h.HasSetDefault {
+				// The copy made aside only has to boot-configure and
+				// carry the /etc state: it is a cut-down commit of the
+				// same tree, cheap to check out and to remove.
+				commit.Desc += "; and a cut-down commit of it (what ostree admin deploy and the /etc steps read) to deploy aside"
+				commit.Args["cut-down"] = "aside"
+				commit.Makes = []string{"aside"}
+				aside = "{aside}"
+			}
+			p.Steps = append(p.Steps, commit)
 			seedDir = "{deployment}" + labels.SeedDir
 		default:
 			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot, selinuxArgs(h, s))...)
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		}
-		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs), findDeploymentStep(sr, o.Stateroot))
+		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs, aside), findDeploymentStep(sr, o.Stateroot))
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		switch {
 		case o.NotAsDefault:
@@ -510,15 +523,19 @@ func undeployStep(sr, name string) *Step {
 	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{"sysroot": sr, "stateroot": name}}
 }
 
-// deployStep deploys the commit into the stateroot beside the default:
-// the deployment is not whole until its /etc state is laid in.
-func deployStep(sr, name string, kargs []string) Step {
+// deployStep deploys commit into the stateroot beside the default: the
+// deployment is not whole until its /etc state is laid in.
+func deployStep(sr, name string, kargs []string, commit string) Step {
 	argv := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + name, "--no-prune", "--not-as-default"}
 	for _, k := range kargs {
 		argv = append(argv, "--karg-append="+k)
 	}
-	argv = append(argv, "{commit}")
-	return Step{Desc: "deploy the commit into the stateroot, beside the default and pruning nothing", Argv: argv, Undo: undeployStep(sr, name)}
+	argv = append(argv, commit)
+	desc := "deploy the commit into the stateroot, beside the default and pruning nothing"
+	if commit != "{commit}" {
+		desc = "deploy the cut-down commit into the stateroot, beside the default and pruning nothing"
+	}
+	return Step{Desc: desc, Argv: argv, Undo: undeployStep(sr, name)}
 }
 
 // commitSteps commit the mounted image's root into the sysroot's repo,

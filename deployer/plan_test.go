@@ -51,6 +51,7 @@ func TestPlanGolden(t *testing.T) {
 		kind     labels.Kind
 		method   Method
 		unpacked bool
+		noPolicy bool
 	}
 	var plans []plan
 	for _, kind := range kinds {
@@ -58,14 +59,17 @@ func TestPlanGolden(t *testing.T) {
 			if kind == labels.Classic && m != Auto {
 				continue
 			}
-			plans = append(plans, plan{kind, m, false})
+			plans = append(plans, plan{kind, m, false, false})
 		}
 	}
 	// The seed unpacked onto the sysroot: the ostree and classic routes.
-	plans = append(plans, plan{labels.Native, Ostree, true}, plan{labels.BootcTarball, Ostree, true}, plan{labels.Classic, Auto, true})
+	plans = append(plans, plan{labels.Native, Ostree, true, false}, plan{labels.BootcTarball, Ostree, true, false}, plan{labels.Classic, Auto, true, false})
 	// An ostree with `admin set-default` (2023.x on) switches the default
 	// without a second deploy.
-	plans = append(plans, plan{labels.Native, Ostree, true})
+	plans = append(plans, plan{labels.Native, Ostree, true, false})
+	// An image without an SELinux policy: seedbuild writes the commit, and
+	// a cut-down one to deploy aside.
+	plans = append(plans, plan{labels.Native, Ostree, true, true})
 	seen := map[string]bool{}
 	for _, pl := range plans {
 		kind, m := pl.kind, pl.method
@@ -73,6 +77,9 @@ func TestPlanGolden(t *testing.T) {
 			name := kind.String() + "-" + string(m)
 			if pl.unpacked {
 				name += "-unpacked"
+			}
+			if pl.noPolicy {
+				name += "-no-policy"
 			}
 			host := testHost()
 			if seen[name] {
@@ -84,6 +91,7 @@ func TestPlanGolden(t *testing.T) {
 				o := Options{Stateroot: "rhcos-4.20", Sysroot: "/", Method: m, Kargs: []string{"console=ttyS0"}}
 				seed := testSeed(kind)
 				seed.Unpacked = pl.unpacked
+				seed.SELinuxPolicy = seed.SELinuxPolicy && !pl.noPolicy
 				p := NewPlan(host, seed, o)
 				got, err := json.MarshalIndent(p, "", "  ")
 				if err != nil {

@@ -50,21 +50,53 @@ func (n *node) dir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
 // holds, unchanged since, is not read again: its checksum is taken from
 // there.
 func Commit(ctx context.Context, repo, root, ref, subject string, known *Known) (string, error) {
+	sum, _, err := commit(ctx, repo, root, ref, subject, known, nil)
+	return sum, err
+}
+
+// Keep says what a cut-down commit keeps of one entry of the tree.
+type Keep int
+
+const (
+	// Drop leaves the entry out.
+	Drop Keep = iota
+	// Whole keeps the entry and everything under it.
+	Whole
+	// Descend keeps the folder, with what the rule says of each entry in
+	// it.
+	Descend
+)
+
+// CommitWithCutDown is Commit that also writes a second commit of the same
+// tree, cut down by keep (called with each entry's path relative to root
+// and whether it is a folder, from the top down), and returns both
+// checksums. The second commit names only objects of the first, and new
+// dirtree objects for the folders it cuts; no ref names it, so the next
+// prune removes it once nothing deploys it. It costs a few small objects:
+// no file is read or written again.
+func CommitWithCutDown(ctx context.Context, repo, root, ref, subject string, known *Known, keep func(rel string, dir bool) Keep) (full, cut string, err error) {
+	if keep == nil {
+		return "", "", errors.New("a cut-down commit needs a rule")
+	}
+	return commit(ctx, repo, root, ref, subject, known, keep)
+}
+
+func commit(ctx context.Context, repo, root, ref, subject string, known *Known, keep func(string, bool) Keep) (string, string, error) {
 	if err := requireBare(repo); err != nil {
-		return "", err
+		return "", "", err
 	}
 	// As an ostree transaction does, hold the repo's lock shared: a prune
 	// (which holds it exclusive) cannot remove the new objects before the
 	// ref names them.
 	unlock, err := lockShared(repo)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer unlock()
 	w := &writer{repo: repo, made: map[string]bool{}, known: known}
 	top, files, err := scan(root)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU() + 1)
@@ -77,30 +109,81 @@ func Commit(ctx context.Context, repo, root, ref, subject string, known *Known) 
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := w.writeTrees(top); err != nil {
-		return "", err
+		return "", "", err
+	}
+	var cutTree [32]byte
+	if keep != nil {
+		if cutTree, err = w.writeCutTree(top, "", keep); err != nil {
+			return "", "", err
+		}
 	}
 	// The objects are on disk before anything names them.
 	if err := w.syncfs(); err != nil {
-		return "", err
+		return "", "", err
 	}
-	c := commitVariant(subject, uint64(time.Now().Unix()), top.tree, top.meta)
+	now := uint64(time.Now().Unix())
+	sum, err := w.writeCommit(subject, now, top.tree, top.meta)
+	if err != nil {
+		return "", "", err
+	}
+	var cut string
+	if keep != nil {
+		if cut, err = w.writeCommit(subject+" (cut down)", now, cutTree, top.meta); err != nil {
+			return "", "", err
+		}
+	}
+	if err := w.syncfs(); err != nil {
+		return "", "", err
+	}
+	if ref != "" {
+		if err := writeRef(repo, ref, sum); err != nil {
+			return "", "", err
+		}
+	}
+	return sum, cut, nil
+}
+
+// writeCommit writes a commit object of the tree and returns its checksum.
+func (w *writer) writeCommit(subject string, timestamp uint64, tree, meta [32]byte) (string, error) {
+	c := commitVariant(subject, timestamp, tree, meta)
 	sum := sha256.Sum256(c)
 	if err := w.writeMeta(sum, "commit", c); err != nil {
 		return "", err
 	}
-	if err := w.syncfs(); err != nil {
-		return "", err
-	}
-	checksum := hex.EncodeToString(sum[:])
-	if ref != "" {
-		if err := writeRef(repo, ref, checksum); err != nil {
-			return "", err
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// writeCutTree writes the dirtree of n (a folder whose trees writeTrees
+// wrote) cut down by keep, and returns its checksum; rel is n's path. A
+// folder keeps its dirmeta.
+func (w *writer) writeCutTree(n *node, rel string, keep func(string, bool) Keep) ([32]byte, error) {
+	var files []TreeFile
+	var dirs []TreeDir
+	for _, c := range n.children {
+		crel := c.name
+		if rel != "" {
+			crel = rel + "/" + c.name
+		}
+		switch k := keep(crel, c.dir()); {
+		case k == Drop:
+		case !c.dir():
+			files = append(files, TreeFile{Name: c.name, Checksum: c.csum})
+		case k == Whole:
+			dirs = append(dirs, TreeDir{Name: c.name, Tree: c.tree, Meta: c.meta})
+		default:
+			sub, err := w.writeCutTree(c, crel, keep)
+			if err != nil {
+				return sub, err
+			}
+			dirs = append(dirs, TreeDir{Name: c.name, Tree: sub, Meta: c.meta})
 		}
 	}
-	return checksum, nil
+	tree := dirTree(files, dirs)
+	sum := sha256.Sum256(tree)
+	return sum, w.writeMeta(sum, "dirtree", tree)
 }
 
 // requireBare refuses a repo whose mode is not bare: the objects written

@@ -124,6 +124,72 @@ func TestCommitMatchesOstree(t *testing.T) {
 	}
 }
 
+// TestCommitWithCutDown: the cut-down commit holds what the rule keeps,
+// with the same checksums as in the full one, and ostree fsck finds both
+// sound.
+func TestCommitWithCutDown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners")
+	}
+	if _, err := exec.LookPath("ostree"); err != nil {
+		t.Fatal("ostree is not installed (make test installs it)")
+	}
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	ostree(t, "init", "--mode=bare", "--repo="+repo)
+	makeTree(t, filepath.Join(dir, "tree"))
+	// Keep all outside usr, usr/etc whole, and the files of usr/bin.
+	keep := func(rel string, dir bool) Keep {
+		switch {
+		case rel == "usr" || rel == "usr/bin":
+			return Descend
+		case rel == "usr/etc" || !strings.HasPrefix(rel, "usr/"):
+			return Whole
+		case strings.HasPrefix(rel, "usr/bin/") && !dir:
+			return Whole
+		}
+		return Drop
+	}
+	full, cut, err := CommitWithCutDown(context.Background(), repo, filepath.Join(dir, "tree"), "test", "", nil, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full == cut || cut == "" {
+		t.Fatalf("full %s, cut %q: want two commits", full, cut)
+	}
+	ostree(t, "fsck", "--repo="+repo)
+	entries := func(commit string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(ostree(t, "ls", "-R", "-C", "-X", "--repo="+repo, commit)), "\n") {
+			f := strings.Fields(l)
+			// The path is the field after the checksum (and before a
+			// symlink's target); the rest says the entry's kind and meta.
+			for i, v := range f {
+				if strings.HasPrefix(v, "/") {
+					m[v] = strings.Join(f[:i], " ")
+					break
+				}
+			}
+		}
+		return m
+	}
+	fm, cm := entries(full), entries(cut)
+	want := []string{"/", "/bin", "/proc", "/var", "/usr", "/usr/etc", "/usr/etc/os-release", "/usr/bin", "/usr/bin/tool", "/usr/bin/link", "/usr/bin/suid", "/usr/bin/tool-again"}
+	for _, p := range want {
+		if cm[p] == "" {
+			t.Errorf("the cut-down commit has no %s", p)
+		} else if p != "/" && p != "/usr" && cm[p] != fm[p] {
+			t.Errorf("%s differs: cut %q, full %q", p, cm[p], fm[p])
+		}
+	}
+	if len(cm) != len(want) {
+		t.Errorf("the cut-down commit has %d entries, want %d: %v", len(cm), len(want), cm)
+	}
+	if rev := strings.TrimSpace(ostree(t, "rev-parse", "--repo="+repo, "test")); rev != full {
+		t.Errorf("the ref test is at %s, want the full commit %s", rev, full)
+	}
+}
+
 // TestCommitRefusesDevices: ostree keeps no device nodes.
 func TestCommitRefusesDevices(t *testing.T) {
 	if os.Geteuid() != 0 {
