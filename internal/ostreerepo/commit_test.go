@@ -80,16 +80,23 @@ func ostree(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// TestCommitMatchesOstree commits the same tree with ostree commit
-// --consume and with Commit, into two bare repos: every checksum must be
-// the same, and ostree fsck must find every object of Commit's sound.
-func TestCommitMatchesOstree(t *testing.T) {
+// needOwnersAndOstree skips a test unless it runs as root (to give files
+// owners) and fails it without ostree.
+func needOwnersAndOstree(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root, to give files owners")
 	}
 	if _, err := exec.LookPath("ostree"); err != nil {
 		t.Fatal("ostree is not installed (make test installs it)")
 	}
+}
+
+// TestCommitMatchesOstree commits the same tree with ostree commit
+// --consume and with Commit, into two bare repos: every checksum must be
+// the same, and ostree fsck must find every object of Commit's sound.
+func TestCommitMatchesOstree(t *testing.T) {
+	needOwnersAndOstree(t)
 	dir := t.TempDir()
 	repos := map[string]string{}
 	for _, name := range []string{"ostree", "go"} {
@@ -128,12 +135,7 @@ func TestCommitMatchesOstree(t *testing.T) {
 // with the same checksums as in the full one, and ostree fsck finds both
 // sound.
 func TestCommitWithCutDown(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root, to give files owners")
-	}
-	if _, err := exec.LookPath("ostree"); err != nil {
-		t.Fatal("ostree is not installed (make test installs it)")
-	}
+	needOwnersAndOstree(t)
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
 	ostree(t, "init", "--mode=bare", "--repo="+repo)
