@@ -586,7 +586,9 @@ func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string)
 	if err := requireArgs(a, "repo", "ref", "root"); err != nil {
 		return "", err
 	}
-	if a["cut-down"] == "" {
+	// A step that makes the aside value also writes the cut-down commit
+	// deployed aside.
+	if !slices.Contains(st.Makes, asideValue) {
 		sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known)
 		if err != nil {
 			return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
@@ -597,7 +599,7 @@ func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string)
 	if err != nil {
 		return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
 	}
-	return sum, e.makes(st, map[string]string{a["cut-down"]: cut})
+	return sum, e.makes(st, map[string]string{asideValue: cut})
 }
 
 // asideTree cuts a tree down to what the deployment made aside is read

@@ -339,8 +339,11 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		// state from the copy made aside. A power cut at any point boots
 		// either the old default or the whole new deployment.
 		seedDir := seedFiles(s.Kind)
-		// aside is the commit deployed aside: the whole commit, or a
-		// cut-down one where the commit step makes it.
+		// redeploy: the default is switched by deploying the commit
+		// again (no --not-as-default, no admin set-default), so the copy
+		// made aside is a spare. aside is the commit deployed aside: the
+		// whole commit, or a cut-down one where the commit step makes it.
+		redeploy := !o.NotAsDefault && !h.HasSetDefault
 		aside := "{commit}"
 		switch {
 		case method == Classic:
@@ -366,14 +369,13 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 				p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 			}
 			commit := consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s), s.SELinuxPolicy)
-			if commit.Action == ActionCommitTree && !o.NotAsDefault && !h.HasSetDefault {
+			if commit.Action == ActionCommitTree && redeploy {
 				// The copy made aside only has to boot-configure and
 				// carry the /etc state: it is a cut-down commit of the
 				// same tree, cheap to check out and to remove.
 				commit.Desc += "; and a cut-down commit of it (what ostree admin deploy and the /etc steps read) to deploy aside"
-				commit.Args["cut-down"] = "aside"
-				commit.Makes = []string{"aside"}
-				aside = "{aside}"
+				commit.Makes = []string{asideValue}
+				aside = "{" + asideValue + "}"
 			}
 			p.Steps = append(p.Steps, commit)
 			seedDir = "{deployment}" + labels.SeedDir
@@ -386,7 +388,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		switch {
 		case o.NotAsDefault:
-		case h.HasSetDefault:
+		case !redeploy:
 			p.Steps = append(p.Steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
 				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "{deployment-index}"}})
 		default:
@@ -522,6 +524,10 @@ func removeCommitStep(sr, ref string) *Step {
 func undeployStep(sr, name string) *Step {
 	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{"sysroot": sr, "stateroot": name}}
 }
+
+// asideValue names the cut-down commit a commit-tree step writes beside
+// the commit, for the copy made aside, when the step makes it.
+const asideValue = "aside"
 
 // deployStep deploys commit into the stateroot beside the default: the
 // deployment is not whole until its /etc state is laid in.
