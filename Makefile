@@ -29,7 +29,8 @@ build:
 	@echo "bin/seedbuild: $$(($$(stat -c %s bin/seedbuild) / 1048576)) MiB, statically linked"
 
 # The test build: the same binary plus the failpoints the tests drive
-# (SEEDBUILD_INJECT_FAILURE, SEEDBUILD_INJECT_HANG). Never ship it.
+# (SEEDBUILD_INJECT_FAILURE, SEEDBUILD_INJECT_HANG, SEEDBUILD_INJECT_PAUSE).
+# Never ship it.
 build-test:
 	$(GO) build -tags "$(TAGS) seedbuild_failpoints" -ldflags "$(LDFLAGS)" -o bin/seedbuild-test ./cmd/seedbuild
 

@@ -373,7 +373,7 @@ func newExecutor(cfg Config, m materialised) *executor {
 	if cfg.Store != nil {
 		ex.graphRoot = cfg.Store.GraphRoot()
 	}
-	ex.failAt, ex.hangAt = failpoints()
+	ex.failAt, ex.hangAt, ex.pauseDir = failpoints()
 	ex.registerActions()
 	return ex
 }

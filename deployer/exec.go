@@ -135,6 +135,11 @@ type executor struct {
 	// or killed: the test hook SEEDBUILD_INJECT_HANG, so a test can signal
 	// a deploy at a known point however fast the machine is.
 	hangAt int
+	// pauseDir, when set, holds the run before each step N until the file
+	// pauseDir/N exists (or the run is cancelled): the test hook
+	// SEEDBUILD_INJECT_PAUSE, so a test can take the machine's state at
+	// every step boundary of one run.
+	pauseDir string
 	// journal, when set, records intent and progress on disk.
 	journal *journal
 	// allowXattrLoss lets copies go on past xattrs they cannot keep.
@@ -197,6 +202,25 @@ func (e *executor) expandStep(st Step) (argv []string, args map[string]string, e
 	return argv, args, nil
 }
 
+// pauseBefore waits, when the pause failpoint is set, until the file
+// naming step n is in the pause folder, or ctx is done.
+func (e *executor) pauseBefore(ctx context.Context, n int) error {
+	if e.pauseDir == "" {
+		return nil
+	}
+	ready := filepath.Join(e.pauseDir, strconv.Itoa(n))
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // run carries out every step. A step's undo is recorded before the step
 // runs, in memory and in the journal when there is one: a step that fails
 // half-way, or that completes after an interrupt, is undone too, so every
@@ -220,7 +244,7 @@ func (e *executor) run(ctx context.Context, p Plan) error {
 		if i+1 == e.hangAt {
 			<-ctx.Done()
 			err = ctx.Err()
-		} else {
+		} else if err = e.pauseBefore(ctx, i+1); err == nil {
 			out, stderr, err = e.runStep(ctx, st)
 		}
 		// What a step made is known to its undo even when the run is

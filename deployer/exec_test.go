@@ -294,3 +294,42 @@ func TestAsideTree(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutorPausesBeforeEachStep: with the pause failpoint set, a step
+// runs only once its file is in the pause folder, and a cancelled run held
+// there stops without running it.
+func TestExecutorPausesBeforeEachStep(t *testing.T) {
+	plan := Plan{Steps: []Step{
+		{Desc: "first", Argv: []string{"one"}},
+		{Desc: "second", Argv: []string{"two"}},
+	}}
+	for _, c := range []struct {
+		name  string
+		ready []string // files in the pause folder from the start
+		want  [][]string
+	}{
+		{"every step let go", []string{"1", "2"}, [][]string{{"one"}, {"two"}}},
+		{"held before step 2", []string{"1"}, [][]string{{"one"}}},
+		{"held before step 1", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range c.ready {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := &fakeRunner{}
+			ex := &executor{runner: r, vars: map[string]string{}, pauseDir: dir}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			err := ex.run(ctx, plan)
+			if held := len(c.want) < len(plan.Steps); held != errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("run() = %v; held: %v", err, held)
+			}
+			if diff := cmp.Diff(c.want, r.calls); diff != "" {
+				t.Errorf("commands mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

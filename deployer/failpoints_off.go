@@ -7,4 +7,4 @@ package deployer
 // deploy.
 const FailpointsBuilt = false
 
-func failpoints() (failAt, hangAt int) { return 0, 0 }
+func failpoints() (failAt, hangAt int, pauseDir string) { return 0, 0, "" }

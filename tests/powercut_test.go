@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,9 @@ func boundaryCuts() []powerCut {
 	return out
 }
 
+// undid is what a deploy says once it has undone what a cut left.
+const undid = "Undid an interrupted deploy into stateroot seed"
+
 // unpackLeft is what a deploy says of an unpacked root a dead run left.
 const unpackLeft = "left by an interrupted seedbuild run"
 
@@ -86,27 +90,6 @@ func cutNode(t *testing.T, s seeds) *node {
 	return n
 }
 
-// cutChain makes each cut in turn, each in the next boot's deploy. Each
-// boot after the first checks what the cut before it left (see
-// checkAfterCut). It returns what those checks found, and the last cut,
-// which no boot has checked yet.
-func cutChain(t *testing.T, n *node, cuts []powerCut) (results []string, last powerCut) {
-	t.Helper()
-	for i, c := range cuts {
-		env := ""
-		if c.hang > 0 {
-			env = fmt.Sprintf("env SEEDBUILD_INJECT_HANG=%d ", c.hang)
-		}
-		b := n.bootUntilCut("cut-"+c.name, statusStage+stagesStage+
-			fmt.Sprintf("cut_after %q %s %s%s\n", c.pattern, c.delay, env, nativeDeploy))
-		if i > 0 {
-			results = append(results, checkAfterCut(t, b, last))
-		}
-		last = c
-	}
-	return results, last
-}
-
 // checkAfterCut checks a boot after the cut c, whose deploy's output is in
 // cut.log: the node booted the original deployment, and the deploy said
 // what the cut left. It returns the result, for the log.
@@ -114,7 +97,7 @@ func checkAfterCut(t *testing.T, b boot, c powerCut) string {
 	t.Helper()
 	left := c.left
 	if left == "" {
-		left = "Undid an interrupted deploy into stateroot seed"
+		left = undid
 	}
 	if !strings.Contains(b.entry.options, "/node/") || b.file(t, "variant") != "seedbuild-vm-x" {
 		t.Errorf("after the cut %s the node booted %q (%s), want the original deployment", c.name, b.entry.options, b.file(t, "variant"))
@@ -132,10 +115,12 @@ func checkAfterCut(t *testing.T, b boot, c powerCut) string {
 
 // TestBootedPowerCuts cuts the power of a booted target during deploy, at
 // the step boundaries around the default swap and half-way through the
-// unpack, the commit and the /etc apply. After each cut the node boots the
-// default entry: the original deployment, or, after the cut that came once
-// the new one was whole and the default, the new one with all its state.
-// Each next deploy says what the cut left and removes or finishes it.
+// unpack, the commit and the /etc apply: one deploy, with the disk copied
+// at each cut as the cut would leave it (deployWithCopies). Each copy
+// boots the default entry: the original deployment, or, after the cut that
+// came once the new one was whole and the default, the new one with all
+// its state. Each next deploy says what the cut left and removes or
+// finishes it.
 func TestBootedPowerCuts(t *testing.T) {
 	t.Parallel()
 	s := getSeeds(t)
@@ -152,56 +137,137 @@ func TestBootedPowerCuts(t *testing.T) {
 	partials, _ := filepath.Glob(filepath.Join(n.share, "made/.seed.tar.partial-*"))
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
-	results, last := cutChain(t, n, powerCuts)
-	b := n.boot("after-cuts", seedStateStage+statusStage+`
+	deployWithCopies(t, n, powerCuts)
+	for _, c := range powerCuts {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cn := copyNode(t, s, n, c)
+			if !c.whole {
+				checkCopy(t, cn, c)
+				return
+			}
+			b := cn.boot("after-"+c.name, seedStateStage+statusStage+`
 rc=0; `+nativeDeploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
 ostree admin status >$O/status-after
 ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 `)
-	if !strings.Contains(b.entry.options, "/seed/") {
-		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", last.name, b.entry.options)
-	}
-	checkSeedState(t, s, b, "seedbuild-vm-y")
-	if got := b.file(t, "journals"); got == "" {
-		t.Errorf("the cut %s left no journal to finish", last.name)
-	}
-	next := b.file(t, "next.log")
-	if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
-		t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", last.name, b.file(t, "next.rc"), next)
-	}
-	if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
-		t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
-	}
-	results = append(results, fmt.Sprintf("%s: booted the seed, whole; the next deploy finished the journal", last.name))
-	for _, r := range results {
-		t.Log("power cut " + r)
+			if !strings.Contains(b.entry.options, "/seed/") {
+				t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", c.name, b.entry.options)
+			}
+			checkSeedState(t, s, b, "seedbuild-vm-y")
+			if got := b.file(t, "journals"); got == "" {
+				t.Errorf("the cut %s left no journal to finish", c.name)
+			}
+			next := b.file(t, "next.log")
+			if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
+				t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", c.name, b.file(t, "next.rc"), next)
+			}
+			if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
+				t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
+			}
+			t.Logf("power cut %s: booted the seed, whole; the next deploy finished the journal", c.name)
+		})
 	}
 }
 
+// deployWithCopies runs the native deploy on n once, with a copy of the
+// disk taken at each cut as the cut would leave it (pausedDeploy, into
+// n.snapshotDir), and checks that the deploy then went on to the end.
+func deployWithCopies(t *testing.T, n *node, cuts []powerCut) {
+	t.Helper()
+	n.snapshotDir = t.TempDir()
+	b := n.boot("deploy-copied-at-cuts", statusStage+pausedDeploy(cuts))
+	if rc := b.file(t, "deploy.rc"); rc != "0" {
+		t.Fatalf("the deploy copied at each cut: exit %s\n%s", rc, tail(b.file(t, "cut.log"), 20))
+	}
+}
+
+// copyNode is a node on the copy of n's disk taken at the cut c, with the
+// native seed in its share.
+func copyNode(t *testing.T, s seeds, n *node, c powerCut) *node {
+	cn := newNode(t, "after-"+c.name, filepath.Join(n.snapshotDir, c.name+".raw"))
+	cn.put(s.path("native"), "seeds/native.tar")
+	t.Cleanup(func() { os.Remove(cn.disk) })
+	return cn
+}
+
+// checkCopy boots the copy of a disk taken at the cut c, which came before
+// the new deployment was whole and the default, and runs the deploy again,
+// until it has dealt with what the cut left: the power is cut once it says
+// it undid the dead run, or, after a cut in the unpack (which may leave
+// nothing on disk), before its first step.
+func checkCopy(t *testing.T, n *node, c powerCut) {
+	t.Helper()
+	next := fmt.Sprintf("cut_after %q 0 %s\n", undid, nativeDeploy)
+	if c.left == unpackLeft {
+		next = fmt.Sprintf("cut_after %q 0 env SEEDBUILD_INJECT_HANG=1 %s\n", "[1/", nativeDeploy)
+	}
+	b := n.bootUntilCut("after-"+c.name, statusStage+stagesStage+next)
+	t.Log("power cut " + checkAfterCut(t, b, c))
+}
+
+// pausedDeploy is a stage that runs the native deploy once and, at each
+// cut in turn (its pattern in the output, then its delay; a cut with a
+// hang step holds the deploy before that step, SEEDBUILD_INJECT_PAUSE),
+// has the harness copy the disk under the cut's name (snapshotMarker),
+// then lets the deploy go on. The deploy's exit code goes to deploy.rc.
+func pausedDeploy(cuts []powerCut) string {
+	held := map[int]bool{}
+	for _, c := range cuts {
+		if c.hang > 0 {
+			held[c.hang] = true
+		}
+	}
+	var free []string
+	for step := 1; step <= 40; step++ {
+		if !held[step] {
+			free = append(free, strconv.Itoa(step))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "P=/run/seedbuild-pause\nmkdir -p $P\n(cd $P && touch %s)\n", strings.Join(free, " "))
+	b.WriteString("env SEEDBUILD_INJECT_PAUSE=$P " + nativeDeploy + " >$O/cut.log 2>&1 &\npid=$!\n")
+	for _, c := range cuts {
+		fmt.Fprintf(&b, `until grep -qF -- %q $O/cut.log; do kill -0 $pid || { cat $O/cut.log; exit 1; }; sleep 0.1; done
+sleep %s
+echo "%s%s" >/dev/console
+until [ -e $X/snapped-%s ]; do sleep 0.2; done
+`, c.pattern, c.delay, snapshotMarker, c.name, c.name)
+		if c.hang > 0 {
+			fmt.Fprintf(&b, "touch $P/%d\n", c.hang)
+		}
+	}
+	b.WriteString("rc=0; wait $pid || rc=$?; echo $rc >$O/deploy.rc\n")
+	return b.String()
+}
+
 // TestBootedPowerCutsAtBoundaries cuts the power at each step boundary up
-// to the default swap that TestBootedPowerCuts does not cut at (boundaryCuts), each on the node the cut
-// before it left. After each the node boots the original deployment and
-// the next deploy undoes what the cut left. After the last, a whole deploy
-// runs, and the node then boots into the seed.
+// to the default swap that TestBootedPowerCuts does not cut at
+// (boundaryCuts), all from one deploy: held before each of those steps,
+// the VM is stopped and its disk copied, as a cut there would leave it,
+// and the deploy goes on. That deploy must finish, and the node then boot
+// the seed. Each copy is booted too: it must boot the original
+// deployment, and its next deploy must undo what the cut left.
 func TestBootedPowerCutsAtBoundaries(t *testing.T) {
 	t.Parallel()
 	s := getSeeds(t)
 	n := cutNode(t, s)
-	results, last := cutChain(t, n, boundaryCuts())
-	b := n.boot("deploy-after-cuts", statusStage+stagesStage+`
-rc=0; `+nativeDeploy+` >$O/cut.log 2>&1 || rc=$?; echo $rc >$O/deploy.rc
-`)
-	results = append(results, checkAfterCut(t, b, last))
-	if rc := b.file(t, "deploy.rc"); rc != "0" {
-		t.Fatalf("the deploy after the cut %s: exit %s\n%s", last.name, rc, tail(b.file(t, "cut.log"), 20))
-	}
-	b = n.boot("seed", seedStateStage)
-	if !strings.Contains(b.entry.options, "/seed/") {
-		t.Fatalf("after the deploy that followed the cuts the node booted %q, want the seed's stateroot", b.entry.options)
-	}
-	checkSeedState(t, s, b, "seedbuild-vm-y")
-	results = append(results, "then a whole deploy: the node booted the seed, with its state")
-	for _, r := range results {
-		t.Log("power cut " + r)
+	cuts := boundaryCuts()
+	deployWithCopies(t, n, cuts)
+	t.Run("seed", func(t *testing.T) {
+		t.Parallel()
+		n.t = t
+		b := n.boot("seed", seedStateStage)
+		if !strings.Contains(b.entry.options, "/seed/") {
+			t.Fatalf("after the deploy copied at each boundary the node booted %q, want the seed's stateroot", b.entry.options)
+		}
+		checkSeedState(t, s, b, "seedbuild-vm-y")
+		t.Log("the deploy copied at each boundary went on to the end; the node booted the seed, with its state")
+	})
+	for _, c := range cuts {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			checkCopy(t, copyNode(t, s, n, c), c)
+		})
 	}
 }

@@ -345,19 +345,20 @@ func TestReleaseBinaryHasNoFailpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"SEEDBUILD_INJECT_FAILURE", "SEEDBUILD_INJECT_HANG"} {
+		for _, name := range []string{"SEEDBUILD_INJECT_FAILURE", "SEEDBUILD_INJECT_HANG", "SEEDBUILD_INJECT_PAUSE"} {
 			if got := bytes.Contains(data, []byte(name)); got != c.want {
 				t.Errorf("%s holds %s: %v, want %v", c.path, name, got, c.want)
 			}
 		}
 	}
-	// And it behaves so: an injected failure and hang at step 1 are ignored.
+	// And it behaves so: an injected failure, hang and pause at step 1 are
+	// ignored.
 	f := getFixtures(t)
 	st := newStore(t)
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:release")...)
 	sys := newSysroot(t)
 	cmd := exec.Command(releaseBin, st.flags("deploy", "localhost/seed:release", "--stateroot", "seed", "--sysroot", sys, "--method", "ostree", "-q")...)
-	cmd.Env = append(os.Environ(), "SEEDBUILD_INJECT_FAILURE=1", "SEEDBUILD_INJECT_HANG=1")
+	cmd.Env = append(os.Environ(), "SEEDBUILD_INJECT_FAILURE=1", "SEEDBUILD_INJECT_HANG=1", "SEEDBUILD_INJECT_PAUSE="+t.TempDir())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the release binary's deploy with SEEDBUILD_INJECT_* set: %v\n%s", err, out)
 	}

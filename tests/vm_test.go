@@ -6,6 +6,7 @@ package tests
 // then reads the disk's boot entries again and boots the default one.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,11 +241,22 @@ type node struct {
 	boots int
 	// cutOn, when set, makes the next boot end in a power cut.
 	cutOn string
+	// snapshotDir, when set, is where the harness puts the copies of the
+	// disk that a boot's stage asks for (see snapshotMarker).
+	snapshotDir string
 }
 
 // powerCutMarker is the console line a stage prints to have the harness
 // cut the power (see the cutAfter stage function).
 const powerCutMarker = "seedbuild-vm-stage: POWER CUT NOW"
+
+// snapshotMarker, followed by a name, is the console line a stage prints
+// to have the harness copy the disk as a power cut at that moment would
+// leave it: the VM is stopped (qemu completes and flushes its in-flight
+// writes; what the guest holds in its page cache is not on the disk), the
+// disk copied to NAME.raw in the node's snapshotDir, the VM continued, and
+// the file snapped-NAME put in the share for the stage to wait on.
+const snapshotMarker = "seedbuild-vm-stage: SNAPSHOT "
 
 // bootUntilCut boots like boot, but the stage ends in a power cut where it
 // prints powerCutMarker; the stage's rc is not read.
@@ -362,7 +375,7 @@ func (n *node) boot(stage, script string) boot {
 	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
 	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
 	start := time.Now()
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, 20*time.Minute, n.cutOn)
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, 20*time.Minute, n.cutOn, n.snapshotDir)
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
 	if n.cutOn != "" {
 		n.cutOn = ""
@@ -431,23 +444,55 @@ func envCount(name string) int {
 //
 // With cutOn set, it kills qemu (a power cut: what the guest had not
 // written to the disk is lost) as soon as the serial log holds that line.
-func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limit time.Duration, cutOn string) error {
+// With snapDir set, it copies the disk into it where the stage asks (see
+// snapshotMarker), through qemu's monitor.
+func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limit time.Duration, cutOn, snapDir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial, cpus)...)
+	monitor := "none"
+	var sock string
+	if snapDir != "" {
+		dir, err := os.MkdirTemp("", "qmon")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		sock = filepath.Join(dir, "hmp")
+		monitor = "unix:" + sock + ",server=on,wait=off"
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial, monitor, cpus)...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	cut := make(chan bool, 1)
-	if cutOn != "" {
+	snapErr := make(chan error, 1)
+	if cutOn != "" || snapDir != "" {
 		go func() {
+			taken := map[string]bool{}
 			for ctx.Err() == nil {
-				if strings.Contains(readString(serial), cutOn) {
+				log := readString(serial)
+				if cutOn != "" && strings.Contains(log, cutOn) {
 					cmd.Process.Kill()
 					cut <- true
 					return
+				}
+				for _, name := range snapshotsAsked(log) {
+					if snapDir == "" || taken[name] {
+						continue
+					}
+					taken[name] = true
+					if err := snapshotDisk(sock, disk, filepath.Join(snapDir, name+".raw")); err != nil {
+						snapErr <- fmt.Errorf("copying the disk at %s: %w", name, err)
+						cmd.Process.Kill()
+						return
+					}
+					if err := os.WriteFile(filepath.Join(share, "snapped-"+name), nil, 0o644); err != nil {
+						snapErr <- err
+						cmd.Process.Kill()
+						return
+					}
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -457,6 +502,8 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limi
 	select {
 	case <-cut:
 		return nil
+	case err := <-snapErr:
+		return err
 	default:
 	}
 	if ctx.Err() != nil {
@@ -468,10 +515,71 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limi
 	return nil
 }
 
-func qemuArgs(disk, share, kernel, initrd, options, serial string, cpus int) []string {
+// snapshotsAsked returns the names the serial log's snapshotMarker lines
+// ask for, in order.
+func snapshotsAsked(log string) []string {
+	var names []string
+	for _, l := range strings.Split(log, "\n") {
+		if _, rest, ok := strings.Cut(l, snapshotMarker); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				names = append(names, f[0])
+			}
+		}
+	}
+	return names
+}
+
+// snapshotDisk stops the VM behind the monitor socket sock, copies its
+// disk to dst and lets the VM go on.
+func snapshotDisk(sock, disk, dst string) error {
+	if err := monitorCommand(sock, "stop"); err != nil {
+		return err
+	}
+	out, cpErr := exec.Command("cp", "--sparse=always", disk, dst).CombinedOutput()
+	if err := monitorCommand(sock, "cont"); err != nil {
+		return err
+	}
+	if cpErr != nil {
+		return fmt.Errorf("cp %s %s: %v: %s", disk, dst, cpErr, out)
+	}
+	return nil
+}
+
+// monitorCommand runs one command on qemu's human monitor at sock and
+// waits for its next prompt. "stop" returns once the VM is paused and its
+// in-flight disk writes are completed and flushed.
+func monitorCommand(sock, command string) error {
+	c, err := net.DialTimeout("unix", sock, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("qemu monitor: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	r := bufio.NewReader(c)
+	prompt := func() error {
+		var seen []byte
+		for !bytes.HasSuffix(seen, []byte("(qemu) ")) {
+			b, err := r.ReadByte()
+			if err != nil {
+				return fmt.Errorf("qemu monitor, %s: %w (read %q)", command, err, seen)
+			}
+			seen = append(seen, b)
+		}
+		return nil
+	}
+	if err := prompt(); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(c, command+"\n"); err != nil {
+		return fmt.Errorf("qemu monitor, %s: %w", command, err)
+	}
+	return prompt()
+}
+
+func qemuArgs(disk, share, kernel, initrd, options, serial, monitor string, cpus int) []string {
 	return []string{
 		"-accel", "tcg", "-cpu", "max", "-m", "3072", "-smp", strconv.Itoa(cpus),
-		"-display", "none", "-monitor", "none", "-serial", "file:" + serial, "-no-reboot",
+		"-display", "none", "-monitor", monitor, "-serial", "file:" + serial, "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd, "-append", options,
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
 		"-virtfs", "local,path=" + share + ",mount_tag=xfer,security_model=passthrough,id=xfer",
