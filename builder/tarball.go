@@ -15,6 +15,7 @@ import (
 
 	"github.com/seedbuild/seedbuild/internal/command"
 	"github.com/seedbuild/seedbuild/internal/hostroot"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +54,18 @@ func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChange
 // seed, ostree.tgz into dir, and returns their names.
 func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, changes etcChanges) ([]string, error) {
 	names := []string{"var.tgz", "etc.tgz", deletionsName}
+	// A classic seed's lean repo is pulled while /var and /etc are
+	// captured: the pull is mostly the kernel's (links and small writes),
+	// the captures mostly compression.
+	var lean errgroup.Group
+	defer lean.Wait()
+	var repoDir string
+	if b.opts.Layout == Classic {
+		lean.Go(func() (err error) {
+			repoDir, err = b.leanRepo(ctx)
+			return err
+		})
+	}
 	if err := writeTgz(ctx, filepath.Join(dir, "var.tgz"), b.clamp(), b.tally, func(ew *entryWriter) error {
 		return c.tree(ew, "var", func(rel string) string { return rel })
 	}); err != nil {
@@ -74,8 +87,7 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 	if b.opts.Layout != Classic {
 		return names, nil
 	}
-	repoDir, err := b.leanRepo(ctx)
-	if err != nil {
+	if err := lean.Wait(); err != nil {
 		return nil, err
 	}
 	// The repo's files count in the capture's progress (and its report),
