@@ -105,8 +105,9 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	} else {
 		baseDone <- opened{}
 	}
-	// A seed bound only for local storage, on a base that is there, goes
-	// straight into it: the base is needed before the capture starts.
+	// A seed bound only for local storage, on a base that is there or read
+	// from a local file, goes straight into it: the base is needed before
+	// the capture starts.
 	var ob opened
 	haveBase := false
 	if o.Layout == Native && allInStore(o.Store, o.Destinations) {
@@ -115,7 +116,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		if ob.err != nil {
 			return nil, ob.err
 		}
-		if b.local, err = newStoreWriter(o.Store, ob.base); err != nil {
+		if b.local, err = newStoreWriter(ctx, o.Store, ob.base, o.Base, o.Progress); err != nil {
 			return nil, err
 		}
 		defer b.local.discard()

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/internal/aheadpipe"
 	istorage "go.podman.io/image/v5/storage"
@@ -18,31 +20,76 @@ import (
 // storeWriter commits a seed straight into local containers-storage, as
 // buildah commits an image: each new layer's tar stream goes from the
 // capture into the store as it is made, uncompressed, on top of the base's
-// layers already there. Nothing is compressed, staged or unpacked twice,
-// which a copy through containers/image would do (it digests each
-// compressed blob's contents as it stores the blob, then unpacks it).
+// layers. Nothing is compressed, staged or unpacked twice, which a copy
+// through containers/image would do (it writes each compressed blob to a
+// file as it digests it, then unpacks it).
 //
-// It applies only when every destination is a name in that store and the
-// base's layers are already there (a pulled or built base); other runs
+// It applies when every destination is a name in that store and the
+// base's layers are there (a pulled or built base) or can be read from a
+// local file or folder (an oci-archive, an OCI layout, a dir): the missing
+// ones are then stored first, each straight from its blob. Other runs
 // write through containers/image.
 type storeWriter struct {
 	store storage.Store
 	// parent is the layer the next one goes on: the base's top layer, then
 	// each new layer in turn.
 	parent string
-	// made are the layers this run made, bottom first, and not yet in a
-	// committed image: discard removes them.
-	made []string
+	// made are the seed's layers this run made, bottom first, and not yet
+	// in a committed image; baseMade, the base's: discard removes both.
+	made, baseMade []string
 }
 
-// newStoreWriter returns a storeWriter onto the base's layers in store, or
-// nil when they are not all there.
-func newStoreWriter(store storage.Store, base *baseImage) (*storeWriter, error) {
-	top, err := layerChain(store, base.config.RootFS.DiffIDs)
-	if err != nil || top == "" {
+// newStoreWriter returns a storeWriter onto the base's layers in store,
+// after storing those that are not there when the base is read from a
+// local file or folder; nil when neither.
+func newStoreWriter(ctx context.Context, store storage.Store, base *baseImage, ref types.ImageReference, progress io.Writer) (*storeWriter, error) {
+	diffIDs := base.config.RootFS.DiffIDs
+	have, top, err := layerChain(store, diffIDs)
+	if err != nil {
 		return nil, err
 	}
-	return &storeWriter{store: store, parent: top}, nil
+	if have == len(diffIDs) {
+		return &storeWriter{store: store, parent: top}, nil
+	}
+	if !localTransports[ref.Transport().Name()] || base.substitutes || len(base.manifest.Layers) != len(diffIDs) {
+		return nil, nil
+	}
+	s := &storeWriter{store: store, parent: top}
+	for i := have; i < len(diffIDs); i++ {
+		fmt.Fprintf(progress, "Storing base layer %d of %d in local storage\n", i+1, len(diffIDs))
+		if err := s.putBaseLayer(ctx, base, base.manifest.Layers[i], diffIDs[i]); err != nil {
+			s.discard()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// localTransports are the transports a base is read from a local file or
+// folder with: its layers can be stored as they are read, with no retry.
+var localTransports = map[string]bool{"oci-archive": true, "oci": true, "dir": true, "docker-archive": true}
+
+// putBaseLayer stores the base layer l, whose diff ID is diffID, on top of
+// the last one, from its blob as it is read: the store decompresses it and
+// digests both forms, which must be l's digest and diffID.
+func (s *storeWriter) putBaseLayer(ctx context.Context, base *baseImage, l imgspecv1.Descriptor, diffID digest.Digest) error {
+	rc, _, err := base.blob(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	layer, _, err := s.store.PutLayer(chainID(s.parent, diffID), s.parent, nil, "", false, nil, ctxReader{ctx, rc})
+	if err != nil {
+		return fmt.Errorf("storing layer %s of base image %q in local storage: %w", l.Digest, base.name, err)
+	}
+	if layer.UncompressedDigest != diffID || (layer.CompressedDigest != "" && layer.CompressedDigest != l.Digest) {
+		s.store.DeleteLayer(layer.ID)
+		return fmt.Errorf("layer %s of base image %q was stored as %s (uncompressed %s), not as its manifest and config say (%s)",
+			l.Digest, base.name, layer.CompressedDigest, layer.UncompressedDigest, diffID)
+	}
+	s.baseMade = append(s.baseMade, layer.ID)
+	s.parent = layer.ID
+	return nil
 }
 
 // allInStore says whether every one of dests names an image in store.
@@ -67,18 +114,28 @@ func inStore(store storage.Store, ref types.ImageReference) bool {
 	return strings.HasPrefix(ref.StringWithinTransport(), "["+imageref.StoreSpec(store)+"]")
 }
 
+// chainID is the ID a pull gives the layer with diffID on top of the
+// layer parent (containers/image's storage destination does so): a later
+// pull of the base finds the layer by it and stores nothing again.
+func chainID(parent string, diffID digest.Digest) string {
+	if parent == "" {
+		return diffID.Encoded()
+	}
+	return digest.Canonical.FromString(parent + "+" + diffID.Encoded()).Encoded()
+}
+
 // layerChain finds layers in store holding diffIDs in order, each on top
-// of the one before, and returns the top one's ID; "" when the chain is
-// not all there.
-func layerChain(store storage.Store, diffIDs []digest.Digest) (string, error) {
+// of the one before, and returns how many of diffIDs, from the first,
+// it found, and the last one's ID.
+func layerChain(store storage.Store, diffIDs []digest.Digest) (int, string, error) {
 	parent := ""
-	for _, d := range diffIDs {
+	for i, d := range diffIDs {
 		layers, err := store.LayersByUncompressedDigest(d)
 		if errors.Is(err, storage.ErrLayerUnknown) {
-			return "", nil
+			return i, parent, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("looking up layer %s in local storage: %w", d, err)
+			return 0, "", fmt.Errorf("looking up layer %s in local storage: %w", d, err)
 		}
 		next := ""
 		for _, l := range layers {
@@ -88,11 +145,11 @@ func layerChain(store storage.Store, diffIDs []digest.Digest) (string, error) {
 			}
 		}
 		if next == "" {
-			return "", nil
+			return i, parent, nil
 		}
 		parent = next
 	}
-	return parent, nil
+	return len(diffIDs), parent, nil
 }
 
 // layer wraps a layer's producer so that what it writes also goes into a
@@ -194,7 +251,7 @@ func (s *storeWriter) commit(seed *seedImage, layers []namedLayer, dests []types
 	}
 	if isNew {
 		// The new image holds them now.
-		s.made = nil
+		s.made, s.baseMade = nil, nil
 	}
 	return nil
 }
@@ -204,8 +261,10 @@ func (s *storeWriter) discard() {
 	if s == nil {
 		return
 	}
-	for i := len(s.made) - 1; i >= 0; i-- {
-		s.store.DeleteLayer(s.made[i])
+	for _, made := range [][]string{s.made, s.baseMade} {
+		for i := len(made) - 1; i >= 0; i-- {
+			s.store.DeleteLayer(made[i])
+		}
 	}
-	s.made = nil
+	s.made, s.baseMade = nil, nil
 }

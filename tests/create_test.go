@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -782,4 +784,71 @@ func TestCreateTagIntoStore(t *testing.T) {
 	if out := st.buildah(t, "images", "--format", "{{.Name}}:{{.Tag}}"); strings.Contains(out, "refused") {
 		t.Errorf("a refused create left an image:\n%s", out)
 	}
+}
+
+// TestCreateTagBaseFromArchive: with only --tag destinations and a base
+// read from an oci-archive that is not in local storage, create stores the
+// base's layers straight from the archive (under the IDs a pull gives
+// them, so a later pull of the base stores nothing), then the seed's on
+// top. A run refused after that leaves no layer behind, the base's
+// included.
+func TestCreateTagBaseFromArchive(t *testing.T) {
+	f := getFixtures(t)
+	for _, c := range []struct {
+		name   string
+		root   func(t *testing.T) string
+		code   int
+		layers bool // the run leaves layers: the seed's and the base's
+	}{
+		{"stored", func(t *testing.T) string { return f.root }, 0, true},
+		{"refused", func(t *testing.T) string {
+			return smallRoot(t, map[string]string{"var/lib/kubelet/config.json": `{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}`})
+		}, 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := newStore(t)
+			r := seedbuild(t, nil, st.flags("create", "--rootfs", c.root(t), "--base", "oci-archive:"+f.base, "--tag", "seed:"+c.name)...)
+			if r.code != c.code {
+				t.Fatalf("create --tag on an oci-archive base: %s\nwant exit %d", r, c.code)
+			}
+			if !strings.Contains(r.stderr, "Storing base layer 1 of") {
+				t.Errorf("create --tag did not store the base's layers itself:\n%s", r.stderr)
+			}
+			if got := len(storeLayers(t, st)) > 0; got != c.layers {
+				t.Errorf("the store holds layers %v, want layers: %v", storeLayers(t, st), c.layers)
+			}
+			if c.code != 0 {
+				return
+			}
+			before := storeLayers(t, st)
+			out := sh(t, nil, "skopeo", "copy", "oci-archive:"+f.base, "containers-storage:[overlay@"+st.root+"+"+st.runroot+"]localhost/base-pulled:latest")
+			if after := storeLayers(t, st); len(after) != len(before) {
+				t.Errorf("a pull of the base after create stored layers %v, want none more than %v:\n%s", after, before, out)
+			}
+			mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:"+c.name, "--stateroot", "stored", "--sysroot", newSysroot(t), "--method", "ostree")...)
+		})
+	}
+}
+
+// storeLayers lists the IDs of the layers in the store.
+func storeLayers(t *testing.T, st store) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(st.root, "overlay-layers", "layers.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layers []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(data, &layers); err != nil {
+		t.Fatalf("reading the store's layers: %v", err)
+	}
+	var ids []string
+	for _, l := range layers {
+		ids = append(ids, l.ID)
+	}
+	return ids
 }
