@@ -150,17 +150,23 @@ func TestOutOfSpace(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
 	full := smallTmpfs(t)
-	// Leave 1 MiB: less than the seed's new layers need to be staged.
+	// Leave 1 MiB: less than the seed's new layers need to be staged
+	// (for an oci-archive; a --tag of a local base stages none, as they go
+	// straight into the store).
 	filler := filepath.Join(full, "filler")
 	if err := os.WriteFile(filler, make([]byte, 63<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := seedbuild(t, []string{"TMPDIR=" + full}, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:full")...)
+	elsewhere := t.TempDir()
+	r := seedbuild(t, []string{"TMPDIR=" + full}, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "-o", "oci-archive:"+filepath.Join(elsewhere, "seed.tar"))...)
 	if r.code != 1 || !strings.Contains(r.stderr, "no space left") {
 		t.Errorf("create with a full temporary folder: %s\nwant exit 1 saying no space left", r)
 	}
 	if left, _ := os.ReadDir(full); len(left) != 1 {
 		t.Errorf("create left %v on the full filesystem, want only the filler", left)
+	}
+	if left, _ := os.ReadDir(elsewhere); len(left) != 0 {
+		t.Errorf("create with a full temporary folder left %v at its output", left)
 	}
 	// Leave 16 MiB: less than the seed needs.
 	if err := os.WriteFile(filler, make([]byte, 48<<20), 0o644); err != nil {
