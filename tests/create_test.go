@@ -704,14 +704,6 @@ func TestCreateTagIntoStore(t *testing.T) {
 		return "containers-storage:[overlay@" + st.root + "+" + st.runroot + "]" + name
 	}
 	sh(t, nil, "skopeo", "copy", "-q", "oci-archive:"+f.base, storeRef("localhost/stored-base:latest"))
-	layerDirs := func() int {
-		t.Helper()
-		entries, err := os.ReadDir(filepath.Join(st.root, "overlay"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(entries)
-	}
 	type report struct {
 		ImageID string `json:"image_id"`
 		Layers  []struct {
@@ -760,13 +752,13 @@ func TestCreateTagIntoStore(t *testing.T) {
 	}
 	mustSeedbuild(t, st.flags("deploy", "-q", "localhost/seed:direct", "--stateroot", "direct", "--sysroot", newSysroot(t), "--method", "ostree")...)
 
-	before := layerDirs()
+	before := len(storeLayers(t, st))
 	again, r := create(f.root, "--tag", "seed:again")
 	if r.code != 0 || again.ImageID != direct.ImageID {
 		t.Fatalf("the same seed again: %s\nimage %s, want %s", r, again.ImageID, direct.ImageID)
 	}
-	if got := layerDirs(); got != before {
-		t.Errorf("the same seed again left %d layer folders, want %d", got, before)
+	if got := len(storeLayers(t, st)); got != before {
+		t.Errorf("the same seed again left %d layers, want %d", got, before)
 	}
 	if got := strings.TrimSpace(st.buildah(t, "images", "-q", "--no-trunc", "localhost/seed:again")); got != direct.ImageID {
 		t.Errorf("localhost/seed:again is %q, want %s", got, direct.ImageID)
@@ -778,8 +770,8 @@ func TestCreateTagIntoStore(t *testing.T) {
 	if _, r := create(refused, "--tag", "seed:refused"); r.code != 1 {
 		t.Fatalf("create of a root with credentials: %s\nwant exit 1", r)
 	}
-	if got := layerDirs(); got != before {
-		t.Errorf("a refused create left %d layer folders, want %d", got, before)
+	if got := len(storeLayers(t, st)); got != before {
+		t.Errorf("a refused create left %d layers, want %d", got, before)
 	}
 	if out := st.buildah(t, "images", "--format", "{{.Name}}:{{.Tag}}"); strings.Contains(out, "refused") {
 		t.Errorf("a refused create left an image:\n%s", out)

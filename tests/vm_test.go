@@ -478,8 +478,12 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limi
 					cut <- true
 					return
 				}
-				for _, name := range snapshotsAsked(log) {
-					if snapDir == "" || taken[name] {
+				var asked []string
+				if snapDir != "" {
+					asked = snapshotsAsked(log)
+				}
+				for _, name := range asked {
+					if taken[name] {
 						continue
 					}
 					taken[name] = true
