@@ -2,6 +2,7 @@ package builder
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,6 +54,15 @@ type archiveWriter struct {
 	dw      *directWriter
 	tw      *tar.Writer
 	written map[digest.Digest]bool
+	// headers are the streamed blobs' member headers (archiveBlob), each
+	// written over its placeholder once the archive is whole.
+	headers []placedHeader
+}
+
+// placedHeader is a tar member header and its offset in the archive.
+type placedHeader struct {
+	at  int64
+	hdr []byte
 }
 
 // archiveEpoch dates every member: fixed times and owners.
@@ -117,6 +127,7 @@ func (a *archiveWriter) finish(ctx context.Context, s *seedImage, name string) e
 		func() error { return file(imgspecv1.ImageIndexFile, index) },
 		a.tw.Close,
 		a.dw.Close,
+		a.placeHeaders,
 		a.f.Close,
 	} {
 		if err := step(); err != nil {
@@ -124,6 +135,88 @@ func (a *archiveWriter) finish(ctx context.Context, s *seedImage, name string) e
 		}
 	}
 	return nil
+}
+
+// placeHeaders writes the streamed blobs' headers over their placeholders,
+// once every chunk is on the disk (they went there with direct I/O).
+func (a *archiveWriter) placeHeaders() error {
+	for _, h := range a.headers {
+		if _, err := a.f.WriteAt(h.hdr, h.at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// archiveBlob is a blob written into the archive as it is made, with no
+// copy of it anywhere else: a classic seed's layer, which is mostly its
+// gigabyte of ostree.tgz. Its member is named by its digest, which is known
+// only at the end, so a placeholder header of one block goes first and
+// placeHeaders writes the real one over it. The member's bytes are those
+// copyBlob would write, for a blob under 8 GiB; a bigger one's size does
+// not fit a one-block ustar header, and is written in GNU's base-256 form.
+type archiveBlob struct {
+	a    *archiveWriter
+	at   int64 // the member header's offset
+	dig  digest.Digester
+	size int64
+}
+
+// newBlob starts a streamed blob. Nothing else may be written to the
+// archive until it is committed.
+func (a *archiveWriter) newBlob() (*archiveBlob, error) {
+	if err := a.tw.Flush(); err != nil {
+		return nil, fmt.Errorf("writing the archive: %w", err)
+	}
+	b := &archiveBlob{a: a, at: a.dw.written(), dig: digest.Canonical.Digester()}
+	if _, err := a.dw.Write(make([]byte, tarBlock)); err != nil {
+		return nil, fmt.Errorf("writing the archive: %w", err)
+	}
+	return b, nil
+}
+
+// tarBlock is tar's block size: headers are one block, and members are
+// padded to whole blocks.
+const tarBlock = 512
+
+func (b *archiveBlob) Write(p []byte) (int, error) {
+	n, err := b.a.dw.Write(p)
+	b.dig.Hash().Write(p[:n])
+	b.size += int64(n)
+	return n, err
+}
+
+func (b *archiveBlob) commit() (imgspecv1.Descriptor, error) {
+	d := b.dig.Digest()
+	hdr, err := blobHeader(d, b.size)
+	if err != nil {
+		return imgspecv1.Descriptor{}, err
+	}
+	if _, err := b.a.dw.Write(make([]byte, (tarBlock-b.size%tarBlock)%tarBlock)); err != nil {
+		return imgspecv1.Descriptor{}, fmt.Errorf("writing the archive: %w", err)
+	}
+	b.a.headers = append(b.a.headers, placedHeader{at: b.at, hdr: hdr})
+	b.a.written[d] = true
+	return imgspecv1.Descriptor{Digest: d, Size: b.size}, nil
+}
+
+// abort leaves the archive as it is: the caller discards it whole.
+func (b *archiveBlob) abort() {}
+
+// blobHeader is the one-block tar header of blob d of size bytes.
+func blobHeader(d digest.Digest, size int64) ([]byte, error) {
+	h := &tar.Header{Typeflag: tar.TypeReg, Name: blobName(d), Mode: 0o644, Size: size, ModTime: archiveEpoch, Format: tar.FormatPAX}
+	if size >= 1<<33 {
+		h.Format = tar.FormatGNU
+	}
+	var buf bytes.Buffer
+	if err := tar.NewWriter(&buf).WriteHeader(h); err != nil {
+		return nil, fmt.Errorf("writing the archive: %w", err)
+	}
+	if buf.Len() != tarBlock {
+		return nil, fmt.Errorf("writing the archive: the header of blob %s takes %d bytes, not one block", d, buf.Len())
+	}
+	return buf.Bytes(), nil
 }
 
 // abort closes the archive unfinished; the caller removes it.
@@ -185,6 +278,9 @@ type earlyArchive struct {
 	partial *imageref.Partial
 	aw      *archiveWriter
 	err     error
+	// streamed says a layer was written into it alone (layerArchive):
+	// when it fails, there is nothing to write it again from.
+	streamed bool
 }
 
 // startArchive writes base's layers into the partial of the oci-archive
@@ -196,6 +292,23 @@ func startArchive(ctx context.Context, base *baseImage, dests []types.ImageRefer
 		e.err = e.aw.layers(ctx, base.manifest.Layers, base.blob)
 	}
 	return e
+}
+
+// layerArchive begins the partial of a seed's only destination, an
+// oci-archive, for its layer to be written straight into (a classic seed,
+// which has no base).
+func layerArchive(dests []types.ImageReference) (*earlyArchive, error) {
+	path, name, ok := archiveTarget(dests[0])
+	if len(dests) != 1 || !ok {
+		return nil, nil
+	}
+	e := &earlyArchive{name: name, partial: imageref.NewPartial(path), streamed: true}
+	var err error
+	if e.aw, err = createArchive(e.partial.Path); err != nil {
+		e.partial.Discard()
+		return nil, fmt.Errorf("writing seed to %q: %w", imageref.Display(dests[0]), err)
+	}
+	return e, nil
 }
 
 // finish writes the rest of the seed and publishes the archive. On any

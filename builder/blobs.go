@@ -123,9 +123,24 @@ type layerResult struct {
 	uncompressed int64
 }
 
+// blobSink is where a new layer's blob goes as it is made: a blobWriter
+// (the staging folder) or an archiveBlob (straight into an oci-archive).
+type blobSink interface {
+	io.Writer
+	// commit finishes the blob and returns its digest and size.
+	commit() (imgspecv1.Descriptor, error)
+	// abort drops what was written.
+	abort()
+}
+
 // writeLayer streams the tar that produce writes through the compressor
 // into a new blob, digesting the tar (the diff ID) and the blob on the way.
 func (l *stagingImages) writeLayer(c Compression, produce func(w io.Writer) error) (layerResult, error) {
+	return writeLayerTo(func() (blobSink, error) { return l.newBlob() }, c, produce)
+}
+
+// writeLayerTo is writeLayer into the sink that open makes.
+func writeLayerTo(open func() (blobSink, error), c Compression, produce func(w io.Writer) error) (layerResult, error) {
 	if c == uncompressed {
 		diff := digest.Canonical.Digester()
 		counter := &countingWriter{}
@@ -135,7 +150,7 @@ func (l *stagingImages) writeLayer(c Compression, produce func(w io.Writer) erro
 		desc := imgspecv1.Descriptor{MediaType: c.mediaType(), Digest: diff.Digest(), Size: counter.n}
 		return layerResult{desc: desc, diffID: desc.Digest, uncompressed: counter.n}, nil
 	}
-	blob, err := l.newBlob()
+	blob, err := open()
 	if err != nil {
 		return layerResult{}, err
 	}

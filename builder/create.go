@@ -58,6 +58,9 @@ type build struct {
 	precache []string
 	// local, when set, commits the seed straight into local storage.
 	local *storeWriter
+	// archive, when set, takes a classic seed's layer as it is made: the
+	// partial of the seed's only destination, an oci-archive.
+	archive *archiveWriter
 }
 
 func (b *build) run(ctx context.Context) (*Report, error) {
@@ -103,7 +106,14 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 			baseDone <- opened{base, err, early}
 		}()
 	} else {
-		baseDone <- opened{}
+		early, err := layerArchive(o.Destinations)
+		if err != nil {
+			return nil, err
+		}
+		if early != nil {
+			b.archive = early.aw
+		}
+		baseDone <- opened{early: early}
 	}
 	// A seed bound only for local storage, on a base that is there or read
 	// from a local file, goes straight into it: the base is needed before
@@ -431,11 +441,16 @@ func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, erro
 func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageReference, early *earlyArchive) error {
 	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", imageref.Display(dest))
 	var err error
+	if early != nil {
+		// The archive begun during the capture is whole, or it failed.
+		// One that holds a streamed layer has no other copy of it;
+		// another one is written again from the start, with retries.
+		if err = early.finish(ctx, seed); err == nil || early.streamed {
+			return b.wrote(dest, err)
+		}
+	}
 	path, name, isArchive := archiveTarget(dest)
 	switch {
-	case early != nil && early.finish(ctx, seed) == nil:
-		// The archive begun during the capture is whole. One that failed
-		// is written again from the start, with retries.
 	case isArchive:
 		err = imageref.WriteAtomically(path, func(partial string) error {
 			return b.opts.Retry.Do(ctx, func() error { return writeArchive(ctx, seed, partial, name) })
@@ -450,6 +465,11 @@ func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageRe
 			}, b.opts.Retry)
 		}
 	}
+	return b.wrote(dest, err)
+}
+
+// wrote reports the end of writeTo: err, or dest among the destinations.
+func (b *build) wrote(dest types.ImageReference, err error) error {
 	if err != nil {
 		return fmt.Errorf("writing seed to %q: %w", imageref.Display(dest), err)
 	}

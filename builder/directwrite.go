@@ -90,6 +90,10 @@ func (w *directWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// written is how many bytes have been handed to the writer so far: the
+// file offset the next Write starts at.
+func (w *directWriter) written() int64 { return w.off + int64(len(w.buf)) }
+
 // writeChunks writes the full chunks, in order, until todo is closed; after
 // a failure it only hands the buffers back.
 func (w *directWriter) writeChunks() {

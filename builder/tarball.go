@@ -121,7 +121,11 @@ func (b *build) tarballLayer(ctx context.Context, dir string, names []string) (l
 	if b.opts.Layout == BootcTarball {
 		prefix = seedDir + "/"
 	}
-	return b.layout.writeLayer(storedGzip, func(w io.Writer) error {
+	open := func() (blobSink, error) { return b.layout.newBlob() }
+	if b.archive != nil {
+		open = func() (blobSink, error) { return b.archive.newBlob() }
+	}
+	return writeLayerTo(open, storedGzip, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, &tally{})
 		if prefix != "" {
 			if err := b.seedDirs(ew); err != nil {
