@@ -4,10 +4,8 @@
 # others, which mostly wait on disks, registries and services. The
 # booted-node tests run in parallel with each other; their boots share
 # SEEDBUILD_VM_SLOTS (2) VMs at a time. Both halves' results are printed;
-# the run fails if either fails. The booted-node tests are the longer
-# half (about 2000 s against 660 s): the others run at a lower CPU
-# priority (nice), so that the VMs, which are CPU-bound under TCG, are not
-# slowed by them; they still get the CPU the VMs leave.
+# the run fails if either fails. The booted-node tests run with -v: their
+# log then says how long each boot took, and with how many vCPUs.
 #
 #   GO=go hack/test.sh [go test flags, but -run and -skip...]
 set -uo pipefail
@@ -19,9 +17,9 @@ vm=
 trap '[[ -n $vm ]] && kill "$vm" 2>/dev/null; rm -f "$log"' EXIT
 trap 'exit 130' INT TERM
 echo "test: the booted-node tests ($booted) run beside the others; their output follows theirs" >&2
-"$go" test -parallel 8 "$@" -run "$booted" ./tests >"$log" 2>&1 &
+"$go" test -v -parallel 8 "$@" -run "$booted" ./tests >"$log" 2>&1 &
 vm=$!
-nice -n 10 "$go" test "$@" -skip "$booted" ./...
+"$go" test "$@" -skip "$booted" ./...
 rest=$?
 wait "$vm"
 vmrc=$?

@@ -124,6 +124,7 @@ func makeSeeds(t *testing.T) seeds {
 	disk := makeNode(t, osImg, func(etc, varDir string) { seedNodeState(t, mk, etc, varDir) })
 	// The seeds outlive this test: every booted scenario deploys them.
 	n := newNodeIn(t, "seed", disk, filepath.Join(work, "vm-seed-node"))
+	n.priority = ibuBoot // every boot after it waits on its seeds
 	n.put(osImg.yArchive, "y.oci-archive")
 	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	start := time.Now()
@@ -309,6 +310,7 @@ func TestBootedIBU(t *testing.T) {
 	s := getSeeds(t)
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)
+	n.priority = ibuBoot
 	n.put(s.path("native"), "seeds/native.tar")
 
 	b := n.boot("deploy", deployStage)

@@ -82,12 +82,10 @@ const nativeDeploy = "$SB deploy oci-archive:$X/seeds/native.tar --stateroot see
 // stagesStage lists the unpacked roots deploys left on the sysroot.
 const stagesStage = "ls -d /ostree/seedbuild-deploy-* >$O/stages 2>/dev/null || true\n"
 
-// cutNode makes a target node with the native seed in its share.
-func cutNode(t *testing.T, s seeds) *node {
+// cutNode makes a target node; the native seed goes in its share.
+func cutNode(t *testing.T) *node {
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
-	n := newNode(t, "target", disk)
-	n.put(s.path("native"), "seeds/native.tar")
-	return n
+	return newNode(t, "target", disk)
 }
 
 // checkAfterCut checks a boot after the cut c, whose deploy's output is in
@@ -123,12 +121,12 @@ func checkAfterCut(t *testing.T, b boot, c powerCut) string {
 // finishes it.
 func TestBootedPowerCuts(t *testing.T) {
 	t.Parallel()
-	s := getSeeds(t)
-	n := cutNode(t, s)
+	n := cutNode(t)
 	n.put(getNodeOS(t).yArchive, "y.oci-archive")
 
 	// First a cut while create --rootfs / writes a seed: nothing may be
 	// left at the output's name. Enough data that the capture still runs.
+	// It needs no seed, so it boots while the seed node makes them.
 	create := "$SB create --rootfs / --base oci-archive:$X/y.oci-archive -o oci-archive:$X/made/seed.tar"
 	n.bootUntilCut("cut-create", "mkdir -p $X/made /var/lib/bulk\nhead -c 96M /dev/urandom >/var/lib/bulk/data.bin\ncut_after 'Capturing' 1 "+create+"\n")
 	if _, err := os.Stat(filepath.Join(n.share, "made/seed.tar")); err == nil {
@@ -137,37 +135,48 @@ func TestBootedPowerCuts(t *testing.T) {
 	partials, _ := filepath.Glob(filepath.Join(n.share, "made/.seed.tar.partial-*"))
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
+	s := getSeeds(t)
+	n.put(s.path("native"), "seeds/native.tar")
 	deployWithCopies(t, n, powerCuts)
 	for _, c := range powerCuts {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cn := copyNode(t, s, n, c)
-			if !c.whole {
+			if c.whole {
+				checkWholeCopy(t, s, cn, c)
+			} else {
 				checkCopy(t, cn, c)
-				return
 			}
-			b := cn.boot("after-"+c.name, seedStateStage+statusStage+`
+		})
+	}
+}
+
+// checkWholeCopy boots the copy of a disk taken at the cut c, which came
+// once the new deployment was whole and the default: the node must boot
+// the seed with all its state, and the next deploy finish the journal the
+// cut left, then refuse the booted stateroot.
+func checkWholeCopy(t *testing.T, s seeds, n *node, c powerCut) {
+	t.Helper()
+	b := n.boot("after-"+c.name, seedStateStage+statusStage+`
 rc=0; `+nativeDeploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
 ostree admin status >$O/status-after
 ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 `)
-			if !strings.Contains(b.entry.options, "/seed/") {
-				t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", c.name, b.entry.options)
-			}
-			checkSeedState(t, s, b, "seedbuild-vm-y")
-			if got := b.file(t, "journals"); got == "" {
-				t.Errorf("the cut %s left no journal to finish", c.name)
-			}
-			next := b.file(t, "next.log")
-			if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
-				t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", c.name, b.file(t, "next.rc"), next)
-			}
-			if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
-				t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
-			}
-			t.Logf("power cut %s: booted the seed, whole; the next deploy finished the journal", c.name)
-		})
+	if !strings.Contains(b.entry.options, "/seed/") {
+		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", c.name, b.entry.options)
 	}
+	checkSeedState(t, s, b, "seedbuild-vm-y")
+	if got := b.file(t, "journals"); got == "" {
+		t.Errorf("the cut %s left no journal to finish", c.name)
+	}
+	next := b.file(t, "next.log")
+	if b.file(t, "next.rc") != "1" || !strings.Contains(next, "Finished an interrupted deploy into stateroot seed") || !strings.Contains(next, "booted") {
+		t.Errorf("the deploy after the cut %s, booted into the seed: exit %s\n%s\nwant it to finish the journal, then refuse the booted stateroot", c.name, b.file(t, "next.rc"), next)
+	}
+	if st := b.file(t, "status-after"); strings.Count(st, " seed ") != 1 || b.file(t, "journals-after") != "" {
+		t.Errorf("after finishing: status\n%s\njournals %q; want one deployment of seed and no journal", st, b.file(t, "journals-after"))
+	}
+	t.Logf("power cut %s: booted the seed, whole; the next deploy finished the journal", c.name)
 }
 
 // deployWithCopies runs the native deploy on n once, with a copy of the
@@ -186,6 +195,7 @@ func deployWithCopies(t *testing.T, n *node, cuts []powerCut) {
 // native seed in its share.
 func copyNode(t *testing.T, s seeds, n *node, c powerCut) *node {
 	cn := newNode(t, "after-"+c.name, filepath.Join(n.snapshotDir, c.name+".raw"))
+	cn.priority = leafBoot
 	cn.put(s.path("native"), "seeds/native.tar")
 	t.Cleanup(func() { os.Remove(cn.disk) })
 	return cn
@@ -228,7 +238,7 @@ func pausedDeploy(cuts []powerCut) string {
 	fmt.Fprintf(&b, "P=/run/seedbuild-pause\nmkdir -p $P\n(cd $P && touch %s)\n", strings.Join(free, " "))
 	b.WriteString("env SEEDBUILD_INJECT_PAUSE=$P " + nativeDeploy + " >$O/cut.log 2>&1 &\npid=$!\n")
 	for _, c := range cuts {
-		fmt.Fprintf(&b, `until grep -qF -- %q $O/cut.log; do kill -0 $pid || { cat $O/cut.log; exit 1; }; sleep 0.1; done
+		fmt.Fprintf(&b, `await_output $pid %q
 sleep %s
 echo "%s%s" >/dev/console
 until [ -e $X/snapped-%s ]; do sleep 0.2; done
@@ -251,12 +261,14 @@ until [ -e $X/snapped-%s ]; do sleep 0.2; done
 func TestBootedPowerCutsAtBoundaries(t *testing.T) {
 	t.Parallel()
 	s := getSeeds(t)
-	n := cutNode(t, s)
+	n := cutNode(t)
+	n.put(s.path("native"), "seeds/native.tar")
 	cuts := boundaryCuts()
 	deployWithCopies(t, n, cuts)
 	t.Run("seed", func(t *testing.T) {
 		t.Parallel()
 		n.t = t
+		n.priority = leafBoot
 		b := n.boot("seed", seedStateStage)
 		if !strings.Contains(b.entry.options, "/seed/") {
 			t.Fatalf("after the deploy copied at each boundary the node booted %q, want the seed's stateroot", b.entry.options)

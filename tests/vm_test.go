@@ -244,7 +244,22 @@ type node struct {
 	// snapshotDir, when set, is where the harness puts the copies of the
 	// disk that a boot's stage asks for (see snapshotMarker).
 	snapshotDir string
+	// priority orders its boots among those waiting for a VM slot.
+	priority bootPriority
 }
+
+// bootPriority orders the boots that wait for a VM slot: the highest gets
+// the next free one, and boots of the same priority go in the order they
+// asked. The boots that others wait on go first, the IBU chain's before
+// all (six boots one after another, the longest such chain), and the
+// power-cut copies' checks, which nothing waits on, last.
+type bootPriority int
+
+const (
+	leafBoot  bootPriority = -1 // nothing waits on it
+	chainBoot bootPriority = 0  // other boots follow it (the default)
+	ibuBoot   bootPriority = 1  // the IBU chain's
+)
 
 // powerCutMarker is the console line a stage prints to have the harness
 // cut the power (see the cutAfter stage function).
@@ -311,16 +326,21 @@ X=/run/seedbuild-xfer
 O=$X/out
 SB=$X/seedbuild
 export TMPDIR=/var/tmp
+# await_output PID PATTERN: waits until $O/cut.log holds PATTERN; the
+# stage fails if the process PID ends first.
+await_output() {
+  until grep -qF -- "$2" $O/cut.log; do
+    if ! kill -0 "$1" 2>/dev/null; then echo "the command ended before $2"; cat $O/cut.log; exit 1; fi
+    sleep 0.1
+  done
+}
 # cut_after PATTERN SECONDS CMD...: runs CMD, and once its output holds
 # PATTERN and SECONDS more have passed, has the harness cut the power.
 cut_after() {
   local pattern=$1 delay=$2
   shift 2
   "$@" >$O/cut.log 2>&1 &
-  until grep -qF -- "$pattern" $O/cut.log; do
-    if ! kill -0 $! 2>/dev/null; then echo "the command ended before $pattern"; cat $O/cut.log; exit 1; fi
-    sleep 0.1
-  done
+  await_output $! "$pattern"
   sleep "$delay"
   echo "` + powerCutMarker + `" >/dev/console
   sleep infinity
@@ -363,9 +383,9 @@ func (n *node) boot(stage, script string) boot {
 		}
 	}
 	// Wait for a VM slot; the time the boot takes counts from here.
-	vmSlots <- struct{}{}
-	defer func() { <-vmSlots }()
-	cpus := vmCPUs(len(vmSlots))
+	running := vmSlots.acquire(n.priority)
+	defer vmSlots.release()
+	cpus := vmCPUs(running)
 	out := filepath.Join(n.share, "out")
 	os.RemoveAll(out)
 	if err := os.WriteFile(filepath.Join(n.share, "stage.sh"), []byte(stagePreamble+script), 0o755); err != nil {
@@ -404,7 +424,62 @@ func (n *node) boot(stage, script string) boot {
 // another's boot. On a 2-core machine two TCG VMs each run at about half
 // speed: the gain there is small (two boots with a native deploy side by
 // side took 345 s, one alone about 200 s); on more cores it is larger.
-var vmSlots = make(chan struct{}, vmSlotCount())
+var vmSlots = &slotPool{free: vmSlotCount()}
+
+// slotPool hands out VM slots, a free one to the waiting boot of the
+// highest priority.
+type slotPool struct {
+	mu      sync.Mutex
+	free    int
+	inUse   int
+	waiting []*slotWait
+}
+
+type slotWait struct {
+	priority bootPriority
+	ready    chan struct{}
+}
+
+// acquire waits for a slot and returns how many are in use, its own
+// included.
+func (p *slotPool) acquire(priority bootPriority) int {
+	p.mu.Lock()
+	if p.free > 0 && len(p.waiting) == 0 {
+		p.free--
+		p.inUse++
+		n := p.inUse
+		p.mu.Unlock()
+		return n
+	}
+	w := &slotWait{priority: priority, ready: make(chan struct{})}
+	p.waiting = append(p.waiting, w)
+	p.mu.Unlock()
+	<-w.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inUse
+}
+
+// release hands the slot to the first waiting boot of the highest
+// priority, or frees it.
+func (p *slotPool) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiting) == 0 {
+		p.free++
+		p.inUse--
+		return
+	}
+	best := 0
+	for i, w := range p.waiting {
+		if w.priority > p.waiting[best].priority {
+			best = i
+		}
+	}
+	w := p.waiting[best]
+	p.waiting = append(p.waiting[:best], p.waiting[best+1:]...)
+	close(w.ready)
+}
 
 // vmCPUs is how many vCPUs a VM gets when running VMs (itself included)
 // hold that many slots: SEEDBUILD_VM_CPUS, or the host's cores shared out
@@ -606,4 +681,55 @@ func proofLine(serial string) string {
 		}
 	}
 	return "(no stage line on the serial console)"
+}
+
+// TestSlotPoolServesHighestPriority: with the one slot taken, boots ask in
+// the order given; each release hands the slot to the highest priority
+// waiting, the first of equals first.
+func TestSlotPoolServesHighestPriority(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		asks []bootPriority
+		want []int // the asks' indexes, in the order they get the slot
+	}{
+		{"one each", []bootPriority{leafBoot, chainBoot, ibuBoot}, []int{2, 1, 0}},
+		{"equals in turn", []bootPriority{chainBoot, leafBoot, chainBoot, ibuBoot, leafBoot}, []int{3, 0, 2, 1, 4}},
+		{"all the same", []bootPriority{leafBoot, leafBoot, leafBoot}, []int{0, 1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &slotPool{free: 1}
+			if got := p.acquire(chainBoot); got != 1 {
+				t.Fatalf("the first acquire says %d slots in use, want 1", got)
+			}
+			got := make(chan int, len(tc.asks))
+			for i, prio := range tc.asks {
+				go func() {
+					p.acquire(prio)
+					got <- i
+				}()
+				// The next one asks only once this one waits.
+				for {
+					p.mu.Lock()
+					n := len(p.waiting)
+					p.mu.Unlock()
+					if n == i+1 {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			var order []int
+			for range tc.asks {
+				p.release()
+				order = append(order, <-got)
+			}
+			if fmt.Sprint(order) != fmt.Sprint(tc.want) {
+				t.Errorf("served %v, want %v", order, tc.want)
+			}
+			p.release()
+			if p.free != 1 || p.inUse != 0 {
+				t.Errorf("after the last release: %d free, %d in use; want 1 and 0", p.free, p.inUse)
+			}
+		})
+	}
 }
