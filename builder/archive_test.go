@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -109,3 +110,22 @@ func TestStreamedBlobMatchesCopied(t *testing.T) {
 		})
 	}
 }
+
+// TestBlobHeaderIsOneBlock: the header written over a streamed blob's
+// placeholder is one block for any size, ustar's octal below 8 GiB and
+// base-256 above, and reads back as the blob's name and size.
+func TestBlobHeaderIsOneBlock(t *testing.T) {
+	d := digest.FromString("blob")
+	for _, size := range []int64{0, 1, 1<<33 - 1, 1 << 33, 1 << 40} {
+		hdr, err := blobHeader(d, size)
+		if err != nil {
+			t.Errorf("blobHeader(%d): %v", size, err)
+			continue
+		}
+		h, err := tar.NewReader(io.MultiReader(bytes.NewReader(hdr), zeroReader{})).Next()
+		if err != nil || h.Name != blobName(d) || h.Size != size {
+			t.Errorf("blobHeader(%d) reads back as %+v, %v; want %s of %d bytes", size, h, err, blobName(d), size)
+		}
+	}
+}
+
