@@ -121,12 +121,16 @@ func checkAfterCut(t *testing.T, b boot, c powerCut) string {
 // finishes it.
 func TestBootedPowerCuts(t *testing.T) {
 	t.Parallel()
+	// The seeds first: the seed node, which every booted test waits on,
+	// then boots alone, with both vCPUs. (Booted beside this test's cut in
+	// create, which needs no seed, it got one vCPU and took 5m22s.)
+	s := getSeeds(t)
 	n := cutNode(t)
 	n.put(getNodeOS(t).yArchive, "y.oci-archive")
+	n.put(s.path("native"), "seeds/native.tar")
 
 	// First a cut while create --rootfs / writes a seed: nothing may be
 	// left at the output's name. Enough data that the capture still runs.
-	// It needs no seed, so it boots while the seed node makes them.
 	create := "$SB create --rootfs / --base oci-archive:$X/y.oci-archive -o oci-archive:$X/made/seed.tar"
 	n.bootUntilCut("cut-create", "mkdir -p $X/made /var/lib/bulk\nhead -c 96M /dev/urandom >/var/lib/bulk/data.bin\ncut_after 'Capturing' 1 "+create+"\n")
 	if _, err := os.Stat(filepath.Join(n.share, "made/seed.tar")); err == nil {
@@ -135,8 +139,6 @@ func TestBootedPowerCuts(t *testing.T) {
 	partials, _ := filepath.Glob(filepath.Join(n.share, "made/.seed.tar.partial-*"))
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
-	s := getSeeds(t)
-	n.put(s.path("native"), "seeds/native.tar")
 	deployWithCopies(t, n, powerCuts)
 	for _, c := range powerCuts {
 		t.Run(c.name, func(t *testing.T) {
