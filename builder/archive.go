@@ -205,7 +205,7 @@ func (b *archiveBlob) abort() {}
 
 // blobHeader is the one-block tar header of blob d of size bytes.
 func blobHeader(d digest.Digest, size int64) ([]byte, error) {
-	h := &tar.Header{Typeflag: tar.TypeReg, Name: blobName(d), Mode: 0o644, Size: size, ModTime: archiveEpoch, Format: tar.FormatPAX}
+	h := blobMember(d, size)
 	if size >= 1<<33 {
 		h.Format = tar.FormatGNU
 	}
@@ -232,6 +232,11 @@ func blobName(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
 }
 
+// blobMember is the tar header of blob d of size bytes in the archive.
+func blobMember(d digest.Digest, size int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: blobName(d), Mode: 0o644, Size: size, ModTime: archiveEpoch, Format: tar.FormatPAX}
+}
+
 // copyBlob writes layer l into the archive, checking its size and digest.
 func (a *archiveWriter) copyBlob(ctx context.Context, l imgspecv1.Descriptor, open blobOpener) error {
 	rc, size, err := open(ctx, l)
@@ -242,7 +247,7 @@ func (a *archiveWriter) copyBlob(ctx context.Context, l imgspecv1.Descriptor, op
 	if size < 0 {
 		size = l.Size
 	}
-	if err := a.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: blobName(l.Digest), Mode: 0o644, Size: size, ModTime: archiveEpoch, Format: tar.FormatPAX}); err != nil {
+	if err := a.tw.WriteHeader(blobMember(l.Digest, size)); err != nil {
 		return fmt.Errorf("writing the archive: %w", err)
 	}
 	v := l.Digest.Verifier()
