@@ -128,4 +128,3 @@ func TestBlobHeaderIsOneBlock(t *testing.T) {
 		}
 	}
 }
-
