@@ -82,10 +82,12 @@ const nativeDeploy = "$SB deploy oci-archive:$X/seeds/native.tar --stateroot see
 // stagesStage lists the unpacked roots deploys left on the sysroot.
 const stagesStage = "ls -d /ostree/seedbuild-deploy-* >$O/stages 2>/dev/null || true\n"
 
-// cutNode makes a target node; the native seed goes in its share.
-func cutNode(t *testing.T) *node {
+// cutNode makes a target node with the native seed in its share.
+func cutNode(t *testing.T, s seeds) *node {
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
-	return newNode(t, "target", disk)
+	n := newNode(t, "target", disk)
+	n.put(s.path("native"), "seeds/native.tar")
+	return n
 }
 
 // checkAfterCut checks a boot after the cut c, whose deploy's output is in
@@ -125,9 +127,8 @@ func TestBootedPowerCuts(t *testing.T) {
 	// then boots alone, with both vCPUs. (Booted beside this test's cut in
 	// create, which needs no seed, it got one vCPU and took 5m22s.)
 	s := getSeeds(t)
-	n := cutNode(t)
+	n := cutNode(t, s)
 	n.put(getNodeOS(t).yArchive, "y.oci-archive")
-	n.put(s.path("native"), "seeds/native.tar")
 
 	// First a cut while create --rootfs / writes a seed: nothing may be
 	// left at the output's name. Enough data that the capture still runs.
@@ -263,8 +264,7 @@ until [ -e $X/snapped-%s ]; do sleep 0.2; done
 func TestBootedPowerCutsAtBoundaries(t *testing.T) {
 	t.Parallel()
 	s := getSeeds(t)
-	n := cutNode(t)
-	n.put(s.path("native"), "seeds/native.tar")
+	n := cutNode(t, s)
 	cuts := boundaryCuts()
 	deployWithCopies(t, n, cuts)
 	t.Run("seed", func(t *testing.T) {
