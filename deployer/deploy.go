@@ -67,7 +67,7 @@ type Result struct {
 
 // Deploy installs the seed into a new stateroot, in stages that each make
 // a value: the seed's labels (read from its transport), the label-only
-// checks, the seed materialised (unpacked onto the sysroot's file system
+// checks, the undo of what killed runs left, the seed materialised (unpacked onto the sysroot's file system
 // for the ostree and classic routes, pulled into containers-storage for
 // bootc and ostree-ext), the host's facts, every check, the plan, and the
 // run. A dry run materialises nothing: it reads the few files the plan
@@ -101,15 +101,18 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	scratch.RemoveStale(cfg.TempDir, cfg.Log)
 	scratch.RemoveStale(filepath.Join(cfg.Sysroot, "ostree"), cfg.Log)
 	localimage.RemoveStaleContainers(cfg.Store, cfg.Log)
+	// What killed runs left is undone before the seed is fetched: the undo
+	// needs only the journals, and frees the space the unpack and the
+	// space checks count on.
+	if err := newExecutor(cfg, materialised{}).recoverJournals(ctx, false); err != nil {
+		return nil, err
+	}
 	seed, m, err := materialise(ctx, cfg, desc, labelOnly, route)
 	if err != nil {
 		return nil, err
 	}
 	defer m.release()
 	ex := newExecutor(cfg, m)
-	if err := ex.recoverJournals(ctx, false); err != nil {
-		return nil, err
-	}
 	host := GatherHost(ctx, cfg.Host, cfg.Sysroot, route.ping, route.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
 	if problems := Preflight(host, seed, cfg.Options, cfg.Target); len(problems) > 0 {
