@@ -319,9 +319,11 @@ func linkOrCopy(t *testing.T, src, dst string) {
 	sh(t, nil, "cp", "--sparse=always", "-p", src, dst)
 }
 
-// stagePreamble starts every stage script: strict shell, and names for the
-// share, the results folder and the binary.
+// stagePreamble starts every stage script: strict shell, traced with the
+// time of each command (so stage.log says where a boot's time went), and
+// names for the share, the results folder and the binary.
 const stagePreamble = `set -euxo pipefail
+PS4='+ ${EPOCHREALTIME} '
 X=/run/seedbuild-xfer
 O=$X/out
 SB=$X/seedbuild
