@@ -275,7 +275,7 @@ func (b *build) created() time.Time {
 }
 
 func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges) ([]namedLayer, error) {
-	varLayer, err := b.writeLayer(func(w io.Writer) error {
+	varLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := c.tree(ew, "var", func(rel string) string { return rel }); err != nil {
 			return err
@@ -285,7 +285,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /var: %w", err)
 	}
-	etcLayer, err := b.writeLayer(func(w io.Writer) error {
+	etcLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.seedDirs(ew); err != nil {
 			return err
@@ -301,7 +301,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /etc changes: %w", err)
 	}
-	metaLayer, err := b.writeLayer(func(w io.Writer) error {
+	metaLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
 		ew := newEntryWriter(w, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.writeMeta(ew); err != nil {
 			return err
@@ -316,9 +316,9 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 
 // writeLayer writes one of a native seed's layers: to the staging folder,
 // compressed, or into local storage as it is made.
-func (b *build) writeLayer(produce func(w io.Writer) error) (layerResult, error) {
+func (b *build) writeLayer(ctx context.Context, produce func(w io.Writer) error) (layerResult, error) {
 	if b.local != nil {
-		return b.layout.writeLayer(uncompressed, b.local.layer(produce))
+		return b.layout.writeLayer(uncompressed, b.local.layer(ctx, produce))
 	}
 	return b.layout.writeLayer(b.opts.Compression, produce)
 }

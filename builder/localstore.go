@@ -156,7 +156,7 @@ func layerChain(store storage.Store, diffIDs []digest.Digest) (int, string, erro
 // new layer in the store, on top of the last one. The stream the producer
 // writes is the layer's diff: the store's digest of it must be the diff ID
 // the caller computes from the same bytes, or the layer is refused.
-func (s *storeWriter) layer(produce func(io.Writer) error) func(io.Writer) error {
+func (s *storeWriter) layer(ctx context.Context, produce func(io.Writer) error) func(io.Writer) error {
 	return func(w io.Writer) error {
 		pipe := aheadpipe.New(8)
 		type put struct {
@@ -165,7 +165,10 @@ func (s *storeWriter) layer(produce func(io.Writer) error) func(io.Writer) error
 		}
 		done := make(chan put, 1)
 		go func() {
-			l, _, err := s.store.PutLayer("", s.parent, nil, "", false, nil, pipe)
+			l, err := putStagedLayer(ctx, s.store, s.parent, pipe)
+			if errors.Is(err, errNoStagedLayer) {
+				l, _, err = s.store.PutLayer("", s.parent, nil, "", false, nil, pipe)
+			}
 			if err == nil {
 				// Whatever follows the tar's end (its padding) is part of
 				// the diff; the store has digested what it read.

@@ -48,6 +48,9 @@ type UnpackOptions struct {
 	// each is extracted into, as UnpackArchive would, straight from the
 	// layer: the archive itself is not written.
 	Extract map[string]string
+	// OnEntry, when set, is given each entry's header (whiteouts too) as
+	// it is read, from the one goroutine that reads the stream.
+	OnEntry func(h *tar.Header)
 }
 
 // selinuxXattr is the xattr of SELinux labels.
@@ -83,6 +86,34 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 		err = u.wait()
 	}
 	return u.total, err
+}
+
+// UnpackDiff writes one layer's tar stream into dest as an overlay
+// layer's diff, the way containers-storage's overlay driver keeps one: the
+// files as the layer has them, and its whiteouts recorded, not applied: a
+// removed path as a 0/0 character device, a folder whose lower content is
+// hidden by the xattr opaqueXattr set to "y". It reads the stream to its
+// end. dest must be empty or absent. As Unpack, it writes regular files
+// with several workers.
+func UnpackDiff(ctx context.Context, layer io.Reader, dest, opaqueXattr string, o UnpackOptions) (Unpacked, error) {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return Unpacked{}, fmt.Errorf("making %s: %w", dest, err)
+	}
+	if entries, err := os.ReadDir(dest); err != nil {
+		return Unpacked{}, fmt.Errorf("reading %s: %w", dest, err)
+	} else if len(entries) > 0 {
+		return Unpacked{}, fmt.Errorf("unpacking into %s: the folder is not empty", dest)
+	}
+	u := newUnpacker(ctx, dest, o, false)
+	u.opaqueXattr = opaqueXattr
+	defer u.stop()
+	if err := u.applyLayer(layer); err != nil {
+		return u.total, err
+	}
+	if _, err := io.Copy(io.Discard, layer); err != nil {
+		return u.total, fmt.Errorf("reading the layer's end: %w", err)
+	}
+	return u.total, nil
 }
 
 // UnpackArchive extracts a plain tar archive, compressed or not (as GNU
@@ -160,6 +191,9 @@ type unpacker struct {
 	// whiteouts. merge says dest may have content: a path kinds does not
 	// know is looked up on disk.
 	plain, merge bool
+	// opaqueXattr, when set, says dest is a layer's overlay diff: its
+	// whiteouts are recorded as overlay keeps them (see UnpackDiff).
+	opaqueXattr string
 	// layer is the paths the current layer wrote, which an opaque
 	// whiteout keeps.
 	layer map[string]bool
@@ -284,6 +318,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	if h.Typeflag == tar.TypeXGlobalHeader {
 		return nil // pax defaults for what follows, not a file
 	}
+	if u.o.OnEntry != nil {
+		u.o.OnEntry(h)
+	}
 	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 	if name == "" {
 		// The root itself: its metadata, as a folder's.
@@ -296,6 +333,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	}
 	if !u.plain {
 		if base == ".wh..wh..opq" {
+			if u.opaqueXattr != "" {
+				return u.overlayOpaque(parent)
+			}
 			return u.opaque(parent)
 		}
 		if strings.HasPrefix(base, ".wh..wh.") {
@@ -304,6 +344,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		if gone, ok := strings.CutPrefix(base, ".wh."); ok {
 			if gone == "" || gone == "." || gone == ".." {
 				return fmt.Errorf("unpacking %s: a whiteout that names no file", name)
+			}
+			if u.opaqueXattr != "" {
+				return u.overlayWhiteout(path.Join(parent, gone), h)
 			}
 			return u.remove(path.Join(parent, gone))
 		}
@@ -607,6 +650,35 @@ func (u *unpacker) opaque(dir string) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// overlayWhiteout records that rel is removed, in a layer's overlay diff:
+// a 0/0 character device in its place, owned as the whiteout entry is.
+func (u *unpacker) overlayWhiteout(rel string, h *tar.Header) error {
+	if _, ok := u.kind(rel); ok {
+		if err := u.remove(rel); err != nil {
+			return err
+		}
+	}
+	p := filepath.Join(u.dest, rel)
+	if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("making the whiteout %s: %w", p, err)
+	}
+	u.kinds[rel] = tar.TypeChar
+	if err := unix.Lchown(p, h.Uid, h.Gid); err != nil {
+		return fmt.Errorf("setting the owner of the whiteout %s: %w", p, err)
+	}
+	return nil
+}
+
+// overlayOpaque marks the folder dir opaque, in a layer's overlay diff:
+// what lower layers have in it is hidden.
+func (u *unpacker) overlayOpaque(dir string) error {
+	p := filepath.Join(u.dest, dir)
+	if err := unix.Lsetxattr(p, u.opaqueXattr, []byte("y"), 0); err != nil {
+		return fmt.Errorf("marking %s opaque: %w", p, err)
 	}
 	return nil
 }

@@ -432,3 +432,71 @@ func TestUnpackExtract(t *testing.T) {
 		})
 	}
 }
+
+// TestUnpackDiff writes one layer as an overlay diff: its files as they
+// are, its whiteouts recorded (a 0/0 character device owned as the entry,
+// the opaque xattr on the folder) and not applied; every entry is shown to
+// OnEntry, and the stream is read to its end.
+func TestUnpackDiff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners and make devices (make test runs as root)")
+	}
+	const opaque = "user.seedbuild-test.opaque"
+	var layer bytes.Buffer
+	zr, err := gzip.NewReader(bytes.NewReader(layerOf(t,
+		dirEntry("d/", 0o750), entrySpec{name: "d/f", data: "content", uid: 7, mode: 0o640},
+		entrySpec{name: "d/.wh.gone", uid: 9}, entrySpec{name: "o/.wh..wh..opq"},
+		entrySpec{name: "o/kept", data: "k"}, entrySpec{name: "l", typ: tar.TypeLink, link: "d/f"},
+		entrySpec{name: "s", typ: tar.TypeSymlink, link: "d/f"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := layer.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	layer.Write(make([]byte, 4096)) // padding after the tar's end
+	dest := filepath.Join(t.TempDir(), "diff")
+	var seen []string
+	r := bytes.NewReader(layer.Bytes())
+	if _, err := UnpackDiff(context.Background(), r, dest, opaque, UnpackOptions{OnEntry: func(h *tar.Header) { seen = append(seen, h.Name) }}); err != nil {
+		t.Fatalf("UnpackDiff() = %v", err)
+	}
+	if r.Len() != 0 {
+		t.Errorf("UnpackDiff left %d bytes of the stream unread", r.Len())
+	}
+	if want := []string{"d/", "d/f", "d/.wh.gone", "o/.wh..wh..opq", "o/kept", "l", "s"}; strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Errorf("OnEntry saw %q, want %q", seen, want)
+	}
+	stat := func(rel string) unix.Stat_t {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, rel), &st); err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		return st
+	}
+	for _, c := range []struct {
+		rel       string
+		mode, uid uint32
+	}{
+		{"d", unix.S_IFDIR | 0o750, 0},
+		{"d/f", unix.S_IFREG | 0o640, 7},
+		{"d/gone", unix.S_IFCHR, 9},
+		{"o", unix.S_IFDIR | 0o755, 0},
+		{"o/kept", unix.S_IFREG | 0o644, 0},
+		{"s", unix.S_IFLNK | 0o777, 0},
+	} {
+		if st := stat(c.rel); st.Mode != c.mode || st.Uid != c.uid || (c.mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev != 0) {
+			t.Errorf("%s: mode %o uid %d rdev %d, want mode %o uid %d", c.rel, st.Mode, st.Uid, st.Rdev, c.mode, c.uid)
+		}
+	}
+	if stat("l").Ino != stat("d/f").Ino {
+		t.Errorf("l is not a hard link of d/f")
+	}
+	buf := make([]byte, 8)
+	if n, err := unix.Lgetxattr(filepath.Join(dest, "o"), opaque, buf); err != nil || string(buf[:n]) != "y" {
+		t.Errorf("o's %s = %q, %v; want \"y\"", opaque, buf[:max(n, 0)], err)
+	}
+	if n, err := unix.Lgetxattr(filepath.Join(dest, "d"), opaque, buf); err == nil {
+		t.Errorf("d, not opaque, has %s = %q", opaque, buf[:n])
+	}
+}
