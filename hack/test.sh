@@ -25,7 +25,7 @@ vm=$!
 "$go" test -v "$@" -skip "$booted" ./... >"$restlog" 2>&1
 rest=$?
 if ((rest == 0)); then
-  grep -E '^(ok|\?|PASS|FAIL)\b' "$restlog"
+  grep -E '^(ok|\?|FAIL)\b' "$restlog"
   echo "--- the 15 slowest of them:"
   grep -E '^--- (PASS|SKIP)' "$restlog" | sed -E 's/.*: (.*) \(([0-9.]+)s\)$/\2 \1/' | sort -rn | head -15
 else
