@@ -78,7 +78,11 @@ func (s *storeWriter) putBaseLayer(ctx context.Context, base *baseImage, l imgsp
 		return err
 	}
 	defer rc.Close()
-	layer, _, err := s.store.PutLayer(chainID(s.parent, diffID), s.parent, nil, "", false, nil, ctxReader{ctx, rc})
+	id := chainID(s.parent, diffID)
+	layer, err := putStagedLayer(ctx, s.store, id, s.parent, ctxReader{ctx, rc}, true)
+	if errors.Is(err, errNoStagedLayer) {
+		layer, _, err = s.store.PutLayer(id, s.parent, nil, "", false, nil, ctxReader{ctx, rc})
+	}
 	if err != nil {
 		return fmt.Errorf("storing layer %s of base image %q in local storage: %w", l.Digest, base.name, err)
 	}
@@ -165,7 +169,7 @@ func (s *storeWriter) layer(ctx context.Context, produce func(io.Writer) error) 
 		}
 		done := make(chan put, 1)
 		go func() {
-			l, err := putStagedLayer(ctx, s.store, s.parent, pipe)
+			l, err := putStagedLayer(ctx, s.store, "", s.parent, pipe, false)
 			if errors.Is(err, errNoStagedLayer) {
 				l, _, err = s.store.PutLayer("", s.parent, nil, "", false, nil, pipe)
 			}

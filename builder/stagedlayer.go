@@ -28,7 +28,9 @@ import (
 var errNoStagedLayer = errors.New("the store's driver does not take a layer written by seedbuild itself")
 
 // putStagedLayer stores the layer whose tar stream r gives on top of
-// parent, writing its files in this process: the overlay driver hands out
+// parent, as id (a random one when empty), writing its files in this
+// process; with compressed set, r is the layer's compressed blob, which is
+// decompressed here, and the layer records its digest too: the overlay driver hands out
 // an empty staging folder (containers-storage's staged-layer API, the one
 // its partial pulls use), seedbuild's unpacker writes the files into it
 // with several workers while the stream's tar-split and digest are taken,
@@ -36,7 +38,7 @@ var errNoStagedLayer = errors.New("the store's driver does not take a layer writ
 // layer put with PutLayer is instead unpacked by a child process, one file
 // at a time, behind a pipe. errNoStagedLayer, with nothing read, when the
 // driver or its options (ID mappings, a forced mask) do not allow it.
-func putStagedLayer(ctx context.Context, store storage.Store, parent string, r io.Reader) (*storage.Layer, error) {
+func putStagedLayer(ctx context.Context, store storage.Store, id, parent string, r io.Reader, compressed bool) (*storage.Layer, error) {
 	driver, err := store.GraphDriver()
 	if err != nil {
 		return nil, err
@@ -45,7 +47,7 @@ func putStagedLayer(ctx context.Context, store storage.Store, parent string, r i
 		return nil, errNoStagedLayer
 	}
 	opts := &drivers.ApplyDiffWithDifferOpts{}
-	out, err := store.PrepareStagedLayer(opts, &stagedLayer{ctx: ctx, r: r})
+	out, err := store.PrepareStagedLayer(opts, &stagedLayer{ctx: ctx, r: r, compressed: compressed})
 	if err != nil {
 		if out != nil && out.Target != "" {
 			_ = store.CleanupStagedLayer(out)
@@ -54,7 +56,7 @@ func putStagedLayer(ctx context.Context, store storage.Store, parent string, r i
 		}
 		return nil, err
 	}
-	layer, err := store.ApplyStagedLayer(storage.ApplyStagedLayerOptions{ParentLayer: parent, DiffOutput: out, DiffOptions: opts})
+	layer, err := store.ApplyStagedLayer(storage.ApplyStagedLayerOptions{ID: id, ParentLayer: parent, DiffOutput: out, DiffOptions: opts})
 	if err != nil {
 		_ = store.CleanupStagedLayer(out)
 		return nil, err
@@ -65,8 +67,9 @@ func putStagedLayer(ctx context.Context, store storage.Store, parent string, r i
 // stagedLayer is a containers-storage Differ that writes one layer's tar
 // stream into the staging folder it is given, as an overlay diff.
 type stagedLayer struct {
-	ctx context.Context
-	r   io.Reader
+	ctx        context.Context
+	r          io.Reader
+	compressed bool
 }
 
 func (d *stagedLayer) ApplyDiff(dest string, opts *archive.TarOptions, differOpts *drivers.DifferOptions) (drivers.DriverWithDifferOutput, error) {
@@ -94,9 +97,20 @@ func (d *stagedLayer) ApplyDiff(dest string, opts *archive.TarOptions, differOpt
 // write unpacks the stream into dest, with its tar-split into split.
 func (d *stagedLayer) write(dest string, split *os.File) (drivers.DriverWithDifferOutput, error) {
 	buffered := bufio.NewWriterSize(split, 1<<16)
+	blob := digest.Canonical.Digester()
+	in := io.TeeReader(d.r, blob.Hash())
+	var plain io.Reader = d.r
+	if d.compressed {
+		rc, err := seedimage.Decompress(in)
+		if err != nil {
+			return drivers.DriverWithDifferOutput{}, fmt.Errorf("decompressing the layer: %w", err)
+		}
+		defer rc.Close()
+		plain = rc
+	}
 	diff := digest.Canonical.Digester()
 	size := &countingWriter{}
-	stream, err := asm.NewInputTarStream(io.TeeReader(d.r, io.MultiWriter(diff.Hash(), size)), tarsplit.NewJSONPacker(buffered), tarsplit.NewDiscardFilePutter())
+	stream, err := asm.NewInputTarStream(io.TeeReader(plain, io.MultiWriter(diff.Hash(), size)), tarsplit.NewJSONPacker(buffered), tarsplit.NewDiscardFilePutter())
 	if err != nil {
 		return drivers.DriverWithDifferOutput{}, err
 	}
@@ -129,14 +143,23 @@ func (d *stagedLayer) write(dest string, split *os.File) (drivers.DriverWithDiff
 	if err := buffered.Flush(); err != nil {
 		return drivers.DriverWithDifferOutput{}, fmt.Errorf("writing the layer's tar-split: %w", err)
 	}
+	// As PutLayer records an uncompressed stream: its digest both ways.
+	compressedDigest := diff.Digest()
+	if d.compressed {
+		// The blob's digest covers it to its end, past the compressed
+		// stream's.
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			return drivers.DriverWithDifferOutput{}, fmt.Errorf("reading the layer's end: %w", err)
+		}
+		compressedDigest = blob.Digest()
+	}
 	return drivers.DriverWithDifferOutput{
 		Size:               size.n,
 		UIDs:               sortedIDs(uids),
 		GIDs:               sortedIDs(gids),
 		UncompressedDigest: diff.Digest(),
-		// As PutLayer records an uncompressed stream: its digest both ways.
-		CompressedDigest: diff.Digest(),
-		RootDirMode:      rootMode,
+		CompressedDigest:   compressedDigest,
+		RootDirMode:        rootMode,
 	}, nil
 }
 

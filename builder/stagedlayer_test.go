@@ -3,6 +3,7 @@ package builder
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -80,48 +81,69 @@ func testStore(t *testing.T, driver string) storage.Store {
 }
 
 // TestPutStagedLayerMatchesPutLayer stores one stream both ways in an
-// overlay store: the layers must have the same digest, size and owners,
-// diffs alike on disk, and give the stream back byte for byte.
+// overlay store, as a tar stream and as a gzip blob: the layers must have
+// the same digests, size and owners, diffs alike on disk, and give the
+// stream back byte for byte.
 func TestPutStagedLayerMatchesPutLayer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root, for an overlay store (make test runs as root)")
 	}
 	layer := stagedTestLayer(t)
-	store := testStore(t, "overlay")
-	plain, _, err := store.PutLayer("", "", nil, "", false, nil, bytes.NewReader(layer))
-	if err != nil {
-		t.Fatalf("PutLayer() = %v", err)
-	}
-	staged, err := putStagedLayer(context.Background(), store, "", bytes.NewReader(layer))
-	if err != nil {
-		t.Fatalf("putStagedLayer() = %v", err)
-	}
-	want := digest.FromBytes(layer)
-	for _, l := range []*storage.Layer{plain, staged} {
-		if l.UncompressedDigest != want || l.UncompressedSize != int64(len(layer)) {
-			t.Errorf("layer %s: digest %s size %d, want %s and %d", l.ID, l.UncompressedDigest, l.UncompressedSize, want, len(layer))
-		}
-	}
-	if fmt.Sprint(plain.UIDs, plain.GIDs) != fmt.Sprint(staged.UIDs, staged.GIDs) {
-		t.Errorf("owners: staged %v %v, PutLayer %v %v", staged.UIDs, staged.GIDs, plain.UIDs, plain.GIDs)
-	}
-	diffDir := func(l *storage.Layer) string {
-		return filepath.Join(store.GraphRoot(), "overlay", l.ID, "diff")
-	}
-	if got, want := treeOf(t, diffDir(staged)), treeOf(t, diffDir(plain)); got != want {
-		t.Errorf("the staged layer's diff differs from PutLayer's:\n%s\nwant\n%s", got, want)
-	}
-	rc, err := store.Diff("", staged.ID, &storage.DiffOptions{Compression: ptrTo(archive.Uncompressed)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	back, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(back, layer) {
-		t.Errorf("the staged layer's diff gives %d bytes (%s), not the %d stored (%s)", len(back), digest.FromBytes(back), len(layer), want)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(layer)
+	must(t, zw.Close())
+	for _, c := range []struct {
+		name       string
+		blob       []byte
+		compressed bool
+		id         string
+	}{
+		{"tar stream", layer, false, ""},
+		{"gzip blob", gz.Bytes(), true, strings.Repeat("ab", 32)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := testStore(t, "overlay")
+			plain, _, err := store.PutLayer("", "", nil, "", false, nil, bytes.NewReader(c.blob))
+			if err != nil {
+				t.Fatalf("PutLayer() = %v", err)
+			}
+			staged, err := putStagedLayer(context.Background(), store, c.id, "", bytes.NewReader(c.blob), c.compressed)
+			if err != nil {
+				t.Fatalf("putStagedLayer() = %v", err)
+			}
+			if c.id != "" && staged.ID != c.id {
+				t.Errorf("putStagedLayer() made layer %s, want %s", staged.ID, c.id)
+			}
+			want := digest.FromBytes(layer)
+			for _, l := range []*storage.Layer{plain, staged} {
+				if l.UncompressedDigest != want || l.UncompressedSize != int64(len(layer)) || l.CompressedDigest != digest.FromBytes(c.blob) {
+					t.Errorf("layer %s: digests %s and %s, size %d; want %s and %s, %d", l.ID, l.UncompressedDigest, l.CompressedDigest, l.UncompressedSize,
+						want, digest.FromBytes(c.blob), len(layer))
+				}
+			}
+			if fmt.Sprint(plain.UIDs, plain.GIDs) != fmt.Sprint(staged.UIDs, staged.GIDs) {
+				t.Errorf("owners: staged %v %v, PutLayer %v %v", staged.UIDs, staged.GIDs, plain.UIDs, plain.GIDs)
+			}
+			diffDir := func(l *storage.Layer) string {
+				return filepath.Join(store.GraphRoot(), "overlay", l.ID, "diff")
+			}
+			if got, want := treeOf(t, diffDir(staged)), treeOf(t, diffDir(plain)); got != want {
+				t.Errorf("the staged layer's diff differs from PutLayer's:\n%s\nwant\n%s", got, want)
+			}
+			rc, err := store.Diff("", staged.ID, &storage.DiffOptions{Compression: ptrTo(archive.Uncompressed)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			back, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back, layer) {
+				t.Errorf("the staged layer's diff gives %d bytes (%s), not the %d stored (%s)", len(back), digest.FromBytes(back), len(layer), want)
+			}
+		})
 	}
 }
 
@@ -134,7 +156,7 @@ func TestPutStagedLayerRefusesOtherDrivers(t *testing.T) {
 	}
 	store := testStore(t, "vfs")
 	r := bytes.NewReader(stagedTestLayer(t))
-	if _, err := putStagedLayer(context.Background(), store, "", r); !errors.Is(err, errNoStagedLayer) {
+	if _, err := putStagedLayer(context.Background(), store, "", "", r, false); !errors.Is(err, errNoStagedLayer) {
 		t.Fatalf("putStagedLayer() on vfs = %v, want errNoStagedLayer", err)
 	}
 	if r.Len() != int(r.Size()) {

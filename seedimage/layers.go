@@ -67,7 +67,7 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	defer blob.finish()
 	// Decompressed here, on another core, not by a child process the
 	// stream is piped through.
-	plain, err := decompress(blob)
+	plain, err := Decompress(blob)
 	if err != nil {
 		return err
 	}
@@ -270,9 +270,10 @@ func (s *Scanned) remove(p string, self bool) {
 	removeUnder(s.Files, p, self)
 }
 
-// decompress reads r decompressed: gzip with zlib (package gunzip, on its
-// own goroutine), anything else as containers/image detects it.
-func decompress(r io.Reader) (io.ReadCloser, error) {
+// Decompress reads r decompressed: gzip with zlib (package gunzip, on its
+// own goroutine), anything else as containers/image detects it; a stream
+// that is not compressed as it is.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		return gunzip.NewReader(br)

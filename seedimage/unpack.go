@@ -137,7 +137,7 @@ func UnpackArchive(ctx context.Context, file, dest string, o UnpackOptions) (Unp
 // extractArchive extracts the archive r holds into dest (UnpackArchive),
 // reading it to its end, so that a compressed one's checksum is checked.
 func extractArchive(ctx context.Context, r io.Reader, dest string, o UnpackOptions) (Unpacked, error) {
-	plain, err := decompress(r)
+	plain, err := Decompress(r)
 	if err != nil {
 		return Unpacked{}, err
 	}
