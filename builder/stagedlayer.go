@@ -27,17 +27,19 @@ import (
 // layer written in this process (see stagedLayer); nothing was read.
 var errNoStagedLayer = errors.New("the store's driver does not take a layer written by seedbuild itself")
 
-// putStagedLayer stores the layer whose tar stream r gives on top of
-// parent, as id (a random one when empty), writing its files in this
-// process; with compressed set, r is the layer's compressed blob, which is
-// decompressed here, and the layer records its digest too: the overlay driver hands out
-// an empty staging folder (containers-storage's staged-layer API, the one
-// its partial pulls use), seedbuild's unpacker writes the files into it
-// with several workers while the stream's tar-split and digest are taken,
-// and the store then moves the folder into place as the new layer. A
-// layer put with PutLayer is instead unpacked by a child process, one file
-// at a time, behind a pipe. errNoStagedLayer, with nothing read, when the
-// driver or its options (ID mappings, a forced mask) do not allow it.
+// putStagedLayer stores a layer on top of parent, as id (a random one when
+// empty), writing its files in this process. r is the layer's tar stream
+// or, with compressed set, its compressed blob, which is decompressed here
+// and whose digest the layer records too.
+//
+// The overlay driver hands out an empty staging folder (containers-storage's
+// staged-layer API, the one its partial pulls use); seedbuild's unpacker
+// writes the files into it with several workers while the stream's
+// tar-split and digests are taken; the store then moves the folder into
+// place as the new layer. A layer put with PutLayer is instead unpacked by
+// a child process, one file at a time, behind a pipe. errNoStagedLayer,
+// with nothing read, when the driver or its options (ID mappings, a forced
+// mask) do not allow it.
 func putStagedLayer(ctx context.Context, store storage.Store, id, parent string, r io.Reader, compressed bool) (*storage.Layer, error) {
 	driver, err := store.GraphDriver()
 	if err != nil {
@@ -51,8 +53,6 @@ func putStagedLayer(ctx context.Context, store storage.Store, id, parent string,
 	if err != nil {
 		if out != nil && out.Target != "" {
 			_ = store.CleanupStagedLayer(out)
-		} else if out != nil && out.TarSplit != nil {
-			out.TarSplit.Close()
 		}
 		return nil, err
 	}
