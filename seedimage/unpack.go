@@ -66,13 +66,8 @@ const selinuxXattr = xattrs.SELinux
 // workers at once. Whatever depends on earlier entries being on disk (a
 // hard link, a whiteout, a path replaced) waits for the files in flight.
 func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dest string, o UnpackOptions) (Unpacked, error) {
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return Unpacked{}, fmt.Errorf("making %s: %w", dest, err)
-	}
-	if entries, err := os.ReadDir(dest); err != nil {
-		return Unpacked{}, fmt.Errorf("reading %s: %w", dest, err)
-	} else if len(entries) > 0 {
-		return Unpacked{}, fmt.Errorf("unpacking into %s: the folder is not empty", dest)
+	if err := makeEmptyDest(dest); err != nil {
+		return Unpacked{}, err
 	}
 	u := newUnpacker(ctx, dest, o, false)
 	defer u.stop()
@@ -88,6 +83,19 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 	return u.total, err
 }
 
+// makeEmptyDest makes dest, or checks that the folder there is empty.
+func makeEmptyDest(dest string) error {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("making %s: %w", dest, err)
+	}
+	if entries, err := os.ReadDir(dest); err != nil {
+		return fmt.Errorf("reading %s: %w", dest, err)
+	} else if len(entries) > 0 {
+		return fmt.Errorf("unpacking into %s: the folder is not empty", dest)
+	}
+	return nil
+}
+
 // UnpackDiff writes one layer's tar stream into dest as an overlay
 // layer's diff, the way containers-storage's overlay driver keeps one: the
 // files as the layer has them, and its whiteouts recorded, not applied: a
@@ -96,13 +104,8 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 // end. dest must be empty or absent. As Unpack, it writes regular files
 // with several workers.
 func UnpackDiff(ctx context.Context, layer io.Reader, dest, opaqueXattr string, o UnpackOptions) (Unpacked, error) {
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return Unpacked{}, fmt.Errorf("making %s: %w", dest, err)
-	}
-	if entries, err := os.ReadDir(dest); err != nil {
-		return Unpacked{}, fmt.Errorf("reading %s: %w", dest, err)
-	} else if len(entries) > 0 {
-		return Unpacked{}, fmt.Errorf("unpacking into %s: the folder is not empty", dest)
+	if err := makeEmptyDest(dest); err != nil {
+		return Unpacked{}, err
 	}
 	u := newUnpacker(ctx, dest, o, false)
 	u.opaqueXattr = opaqueXattr
