@@ -78,11 +78,7 @@ func (s *storeWriter) putBaseLayer(ctx context.Context, base *baseImage, l imgsp
 		return err
 	}
 	defer rc.Close()
-	id := chainID(s.parent, diffID)
-	layer, err := putStagedLayer(ctx, s.store, id, s.parent, ctxReader{ctx, rc}, true)
-	if errors.Is(err, errNoStagedLayer) {
-		layer, _, err = s.store.PutLayer(id, s.parent, nil, "", false, nil, ctxReader{ctx, rc})
-	}
+	layer, err := s.putLayer(ctx, chainID(s.parent, diffID), ctxReader{ctx, rc}, true)
 	if err != nil {
 		return fmt.Errorf("storing layer %s of base image %q in local storage: %w", l.Digest, base.name, err)
 	}
@@ -94,6 +90,18 @@ func (s *storeWriter) putBaseLayer(ctx context.Context, base *baseImage, l imgsp
 	s.baseMade = append(s.baseMade, layer.ID)
 	s.parent = layer.ID
 	return nil
+}
+
+// putLayer stores the layer r gives (its compressed blob with compressed
+// set, else its tar stream) on top of the last one, as id (random when
+// empty): written by seedbuild through the staged-layer API where the
+// store allows it (putStagedLayer), else by the store's PutLayer.
+func (s *storeWriter) putLayer(ctx context.Context, id string, r io.Reader, compressed bool) (*storage.Layer, error) {
+	layer, err := putStagedLayer(ctx, s.store, id, s.parent, r, compressed)
+	if errors.Is(err, errNoStagedLayer) {
+		layer, _, err = s.store.PutLayer(id, s.parent, nil, "", false, nil, r)
+	}
+	return layer, err
 }
 
 // allInStore says whether every one of dests names an image in store.
@@ -169,10 +177,7 @@ func (s *storeWriter) layer(ctx context.Context, produce func(io.Writer) error) 
 		}
 		done := make(chan put, 1)
 		go func() {
-			l, err := putStagedLayer(ctx, s.store, "", s.parent, pipe, false)
-			if errors.Is(err, errNoStagedLayer) {
-				l, _, err = s.store.PutLayer("", s.parent, nil, "", false, nil, pipe)
-			}
+			l, err := s.putLayer(ctx, "", pipe, false)
 			if err == nil {
 				// Whatever follows the tar's end (its padding) is part of
 				// the diff; the store has digested what it read.
