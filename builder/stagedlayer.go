@@ -128,8 +128,9 @@ func (d *stagedLayer) write(dest string, split *os.File) (drivers.DriverWithDiff
 				gids[uint32(h.Gid)] = true
 			}
 		},
-		// As containers-storage's own unpacking: an xattr the file system
-		// does not support is dropped, anything else fails.
+		// As containers-storage's own unpacking: an SELinux label the file
+		// system does not support is dropped, anything else fails (the
+		// unpacker asks this of labels only; other xattrs always fail).
 		LabelLost: func(_ string, err error) error {
 			if errors.Is(err, unix.ENOTSUP) {
 				return nil
