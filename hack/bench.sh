@@ -54,12 +54,21 @@ if [[ $fstype == ext4 && ! -e /proc/fs/jbd2/${dev##*/}-8 ]]; then
   if [[ ${BENCH_LOOPFS:-yes} == no ]]; then
     echo "bench: $dir is on ext4 without a journal; running there anyway (BENCH_LOOPFS=no): lines that follow a removal are slowed" >&2
   else
-    echo "bench: $dir is on ext4 without a journal: running in an ext4 file system with a journal, in $dir.img (sparse, 64 GiB at most)" >&2
-    truncate -s 64G "$dir.img"
+    # As big as the disk's free space allows, less 8 GiB, up to 64 GiB
+    # (the RHCOS-size base's lines use about 40).
+    size=$(($(df --output=avail -B1G "$dir" | tail -1) - 8))
+    ((size > 64)) && size=64
+    echo "bench: $dir is on ext4 without a journal: running in an ext4 file system with a journal, in $dir.img (sparse, ${size} GiB at most)" >&2
+    truncate -s "${size}G" "$dir.img"
     mkfs.ext4 -q -F -j "$dir.img"
     mount "$(losetup --direct-io=on -f --show "$dir.img")" "$dir"
   fi
 fi
+# Every tool's temporary files are on the same file system as the rest,
+# as /var/tmp is on a node: the replays' ostree pull-local links objects
+# from their scratch folders rather than copying them.
+export TMPDIR=$dir/tmp
+mkdir -p "$TMPDIR"
 export BUILDAH_ARGS="--root $dir/storage --runroot $dir/run --storage-driver overlay"
 sb=("$bin" --root "$dir/storage" --runroot "$dir/run")
 

@@ -28,7 +28,7 @@ read -r -a gflags <<<"${BUILDAH_ARGS:-}"
 bh() { buildah "${gflags[@]}" "$@"; }
 keep_meta=(--selinux --acls --xattrs --xattrs-include='*')
 
-scratch=$(mktemp -d /var/tmp/lca-deploy-reference.XXXXXX)
+scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/lca-deploy-reference.XXXXXX")
 ctr=
 pulled=
 finish() {

@@ -37,7 +37,7 @@ esac
 read -r -a gflags <<<"${BUILDAH_ARGS:-}"
 bh() { buildah "${gflags[@]}" "$@"; }
 
-scratch=$(mktemp -d /var/tmp/lca-reference.XXXXXX)
+scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/lca-reference.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 seed=$scratch/seed
 mkdir "$seed"
