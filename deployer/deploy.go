@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -247,6 +248,10 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}}
 		if cfg.AllowXattrLoss {
 			uo.LabelLost = warnLabelLost(cfg.Log)
+		}
+		if seed.Kind != labels.Classic {
+			// The commit takes over all but /var (prepareRoot).
+			uo.ObjectTimes = func(rel string) bool { return rel != "var" && !strings.HasPrefix(rel, "var/") }
 		}
 		var seedRepo string
 		if seed.Kind == labels.Classic {

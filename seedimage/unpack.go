@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
@@ -51,7 +52,15 @@ type UnpackOptions struct {
 	// OnEntry, when set, is given each entry's header (whiteouts too) as
 	// it is read, from the one goroutine that reads the stream.
 	OnEntry func(h *tar.Header)
+	// ObjectTimes, when set, says which regular files and symlinks (by
+	// root-relative path) a commit will take over: they get the times 0
+	// that ostree's objects have, not the layer's, so that the commit
+	// need not set them again.
+	ObjectTimes func(rel string) bool
 }
+
+// epoch is the time ostree's objects have.
+var epoch = time.Unix(0, 0)
 
 // selinuxXattr is the xattr of SELinux labels.
 const selinuxXattr = xattrs.SELinux
@@ -363,6 +372,11 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	}
 	for p := rel; p != "." && p != "" && !u.layer[p]; p = path.Dir(p) {
 		u.layer[p] = true
+	}
+	if (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA || h.Typeflag == tar.TypeSymlink) && u.o.ObjectTimes != nil && u.o.ObjectTimes(rel) {
+		object := *h
+		object.ModTime, object.AccessTime = epoch, epoch
+		h = &object
 	}
 	switch h.Typeflag {
 	case tar.TypeDir:
@@ -772,8 +786,24 @@ func (u *unpacker) setMeta(p string, h *tar.Header, x []ostreerepo.Xattr, drop [
 		return nil
 	}
 	ts := []unix.Timespec{timespec(h.AccessTime, h.ModTime), timespec(h.ModTime, h.ModTime)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if fd >= 0 {
+		err = futimens(fd, ts)
+	} else {
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
 		return fmt.Errorf("setting the times of %s: %w", p, err)
+	}
+	return nil
+}
+
+// futimens sets the times of the file open as fd, as utimensat does with
+// no path: without looking the path up again (x/sys/unix's Futimes goes
+// through /proc/self/fd).
+func futimens(fd int, ts []unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }

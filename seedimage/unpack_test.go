@@ -209,7 +209,12 @@ func TestUnpackChecksumsMatchOstree(t *testing.T) {
 		if withKnown {
 			known = ostreerepo.NewKnown()
 		}
-		root, _, err := unpackLayers(t, UnpackOptions{Known: known}, layers...)
+		o := UnpackOptions{Known: known}
+		if withKnown {
+			// As the deployer unpacks: the files get the objects' times.
+			o.ObjectTimes = func(string) bool { return true }
+		}
+		root, _, err := unpackLayers(t, o, layers...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,6 +237,45 @@ func TestUnpackChecksumsMatchOstree(t *testing.T) {
 	}
 	if sums[0] != sums[1] {
 		t.Errorf("the trees differ; ostree commit:\n%s\nCommit with the unpack's checksums:\n%s", sums[0], sums[1])
+	}
+}
+
+// TestUnpackObjectTimes checks that the files and symlinks ObjectTimes
+// names get the times 0 of ostree's objects, and the rest the layer's.
+func TestUnpackObjectTimes(t *testing.T) {
+	layer := layerOf(t, dirEntry("usr/", 0o755), dirEntry("var/", 0o755),
+		entrySpec{name: "usr/tool", data: "tool\n"},
+		entrySpec{name: "usr/link", typ: tar.TypeSymlink, link: "tool"},
+		entrySpec{name: "var/state", data: "state\n"},
+		entrySpec{name: "var/link", typ: tar.TypeSymlink, link: "state"})
+	notVar := func(rel string) bool { return rel != "var" && !strings.HasPrefix(rel, "var/") }
+	layerTime := time.Unix(1700000000, 0)
+	for _, tc := range []struct {
+		name    string
+		objects func(string) bool
+		want    map[string]time.Time
+	}{
+		{"unset", nil, map[string]time.Time{"usr/tool": layerTime, "usr/link": layerTime, "var/state": layerTime, "var/link": layerTime}},
+		{"all but var", notVar, map[string]time.Time{"usr/tool": epoch, "usr/link": epoch, "var/state": layerTime, "var/link": layerTime}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, _, err := unpackLayers(t, UnpackOptions{ObjectTimes: tc.objects, Known: ostreerepo.NewKnown()}, layer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rel, want := range tc.want {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(root, rel), &st); err != nil {
+					t.Fatal(err)
+				}
+				if got := time.Unix(st.Mtim.Unix()); !got.Equal(want) {
+					t.Errorf("%s: mtime %v, want %v", rel, got, want)
+				}
+				if got := time.Unix(st.Atim.Unix()); !got.Equal(want) {
+					t.Errorf("%s: atime %v, want %v", rel, got, want)
+				}
+			}
+		})
 	}
 }
 

@@ -317,8 +317,9 @@ func (w *writer) objectPath(sum [32]byte, kind string) (string, error) {
 
 // consumeFile checksums a file or symlink as ostree does (the size of its
 // header, padding, the header, then the content) unless w.known has it,
-// sets its time to 0 as ostree's objects have, and renames it into the
-// repo, or removes it when the repo holds that object already.
+// sets its time to 0 as ostree's objects have (unless it is already), and
+// renames it into the repo, or removes it when the repo holds that object
+// already.
 func (w *writer) consumeFile(n *node) error {
 	header := fileHeader(n.uid, n.gid, n.mode, n.symlink, n.xattrs)
 	if sum, ok := w.known.lookup(&n.st, header); ok {
@@ -331,8 +332,10 @@ func (w *writer) consumeFile(n *node) error {
 		return err
 	}
 	zero := []unix.Timespec{{}, {}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, zero, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("setting the time of %s: %w", n.path, err)
+	if n.st.Atim != zero[0] || n.st.Mtim != zero[1] {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, zero, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting the time of %s: %w", n.path, err)
+		}
 	}
 	err = unix.Renameat2(unix.AT_FDCWD, n.path, unix.AT_FDCWD, obj, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EEXIST) {
