@@ -94,6 +94,16 @@ func commit(ctx context.Context, repo, root, ref, subject string, known *Known, 
 	}
 	defer unlock()
 	w := &writer{repo: repo, made: map[string]bool{}, known: known}
+	// The files' data is written out while they are scanned and moved:
+	// the sync that must come before the commit object then has little
+	// left to write. Moving a file does not dirty its data again. (Its
+	// error, if any, comes again from that sync.)
+	early := make(chan struct{})
+	go func() {
+		defer close(early)
+		_ = w.syncfs()
+	}()
+	defer func() { <-early }()
 	top, files, err := scan(root)
 	if err != nil {
 		return "", "", err
