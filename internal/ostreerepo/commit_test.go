@@ -216,3 +216,29 @@ func TestCommitRefusesOtherModes(t *testing.T) {
 		t.Errorf("Commit into an archive repo: %v, want a refusal naming its mode", err)
 	}
 }
+
+// TestCommitRefusesARootThatIsNoFolder: a root that is a file or a symlink
+// is refused, and left where it is (the commit takes files over).
+func TestCommitRefusesARootThatIsNoFolder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(p string) error
+	}{
+		{"file", func(p string) error { return os.WriteFile(p, []byte("x"), 0o644) }},
+		{"symlink", func(p string) error { return os.Symlink("elsewhere", p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ostree(t, "init", "--mode=bare", "--repo="+filepath.Join(dir, "repo"))
+			root := filepath.Join(dir, "root")
+			must(t, tc.make(root))
+			_, err := Commit(context.Background(), filepath.Join(dir, "repo"), root, "x", "", nil)
+			if err == nil || !strings.Contains(err.Error(), "not a folder") {
+				t.Errorf("Commit of a %s: %v, want a refusal", tc.name, err)
+			}
+			if _, err := os.Lstat(root); err != nil {
+				t.Errorf("the %s given as the root is gone: %v", tc.name, err)
+			}
+		})
+	}
+}
