@@ -108,27 +108,51 @@ func commit(ctx context.Context, repo, root, ref, subject string, known *Known, 
 	if err != nil {
 		return "", "", err
 	}
+	// Every file's checksum first, from w.known or read: then the trees
+	// are written while the files are moved into the repo.
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU() + 1)
+	for _, f := range files {
+		header := fileHeader(f.uid, f.gid, f.mode, f.symlink, f.xattrs)
+		if sum, ok := w.known.lookup(&f.st, header); ok {
+			f.csum = sum
+			continue
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return f.checksum(header)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", "", err
+	}
+	var cutTree [32]byte
+	trees := make(chan error, 1)
+	go func() {
+		err := w.writeTrees(top)
+		if err == nil && keep != nil {
+			cutTree, err = w.writeCutTree(top, "", keep)
+		}
+		trees <- err
+	}()
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU() + 1)
 	for _, f := range files {
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			return w.consumeFile(f)
+			return w.moveFile(f)
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return "", "", err
+	err = g.Wait()
+	if terr := <-trees; err == nil {
+		err = terr
 	}
-	if err := w.writeTrees(top); err != nil {
+	if err != nil {
 		return "", "", err
-	}
-	var cutTree [32]byte
-	if keep != nil {
-		if cutTree, err = w.writeCutTree(top, "", keep); err != nil {
-			return "", "", err
-		}
 	}
 	// The objects are on disk before anything names them.
 	if err := w.syncfs(); err != nil {
@@ -325,18 +349,10 @@ func (w *writer) objectPath(sum [32]byte, kind string) (string, error) {
 	return filepath.Join(dir, h[2:]+"."+kind), nil
 }
 
-// consumeFile checksums a file or symlink as ostree does (the size of its
-// header, padding, the header, then the content) unless w.known has it,
-// sets its time to 0 as ostree's objects have (unless it is already), and
-// renames it into the repo, or removes it when the repo holds that object
-// already.
-func (w *writer) consumeFile(n *node) error {
-	header := fileHeader(n.uid, n.gid, n.mode, n.symlink, n.xattrs)
-	if sum, ok := w.known.lookup(&n.st, header); ok {
-		n.csum = sum
-	} else if err := n.checksum(header); err != nil {
-		return err
-	}
+// moveFile sets the time of a checksummed file or symlink to 0, as
+// ostree's objects have (unless it is already), and renames it into the
+// repo, or removes it when the repo holds that object already.
+func (w *writer) moveFile(n *node) error {
 	obj, err := w.objectPath(n.csum, "file")
 	if err != nil {
 		return err
