@@ -110,22 +110,18 @@ func commit(ctx context.Context, repo, root, ref, subject string, known *Known, 
 	}
 	// Every file's checksum first, from w.known or read: then the trees
 	// are written while the files are moved into the repo.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU() + 1)
-	for _, f := range files {
-		header := fileHeader(f.uid, f.gid, f.mode, f.symlink, f.xattrs)
-		if sum, ok := w.known.lookup(&f.st, header); ok {
-			f.csum = sum
-			continue
-		}
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
+	unknown := files
+	if w.known != nil {
+		unknown = nil
+		for _, f := range files {
+			if sum, ok := w.known.lookup(&f.st, f.header()); ok {
+				f.csum = sum
+			} else {
+				unknown = append(unknown, f)
 			}
-			return f.checksum(header)
-		})
+		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := inParallel(ctx, unknown, (*node).checksum); err != nil {
 		return "", "", err
 	}
 	var cutTree [32]byte
@@ -137,17 +133,7 @@ func commit(ctx context.Context, repo, root, ref, subject string, known *Known, 
 		}
 		trees <- err
 	}()
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU() + 1)
-	for _, f := range files {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			return w.moveFile(f)
-		})
-	}
-	err = g.Wait()
+	err = inParallel(ctx, files, w.moveFile)
 	if terr := <-trees; err == nil {
 		err = terr
 	}
@@ -349,6 +335,25 @@ func (w *writer) objectPath(sum [32]byte, kind string) (string, error) {
 	return filepath.Join(dir, h[2:]+"."+kind), nil
 }
 
+// inParallel calls fn on every node, a few at once, and returns the first
+// error; once one fails, the rest are not started.
+func inParallel(ctx context.Context, nodes []*node, fn func(*node) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU() + 1)
+	for _, n := range nodes {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return fn(n)
+		})
+	}
+	return g.Wait()
+}
+
+// header is the node's file header, as ostree checksums it.
+func (n *node) header() []byte { return fileHeader(n.uid, n.gid, n.mode, n.symlink, n.xattrs) }
+
 // moveFile sets the time of a checksummed file or symlink to 0, as
 // ostree's objects have (unless it is already), and renames it into the
 // repo, or removes it when the repo holds that object already.
@@ -373,9 +378,9 @@ func (w *writer) moveFile(n *node) error {
 	return nil
 }
 
-// checksum reads the file to checksum it with header.
-func (n *node) checksum(header []byte) error {
-	h := objectHash(header)
+// checksum reads the file to checksum it with its header.
+func (n *node) checksum() error {
+	h := objectHash(n.header())
 	if n.symlink == "" {
 		f, err := os.Open(n.path)
 		if err != nil {
