@@ -58,7 +58,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/seedbuild/seedbuild/internal/aheadpipe"
 )
@@ -88,6 +91,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	z := &Reader{pipe: aheadpipe.New(ahead), done: make(chan struct{})}
 	go func() {
+		// The thread is locked for good, so that its raised priority
+		// ends with it: a goroutine that exits locked ends its thread.
+		runtime.LockOSThread()
+		defer raisePriority()()
 		defer close(z.done)
 		defer C.gunzip_free(s)
 		z.pipe.CloseWrite(inflate(s, r, z.pipe))
@@ -163,6 +170,33 @@ func inflate(s *C.z_stream, r io.Reader, w io.Writer) error {
 			n = 0
 		}
 	}
+}
+
+// boost is how much nicer than the rest of the process the decompressing
+// thread is made to be, when allowed (CAP_SYS_NICE, as root has).
+const boost = 10
+
+// raisePriority gives the calling thread, locked to its goroutine, a
+// priority above the process's other threads, and returns what puts it
+// back (a thread ended locked may be kept idle rather than ended: the
+// process's first). The decompression is the critical path of what reads
+// a layer: everything downstream waits on it, and the threads that write
+// files and hash them compete with it for the same cores. On a 2-core
+// machine, unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 7.2 s
+// inside zlib at the default priority and 5.2 to 6.3 s raised; making the
+// writers nicer instead did not help. Without the right to raise it, the
+// thread keeps its priority.
+func raisePriority() (restore func()) {
+	// The raw syscall's value is 20 - nice.
+	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return func() {}
+	}
+	tid, nice := unix.Gettid(), 20-raw
+	if unix.Setpriority(unix.PRIO_PROCESS, tid, max(nice-boost, -20)) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, nice) }
 }
 
 // Read reads decompressed bytes.

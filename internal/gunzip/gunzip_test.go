@@ -6,12 +6,15 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klauspost/pgzip"
+	"golang.org/x/sys/unix"
 )
 
 func gz(t *testing.T, parts ...[]byte) []byte {
@@ -147,5 +150,75 @@ func TestAgainstGo(t *testing.T) {
 	t.Logf("zlib %d bytes in %v; pgzip %d in %v", nz, tz, ng, tg)
 	if nz != ng {
 		t.Errorf("zlib gave %d bytes, pgzip %d", nz, ng)
+	}
+}
+
+// threadNices is the nice value of each of the process's threads.
+func threadNices(t *testing.T) map[string]int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nices := map[string]int{}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// Field 19 is nice; the fields after the command's ")" start at 3.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		n, err := strconv.Atoi(f[16])
+		if err != nil {
+			t.Fatalf("reading the nice value of thread %s: %v", task.Name(), err)
+		}
+		nices[task.Name()] = n
+	}
+	return nices
+}
+
+// TestDecompressionRunsRaised checks that the decompressing thread runs
+// at a priority raised by boost while it works, where the
+// process may raise priorities, and that no raised thread outlives Close.
+func TestDecompressionRunsRaised(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nice := 20 - base
+	if unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice-1) != nil {
+		t.Skip("this process may not raise a thread's priority (no CAP_SYS_NICE)")
+	}
+	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice)
+	raised := func() []string {
+		var got []string
+		for tid, n := range threadNices(t) {
+			if n < nice {
+				got = append(got, tid)
+			}
+		}
+		return got
+	}
+	// More than the pipe holds, so the decompression waits on the reader.
+	z, err := NewReader(bytes.NewReader(gz(t, bytes.Repeat([]byte("seed"), 8<<20))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(raised()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := raised(); len(got) != 1 || threadNices(t)[got[0]] != max(nice-boost, -20) {
+		t.Errorf("raised threads while decompressing: %v (nices %v), want one at %d", got, threadNices(t), max(nice-boost, -20))
+	}
+	z.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for len(raised()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := raised(); len(got) > 0 {
+		t.Errorf("threads still raised after Close: %v", got)
 	}
 }
