@@ -311,7 +311,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("writing seed metadata: %w", err)
 	}
-	return []namedLayer{{"var", varLayer}, {"etc", etcLayer}, {"seed", metaLayer}}, nil
+	return []namedLayer{{labels.VarLayer, varLayer}, {"etc", etcLayer}, {"seed", metaLayer}}, nil
 }
 
 // writeLayer writes one of a native seed's layers: to the staging folder,

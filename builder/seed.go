@@ -15,12 +15,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	imgspecs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/seedbuild/seedbuild/labels"
 )
 
 // imageConfig is the seed's config: the base's (an empty one for a seed
 // without a base) with the seed's labels added, and the new layers' diff
 // IDs and history after the base's, dated created. base is not changed.
-func imageConfig(base *imgspecv1.Image, labels map[string]string, layers []namedLayer, created time.Time, comment string) imgspecv1.Image {
+func imageConfig(base *imgspecv1.Image, seedLabels map[string]string, layers []namedLayer, created time.Time, comment string) imgspecv1.Image {
 	var cfg imgspecv1.Image
 	if base != nil {
 		cfg = *base
@@ -34,13 +35,13 @@ func imageConfig(base *imgspecv1.Image, labels map[string]string, layers []named
 		cfg = imgspecv1.Image{Platform: imgspecv1.Platform{Architecture: runtime.GOARCH, OS: "linux"}, RootFS: imgspecv1.RootFS{Type: "layers"}}
 		cfg.Config.Labels = map[string]string{}
 	}
-	for k, v := range labels {
+	for k, v := range seedLabels {
 		cfg.Config.Labels[k] = v
 	}
 	cfg.Created = &created
 	for _, l := range layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
-		cfg.History = append(cfg.History, imgspecv1.History{Created: &created, CreatedBy: "seedbuild create: " + l.name, Comment: comment})
+		cfg.History = append(cfg.History, imgspecv1.History{Created: &created, CreatedBy: labels.LayerHistory + l.name, Comment: comment})
 	}
 	return cfg
 }

@@ -47,6 +47,7 @@ func (e *executor) registerActions() {
 		ActionUnpackArchive:   e.unpackArchive,
 		ActionVerify:          e.verify,
 		ActionBootcInstall:    e.bootcInstall,
+		ActionMergeVar:        e.mergeVar,
 	}
 }
 
@@ -221,21 +222,18 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 		lost = &xattrLoss{}
 	}
 	varDir := filepath.Join(root, "var")
-	entries, err := os.ReadDir(varDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading the image's /var: %w", err)
-	}
-	for _, en := range entries {
-		src := filepath.Join(varDir, en.Name())
-		if a["var"] == "" {
-			if err := os.RemoveAll(src); err != nil {
+	if a["var"] == "" {
+		entries, err := os.ReadDir(varDir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("reading the image's /var: %w", err)
+		}
+		for _, en := range entries {
+			if err := os.RemoveAll(filepath.Join(varDir, en.Name())); err != nil {
 				return "", fmt.Errorf("leaving the image's /var out of the commit: %w", err)
 			}
-			continue
 		}
-		if err := moveInto(src, filepath.Join(a["var"], en.Name()), lost); err != nil {
-			return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
-		}
+	} else if err := moveVarInto(varDir, a["var"], lost); err != nil {
+		return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
 	}
 	if lost != nil && lost.count > 0 {
 		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept moving the image's /var (--allow-xattr-loss); the first: %s\n", lost.count, lost.first)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -108,6 +107,22 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	if err := newExecutor(cfg, materialised{}).recoverJournals(ctx, false); err != nil {
 		return nil, err
 	}
+	res, err := deployOnce(ctx, cfg, desc, labelOnly, route)
+	var se *StepError
+	if errors.Is(err, errLayersInOrder) && !(errors.As(err, &se) && len(se.UndoErrs) > 0) {
+		// Wholly undone: done again, the layers applied in order.
+		if cfg.Events != nil {
+			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying again, with the layers applied in order: %v", err)})
+		}
+		route.inOrder = true
+		res, err = deployOnce(ctx, cfg, desc, labelOnly, route)
+	}
+	return res, err
+}
+
+// deployOnce materialises the seed, checks the host and the seed, plans,
+// and runs the plan.
+func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, labelOnly SeedFacts, route route) (*Result, error) {
 	seed, m, err := materialise(ctx, cfg, desc, labelOnly, route)
 	if err != nil {
 		return nil, err
@@ -182,6 +197,9 @@ type route struct {
 	// once. Otherwise it is pulled into containers-storage and mounted,
 	// which bootc and ostree-ext need.
 	unpack bool
+	// inOrder says every layer is applied in order: a native seed's /var
+	// layer is not unpacked aside (see varaside.go).
+	inOrder bool
 	// ping asks the podman service, for the bootc method.
 	ping func(context.Context) bool
 	// ostreeExt asks whether `ostree container` runs.
@@ -251,7 +269,14 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		if seed.Kind != labels.Classic {
 			// The commit takes over all but /var (prepareRoot).
-			uo.ObjectTimes = func(rel string) bool { return rel != "var" && !strings.HasPrefix(rel, "var/") }
+			uo.ObjectTimes = func(rel string) bool { return !inVar(rel) }
+		}
+		aside := -1
+		if !r.inOrder {
+			aside = varLayerIndex(desc)
+		}
+		if aside >= 0 {
+			leaveOut(&uo, aside)
 		}
 		var seedRepo string
 		if seed.Kind == labels.Classic {
@@ -260,9 +285,19 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 			seedRepo = filepath.Join(stage.Path, "ostree-repo")
 			uo.Extract = map[string]string{classicRepoArchive: seedRepo}
 		}
+		// prepareRoot saves the labels there, before the commit.
+		m := materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}
+		if aside >= 0 {
+			if cfg.Events != nil {
+				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d (the seed's /var) beside the others, behind them", aside+1, n)})
+			}
+			m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"))
+			m.release = func() { m.aside.stop(); stage.Remove() }
+			seed.VarAside = true
+		}
 		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
 		if err != nil {
-			stage.Remove()
+			m.release()
 			if errors.Is(err, syscall.ENOSPC) {
 				return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
 					"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
@@ -271,8 +306,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
-		// prepareRoot saves the labels there, before the commit.
-		return seed, materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}, nil
+		return seed, m, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
 		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
@@ -318,6 +352,8 @@ type materialised struct {
 	labels string
 	// known holds the checksums of the files the unpack wrote.
 	known *ostreerepo.Known
+	// aside is the /var layer, being unpacked beside the root, or nil.
+	aside *asideLayer
 	// release removes what materialise made.
 	release func()
 }
@@ -357,6 +393,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 		return nil, fmt.Errorf("reading the layers of %s: %w", imageref.Display(cfg.Image), err)
 	}
 	seed.Unpacked, seed.Size, seed.Labelled = r.unpack, scan.Size, scan.Labelled
+	seed.VarAside = r.unpack && varLayerIndex(desc) >= 0
 	if !r.unpack {
 		seed.ImageID = desc.ConfigDigest
 		if cfg.Store != nil {
@@ -376,7 +413,7 @@ func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
 		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels, "seed-repo": m.seedRepo}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
-		known: m.known,
+		known: m.known, aside: m.aside,
 	}
 	if cfg.Store != nil {
 		ex.graphRoot = cfg.Store.GraphRoot()

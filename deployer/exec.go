@@ -127,6 +127,9 @@ type executor struct {
 	// known holds the checksums the unpack computed as it wrote the seed's
 	// files, so the commit does not read them back (nil: it reads them).
 	known *ostreerepo.Known
+	// aside is the seed's /var layer, unpacked beside the root, for
+	// ActionMergeVar; nil when there is none.
+	aside *asideLayer
 	// failAt, when > 0, fails that step (1-based) after it ran: the test
 	// hook SEEDBUILD_INJECT_FAILURE (test builds only), to prove undo on a
 	// real sysroot.

@@ -127,6 +127,10 @@ type SeedFacts struct {
 	// system, for the commit to take its files over (ostree commit
 	// --consume), rather than mounted from containers-storage.
 	Unpacked bool `json:"unpacked"`
+	// VarAside says the seed's /var layer is unpacked beside the others,
+	// while the commit runs, and moved into the stateroot's var before
+	// the new deployment becomes the default.
+	VarAside bool `json:"var_aside,omitempty"`
 	// Labelled says the seed's layers carry SELinux labels.
 	Labelled bool `json:"labelled"`
 	// SELinuxPolicy says the image has an SELinux policy (its
@@ -181,6 +185,8 @@ const (
 	ActionRemoveStateroot = "remove-stateroot"
 	// ActionPrepareRoot lays an unpacked root out for the commit.
 	ActionPrepareRoot = "prepare-root"
+	// ActionMergeVar moves the seed's /var layer, unpacked beside the root, into the stateroot's var.
+	ActionMergeVar = "merge-var"
 	// ActionUndeployPath removes one deployment, named by its folder.
 	ActionUndeployPath = "undeploy-path"
 	// ActionUndeploy removes the deployments the run made in a stateroot.
@@ -386,6 +392,10 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		}
 		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs, aside), findDeploymentStep(sr, o.Stateroot))
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
+		if s.Unpacked && s.VarAside {
+			p.Steps = append(p.Steps, Step{Desc: "move the seed's /var layer, unpacked beside the others, into the stateroot's var", Action: ActionMergeVar,
+				Args: map[string]string{"var": stateDir + "/var"}})
+		}
 		switch {
 		case o.NotAsDefault:
 		case !redeploy:

@@ -91,6 +91,8 @@ func TestPlanGolden(t *testing.T) {
 				o := Options{Stateroot: "rhcos-4.20", Sysroot: "/", Method: m, Kargs: []string{"console=ttyS0"}}
 				seed := testSeed(kind)
 				seed.Unpacked = pl.unpacked
+				// create's native seeds have a /var layer, unpacked aside.
+				seed.VarAside = pl.unpacked && kind == labels.Native
 				seed.SELinuxPolicy = seed.SELinuxPolicy && !pl.noPolicy
 				p := NewPlan(host, seed, o)
 				got, err := json.MarshalIndent(p, "", "  ")

@@ -62,6 +62,12 @@ const (
 	ApplyEtcScript = SeedDir + "/apply-etc"
 	// EtcStamp marks a deployment's /etc state applied.
 	EtcStamp = "/etc/.seedbuild-etc-applied"
+	// LayerHistory starts the image history's created_by of each layer
+	// create adds; the layer's name follows (VarLayer, "etc", "seed").
+	LayerHistory = "seedbuild create: "
+	// VarLayer names the native layer that holds the node's /var, and
+	// nothing outside it: deploy may unpack it beside the others.
+	VarLayer = "var"
 )
 
 // Kind tells how a seed image is laid out and so how it is deployed.

@@ -23,6 +23,30 @@ import (
 // is checked once it is read whole. An oci-archive is read in place
 // (NewSource).
 func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, fn func(i int, layer io.Reader) error) error {
+	return eachLayer(ctx, ref, sys, nil, Decompress, fn)
+}
+
+// ReadLayerBehind calls fn with the uncompressed tar stream of the
+// image's layer i (0 is the bottom one), as EachLayer would; the other
+// layers are not read. It is decompressed at a low priority
+// (gunzip.NewBackgroundReader): for a layer read beside others, which it
+// must not slow.
+func ReadLayerBehind(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, i int, fn func(layer io.Reader) error) error {
+	seen := false
+	err := eachLayer(ctx, ref, sys, func(j int) bool { return j != i }, decompressBehind, func(_ int, layer io.Reader) error {
+		seen = true
+		return fn(layer)
+	})
+	if err == nil && !seen {
+		err = fmt.Errorf("the image has no layer %d", i+1)
+	}
+	return err
+}
+
+// eachLayer is EachLayer leaving out the layers skip says (nil: none),
+// which are not even fetched, and decompressing with decompress.
+func eachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, skip func(i int) bool,
+	decompress func(io.Reader) (io.ReadCloser, error), fn func(i int, layer io.Reader) error) error {
 	src, err := NewSource(ctx, ref, sys)
 	if err != nil {
 		return err
@@ -45,7 +69,10 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 		infos = forCopy
 	}
 	for i, info := range infos {
-		if err := readLayer(ctx, src, info, func(r io.Reader) error { return fn(i, r) }); err != nil {
+		if skip != nil && skip(i) {
+			continue
+		}
+		if err := readLayer(ctx, src, info, decompress, func(r io.Reader) error { return fn(i, r) }); err != nil {
 			return fmt.Errorf("reading layer %d (%s): %w", i+1, info.Digest, err)
 		}
 	}
@@ -54,7 +81,7 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 
 // readLayer decompresses a layer blob for fn, then reads the rest of it
 // and checks its digest.
-func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, fn func(io.Reader) error) error {
+func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, decompress func(io.Reader) (io.ReadCloser, error), fn func(io.Reader) error) error {
 	rc, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
 		return err
@@ -67,7 +94,7 @@ func readLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, 
 	defer blob.finish()
 	// Decompressed here, on another core, not by a child process the
 	// stream is piped through.
-	plain, err := Decompress(blob)
+	plain, err := decompress(blob)
 	if err != nil {
 		return err
 	}
@@ -273,10 +300,17 @@ func (s *Scanned) remove(p string, self bool) {
 // Decompress reads r decompressed: gzip with zlib (package gunzip, on its
 // own goroutine), anything else as containers/image detects it; a stream
 // that is not compressed as it is.
-func Decompress(r io.Reader) (io.ReadCloser, error) {
+func Decompress(r io.Reader) (io.ReadCloser, error) { return decompress(r, gunzip.NewReader) }
+
+// decompressBehind is Decompress with gzip decompressed at a low priority.
+func decompressBehind(r io.Reader) (io.ReadCloser, error) {
+	return decompress(r, gunzip.NewBackgroundReader)
+}
+
+func decompress(r io.Reader, newGunzip func(io.Reader) (*gunzip.Reader, error)) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		return gunzip.NewReader(br)
+		return newGunzip(br)
 	}
 	plain, _, err := compression.AutoDecompress(br)
 	return plain, err

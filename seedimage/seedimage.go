@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
 	"go.podman.io/image/v5/image"
@@ -21,6 +22,8 @@ type Layer struct {
 	Digest    string `json:"digest"`
 	MediaType string `json:"media_type,omitempty"`
 	Size      int64  `json:"size"`
+	// CreatedBy is what the image's history says made the layer.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // Base names the OS image a seed was built on.
@@ -100,6 +103,9 @@ func Describe(ctx context.Context, ref types.ImageReference, sys *types.SystemCo
 	}
 	d := describe(ref, dgst, blob, mime, info)
 	d.ConfigDigest = img.ConfigInfo().Digest.Encoded()
+	if cfg, err := img.OCIConfig(ctx); err == nil {
+		nameLayers(d.Layers, cfg.History)
+	}
 	return d, nil
 }
 
@@ -169,4 +175,22 @@ func PlatformInstance(ctx context.Context, src types.ImageSource, sys *types.Sys
 		return nil, nil, nil, "", fmt.Errorf("reading manifest %s: %w", d, err)
 	}
 	return unparsed, &d, blob, mime, nil
+}
+
+// nameLayers gives each layer the created_by of its history entry: the
+// entries that are not empty layers, in order. A history that does not
+// match the layers one to one names none.
+func nameLayers(layers []Layer, history []imgspecv1.History) {
+	var made []string
+	for _, h := range history {
+		if !h.EmptyLayer {
+			made = append(made, h.CreatedBy)
+		}
+	}
+	if len(made) != len(layers) {
+		return
+	}
+	for i := range layers {
+		layers[i].CreatedBy = made[i]
+	}
 }

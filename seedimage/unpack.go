@@ -52,6 +52,17 @@ type UnpackOptions struct {
 	// OnEntry, when set, is given each entry's header (whiteouts too) as
 	// it is read, from the one goroutine that reads the stream.
 	OnEntry func(h *tar.Header)
+	// Check, when set, is given each entry's header (whiteouts too) and
+	// its path relative to the root, with the symlinks of the folders
+	// above it followed ("" for the root itself; the last element as the
+	// entry names it, ".wh." prefix and all), before it is applied, from
+	// the one goroutine that reads the stream. The folders above it may
+	// have been made. An error it returns stops the unpack, and is
+	// returned.
+	Check func(h *tar.Header, rel string) error
+	// SkipLayer, when set, says which layers (0 is the bottom one) Unpack
+	// leaves out: they are not even fetched.
+	SkipLayer func(i int) bool
 	// ObjectTimes, when set, says which regular files and symlinks (by
 	// root-relative path) a commit will take over: they get the times 0
 	// that ostree's objects have, not the layer's, so that the commit
@@ -80,7 +91,7 @@ func Unpack(ctx context.Context, ref types.ImageReference, sys *types.SystemCont
 	}
 	u := newUnpacker(ctx, dest, o, false)
 	defer u.stop()
-	err := EachLayer(ctx, ref, sys, func(i int, layer io.Reader) error {
+	err := eachLayer(ctx, ref, sys, o.SkipLayer, Decompress, func(i int, layer io.Reader) error {
 		if o.OnLayer != nil {
 			o.OnLayer(i)
 		}
@@ -336,11 +347,17 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 	if name == "" {
 		// The root itself: its metadata, as a folder's.
+		if err := u.check(h, ""); err != nil {
+			return err
+		}
 		return u.dir("", filepath.Clean(u.dest), h)
 	}
 	dirName, base := path.Split(name)
 	parent, err := u.parent(strings.TrimSuffix(dirName, "/"))
 	if err != nil {
+		return err
+	}
+	if err := u.check(h, path.Join(parent, base)); err != nil {
 		return err
 	}
 	if !u.plain {
@@ -458,6 +475,14 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	}
 }
 
+// check asks o.Check about the entry h, whose path in the tree is rel.
+func (u *unpacker) check(h *tar.Header, rel string) error {
+	if u.o.Check == nil {
+		return nil
+	}
+	return u.o.Check(h, rel)
+}
+
 // extract extracts the archive at rel into the folder into (see
 // UnpackOptions.Extract), in place of writing it. An archive that comes
 // again in a later layer replaces what the first one gave.
@@ -470,7 +495,7 @@ func (u *unpacker) extract(rel, into string, r io.Reader) error {
 		return fmt.Errorf("clearing %s for %s: %w", into, rel, err)
 	}
 	o := u.o
-	o.Extract, o.Known, o.OnLayer = nil, nil, nil
+	o.Extract, o.Known, o.OnLayer, o.Check, o.SkipLayer = nil, nil, nil, nil, nil
 	got, err := extractArchive(u.ctx, r, into, o)
 	u.total.Size += got.Size
 	u.total.Labels += got.Labels

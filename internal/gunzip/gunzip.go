@@ -83,8 +83,16 @@ type Reader struct {
 	done chan struct{}
 }
 
-// NewReader starts decompressing r.
-func NewReader(r io.Reader) (*Reader, error) {
+// NewReader starts decompressing r, on a thread whose priority is raised
+// (raisePriority).
+func NewReader(r io.Reader) (*Reader, error) { return newReader(r, boost) }
+
+// NewBackgroundReader starts decompressing r on a thread whose priority is
+// lowered as much as NewReader's are raised: for a stream read beside a
+// more urgent one, which it must not slow.
+func NewBackgroundReader(r io.Reader) (*Reader, error) { return newReader(r, -boost) }
+
+func newReader(r io.Reader, boost int) (*Reader, error) {
 	s := C.gunzip_new()
 	if s == nil {
 		return nil, errors.New("gunzip: zlib could not start a stream")
@@ -94,7 +102,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		// The thread is locked for good, so that its raised priority
 		// ends with it: a goroutine that exits locked ends its thread.
 		runtime.LockOSThread()
-		defer raisePriority()()
+		defer raisePriority(boost)()
 		defer close(z.done)
 		defer C.gunzip_free(s)
 		z.pipe.CloseWrite(inflate(s, r, z.pipe))
@@ -172,28 +180,31 @@ func inflate(s *C.z_stream, r io.Reader, w io.Writer) error {
 	}
 }
 
-// boost is how much nicer than the rest of the process the decompressing
-// thread is made to be, when allowed (CAP_SYS_NICE, as root has).
+// boost is how many nice levels NewReader raises the decompressing thread
+// above the process's other threads, and NewBackgroundReader lowers it.
 const boost = 10
 
-// raisePriority gives the calling thread, locked to its goroutine, a
-// priority above the process's other threads, and returns what puts it
-// back (a thread ended locked may be kept idle rather than ended: the
-// process's first). The decompression is the critical path of what reads
-// a layer: everything downstream waits on it, and the threads that write
-// files and hash them compete with it for the same cores. On a 2-core
-// machine, unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 7.2 s
-// inside zlib at the default priority and 5.2 to 6.3 s raised; making the
-// writers nicer instead did not help. Without the right to raise it, the
-// thread keeps its priority.
-func raisePriority() (restore func()) {
+// raisePriority raises the calling thread's priority by boost (lowers
+// it, for a negative boost) against the process's other threads, and
+// returns what puts it back (a thread ended locked may be kept idle rather
+// than ended: the process's first). The thread must be locked to its
+// goroutine.
+//
+// The decompression is the critical path of what reads a layer:
+// everything downstream waits on it, and the threads that write files and
+// hash them compete with it for the same cores. On a 2-core machine,
+// unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 7.2 s inside
+// zlib at the default priority and 5.2 to 6.3 s raised; making the writers
+// nicer instead did not help. Without the right to raise it (CAP_SYS_NICE,
+// as root has), the thread keeps its priority.
+func raisePriority(boost int) (restore func()) {
 	// The raw syscall's value is 20 - nice.
 	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
 	if err != nil {
 		return func() {}
 	}
 	tid, nice := unix.Gettid(), 20-raw
-	if unix.Setpriority(unix.PRIO_PROCESS, tid, max(nice-boost, -20)) != nil {
+	if unix.Setpriority(unix.PRIO_PROCESS, tid, min(max(nice-boost, -20), 19)) != nil {
 		return func() {}
 	}
 	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, nice) }
