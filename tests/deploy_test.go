@@ -1,8 +1,13 @@
 package tests
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +15,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/seedbuild/seedbuild/deployer"
 )
 
@@ -187,6 +196,76 @@ func nextOSKeepsEtc(t *testing.T, root, sys string) {
 		t.Fatalf("the next OS deployment is missing")
 	}
 	checkNodeEtc(t, root, filepath.Join(next, "etc"))
+}
+
+// TestDeployVarLayerAside deploys create's native seed, whose /var layer
+// is unpacked beside the others, and the same seed with a Containerfile
+// layer on top that writes into /var, which has the layers applied in
+// order: both give every layer's files.
+func TestDeployVarLayerAside(t *testing.T) {
+	f := getFixtures(t)
+	st := newStore(t)
+	archive := filepath.Join(t.TempDir(), "native.tar")
+	mustSeedbuild(t, st.flags("create", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:native", "-o", "oci-archive:"+archive)...)
+	sneaky := filepath.Join(t.TempDir(), "sneaky.tar")
+	addToVarLayer(t, archive, sneaky, "usr/share/sneaky", "outside /var\n")
+	ctx := t.TempDir()
+	writeFiles(t, ctx, map[string]string{
+		"Containerfile": "FROM localhost/seed:native\nCOPY extra /var/lib/extra/file\nCOPY tool /usr/share/tool\n",
+		"extra":         "from a later layer\n",
+		"tool":          "a tool\n",
+	})
+	mustSeedbuild(t, st.flags("build", "-t", "seed:plusvar", ctx)...)
+	for _, tt := range []struct {
+		image string
+		again bool
+		later bool
+	}{
+		{"localhost/seed:native", false, false},
+		{"localhost/seed:plusvar", true, true},
+		// Found only as the /var layer is moved in, late in the plan: the
+		// run is undone first.
+		{"oci-archive:" + sneaky, true, false},
+	} {
+		t.Run(tt.image, func(t *testing.T) {
+			sys := newSysroot(t)
+			r := mustSeedbuild(t, st.flags("deploy", tt.image, "--stateroot", "seed", "--sysroot", sys, "--method", "ostree")...)
+			if got := strings.Contains(r.stdout+r.stderr, "beside the others"); !got {
+				t.Errorf("deploy did not unpack the /var layer aside:\n%s", r)
+			}
+			if got := strings.Contains(r.stdout+r.stderr, "Deploying again, with the layers applied in order"); got != tt.again {
+				t.Errorf("deployed again in order: %v, want %v:\n%s", got, tt.again, r)
+			}
+			dep := deploymentDir(t, sys, "seed")
+			varDir := filepath.Join(sys, "ostree/deploy/seed/var")
+			for _, p := range []string{"lib/etcd/member/snap/db", "lib/kubelet/config.json", "home/core/notes.txt"} {
+				if got, want := readFile(t, filepath.Join(varDir, p)), readFile(t, filepath.Join(f.root, "var", p)); got != want {
+					t.Errorf("var/%s differs from the seed node's", p)
+				}
+			}
+			checkNodeEtc(t, f.root, filepath.Join(dep, "etc"))
+			if tt.later {
+				if got := readFile(t, filepath.Join(varDir, "lib/extra/file")); got != "from a later layer\n" {
+					t.Errorf("var/lib/extra/file = %q", got)
+				}
+				if got := readFile(t, filepath.Join(dep, "usr/share/tool")); got != "a tool\n" {
+					t.Errorf("usr/share/tool = %q", got)
+				}
+			}
+			if strings.HasPrefix(tt.image, "oci-archive:") {
+				if got := readFile(t, filepath.Join(dep, "usr/share/sneaky")); got != "outside /var\n" {
+					t.Errorf("usr/share/sneaky = %q", got)
+				}
+			}
+			if n := strings.Count(sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys), "seed "); n != 1 {
+				t.Errorf("the stateroot has %d deployments, want 1", n)
+			}
+			if left, _ := filepath.Glob(filepath.Join(sys, "ostree", "*deploy-seed*")); len(left) > 0 {
+				t.Errorf("deploy left its staging folders: %v", left)
+			}
+			sh(t, nil, "ostree", "fsck", "--repo="+filepath.Join(sys, "ostree/repo"))
+		})
+	}
 }
 
 func TestDeployRefusals(t *testing.T) {
@@ -621,4 +700,87 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// addToVarLayer writes to out the seed in the oci-archive in, with a file
+// name (outside /var) added to the layer its history names create's /var
+// layer.
+func addToVarLayer(t *testing.T, in, out, name, data string) {
+	t.Helper()
+	img := readArchive(t, in)
+	i := -1
+	for j, h := range nonEmptyHistory(img.config.History) {
+		if h.CreatedBy == "seedbuild create: var" {
+			i = j
+		}
+	}
+	if i < 0 {
+		t.Fatalf("%s has no /var layer in its history", in)
+	}
+	f, err := os.Open(img.blob(img.manifest.Layers[i].Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob bytes.Buffer
+	diffID := sha256.New()
+	zw := gzip.NewWriter(&blob)
+	tw := tar.NewWriter(io.MultiWriter(zw, diffID))
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(1700000000, 0)})
+	tw.Write([]byte(data))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	writeBlob := func(b []byte) digest.Digest {
+		d := digest.FromBytes(b)
+		if err := os.WriteFile(img.blob(d.String()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	img.manifest.Layers[i].Digest = writeBlob(blob.Bytes())
+	img.manifest.Layers[i].Size = int64(blob.Len())
+	img.config.RootFS.DiffIDs[i] = digest.NewDigestFromBytes(digest.SHA256, diffID.Sum(nil))
+	cfg, _ := json.Marshal(img.config)
+	img.manifest.Config.Digest, img.manifest.Config.Size = writeBlob(cfg), int64(len(cfg))
+	mf, _ := json.Marshal(img.manifest)
+	idx := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex,
+		Manifests: []imgspecv1.Descriptor{{MediaType: imgspecv1.MediaTypeImageManifest, Digest: writeBlob(mf), Size: int64(len(mf))}}}
+	ib, _ := json.Marshal(idx)
+	if err := os.WriteFile(filepath.Join(img.dir, "index.json"), ib, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, nil, "tar", "-cf", out, "-C", img.dir, ".")
+}
+
+// nonEmptyHistory is the history entries of the layers, in order.
+func nonEmptyHistory(h []imgspecv1.History) []imgspecv1.History {
+	var out []imgspecv1.History
+	for _, e := range h {
+		if !e.EmptyLayer {
+			out = append(out, e)
+		}
+	}
+	return out
 }
