@@ -31,17 +31,18 @@ type powerCut struct {
 }
 
 // The plan's steps (deployer/testdata/plans/native-ostree-unpacked.json):
-// 2 lay the unpacked root out (its /var moved into the stateroot: renames,
-// over before a cut could fall inside), 3 commit
+// 2 lay the unpacked root out (the OS layers' /var moved into the
+// stateroot: renames, over before a cut could fall inside), 3 commit
 // (taking the files over), 4 deploy beside the default, 6 /etc apply, 9
-// deploy again as the default, 10 remove the spare. The seed is unpacked
-// onto the sysroot before step 1.
+// move the /var layer (unpacked aside, beside the others and the commit)
+// into the stateroot, 10 deploy again as the default, 11 remove the
+// spare. The seed is unpacked onto the sysroot before step 1.
 var powerCuts = []powerCut{
 	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft},
 	{name: "mid-commit", pattern: "[3/", delay: "1"},
 	{name: "mid-etc-apply", pattern: "[6/", delay: "0"},
-	{name: "before-default", hang: 9, pattern: "[9/", delay: "0"},
-	{name: "after-default", hang: 10, pattern: "[10/", delay: "0", whole: true},
+	{name: "before-default", hang: 10, pattern: "[10/", delay: "0"},
+	{name: "after-default", hang: 11, pattern: "[11/", delay: "0", whole: true},
 }
 
 // boundaryCuts are the cuts before each step up to the default swap that
