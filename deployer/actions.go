@@ -217,10 +217,7 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 			return "", fmt.Errorf("laying the image's /etc out as /usr/etc: %w", err)
 		}
 	}
-	var lost *xattrLoss
-	if e.allowXattrLoss {
-		lost = &xattrLoss{}
-	}
+	lost := newXattrLoss(e.allowXattrLoss)
 	varDir := filepath.Join(root, "var")
 	if a["var"] == "" {
 		entries, err := os.ReadDir(varDir)
@@ -235,9 +232,7 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 	} else if err := moveVarInto(varDir, a["var"], lost); err != nil {
 		return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
 	}
-	if lost != nil && lost.count > 0 {
-		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept moving the image's /var (--allow-xattr-loss); the first: %s\n", lost.count, lost.first)
-	}
+	lost.warn(e.log, "moving the image's /var")
 	return strings.Join(points, " "), nil
 }
 
@@ -477,10 +472,7 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
 		func(stop <-chan struct{}) (int64, error) { return treeSize(a["from"], stop) })
-	o := copyOptions{unlinked: a["links"] == "unlinked"}
-	if e.allowXattrLoss {
-		o.lost = &xattrLoss{}
-	}
+	o := copyOptions{unlinked: a["links"] == "unlinked", lost: newXattrLoss(e.allowXattrLoss)}
 	if a["labels"] != "" {
 		data, err := os.ReadFile(a["labels"])
 		if err == nil {
@@ -497,9 +489,7 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	if err != nil {
 		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)
 	}
-	if lost != nil && lost.count > 0 {
-		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept copying %s (--allow-xattr-loss); the first: %s\n", lost.count, a["from"], lost.first)
-	}
+	lost.warn(e.log, "copying "+a["from"])
 	return "", nil
 }
 

@@ -311,6 +311,23 @@ type xattrLoss struct {
 	first string
 }
 
+// newXattrLoss is a tally of lost xattrs where their loss is allowed, or
+// nil: none may be lost.
+func newXattrLoss(allowed bool) *xattrLoss {
+	if !allowed {
+		return nil
+	}
+	return &xattrLoss{}
+}
+
+// warn says on w how many xattrs could not be kept doing what, if any.
+func (x *xattrLoss) warn(w io.Writer, doing string) {
+	if x == nil || x.count == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Warning: %d xattr(s) could not be kept %s (--allow-xattr-loss); the first: %s\n", x.count, doing, x.first)
+}
+
 // or returns err when no loss is allowed (x is nil); else it counts the
 // loss and returns nil.
 func (x *xattrLoss) or(err error) error {

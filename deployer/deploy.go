@@ -71,7 +71,9 @@ type Result struct {
 // for the ostree and classic routes, pulled into containers-storage for
 // bootc and ostree-ext), the host's facts, every check, the plan, and the
 // run. A dry run materialises nothing: it reads the few files the plan
-// needs from the layers, and writes nowhere.
+// needs from the layers, and writes nowhere. Where a native seed's /var
+// layer, unpacked aside, turns out not to equal the layers applied in
+// order (varaside.go), the run is undone and done again in order.
 func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -291,7 +293,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 			if cfg.Events != nil {
 				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d (the seed's /var) beside the others, behind them", aside+1, n)})
 			}
-			m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"))
+			m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"), uo.LabelLost)
 			m.release = func() { m.aside.stop(); stage.Remove() }
 			seed.VarAside = true
 		}
@@ -303,6 +305,12 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 					"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
 			}
 			return seed, none, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
+		}
+		if m.aside != nil {
+			if err := m.aside.agrees(root); err != nil {
+				m.release()
+				return seed, none, err
+			}
 		}
 		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
@@ -336,7 +344,11 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 // warnLabelLost is the unpack's LabelLost under --allow-xattr-loss: it
 // warns on w and goes on.
 func warnLabelLost(w io.Writer) func(string, error) error {
+	// Two unpacks may warn at once (the /var layer's is aside).
+	var mu sync.Mutex
 	return func(_ string, err error) error {
+		mu.Lock()
+		defer mu.Unlock()
 		fmt.Fprintf(w, "Warning: %v (going on: --allow-xattr-loss)\n", err)
 		return nil
 	}

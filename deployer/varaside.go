@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/seedbuild/seedbuild/imageref"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
+	"golang.org/x/sys/unix"
 )
 
 // A native seed's /var layer is most of what deploy writes after the OS,
@@ -53,32 +54,66 @@ func varLayerIndex(desc *seedimage.Description) int {
 // inVar says whether rel (root-relative) is /var or under it.
 func inVar(rel string) bool { return rel == "var" || strings.HasPrefix(rel, "var/") }
 
-// onlyVar checks an entry of the /var layer, unpacked aside: a folder
-// /var, or a file, folder or link under it, with no whiteout, and a hard
-// link only to what is under /var.
-func onlyVar(h *tar.Header, rel string) error {
-	base := path.Base(rel)
+// tarPath is a tar entry's name as a root-relative path.
+func tarPath(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
+
+// varLayerCheck checks the entries of the /var layer, unpacked aside, in
+// their order: its first may be the folder /var itself; every other is a
+// file, folder or link under /var whose folder the layer lists, with no
+// whiteout, and a hard link only to a file the layer wrote before. Each
+// path is as the unpack resolved it, so an entry through a symlink out of
+// /var is refused.
+type varLayerCheck struct {
+	listed map[string]bool
+	// varDir is the layer's entry for /var itself, if any.
+	varDir *tar.Header
+	// first is closed once the first entry was seen.
+	first chan struct{}
+}
+
+func newVarLayerCheck() *varLayerCheck {
+	return &varLayerCheck{listed: map[string]bool{}, first: make(chan struct{})}
+}
+
+func (c *varLayerCheck) check(h *tar.Header, rel string) error {
+	isFirst := len(c.listed) == 0 && c.varDir == nil
+	if isFirst {
+		defer close(c.first)
+	}
+	parent := path.Dir(rel)
 	switch {
-	case rel == "var" && h.Typeflag == tar.TypeDir:
+	case rel == "var" && h.Typeflag == tar.TypeDir && isFirst:
+		c.varDir = h
+		return nil
 	case !strings.HasPrefix(rel, "var/"):
 		return fmt.Errorf("%w: it holds /%s", errLayersInOrder, rel)
-	case strings.HasPrefix(base, ".wh."):
+	case strings.HasPrefix(path.Base(rel), ".wh."):
 		return fmt.Errorf("%w: it holds a whiteout, /%s", errLayersInOrder, rel)
-	case h.Typeflag == tar.TypeLink && !inVar(strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")):
-		return fmt.Errorf("%w: /%s is a hard link to /%s", errLayersInOrder, rel, h.Linkname)
+	case parent != "var" && !c.listed[parent]:
+		return fmt.Errorf("%w: it does not list /%s, the folder of /%s", errLayersInOrder, parent, rel)
+	case h.Typeflag == tar.TypeLink && !c.listed[tarPath(h.Linkname)]:
+		return fmt.Errorf("%w: /%s is a hard link to /%s, which the layer does not hold", errLayersInOrder, rel, h.Linkname)
 	}
+	c.listed[rel] = true
 	return nil
 }
 
-// touchesVar checks an entry of a layer above the /var layer: it must
-// leave /var alone (no path in it, no whiteout of it, no opaque root, no
-// hard link to a file in it).
-func touchesVar(h *tar.Header, rel string) error {
-	target := strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")
-	switch {
-	case inVar(rel), rel == ".wh.var", rel == ".wh..wh..opq", h.Typeflag == tar.TypeLink && inVar(target):
-		return fmt.Errorf("%w: a later layer has /%s", errLayersInOrder, rel)
+// laterLayersCheck checks the entries of the layers above the /var layer:
+// they must leave /var alone: no path in it (as named or as resolved), no
+// whiteout of it, no opaque root, and no hard link but to a file those
+// layers wrote.
+type laterLayersCheck struct {
+	wrote map[string]bool
+}
+
+func (c *laterLayersCheck) check(h *tar.Header, rel string) error {
+	switch name := tarPath(h.Name); {
+	case inVar(rel), inVar(name), rel == ".wh.var", rel == ".wh..wh..opq":
+		return fmt.Errorf("%w: a later layer has /%s", errLayersInOrder, name)
+	case h.Typeflag == tar.TypeLink && !c.wrote[tarPath(h.Linkname)]:
+		return fmt.Errorf("%w: a later layer has /%s, a hard link to /%s, which it did not write", errLayersInOrder, name, h.Linkname)
 	}
+	c.wrote[rel] = true
 	return nil
 }
 
@@ -94,38 +129,92 @@ func leaveOut(uo *seedimage.UnpackOptions, aside int) {
 		}
 	}
 	uo.SkipLayer = func(i int) bool { return i == aside }
+	later := &laterLayersCheck{wrote: map[string]bool{}}
 	uo.Check = func(h *tar.Header, rel string) error {
 		if layer > aside {
-			return touchesVar(h, rel)
+			return later.check(h, rel)
 		}
 		return nil
 	}
 }
 
-// asideLayer is a layer being unpacked, as an overlay diff, into its own
-// folder, on its own goroutine.
+// asideLayer is the /var layer being unpacked into its own folder, on its
+// own goroutine.
 type asideLayer struct {
 	dir    string
+	check  *varLayerCheck
 	done   chan struct{}
 	err    error
 	cancel context.CancelFunc
 }
 
-// unpackAside starts unpacking layer i of the seed into dir.
-func unpackAside(ctx context.Context, cfg Config, i int, dir string) *asideLayer {
+// unpackAside starts unpacking layer i of the seed, the /var layer, into
+// dir. Any failure makes it errLayersInOrder: the layers applied in order
+// either succeed or say what is wrong as the deploy always has.
+func unpackAside(ctx context.Context, cfg Config, i int, dir string, lost func(string, error) error) *asideLayer {
 	ctx, cancel := context.WithCancel(ctx)
-	a := &asideLayer{dir: dir, done: make(chan struct{}), cancel: cancel}
+	a := &asideLayer{dir: dir, check: newVarLayerCheck(), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(a.done)
-		a.err = seedimage.ReadLayerBehind(ctx, cfg.Image, cfg.SystemContext, i, func(layer io.Reader) error {
-			_, err := seedimage.UnpackDiff(ctx, layer, dir, "", seedimage.UnpackOptions{Check: onlyVar})
+		err := seedimage.ReadLayerInBackground(ctx, cfg.Image, cfg.SystemContext, i, func(layer io.Reader) error {
+			_, err := seedimage.UnpackLayer(ctx, layer, dir, seedimage.UnpackOptions{Check: a.check.check, LabelLost: lost})
 			return err
 		})
-		if a.err != nil && !errors.Is(a.err, errLayersInOrder) && ctx.Err() == nil {
-			a.err = fmt.Errorf("unpacking layer %d of %s: %w", i+1, imageref.Display(cfg.Image), a.err)
+		switch {
+		case err == nil, errors.Is(err, errLayersInOrder):
+			a.err = err
+		case ctx.Err() != nil:
+			a.err = ctx.Err()
+		default:
+			a.err = fmt.Errorf("%w: unpacking it aside failed: %v", errLayersInOrder, err)
 		}
 	}()
 	return a
+}
+
+// agrees checks, once the other layers are unpacked into root, what the
+// move of the /var layer's content would leave out: the layer's entry for
+// /var itself, which applied in order would set the owner, mode and xattrs
+// of root's /var (the commit's). It must leave them as they are. It also
+// says a failure of the aside unpack already known.
+func (a *asideLayer) agrees(root string) error {
+	select {
+	case <-a.check.first:
+	case <-a.done:
+	}
+	select {
+	case <-a.done:
+		if a.err != nil {
+			return a.err
+		}
+	default:
+	}
+	h := a.check.varDir
+	if h == nil {
+		return nil
+	}
+	p := filepath.Join(root, "var")
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%w: the other layers leave no /var folder", errLayersInOrder)
+	}
+	if int(st.Uid) != h.Uid || int(st.Gid) != h.Gid || int64(st.Mode&0o7777) != h.Mode&0o7777 {
+		return fmt.Errorf("%w: its /var is %d:%d %o, the other layers' %d:%d %o", errLayersInOrder, h.Uid, h.Gid, h.Mode&0o7777, st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	for k, v := range h.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			if strings.HasPrefix(k, "SCHILY.acl.") {
+				return fmt.Errorf("%w: its /var has an ACL", errLayersInOrder)
+			}
+			continue
+		}
+		got, err := xattrs.Get(p, name)
+		if err != nil || string(got) != v {
+			return fmt.Errorf("%w: its /var has the xattr %s=%q, the other layers' %q", errLayersInOrder, name, v, got)
+		}
+	}
+	return nil
 }
 
 // wait waits for the layer to be unpacked, and says how it went.
@@ -144,7 +233,7 @@ func (a *asideLayer) stop() {
 // var, dest: what the layer has replaces what is there (the OS layers'
 // /var, moved there before), and folders are merged, as prepareRoot moves
 // the image's own /var.
-func (e *executor) mergeVar(ctx context.Context, _ Step, a map[string]string) (string, error) {
+func (e *executor) mergeVar(_ context.Context, _ Step, a map[string]string) (string, error) {
 	if err := requireArgs(a, "var"); err != nil {
 		return "", err
 	}
@@ -154,17 +243,12 @@ func (e *executor) mergeVar(ctx context.Context, _ Step, a map[string]string) (s
 	if err := e.aside.wait(); err != nil {
 		return "", err
 	}
-	var lost *xattrLoss
-	if e.allowXattrLoss {
-		lost = &xattrLoss{}
-	}
+	lost := newXattrLoss(e.allowXattrLoss)
 	if err := moveVarInto(filepath.Join(e.aside.dir, "var"), a["var"], lost); err != nil {
 		return "", fmt.Errorf("moving the seed's /var layer into %q: %w", a["var"], err)
 	}
-	if lost != nil && lost.count > 0 {
-		fmt.Fprintf(e.log, "Warning: %d xattr(s) could not be kept moving the seed's /var layer (--allow-xattr-loss); the first: %s\n", lost.count, lost.first)
-	}
-	return "", ctx.Err()
+	lost.warn(e.log, "moving the seed's /var layer")
+	return "", nil
 }
 
 // moveVarInto moves each entry of the folder src into dest (moveInto); a

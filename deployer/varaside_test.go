@@ -11,44 +11,140 @@ import (
 	"github.com/seedbuild/seedbuild/seedimage"
 )
 
+// entry is a tar entry and the path the unpack resolved it to.
+type entry struct {
+	h   *tar.Header
+	rel string
+}
+
 func TestVarLayerChecks(t *testing.T) {
-	dir := func() *tar.Header { return &tar.Header{Typeflag: tar.TypeDir} }
-	file := func() *tar.Header { return &tar.Header{Typeflag: tar.TypeReg} }
-	link := func(to string) *tar.Header { return &tar.Header{Typeflag: tar.TypeLink, Linkname: to} }
+	dir := func(rel string) entry { return entry{&tar.Header{Typeflag: tar.TypeDir, Name: rel}, rel} }
+	file := func(rel string) entry { return entry{&tar.Header{Typeflag: tar.TypeReg, Name: rel}, rel} }
+	link := func(rel, to string) entry {
+		return entry{&tar.Header{Typeflag: tar.TypeLink, Name: rel, Linkname: to}, rel}
+	}
+	// Through a symlink: named one way, resolved another.
+	via := func(name, rel string) entry { return entry{&tar.Header{Typeflag: tar.TypeReg, Name: name}, rel} }
 	for _, tc := range []struct {
 		name string
-		h    *tar.Header
-		rel  string
-		// onlyVar: may the /var layer hold it; later: may a later layer.
-		onlyVar, later bool
+		// entries of the /var layer: all but the last must pass.
+		entries []entry
+		ok      bool
 	}{
-		{"the var folder", dir(), "var", true, false},
-		{"a file in var", file(), "var/lib/db", true, false},
-		{"a folder in var", dir(), "var/lib", true, false},
-		{"a file outside var", file(), "usr/bin/x", false, true},
-		{"a name that starts like var", file(), "variant", false, true},
-		{"the root", dir(), "", false, true},
-		{"a file as var", file(), "var", false, false},
-		{"a whiteout in var", file(), "var/lib/.wh.db", false, false},
-		{"an opaque folder in var", file(), "var/lib/.wh..wh..opq", false, false},
-		{"a whiteout of var", file(), ".wh.var", false, false},
-		{"an opaque root", file(), ".wh..wh..opq", false, false},
-		{"a whiteout elsewhere", file(), "etc/.wh.x", false, true},
-		{"a hard link inside var", link("var/lib/a"), "var/lib/b", true, false},
-		{"a hard link from var out of it", link("usr/bin/x"), "var/lib/b", false, false},
-		{"a hard link into var", link("var/lib/a"), "usr/bin/b", false, false},
-		{"a hard link into var, ./-named", link("./var/lib/a"), "usr/bin/b", false, false},
+		{"the var folder first", []entry{dir("var")}, true},
+		{"files in listed folders", []entry{dir("var"), dir("var/lib"), file("var/lib/db")}, true},
+		{"a file right under var, var unlisted", []entry{file("var/x")}, true},
+		{"the var folder after another entry", []entry{file("var/x"), dir("var")}, false},
+		{"a file as var", []entry{file("var")}, false},
+		{"a file outside var", []entry{dir("var"), file("usr/bin/x")}, false},
+		{"a name that starts like var", []entry{file("variant")}, false},
+		{"the root", []entry{dir("")}, false},
+		{"an unlisted folder", []entry{dir("var"), file("var/lib/db")}, false},
+		{"through a symlink out of var", []entry{dir("var"), via("var/run/x", "run/x")}, false},
+		{"a whiteout", []entry{dir("var"), dir("var/lib"), file("var/lib/.wh.db")}, false},
+		{"an opaque folder", []entry{dir("var"), dir("var/lib"), file("var/lib/.wh..wh..opq")}, false},
+		{"a hard link to a file of the layer", []entry{dir("var"), file("var/a"), link("var/b", "var/a")}, true},
+		{"a hard link, ./-named", []entry{dir("var"), file("var/a"), link("var/b", "./var/a")}, true},
+		{"a hard link to a file of another layer", []entry{dir("var"), link("var/b", "var/a")}, false},
+		{"a hard link out of var", []entry{dir("var"), link("var/b", "usr/bin/x")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := onlyVar(tc.h, tc.rel)
-			if (err == nil) != tc.onlyVar || (err != nil && !errors.Is(err, errLayersInOrder)) {
-				t.Errorf("onlyVar(%q) = %v, want allowed %v", tc.rel, err, tc.onlyVar)
+			c := newVarLayerCheck()
+			var err error
+			for i, e := range tc.entries {
+				err = c.check(e.h, e.rel)
+				if i < len(tc.entries)-1 && err != nil {
+					t.Fatalf("check(%q) = %v before the entry tested", e.rel, err)
+				}
 			}
-			err = touchesVar(tc.h, tc.rel)
-			if (err == nil) != tc.later || (err != nil && !errors.Is(err, errLayersInOrder)) {
-				t.Errorf("touchesVar(%q) = %v, want allowed %v", tc.rel, err, tc.later)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
+				t.Errorf("the last entry: %v, want allowed %v", err, tc.ok)
+			}
+			select {
+			case <-c.first:
+			default:
+				t.Errorf("first is not closed after %d entries", len(tc.entries))
 			}
 		})
+	}
+	later := []struct {
+		name    string
+		entries []entry
+		ok      bool
+	}{
+		{"a file outside var", []entry{file("usr/bin/x")}, true},
+		{"the root", []entry{dir("")}, true},
+		{"a name that starts like var", []entry{file("variant")}, true},
+		{"a whiteout elsewhere", []entry{file("etc/.wh.x")}, true},
+		{"var itself", []entry{dir("var")}, false},
+		{"a file in var", []entry{file("var/lib/x")}, false},
+		{"named in var, resolved out of it", []entry{via("var/run/x", "run/x")}, false},
+		{"named out of var, resolved into it", []entry{via("opt/x", "var/opt/x")}, false},
+		{"a whiteout of var", []entry{file(".wh.var")}, false},
+		{"an opaque root", []entry{file(".wh..wh..opq")}, false},
+		{"a hard link to a file of a later layer", []entry{file("usr/a"), link("usr/b", "usr/a")}, true},
+		{"a hard link to a file of an earlier layer", []entry{link("usr/b", "usr/a")}, false},
+		{"a hard link into var", []entry{link("usr/b", "var/a")}, false},
+	}
+	for _, tc := range later {
+		t.Run("later/"+tc.name, func(t *testing.T) {
+			c := &laterLayersCheck{wrote: map[string]bool{}}
+			var err error
+			for i, e := range tc.entries {
+				err = c.check(e.h, e.rel)
+				if i < len(tc.entries)-1 && err != nil {
+					t.Fatalf("check(%q) = %v before the entry tested", e.rel, err)
+				}
+			}
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
+				t.Errorf("the last entry: %v, want allowed %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestVarLayerAgrees: the /var layer's own entry for /var must leave the
+// other layers' /var as it is, or the layers are applied in order.
+func TestVarLayerAgrees(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	for _, tc := range []struct {
+		name   string
+		varDir *tar.Header
+		noVar  bool
+		ok     bool
+	}{
+		{"no entry for /var", nil, false, true},
+		{"the same owner and mode", &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, Uid: uid, Gid: gid}, false, true},
+		{"another mode", &tar.Header{Typeflag: tar.TypeDir, Mode: 0o700, Uid: uid, Gid: gid}, false, false},
+		{"another owner", &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, Uid: uid + 1, Gid: gid}, false, false},
+		{"an xattr the other layers' /var lacks", &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, Uid: uid, Gid: gid,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.seedbuild-test": "x"}}, false, false},
+		{"the other layers have no /var", &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, Uid: uid, Gid: gid}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if !tc.noVar {
+				if err := os.Mkdir(filepath.Join(root, "var"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(filepath.Join(root, "var"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := &asideLayer{check: newVarLayerCheck(), done: make(chan struct{})}
+			a.check.varDir = tc.varDir
+			close(a.check.first)
+			err := a.agrees(root)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
+				t.Errorf("agrees() = %v, want agreeing %v", err, tc.ok)
+			}
+		})
+	}
+	// A failure of the aside unpack already known is said.
+	a := &asideLayer{check: newVarLayerCheck(), done: make(chan struct{}), err: errLayersInOrder}
+	close(a.done)
+	if err := a.agrees(t.TempDir()); !errors.Is(err, errLayersInOrder) {
+		t.Errorf("agrees() after the aside unpack failed = %v", err)
 	}
 }
 

@@ -26,12 +26,12 @@ func EachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 	return eachLayer(ctx, ref, sys, nil, Decompress, fn)
 }
 
-// ReadLayerBehind calls fn with the uncompressed tar stream of the
+// ReadLayerInBackground calls fn with the uncompressed tar stream of the
 // image's layer i (0 is the bottom one), as EachLayer would; the other
 // layers are not read. It is decompressed at a low priority
 // (gunzip.NewBackgroundReader): for a layer read beside others, which it
 // must not slow.
-func ReadLayerBehind(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, i int, fn func(layer io.Reader) error) error {
+func ReadLayerInBackground(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, i int, fn func(layer io.Reader) error) error {
 	seen := false
 	err := eachLayer(ctx, ref, sys, func(j int) bool { return j != i }, decompressBehind, func(_ int, layer io.Reader) error {
 		seen = true

@@ -64,8 +64,8 @@ func TestUnpackSkipLayerAndCheck(t *testing.T) {
 	}
 }
 
-// TestReadLayerBehind reads one layer, and only it.
-func TestReadLayerBehind(t *testing.T) {
+// TestReadLayerInBackground reads one layer, and only it.
+func TestReadLayerInBackground(t *testing.T) {
 	l0 := layerOf(t, entrySpec{name: "a", data: "0"})
 	l1 := layerOf(t, entrySpec{name: "b", data: "1"})
 	ctx := context.Background()
@@ -73,7 +73,7 @@ func TestReadLayerBehind(t *testing.T) {
 	// The first layer is corrupt: reading the second must not touch it.
 	ref := archiveRef(t, archiveOfLayers(true, l0, l1))
 	var names []string
-	err := ReadLayerBehind(ctx, ref, sys, 1, func(r io.Reader) error {
+	err := ReadLayerInBackground(ctx, ref, sys, 1, func(r io.Reader) error {
 		tr := tar.NewReader(r)
 		for {
 			h, err := tr.Next()
@@ -87,13 +87,13 @@ func TestReadLayerBehind(t *testing.T) {
 		}
 	})
 	if err != nil || !slices.Equal(names, []string{"b"}) {
-		t.Errorf("ReadLayerBehind(1) read %q, %v; want [b]", names, err)
+		t.Errorf("ReadLayerInBackground(1) read %q, %v; want [b]", names, err)
 	}
-	if err := ReadLayerBehind(ctx, ref, sys, 2, func(io.Reader) error { return nil }); err == nil {
-		t.Errorf("ReadLayerBehind(2) of a 2-layer image succeeded")
+	if err := ReadLayerInBackground(ctx, ref, sys, 2, func(io.Reader) error { return nil }); err == nil {
+		t.Errorf("ReadLayerInBackground(2) of a 2-layer image succeeded")
 	}
-	if err := ReadLayerBehind(ctx, ref, sys, 0, func(io.Reader) error { return nil }); err == nil {
-		t.Errorf("ReadLayerBehind(0) of a corrupt layer succeeded")
+	if err := ReadLayerInBackground(ctx, ref, sys, 0, func(io.Reader) error { return nil }); err == nil {
+		t.Errorf("ReadLayerInBackground(0) of a corrupt layer succeeded")
 	}
 }
 

@@ -124,6 +124,18 @@ func makeEmptyDest(dest string) error {
 // end. dest must be empty or absent. As Unpack, it writes regular files
 // with several workers.
 func UnpackDiff(ctx context.Context, layer io.Reader, dest, opaqueXattr string, o UnpackOptions) (Unpacked, error) {
+	return unpackOne(ctx, layer, dest, opaqueXattr, o)
+}
+
+// UnpackLayer applies one layer's tar stream to dest, which must be empty
+// or absent, as Unpack applies each layer (a whiteout there removes
+// nothing), and reads the stream to its end.
+func UnpackLayer(ctx context.Context, layer io.Reader, dest string, o UnpackOptions) (Unpacked, error) {
+	return unpackOne(ctx, layer, dest, "", o)
+}
+
+// unpackOne is UnpackDiff, or UnpackLayer where opaqueXattr is "".
+func unpackOne(ctx context.Context, layer io.Reader, dest, opaqueXattr string, o UnpackOptions) (Unpacked, error) {
 	if err := makeEmptyDest(dest); err != nil {
 		return Unpacked{}, err
 	}

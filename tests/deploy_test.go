@@ -211,7 +211,7 @@ func TestDeployVarLayerAside(t *testing.T) {
 	addToVarLayer(t, archive, sneaky, "usr/share/sneaky", "outside /var\n")
 	ctx := t.TempDir()
 	writeFiles(t, ctx, map[string]string{
-		"Containerfile": "FROM localhost/seed:native\nCOPY extra /var/lib/extra/file\nCOPY tool /usr/share/tool\n",
+		"Containerfile": "FROM localhost/seed:native\nCOPY extra /var/lib/extra/file\nCOPY extra /var/lib/kubelet/config.json\nCOPY tool /usr/share/tool\n",
 		"extra":         "from a later layer\n",
 		"tool":          "a tool\n",
 	})
@@ -239,14 +239,19 @@ func TestDeployVarLayerAside(t *testing.T) {
 			dep := deploymentDir(t, sys, "seed")
 			varDir := filepath.Join(sys, "ostree/deploy/seed/var")
 			for _, p := range []string{"lib/etcd/member/snap/db", "lib/kubelet/config.json", "home/core/notes.txt"} {
+				if tt.later && p == "lib/kubelet/config.json" {
+					continue // the later layer's
+				}
 				if got, want := readFile(t, filepath.Join(varDir, p)), readFile(t, filepath.Join(f.root, "var", p)); got != want {
 					t.Errorf("var/%s differs from the seed node's", p)
 				}
 			}
 			checkNodeEtc(t, f.root, filepath.Join(dep, "etc"))
 			if tt.later {
-				if got := readFile(t, filepath.Join(varDir, "lib/extra/file")); got != "from a later layer\n" {
-					t.Errorf("var/lib/extra/file = %q", got)
+				for _, p := range []string{"lib/extra/file", "lib/kubelet/config.json"} {
+					if got := readFile(t, filepath.Join(varDir, p)); got != "from a later layer\n" {
+						t.Errorf("var/%s = %q, want the later layer's", p, got)
+					}
 				}
 				if got := readFile(t, filepath.Join(dep, "usr/share/tool")); got != "a tool\n" {
 					t.Errorf("usr/share/tool = %q", got)

@@ -84,7 +84,7 @@ type Reader struct {
 }
 
 // NewReader starts decompressing r, on a thread whose priority is raised
-// (raisePriority).
+// (renice).
 func NewReader(r io.Reader) (*Reader, error) { return newReader(r, boost) }
 
 // NewBackgroundReader starts decompressing r on a thread whose priority is
@@ -92,18 +92,21 @@ func NewReader(r io.Reader) (*Reader, error) { return newReader(r, boost) }
 // more urgent one, which it must not slow.
 func NewBackgroundReader(r io.Reader) (*Reader, error) { return newReader(r, -boost) }
 
-func newReader(r io.Reader, boost int) (*Reader, error) {
+func newReader(r io.Reader, levels int) (*Reader, error) {
 	s := C.gunzip_new()
 	if s == nil {
 		return nil, errors.New("gunzip: zlib could not start a stream")
 	}
 	z := &Reader{pipe: aheadpipe.New(ahead), done: make(chan struct{})}
 	go func() {
-		// The thread is locked for good, so that its raised priority
-		// ends with it: a goroutine that exits locked ends its thread.
+		// The thread is locked for good: no other goroutine runs at its
+		// priority, and a goroutine that exits locked ends its thread
+		// (but the process's first, which is kept idle: hence the
+		// priority is also put back).
 		runtime.LockOSThread()
-		defer raisePriority(boost)()
 		defer close(z.done)
+		// Put back before Close returns (deferred calls run last first).
+		defer renice(levels)()
 		defer C.gunzip_free(s)
 		z.pipe.CloseWrite(inflate(s, r, z.pipe))
 	}()
@@ -184,8 +187,8 @@ func inflate(s *C.z_stream, r io.Reader, w io.Writer) error {
 // above the process's other threads, and NewBackgroundReader lowers it.
 const boost = 10
 
-// raisePriority raises the calling thread's priority by boost (lowers
-// it, for a negative boost) against the process's other threads, and
+// renice raises the calling thread's priority by levels nice levels
+// (lowers it, for a negative levels) against the process's other threads, and
 // returns what puts it back (a thread ended locked may be kept idle rather
 // than ended: the process's first). The thread must be locked to its
 // goroutine.
@@ -197,14 +200,14 @@ const boost = 10
 // zlib at the default priority and 5.2 to 6.3 s raised; making the writers
 // nicer instead did not help. Without the right to raise it (CAP_SYS_NICE,
 // as root has), the thread keeps its priority.
-func raisePriority(boost int) (restore func()) {
+func renice(levels int) (restore func()) {
 	// The raw syscall's value is 20 - nice.
 	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
 	if err != nil {
 		return func() {}
 	}
 	tid, nice := unix.Gettid(), 20-raw
-	if unix.Setpriority(unix.PRIO_PROCESS, tid, min(max(nice-boost, -20), 19)) != nil {
+	if unix.Setpriority(unix.PRIO_PROCESS, tid, min(max(nice-levels, -20), 19)) != nil {
 		return func() {}
 	}
 	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, nice) }

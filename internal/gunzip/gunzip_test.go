@@ -177,10 +177,11 @@ func threadNices(t *testing.T) map[string]int {
 	return nices
 }
 
-// TestDecompressionRunsRaised checks that the decompressing thread runs
-// at a priority raised by boost while it works, where the
-// process may raise priorities, and that no raised thread outlives Close.
-func TestDecompressionRunsRaised(t *testing.T) {
+// TestDecompressionPriority checks that the decompressing thread runs at
+// a priority raised (NewReader, where the process may raise it) or
+// lowered (NewBackgroundReader) by boost while it works, and that no such
+// thread outlives Close.
+func TestDecompressionPriority(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	base, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
@@ -188,37 +189,46 @@ func TestDecompressionRunsRaised(t *testing.T) {
 		t.Fatal(err)
 	}
 	nice := 20 - base
-	if unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice-1) != nil {
-		t.Skip("this process may not raise a thread's priority (no CAP_SYS_NICE)")
-	}
+	mayRaise := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice-1) == nil
 	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice)
-	raised := func() []string {
-		var got []string
-		for tid, n := range threadNices(t) {
-			if n < nice {
-				got = append(got, tid)
+	for _, tc := range []struct {
+		name  string
+		open  func(io.Reader) (*Reader, error)
+		want  int
+		raise bool
+	}{
+		{"raised", NewReader, max(nice-boost, -20), true},
+		{"lowered", NewBackgroundReader, min(nice+boost, 19), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.raise && !mayRaise {
+				t.Skip("this process may not raise a thread's priority (no CAP_SYS_NICE)")
 			}
-		}
-		return got
-	}
-	// More than the pipe holds, so the decompression waits on the reader.
-	z, err := NewReader(bytes.NewReader(gz(t, bytes.Repeat([]byte("seed"), 8<<20))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(raised()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := raised(); len(got) != 1 || threadNices(t)[got[0]] != max(nice-boost, -20) {
-		t.Errorf("raised threads while decompressing: %v (nices %v), want one at %d", got, threadNices(t), max(nice-boost, -20))
-	}
-	z.Close()
-	deadline = time.Now().Add(5 * time.Second)
-	for len(raised()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := raised(); len(got) > 0 {
-		t.Errorf("threads still raised after Close: %v", got)
+			changed := func() []string {
+				var got []string
+				for tid, n := range threadNices(t) {
+					if n != nice {
+						got = append(got, tid)
+					}
+				}
+				return got
+			}
+			// More than the pipe holds, so the decompression waits on the reader.
+			z, err := tc.open(bytes.NewReader(gz(t, bytes.Repeat([]byte("seed"), 8<<20))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(changed()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := changed(); len(got) != 1 || threadNices(t)[got[0]] != tc.want {
+				t.Errorf("threads at another priority while decompressing: %v (nices %v), want one at %d", got, threadNices(t), tc.want)
+			}
+			z.Close()
+			if got := changed(); len(got) > 0 {
+				t.Errorf("threads still at another priority after Close: %v", got)
+			}
+		})
 	}
 }
