@@ -223,7 +223,8 @@ func TestDeployVarLayerAside(t *testing.T) {
 	}{
 		{"localhost/seed:native", false, false},
 		{"localhost/seed:plusvar", true, true},
-		// Found only as the /var layer is moved in, late in the plan: the
+		// Found when the aside unpack reaches the file: before the plan,
+		// or, if later, at the move of the /var layer, after which the
 		// run is undone first.
 		{"oci-archive:" + sneaky, true, false},
 	} {
