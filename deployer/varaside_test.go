@@ -17,6 +17,23 @@ type entry struct {
 	rel string
 }
 
+// checkLast runs check over the entries, all but the last of which must
+// pass, and checks that the last passes when ok says, or else fails with
+// errLayersInOrder.
+func checkLast(t *testing.T, check func(*tar.Header, string) error, entries []entry, ok bool) {
+	t.Helper()
+	var err error
+	for i, e := range entries {
+		err = check(e.h, e.rel)
+		if i < len(entries)-1 && err != nil {
+			t.Fatalf("check(%q) = %v before the entry tested", e.rel, err)
+		}
+	}
+	if (err == nil) != ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
+		t.Errorf("the last entry: %v, want allowed %v", err, ok)
+	}
+}
+
 func TestVarLayerChecks(t *testing.T) {
 	dir := func(rel string) entry { return entry{&tar.Header{Typeflag: tar.TypeDir, Name: rel}, rel} }
 	file := func(rel string) entry { return entry{&tar.Header{Typeflag: tar.TypeReg, Name: rel}, rel} }
@@ -50,16 +67,7 @@ func TestVarLayerChecks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newVarLayerCheck()
-			var err error
-			for i, e := range tc.entries {
-				err = c.check(e.h, e.rel)
-				if i < len(tc.entries)-1 && err != nil {
-					t.Fatalf("check(%q) = %v before the entry tested", e.rel, err)
-				}
-			}
-			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
-				t.Errorf("the last entry: %v, want allowed %v", err, tc.ok)
-			}
+			checkLast(t, c.check, tc.entries, tc.ok)
 			select {
 			case <-c.first:
 			default:
@@ -89,16 +97,7 @@ func TestVarLayerChecks(t *testing.T) {
 	for _, tc := range later {
 		t.Run("later/"+tc.name, func(t *testing.T) {
 			c := &laterLayersCheck{wrote: map[string]bool{}}
-			var err error
-			for i, e := range tc.entries {
-				err = c.check(e.h, e.rel)
-				if i < len(tc.entries)-1 && err != nil {
-					t.Fatalf("check(%q) = %v before the entry tested", e.rel, err)
-				}
-			}
-			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, errLayersInOrder)) {
-				t.Errorf("the last entry: %v, want allowed %v", err, tc.ok)
-			}
+			checkLast(t, c.check, tc.entries, tc.ok)
 		})
 	}
 }
