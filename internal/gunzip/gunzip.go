@@ -196,9 +196,9 @@ const boost = 10
 // The decompression is the critical path of what reads a layer:
 // everything downstream waits on it, and the threads that write files and
 // hash them compete with it for the same cores. On a 2-core machine,
-// unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 7.2 s inside
-// zlib at the default priority and 5.2 to 6.3 s raised; making the writers
-// nicer instead did not help. Without the right to raise it (CAP_SYS_NICE,
+// unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 6.7 s inside
+// zlib at the default priority and 5.2 to 5.4 s raised (one run 6.9 s; 4
+// runs each, alternating); making the writers nicer instead did not help. Without the right to raise it (CAP_SYS_NICE,
 // as root has), the thread keeps its priority.
 func renice(levels int) (restore func()) {
 	// The raw syscall's value is 20 - nice.
