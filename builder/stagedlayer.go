@@ -118,7 +118,7 @@ func (d *stagedLayer) write(dest string, split *os.File) (drivers.DriverWithDiff
 	var rootMode *os.FileMode
 	_, err = seedimage.UnpackDiff(d.ctx, stream, dest, archive.GetOverlayXattrName("opaque"), seedimage.UnpackOptions{
 		OnEntry: func(h *tar.Header) {
-			if path.Clean("/"+h.Name) == "/" {
+			if seedimage.EntryPath(h.Name) == "" {
 				m := os.FileMode(h.Mode&0o777) | os.ModeDir
 				rootMode = &m
 			}

@@ -54,9 +54,6 @@ func varLayerIndex(desc *seedimage.Description) int {
 // inVar says whether rel (root-relative) is /var or under it.
 func inVar(rel string) bool { return rel == "var" || strings.HasPrefix(rel, "var/") }
 
-// tarPath is a tar entry's name as a root-relative path.
-func tarPath(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
-
 // varLayerCheck checks the entries of the /var layer, unpacked aside, in
 // their order: its first may be the folder /var itself; every other is a
 // file, folder or link under /var whose folder the layer lists, with no
@@ -91,7 +88,7 @@ func (c *varLayerCheck) check(h *tar.Header, rel string) error {
 		return fmt.Errorf("%w: it holds a whiteout, /%s", errLayersInOrder, rel)
 	case parent != "var" && !c.listed[parent]:
 		return fmt.Errorf("%w: it does not list /%s, the folder of /%s", errLayersInOrder, parent, rel)
-	case h.Typeflag == tar.TypeLink && !c.listed[tarPath(h.Linkname)]:
+	case h.Typeflag == tar.TypeLink && !c.listed[seedimage.EntryPath(h.Linkname)]:
 		return fmt.Errorf("%w: /%s is a hard link to /%s, which the layer does not hold", errLayersInOrder, rel, h.Linkname)
 	}
 	c.listed[rel] = true
@@ -107,10 +104,10 @@ type laterLayersCheck struct {
 }
 
 func (c *laterLayersCheck) check(h *tar.Header, rel string) error {
-	switch name := tarPath(h.Name); {
+	switch name := seedimage.EntryPath(h.Name); {
 	case inVar(rel), inVar(name), rel == ".wh.var", rel == ".wh..wh..opq":
 		return fmt.Errorf("%w: a later layer has /%s", errLayersInOrder, name)
-	case h.Typeflag == tar.TypeLink && !c.wrote[tarPath(h.Linkname)]:
+	case h.Typeflag == tar.TypeLink && !c.wrote[seedimage.EntryPath(h.Linkname)]:
 		return fmt.Errorf("%w: a later layer has /%s, a hard link to /%s, which it did not write", errLayersInOrder, name, h.Linkname)
 	}
 	c.wrote[rel] = true

@@ -43,6 +43,11 @@ func ReadLayerInBackground(ctx context.Context, ref types.ImageReference, sys *t
 	return err
 }
 
+// EntryPath is a tar entry's name (or hard link target) as a path
+// relative to the root: cleaned, with no leading "./" or "/", and "" for
+// the root itself.
+func EntryPath(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
+
 // eachLayer is EachLayer leaving out the layers skip says (nil: none),
 // which are not even fetched, and decompressing with decompress.
 func eachLayer(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, skip func(i int) bool,
@@ -167,7 +172,7 @@ func (a *hashAside) finish() {
 // For copies out of an image that containers-storage holds: it unpacks
 // files without their labels.
 func LabelsUnder(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, dir string) (map[string]string, error) {
-	dir = strings.Trim(path.Clean("/"+dir), "/")
+	dir = EntryPath(dir)
 	found := map[string]string{}
 	err := eachEntry(ctx, ref, sys, func(p string, self bool) { removeUnder(found, p, self) },
 		func(name string, h *tar.Header, _ io.Reader) error {
@@ -222,7 +227,7 @@ func eachEntry(ctx context.Context, ref types.ImageReference, sys *types.SystemC
 			if err != nil {
 				return err
 			}
-			name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+			name := EntryPath(h.Name)
 			dir, base := path.Split(name)
 			if base == ".wh..wh..opq" {
 				remove(strings.TrimSuffix(dir, "/"), false)

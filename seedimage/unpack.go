@@ -356,7 +356,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	if u.o.OnEntry != nil {
 		u.o.OnEntry(h)
 	}
-	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+	name := EntryPath(h.Name)
 	if name == "" {
 		// The root itself: its metadata, as a folder's.
 		if err := u.check(h, ""); err != nil {
@@ -458,7 +458,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		if err := u.wait(); err != nil {
 			return err
 		}
-		linkDir, linkBase := path.Split(strings.TrimPrefix(path.Clean("/"+h.Linkname), "/"))
+		linkDir, linkBase := path.Split(EntryPath(h.Linkname))
 		targetDir, err := u.resolveDir(strings.TrimSuffix(linkDir, "/"))
 		if err != nil {
 			return err

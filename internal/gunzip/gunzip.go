@@ -188,8 +188,8 @@ func inflate(s *C.z_stream, r io.Reader, w io.Writer) error {
 const boost = 10
 
 // renice raises the calling thread's priority by levels nice levels
-// (lowers it, for a negative levels) against the process's other threads, and
-// returns what puts it back (a thread ended locked may be kept idle rather
+// (lowers it, for a negative levels) against the process's other threads,
+// and returns what puts it back (a thread ended locked may be kept idle rather
 // than ended: the process's first). The thread must be locked to its
 // goroutine.
 //
@@ -198,8 +198,9 @@ const boost = 10
 // hash them compete with it for the same cores. On a 2-core machine,
 // unpacking an RHCOS-sized OS layer (1.65 GB) spent 6.0 to 6.7 s inside
 // zlib at the default priority and 5.2 to 5.4 s raised (one run 6.9 s; 4
-// runs each, alternating); making the writers nicer instead did not help. Without the right to raise it (CAP_SYS_NICE,
-// as root has), the thread keeps its priority.
+// runs each, alternating); making the writers nicer instead did not help.
+// Without the right to raise it (CAP_SYS_NICE, as root has), the thread
+// keeps its priority.
 func renice(levels int) (restore func()) {
 	// The raw syscall's value is 20 - nice.
 	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
