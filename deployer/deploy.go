@@ -29,8 +29,11 @@ type Config struct {
 	Options
 	// Image is the seed, in any transport.
 	Image types.ImageReference
-	// Store is local containers-storage; the seed is pulled into it.
+	// Store is local containers-storage. The bootc and ostree-ext methods
+	// need the seed there: it is pulled into it when it is not, and taken
+	// out again after the deploy unless KeepImage is set.
 	Store         storage.Store
+	KeepImage     bool
 	SystemContext *types.SystemContext
 	Policy        *signature.PolicyContext
 	// Retry applies to pulling the seed.
@@ -63,6 +66,9 @@ type Result struct {
 	Deployment string    `json:"deployment,omitempty"`
 	Checksum   string    `json:"checksum,omitempty"`
 	BootEntry  string    `json:"boot_entry,omitempty"`
+	// RemovedImage says what was taken out of containers-storage after
+	// the deploy: the seed, pulled for it (see Config.KeepImage).
+	RemovedImage string `json:"removed_image,omitempty"`
 }
 
 // Deploy installs the seed into a new stateroot, in stages that each make
@@ -124,12 +130,17 @@ func Deploy(ctx context.Context, cfg Config) (*Result, error) {
 
 // deployOnce materialises the seed, checks the host and the seed, plans,
 // and runs the plan.
-func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, labelOnly SeedFacts, route route) (*Result, error) {
+func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, labelOnly SeedFacts, route route) (res *Result, err error) {
 	seed, m, err := materialise(ctx, cfg, desc, labelOnly, route)
 	if err != nil {
 		return nil, err
 	}
-	defer m.release()
+	defer func() {
+		m.release()
+		if res != nil && m.removed != nil {
+			res.RemovedImage = *m.removed
+		}
+	}()
 	ex := newExecutor(cfg, m)
 	host := GatherHost(ctx, cfg.Host, cfg.Sysroot, route.ping, route.ostreeExt)
 	host.PodmanURL = cfg.PodmanURL
@@ -137,7 +148,7 @@ func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, la
 		return nil, &PreflightError{Problems: problems}
 	}
 	plan := NewPlan(host, seed, cfg.Options)
-	res := &Result{Kind: desc.Kind, Plan: plan, Host: host, Seed: seed}
+	res = &Result{Kind: desc.Kind, Plan: plan, Host: host, Seed: seed}
 	if cfg.Events != nil {
 		cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Deploying the %s seed with the %s method: %s", desc.Kind, plan.Method, plan.Reason)})
 	}
@@ -317,7 +328,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		return seed, m, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
-		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log})
+		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log, Transient: !cfg.KeepImage})
 	if err != nil {
 		return seed, none, err
 	}
@@ -326,17 +337,27 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		seed.Size = size
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)
-	m := materialised{root: mnt.Path, release: func() { mnt.Release() }}
+	m := materialised{root: mnt.Path, removed: new(string)}
+	m.release = func() {
+		removed, err := mnt.Release()
+		if err != nil {
+			fmt.Fprintf(cfg.Log, "Warning: %v\n", err)
+		}
+		if *m.removed = removed; removed != "" && cfg.Events != nil {
+			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Took %s out of local storage again: this deploy pulled it (--keep-image keeps it)", removed)})
+		}
+	}
 	if seed.Kind == labels.Native {
 		// containers-storage unpacked the files without their labels: the
 		// /etc apply takes them from the layers.
 		file, err := saveImageLabels(ctx, cfg, mnt.Ref)
 		if err != nil {
-			mnt.Release()
+			m.release()
 			return seed, none, err
 		}
 		m.labels = file
-		m.release = func() { mnt.Release(); os.Remove(file) }
+		release := m.release
+		m.release = func() { release(); os.Remove(file) }
 	}
 	return seed, m, nil
 }
@@ -368,6 +389,9 @@ type materialised struct {
 	aside *asideLayer
 	// release removes what materialise made.
 	release func()
+	// removed says, once released, what release took out of
+	// containers-storage (see Config.KeepImage); nil on the unpack route.
+	removed *string
 }
 
 // saveImageLabels writes the SELinux labels of the seed's /etc files, as

@@ -19,7 +19,7 @@ type deployOptions struct {
 	stateroot, sysroot, method, podmanURL, facts string
 	kargs                                        []string
 	notAsDefault, dryRun, asJSON, force, quiet   bool
-	noIBUKarg, allowXattrLoss                    bool
+	noIBUKarg, allowXattrLoss, keepImage         bool
 }
 
 // Validate checks the flags on their face.
@@ -95,6 +95,7 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 	f.StringVar(&o.facts, "facts", "", "target facts JSON (seedbuild facts --json); refuse an incompatible seed")
 	f.BoolVar(&o.noIBUKarg, "no-ibu-karg", false, "leave out the ibu=<seed OCP version> kernel argument")
 	f.BoolVar(&o.allowXattrLoss, "allow-xattr-loss", false, "go on, with a warning, when the sysroot refuses an xattr (an SELinux label) of the seed's /var or /etc; by default the deploy fails and names the path")
+	f.BoolVar(&o.keepImage, "keep-image", false, "keep the seed in local containers-storage after a bootc or ostree-ext deploy that pulled it there; by default it is taken out again")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no progress")
 	o.registryFlags.add(cmd)
 	return cmd
@@ -112,7 +113,7 @@ func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image strin
 	cfg := deployer.Config{
 		Options: deployer.Options{Stateroot: o.stateroot, Sysroot: o.sysroot, Method: method, Kargs: o.kargs,
 			NotAsDefault: o.notAsDefault, Force: o.force, NoIBUKarg: o.noIBUKarg, AllowXattrLoss: o.allowXattrLoss},
-		PodmanURL: o.podmanURL, DryRun: o.dryRun, Retry: o.retries(), TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
+		PodmanURL: o.podmanURL, DryRun: o.dryRun, KeepImage: o.keepImage, Retry: o.retries(), TempDir: os.Getenv("TMPDIR"), Log: g.stderr,
 		Host: g.host,
 	}
 	if o.quiet {

@@ -1,6 +1,8 @@
 // Package localimage gets images into local containers-storage and mounts
 // them through storage containers of seedbuild's own, which a later run
-// removes when the run that made them was killed.
+// removes when the run that made them was killed. An image pulled only for
+// the mount can be taken out of the store again when the mount is released
+// (Source.Transient), leaving the store's images and names as they were.
 package localimage
 
 import (
@@ -8,9 +10,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/seedbuild/seedbuild/imageref"
@@ -28,16 +32,17 @@ import (
 const containerPrefix = "seedbuild-mount-"
 
 // ensure makes sure the image is in store, pulling it when it is not, and
-// returns its storage reference and ID. d is the image's description, for
+// returns its storage reference and ID, and what the pull changed in the
+// store (nil when nothing was pulled). d is the image's description, for
 // messages and for naming a pulled image that has no name of its own.
 func ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
-	sys *types.SystemContext, pc *signature.PolicyContext, r imageref.Retry, progress io.Writer) (types.ImageReference, string, error) {
+	sys *types.SystemContext, pc *signature.PolicyContext, r imageref.Retry, progress io.Writer) (types.ImageReference, string, *pull, error) {
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
 		if err != nil {
-			return nil, "", fmt.Errorf("finding %q in local storage: %w", d.Image, err)
+			return nil, "", nil, fmt.Errorf("finding %q in local storage: %w", d.Image, err)
 		}
-		return ref, img.ID, nil
+		return ref, img.ID, nil, nil
 	}
 	name := "localhost/seedbuild-seed:" + strings.TrimPrefix(d.Digest, "sha256:")[:16]
 	if named := ref.DockerReference(); named != nil {
@@ -45,17 +50,89 @@ func ensure(ctx context.Context, store storage.Store, ref types.ImageReference, 
 	}
 	dest, err := istorage.Transport.ParseStoreReference(store, name)
 	if err != nil {
-		return nil, "", fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
+		return nil, "", nil, fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
+	}
+	before, err := store.Images()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("listing the images in local storage: %w", err)
 	}
 	fmt.Fprintf(progress, "Pulling %s into local storage as %s\n", d.Image, name)
 	if _, err := imageref.CopyImage(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress}, r); err != nil {
-		return nil, "", fmt.Errorf("pulling %q: %w", d.Image, err)
+		return nil, "", nil, fmt.Errorf("pulling %q: %w", d.Image, err)
 	}
 	img, err := istorage.Transport.GetStoreImage(store, dest)
 	if err != nil {
-		return nil, "", fmt.Errorf("finding the pulled %q: %w", name, err)
+		return nil, "", nil, fmt.Errorf("finding the pulled %q: %w", name, err)
 	}
-	return dest, img.ID, nil
+	return dest, img.ID, newPull(img.ID, name, before), nil
+}
+
+// pull is what a pull changed in the store, so that it can be taken back:
+// the image, and the name it was pulled under.
+type pull struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Existed says the image was in the store before, with NamesBefore.
+	Existed     bool     `json:"existed,omitempty"`
+	NamesBefore []string `json:"names_before,omitempty"`
+	// Holder is the image that held Name before the pull, if another.
+	Holder string `json:"holder,omitempty"`
+}
+
+// newPull records the pull of image id under name into a store that held
+// the images before.
+func newPull(id, name string, before []storage.Image) *pull {
+	p := &pull{ID: id, Name: name}
+	for _, img := range before {
+		if img.ID == id {
+			p.Existed, p.NamesBefore = true, img.Names
+		} else if slices.Contains(img.Names, name) {
+			p.Holder = img.ID
+		}
+	}
+	return p
+}
+
+// String says what undo takes out of the store.
+func (p *pull) String() string {
+	if p.Existed {
+		return fmt.Sprintf("the name %s, which the pull gave image %s", p.Name, p.ID[:12])
+	}
+	return fmt.Sprintf("image %s (%s)", p.Name, p.ID[:12])
+}
+
+// undo takes the pull back: it deletes an image that was not in the store
+// before (with the layers no other image uses), or takes off the names the
+// pull gave an image that was, and gives the name back to the image that
+// held it before.
+func (p *pull) undo(store storage.Store) error {
+	if p.Existed {
+		img, err := store.Image(p.ID)
+		if err != nil {
+			return fmt.Errorf("finding image %s: %w", p.ID, err)
+		}
+		var added []string
+		for _, n := range img.Names {
+			if !slices.Contains(p.NamesBefore, n) {
+				added = append(added, n)
+			}
+		}
+		if len(added) > 0 {
+			if err := store.RemoveNames(p.ID, added); err != nil {
+				return fmt.Errorf("removing the names %q from image %s: %w", added, p.ID, err)
+			}
+		}
+	} else if _, err := store.DeleteImage(p.ID, true); err != nil && !errors.Is(err, storage.ErrImageUnknown) {
+		return fmt.Errorf("removing image %s (%s): %w", p.ID, p.Name, err)
+	}
+	if p.Holder != "" {
+		if _, err := store.Image(p.Holder); err == nil {
+			if err := store.AddNames(p.Holder, []string{p.Name}); err != nil {
+				return fmt.Errorf("giving the name %s back to image %s: %w", p.Name, p.Holder, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Source is an image to mount: where it is, what it is, and how to pull it
@@ -68,21 +145,34 @@ type Source struct {
 	Retry         imageref.Retry
 	// Progress receives the pull's progress.
 	Progress io.Writer
+	// Transient asks for the image to be taken out of the store again
+	// when it is released, if EnsureMounted pulled it: the store's images
+	// and names are left as they were before. A run killed before then
+	// has it taken out by RemoveStaleContainers.
+	Transient bool
 }
 
 // EnsureMounted is the one way seedbuild mounts an image (a seed for
 // deploy, any image for lint): pulled into store when it is not there,
 // then mounted. The Mounted's Ref and ImageID name the local copy.
 func EnsureMounted(ctx context.Context, store storage.Store, s Source) (*Mounted, error) {
-	local, id, err := ensure(ctx, store, s.Ref, s.Description, s.SystemContext, s.Policy, s.Retry, s.Progress)
+	local, id, p, err := ensure(ctx, store, s.Ref, s.Description, s.SystemContext, s.Policy, s.Retry, s.Progress)
 	if err != nil {
 		return nil, err
 	}
-	m, err := mount(store, id)
+	if !s.Transient {
+		p = nil
+	}
+	// The pull is recorded with the mount's container, which a later run
+	// finds if this one is killed.
+	m, err := mount(store, id, p)
 	if err != nil {
+		if p != nil {
+			err = errors.Join(err, p.undo(store))
+		}
 		return nil, err
 	}
-	m.Ref, m.ImageID = local, id
+	m.Ref, m.ImageID, m.pull = local, id, p
 	return m, nil
 }
 
@@ -94,16 +184,28 @@ type Mounted struct {
 	ImageID     string
 	store       storage.Store
 	containerID string
+	// pull is the pull that Release takes back (Source.Transient), or nil.
+	pull *pull
 	// Path is where the image's root filesystem is.
 	Path string
 }
 
+// mountRecord is the metadata of a mount's container.
+type mountRecord struct {
+	PID int `json:"pid"`
+	// Pull is the pull to take back with the container, or nil.
+	Pull *pull `json:"pull,omitempty"`
+}
+
 // mount mounts the image's root filesystem.
-func mount(store storage.Store, imageID string) (*Mounted, error) {
+func mount(store storage.Store, imageID string, p *pull) (*Mounted, error) {
 	var b [6]byte
 	rand.Read(b[:])
-	meta := fmt.Sprintf(`{"pid":%d}`, os.Getpid())
-	c, err := store.CreateContainer("", []string{containerPrefix + hex.EncodeToString(b[:])}, imageID, "", meta, nil)
+	meta, err := json.Marshal(mountRecord{PID: os.Getpid(), Pull: p})
+	if err != nil {
+		return nil, err
+	}
+	c, err := store.CreateContainer("", []string{containerPrefix + hex.EncodeToString(b[:])}, imageID, "", string(meta), nil)
 	if err != nil {
 		return nil, fmt.Errorf("making a container to mount image %s: %w", imageID, err)
 	}
@@ -115,15 +217,23 @@ func mount(store storage.Store, imageID string) (*Mounted, error) {
 	return &Mounted{store: store, containerID: c.ID, Path: mnt}, nil
 }
 
-// Release unmounts the image and removes its container.
-func (m *Mounted) Release() error {
+// Release unmounts the image and removes its container, and takes back
+// the pull of a Transient source. It says what it took out of the store
+// ("" for nothing).
+func (m *Mounted) Release() (removed string, err error) {
 	if _, err := m.store.Unmount(m.containerID, true); err != nil {
-		return fmt.Errorf("unmounting the image: %w", err)
+		return "", fmt.Errorf("unmounting the image: %w", err)
 	}
 	if err := m.store.DeleteContainer(m.containerID); err != nil {
-		return fmt.Errorf("removing the image's container: %w", err)
+		return "", fmt.Errorf("removing the image's container: %w", err)
 	}
-	return nil
+	if m.pull == nil {
+		return "", nil
+	}
+	if err := m.pull.undo(m.store); err != nil {
+		return "", fmt.Errorf("taking the pulled image out of local storage again: %w", err)
+	}
+	return m.pull.String(), nil
 }
 
 // RemoveStaleContainers removes the mount containers of seedbuild runs
@@ -138,15 +248,22 @@ func RemoveStaleContainers(store storage.Store, w io.Writer) {
 			if !strings.HasPrefix(n, containerPrefix) {
 				continue
 			}
-			var meta struct {
-				PID int `json:"pid"`
-			}
+			var meta mountRecord
 			if json.Unmarshal([]byte(c.Metadata), &meta) == nil && meta.PID > 0 && scratch.Alive(meta.PID) {
 				continue
 			}
 			store.Unmount(c.ID, true)
-			if err := store.DeleteContainer(c.ID); err == nil {
-				fmt.Fprintf(w, "Removed container %s, left by an interrupted seedbuild run\n", n)
+			if err := store.DeleteContainer(c.ID); err != nil {
+				continue
+			}
+			fmt.Fprintf(w, "Removed container %s, left by an interrupted seedbuild run\n", n)
+			if meta.Pull == nil {
+				continue
+			}
+			if err := meta.Pull.undo(store); err != nil {
+				fmt.Fprintf(w, "Warning: %v\n", err)
+			} else {
+				fmt.Fprintf(w, "Took %s out of local storage: an interrupted seedbuild run pulled it\n", meta.Pull)
 			}
 		}
 	}
