@@ -503,6 +503,50 @@ func TestDeployOstreeExt(t *testing.T) {
 	if refs := sh(t, nil, "ostree", "refs", "--repo="+filepath.Join(sys, "ostree/repo"), "ostree/container/image"); refs == "" {
 		t.Errorf("no ostree/container/image ref after the ostree-ext deploy")
 	}
+	checkPulledSeedTakenOut(t, st, "localhost/seed:ext", env, "--method", "ostree-ext")
+}
+
+// checkPulledSeedTakenOut deploys image, in st, from an oci-archive that
+// st does not hold, with the extra flags: the deploy pulls it into st, and
+// takes it out again after; with --keep-image the pulled image stays.
+func checkPulledSeedTakenOut(t *testing.T, st store, image string, env []string, extra ...string) {
+	t.Helper()
+	archive := filepath.Join(t.TempDir(), "seed.tar")
+	mustSeedbuild(t, st.flags("push", "-q", image, "oci-archive:"+archive)...)
+	st.buildah(t, "rmi", image)
+	images := func() string { return st.buildah(t, "images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Name}}:{{.Tag}}") }
+	before := images()
+	deploy := func(stateroot string, more ...string) result {
+		args := append([]string{"deploy", "oci-archive:" + archive, "--stateroot", stateroot, "--sysroot", newSysroot(t)}, extra...)
+		r := seedbuild(t, env, st.flags(append(args, more...)...)...)
+		if r.code != 0 {
+			t.Fatalf("deploy of the seed from an oci-archive: %s", r)
+		}
+		return r
+	}
+	r := deploy("pulled", "--json")
+	var res struct {
+		Seed struct {
+			ImageID string `json:"image_id"`
+		} `json:"seed"`
+		RemovedImage string `json:"removed_image"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("deploy --json: %v\n%s", err, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "Pulling oci-archive:") || !strings.Contains(r.stderr, "out of local storage again: this deploy pulled it") || res.RemovedImage == "" {
+		t.Errorf("the deploy from an oci-archive did not say it pulled the seed and took it out again (removed_image %q): %s", res.RemovedImage, r)
+	}
+	if after := images(); after != before {
+		t.Errorf("images after the deploy:\n%s\nwant them as before it:\n%s", after, before)
+	}
+	r = deploy("kept", "--keep-image")
+	if strings.Contains(r.stderr, "out of local storage again") {
+		t.Errorf("deploy --keep-image said it took the seed out: %s", r)
+	}
+	if after := images(); after == before || !strings.Contains(after, res.Seed.ImageID) {
+		t.Errorf("images after deploy --keep-image:\n%s\nwant the pulled seed %s added to:\n%s", after, res.Seed.ImageID, before)
+	}
 }
 
 // ostreeExtEnv is the environment for runs of the ostree-ext method: none

@@ -200,6 +200,9 @@ func TestDeployBootcThroughPodman(t *testing.T) {
 	if after := status(t, sys); after == before {
 		t.Errorf("the sysroot did not change")
 	}
+	// The seed's image must be out of the store after the bootc
+	// container that ran from it is gone.
+	checkPulledSeedTakenOut(t, st, "localhost/seed:bootc", nil, "--podman-url", url)
 }
 
 func containsString(list []string, s string) bool {
