@@ -55,6 +55,12 @@ Methods (--method auto picks the first that can run):
 Classic (FROM scratch) seeds are deployed from their ostree.tgz, as the
 upstream agent does.
 
+bootc and ostree-ext read the seed from local containers-storage. A seed
+that is not there is pulled into it, and taken out again when the deploy
+is over, leaving the store's images and names as they were (--keep-image
+keeps it). The ostree method unpacks the layers straight onto the
+sysroot, and leaves nothing in containers-storage.
+
 For native seeds every method ends by laying the seed's /etc state into the
 new deployment's /etc, so its /usr/etc stays the OS image's.`,
 		Example: `  seedbuild deploy localhost/seed:4.20 --stateroot rhcos-4.20 --dry-run
