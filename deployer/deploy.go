@@ -30,9 +30,10 @@ type Config struct {
 	// Image is the seed, in any transport.
 	Image types.ImageReference
 	// Store is local containers-storage. The bootc and ostree-ext methods
-	// need the seed there: it is pulled into it when it is not, and taken
-	// out again after the deploy unless KeepImage is set.
-	Store         storage.Store
+	// need the seed there, and it is pulled into it when it is not.
+	Store storage.Store
+	// KeepImage keeps a seed pulled into Store there after the deploy; by
+	// default the pull is taken back (localimage.Source.Transient).
 	KeepImage     bool
 	SystemContext *types.SystemContext
 	Policy        *signature.PolicyContext
