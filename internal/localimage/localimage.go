@@ -80,7 +80,8 @@ type pull struct {
 }
 
 // newPull records the pull of image id under name into a store that held
-// the images before.
+// the images before; nil when the store held it under that name already,
+// and the pull changed nothing.
 func newPull(id, name string, before []storage.Image) *pull {
 	p := &pull{ID: id, Name: name}
 	for _, img := range before {
@@ -89,6 +90,9 @@ func newPull(id, name string, before []storage.Image) *pull {
 		} else if slices.Contains(img.Names, name) {
 			p.Holder = img.ID
 		}
+	}
+	if p.Existed && slices.Contains(p.NamesBefore, name) {
+		return nil
 	}
 	return p
 }
@@ -193,15 +197,27 @@ type Mounted struct {
 // mountRecord is the metadata of a mount's container.
 type mountRecord struct {
 	PID int `json:"pid"`
+	// Stamp names the run across reboots (scratch.Stamp): after a power
+	// cut its pid may be another process's. Older runs wrote none.
+	Stamp string `json:"stamp,omitempty"`
 	// Pull is the pull to take back with the container, or nil.
 	Pull *pull `json:"pull,omitempty"`
+}
+
+// alive says whether the run that made the container still runs.
+func (r mountRecord) alive() bool {
+	if r.Stamp != "" {
+		_, alive := scratch.StampAlive(r.Stamp)
+		return alive
+	}
+	return r.PID > 0 && scratch.Alive(r.PID)
 }
 
 // mount mounts the image's root filesystem.
 func mount(store storage.Store, imageID string, p *pull) (*Mounted, error) {
 	var b [6]byte
 	rand.Read(b[:])
-	meta, err := json.Marshal(mountRecord{PID: os.Getpid(), Pull: p})
+	meta, err := json.Marshal(mountRecord{PID: os.Getpid(), Stamp: scratch.Stamp(), Pull: p})
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +265,7 @@ func RemoveStaleContainers(store storage.Store, w io.Writer) {
 				continue
 			}
 			var meta mountRecord
-			if json.Unmarshal([]byte(c.Metadata), &meta) == nil && meta.PID > 0 && scratch.Alive(meta.PID) {
+			if json.Unmarshal([]byte(c.Metadata), &meta) == nil && meta.alive() {
 				continue
 			}
 			store.Unmount(c.ID, true)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	imgspec "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"go.podman.io/image/v5/copy"
 	ocilayout "go.podman.io/image/v5/oci/layout"
@@ -143,19 +145,34 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 		// before fills the store before the mount.
 		before    func(t *testing.T, store storage.Store, seed types.ImageReference)
 		transient bool
-		killed    bool
+		// killed, when set, makes the mount look left by a run that
+		// ended: it gives the pid and stamp to record.
+		killed func() (int, string)
 		// kept says the pulled image stays, under the seed's name.
 		kept bool
+		// unchanged says the pull changed nothing, and Release takes
+		// nothing out.
+		unchanged bool
 	}{
 		{name: "not there before", transient: true},
 		{name: "there before under another name", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, seed, "localhost/mine:1")
 		}},
+		{name: "there before under its name", transient: true, unchanged: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
+			pullTo(t, store, seed, digestName(seed))
+		}},
 		{name: "its name on another image before", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, ociImage(t, "other"), digestName(seed))
 		}},
 		{name: "kept", transient: false, kept: true},
-		{name: "killed run", transient: true, killed: true},
+		{name: "killed run", transient: true, killed: func() (int, string) {
+			pid := deadPID(t)
+			return pid, fmt.Sprintf("%d %s", pid, scratch.BootID())
+		}},
+		// After a power cut, its pid may be a live process's.
+		{name: "run of an earlier boot", transient: true, killed: func() (int, string) {
+			return os.Getpid(), fmt.Sprintf("%d 00000000", os.Getpid())
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			store := testStore(t)
@@ -176,19 +193,19 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 			if data, err := os.ReadFile(filepath.Join(m.Path, "f")); err != nil || string(data) != "seed" {
 				t.Fatalf("the mounted seed's f = %q (%v), want seed", data, err)
 			}
-			if c.killed {
+			if c.killed != nil {
 				// As a killed run leaves it: the container, its metadata
-				// naming a pid that no longer runs.
-				c, err := store.Container(m.containerID)
+				// naming a run that ended.
+				ctr, err := store.Container(m.containerID)
 				if err != nil {
 					t.Fatal(err)
 				}
 				var rec mountRecord
-				json.Unmarshal([]byte(c.Metadata), &rec)
-				if rec.Pull == nil {
-					t.Fatalf("the mount container's metadata %s records no pull", c.Metadata)
+				json.Unmarshal([]byte(ctr.Metadata), &rec)
+				if rec.Pull == nil || rec.Stamp != scratch.Stamp() {
+					t.Fatalf("the mount container's metadata %s records no pull, or not this run's stamp", ctr.Metadata)
 				}
-				rec.PID = deadPID(t)
+				rec.PID, rec.Stamp = c.killed()
 				meta, _ := json.Marshal(rec)
 				if err := store.SetMetadata(m.containerID, string(meta)); err != nil {
 					t.Fatal(err)
@@ -203,8 +220,8 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if (removed == "") != c.kept {
-					t.Errorf("Release took out %q; want something taken out: %v", removed, !c.kept)
+				if (removed == "") != (c.kept || c.unchanged) {
+					t.Errorf("Release took out %q; want something taken out: %v", removed, !c.kept && !c.unchanged)
 				}
 			}
 			got := images(t, store)
@@ -231,4 +248,3 @@ func deadPID(t *testing.T) int {
 	p.Wait()
 	return p.Pid
 }
-
