@@ -514,7 +514,9 @@ func checkPulledSeedTakenOut(t *testing.T, st store, image string, env []string,
 	archive := filepath.Join(t.TempDir(), "seed.tar")
 	mustSeedbuild(t, st.flags("push", "-q", image, "oci-archive:"+archive)...)
 	st.buildah(t, "rmi", image)
-	images := func() string { return st.buildah(t, "images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Name}}:{{.Tag}}") }
+	images := func() string {
+		return st.buildah(t, "images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Name}}:{{.Tag}}")
+	}
 	before := images()
 	deploy := func(stateroot string, more ...string) result {
 		args := append([]string{"deploy", "oci-archive:" + archive, "--stateroot", stateroot, "--sysroot", newSysroot(t)}, extra...)
