@@ -67,8 +67,8 @@ type Result struct {
 	Deployment string    `json:"deployment,omitempty"`
 	Checksum   string    `json:"checksum,omitempty"`
 	BootEntry  string    `json:"boot_entry,omitempty"`
-	// RemovedImage says what was taken out of containers-storage after
-	// the deploy: the seed, pulled for it (see Config.KeepImage).
+	// RemovedImage names the seed's image, pulled into containers-storage
+	// for the deploy and deleted after it (see Config.KeepImage).
 	RemovedImage string `json:"removed_image,omitempty"`
 }
 
@@ -250,7 +250,7 @@ func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 
 // materialise makes the seed's root file system readable on the host, by
 // its route, and reads the seed's facts from it. release removes what it
-// made (the unpacked root; the mount, not the pulled image).
+// made (the unpacked root; the mount, and the pull unless KeepImage).
 func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, materialised, error) {
 	var none materialised
 	if r.unpack {
@@ -340,12 +340,18 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 	readSeedFiles(dirTree(mnt.Path), &seed)
 	m := materialised{root: mnt.Path, removed: new(string)}
 	m.release = func() {
-		removed, err := mnt.Release()
+		undone, err := mnt.Release()
 		if err != nil {
 			fmt.Fprintf(cfg.Log, "Warning: %v\n", err)
 		}
-		if *m.removed = removed; removed != "" && cfg.Events != nil {
-			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Took %s out of local storage again: this deploy pulled it (--keep-image keeps it)", removed)})
+		if undone == nil {
+			return
+		}
+		if undone.Deleted {
+			*m.removed = undone.Name
+		}
+		if cfg.Events != nil {
+			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Took %s out of local storage again: this deploy pulled it (--keep-image keeps it)", undone)})
 		}
 	}
 	if seed.Kind == labels.Native {
@@ -390,8 +396,9 @@ type materialised struct {
 	aside *asideLayer
 	// release removes what materialise made.
 	release func()
-	// removed says, once released, what release took out of
-	// containers-storage (see Config.KeepImage); nil on the unpack route.
+	// removed names, once released, the pulled image that release
+	// deleted from containers-storage (see Config.KeepImage); nil on the
+	// unpack route.
 	removed *string
 }
 

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/seedbuild/seedbuild/imageref"
@@ -32,11 +33,12 @@ import (
 const containerPrefix = "seedbuild-mount-"
 
 // ensure makes sure the image is in store, pulling it when it is not, and
-// returns its storage reference and ID, and what the pull changed in the
-// store (nil when nothing was pulled). d is the image's description, for
-// messages and for naming a pulled image that has no name of its own.
-func ensure(ctx context.Context, store storage.Store, ref types.ImageReference, d *seedimage.Description,
-	sys *types.SystemContext, pc *signature.PolicyContext, r imageref.Retry, progress io.Writer) (types.ImageReference, string, *pull, error) {
+// returns its storage reference and ID. d is the image's description, for
+// messages and for naming a pulled image that has no name of its own. With
+// record set, it also returns what the pull changed in the store (nil when
+// nothing), so that it can be taken back.
+func ensure(ctx context.Context, store storage.Store, s Source, record bool) (types.ImageReference, string, *pull, error) {
+	ref, d := s.Ref, s.Description
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
 		if err != nil {
@@ -52,29 +54,35 @@ func ensure(ctx context.Context, store storage.Store, ref types.ImageReference, 
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
 	}
-	before, err := store.Images()
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("listing the images in local storage: %w", err)
+	var before []storage.Image
+	if record {
+		if before, err = store.Images(); err != nil {
+			return nil, "", nil, fmt.Errorf("listing the images in local storage: %w", err)
+		}
 	}
-	fmt.Fprintf(progress, "Pulling %s into local storage as %s\n", d.Image, name)
-	if _, err := imageref.CopyImage(ctx, pc, dest, ref, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress}, r); err != nil {
+	fmt.Fprintf(s.Progress, "Pulling %s into local storage as %s\n", d.Image, name)
+	opts := &copy.Options{SourceCtx: s.SystemContext, DestinationCtx: s.SystemContext, ReportWriter: s.Progress}
+	if _, err := imageref.CopyImage(ctx, s.Policy, dest, ref, opts, s.Retry); err != nil {
 		return nil, "", nil, fmt.Errorf("pulling %q: %w", d.Image, err)
 	}
 	img, err := istorage.Transport.GetStoreImage(store, dest)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("finding the pulled %q: %w", name, err)
 	}
-	return dest, img.ID, newPull(img.ID, name, before), nil
+	var p *pull
+	if record {
+		p = newPull(img.ID, name, before)
+	}
+	return dest, img.ID, p, nil
 }
 
 // pull is what a pull changed in the store, so that it can be taken back:
-// the image, and the name it was pulled under.
+// it gave the image ID the name Name.
 type pull struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
-	// Existed says the image was in the store before, with NamesBefore.
-	Existed     bool     `json:"existed,omitempty"`
-	NamesBefore []string `json:"names_before,omitempty"`
+	// Existed says the image was in the store before, under other names.
+	Existed bool `json:"existed,omitempty"`
 	// Holder is the image that held Name before the pull, if another.
 	Holder string `json:"holder,omitempty"`
 }
@@ -86,57 +94,71 @@ func newPull(id, name string, before []storage.Image) *pull {
 	p := &pull{ID: id, Name: name}
 	for _, img := range before {
 		if img.ID == id {
-			p.Existed, p.NamesBefore = true, img.Names
+			if slices.Contains(img.Names, name) {
+				return nil
+			}
+			p.Existed = true
 		} else if slices.Contains(img.Names, name) {
 			p.Holder = img.ID
 		}
 	}
-	if p.Existed && slices.Contains(p.NamesBefore, name) {
-		return nil
-	}
 	return p
 }
 
-// String says what undo takes out of the store.
-func (p *pull) String() string {
-	if p.Existed {
-		return fmt.Sprintf("the name %s, which the pull gave image %s", p.Name, p.ID[:12])
-	}
-	return fmt.Sprintf("image %s (%s)", p.Name, p.ID[:12])
+// Undone is what taking a pull back did.
+type Undone struct {
+	// Name is the name the pull gave image ID.
+	Name, ID string
+	// Deleted says the image was deleted (with the layers no other image
+	// uses); otherwise only Name was taken off it, since it was in the
+	// store before the pull, or has been given other names since.
+	Deleted bool
 }
 
-// undo takes the pull back: it deletes an image that was not in the store
-// before (with the layers no other image uses), or takes off the names the
-// pull gave an image that was, and gives the name back to the image that
-// held it before.
-func (p *pull) undo(store storage.Store) error {
-	if p.Existed {
-		img, err := store.Image(p.ID)
-		if err != nil {
-			return fmt.Errorf("finding image %s: %w", p.ID, err)
+func (u Undone) String() string {
+	if u.Deleted {
+		return fmt.Sprintf("image %s (%s)", u.Name, shortID(u.ID))
+	}
+	return fmt.Sprintf("the name %s (image %s stays)", u.Name, shortID(u.ID))
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// undo takes the pull back, and only the pull: it takes the name it gave
+// off the image, and deletes the image when the pull brought it and
+// nothing has named it since. A name the pull took from another image
+// goes back to it.
+func (p *pull) undo(store storage.Store) (Undone, error) {
+	u := Undone{Name: p.Name, ID: p.ID}
+	img, err := store.Image(p.ID)
+	switch {
+	case errors.Is(err, storage.ErrImageUnknown):
+		// Removed by someone else already.
+	case err != nil:
+		return u, fmt.Errorf("finding image %s: %w", p.ID, err)
+	case !p.Existed && !slices.ContainsFunc(img.Names, func(n string) bool { return n != p.Name }):
+		if _, err := store.DeleteImage(p.ID, true); err != nil {
+			return u, fmt.Errorf("removing image %s (%s): %w; remove it with podman rmi %s once nothing uses it", p.Name, shortID(p.ID), err, shortID(p.ID))
 		}
-		var added []string
-		for _, n := range img.Names {
-			if !slices.Contains(p.NamesBefore, n) {
-				added = append(added, n)
-			}
+		u.Deleted = true
+	case slices.Contains(img.Names, p.Name):
+		if err := store.RemoveNames(p.ID, []string{p.Name}); err != nil {
+			return u, fmt.Errorf("taking the name %s off image %s: %w", p.Name, shortID(p.ID), err)
 		}
-		if len(added) > 0 {
-			if err := store.RemoveNames(p.ID, added); err != nil {
-				return fmt.Errorf("removing the names %q from image %s: %w", added, p.ID, err)
-			}
-		}
-	} else if _, err := store.DeleteImage(p.ID, true); err != nil && !errors.Is(err, storage.ErrImageUnknown) {
-		return fmt.Errorf("removing image %s (%s): %w", p.ID, p.Name, err)
 	}
 	if p.Holder != "" {
 		if _, err := store.Image(p.Holder); err == nil {
 			if err := store.AddNames(p.Holder, []string{p.Name}); err != nil {
-				return fmt.Errorf("giving the name %s back to image %s: %w", p.Name, p.Holder, err)
+				return u, fmt.Errorf("giving the name %s back to image %s: %w", p.Name, shortID(p.Holder), err)
 			}
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // Source is an image to mount: where it is, what it is, and how to pull it
@@ -160,19 +182,17 @@ type Source struct {
 // deploy, any image for lint): pulled into store when it is not there,
 // then mounted. The Mounted's Ref and ImageID name the local copy.
 func EnsureMounted(ctx context.Context, store storage.Store, s Source) (*Mounted, error) {
-	local, id, p, err := ensure(ctx, store, s.Ref, s.Description, s.SystemContext, s.Policy, s.Retry, s.Progress)
+	local, id, p, err := ensure(ctx, store, s, s.Transient)
 	if err != nil {
 		return nil, err
-	}
-	if !s.Transient {
-		p = nil
 	}
 	// The pull is recorded with the mount's container, which a later run
 	// finds if this one is killed.
 	m, err := mount(store, id, p)
 	if err != nil {
 		if p != nil {
-			err = errors.Join(err, p.undo(store))
+			_, uerr := p.undo(store)
+			err = errors.Join(err, uerr)
 		}
 		return nil, err
 	}
@@ -198,7 +218,7 @@ type Mounted struct {
 type mountRecord struct {
 	PID int `json:"pid"`
 	// Stamp names the run across reboots (scratch.Stamp): after a power
-	// cut its pid may be another process's. Older runs wrote none.
+	// cut its pid may be another process's. Older runs wrote only PID.
 	Stamp string `json:"stamp,omitempty"`
 	// Pull is the pull to take back with the container, or nil.
 	Pull *pull `json:"pull,omitempty"`
@@ -206,11 +226,12 @@ type mountRecord struct {
 
 // alive says whether the run that made the container still runs.
 func (r mountRecord) alive() bool {
-	if r.Stamp != "" {
-		_, alive := scratch.StampAlive(r.Stamp)
-		return alive
+	stamp := r.Stamp
+	if stamp == "" {
+		stamp = strconv.Itoa(r.PID)
 	}
-	return r.PID > 0 && scratch.Alive(r.PID)
+	_, alive := scratch.StampAlive(stamp)
+	return alive
 }
 
 // mount mounts the image's root filesystem.
@@ -234,22 +255,23 @@ func mount(store storage.Store, imageID string, p *pull) (*Mounted, error) {
 }
 
 // Release unmounts the image and removes its container, and takes back
-// the pull of a Transient source. It says what it took out of the store
-// ("" for nothing).
-func (m *Mounted) Release() (removed string, err error) {
+// the pull of a Transient source. It says what it took back (nil for
+// nothing).
+func (m *Mounted) Release() (*Undone, error) {
 	if _, err := m.store.Unmount(m.containerID, true); err != nil {
-		return "", fmt.Errorf("unmounting the image: %w", err)
+		return nil, fmt.Errorf("unmounting the image: %w", err)
 	}
 	if err := m.store.DeleteContainer(m.containerID); err != nil {
-		return "", fmt.Errorf("removing the image's container: %w", err)
+		return nil, fmt.Errorf("removing the image's container: %w", err)
 	}
 	if m.pull == nil {
-		return "", nil
+		return nil, nil
 	}
-	if err := m.pull.undo(m.store); err != nil {
-		return "", fmt.Errorf("taking the pulled image out of local storage again: %w", err)
+	u, err := m.pull.undo(m.store)
+	if err != nil {
+		return nil, fmt.Errorf("taking the pulled image out of local storage again: %w", err)
 	}
-	return m.pull.String(), nil
+	return &u, nil
 }
 
 // RemoveStaleContainers removes the mount containers of seedbuild runs
@@ -276,10 +298,10 @@ func RemoveStaleContainers(store storage.Store, w io.Writer) {
 			if meta.Pull == nil {
 				continue
 			}
-			if err := meta.Pull.undo(store); err != nil {
-				fmt.Fprintf(w, "Warning: %v\n", err)
+			if u, err := meta.Pull.undo(store); err != nil {
+				fmt.Fprintf(w, "Warning: taking back the pull of an interrupted seedbuild run: %v\n", err)
 			} else {
-				fmt.Fprintf(w, "Took %s out of local storage: an interrupted seedbuild run pulled it\n", meta.Pull)
+				fmt.Fprintf(w, "Took %s out of local storage: an interrupted seedbuild run pulled it\n", u)
 			}
 		}
 	}

@@ -128,10 +128,12 @@ func policy(t *testing.T) *signature.PolicyContext {
 }
 
 // TestTransientPullIsTakenBack mounts an image from an OCI layout, which
-// is pulled into the store, and releases it: a transient source leaves the
-// store's images and names as they were before, whatever it held; a kept
-// one leaves the pulled image; a killed run's pull is taken back by the
-// next run's RemoveStaleContainers.
+// is pulled into the store, and releases it: a transient source takes back
+// what the pull did and only that (the store's images and names as they
+// were, but for names given since); a kept one leaves the pulled image;
+// a killed run's pull is taken back by the next run's
+// RemoveStaleContainers; an image still in use stays, with an error that
+// says how to remove it.
 func TestTransientPullIsTakenBack(t *testing.T) {
 	digestName := func(ref types.ImageReference) string {
 		d, err := seedimage.Describe(context.Background(), ref, nil)
@@ -140,31 +142,54 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 		}
 		return "localhost/seedbuild-seed:" + strings.TrimPrefix(d.Digest, "sha256:")[:16]
 	}
+	const theirs = "localhost/theirs:1"
 	for _, c := range []struct {
 		name string
-		// before fills the store before the mount.
+		// before fills the store before the mount; during changes it while
+		// the image is mounted.
 		before    func(t *testing.T, store storage.Store, seed types.ImageReference)
+		during    func(t *testing.T, store storage.Store, id string)
 		transient bool
 		// killed, when set, makes the mount look left by a run that
 		// ended: it gives the pid and stamp to record.
 		killed func() (int, string)
-		// kept says the pulled image stays, under the seed's name.
-		kept bool
-		// unchanged says the pull changed nothing, and Release takes
-		// nothing out.
-		unchanged bool
+		// undone is what Release says it took back: "" for nothing,
+		// "deleted" for the image, "name" for only its name.
+		undone string
+		// wantErr is in Release's error, if it must fail.
+		wantErr string
+		// after is the image list wanted after the release, from the one
+		// before the mount and the one after during; default: as before
+		// the mount.
+		after func(before, during string) string
 	}{
-		{name: "not there before", transient: true},
-		{name: "there before under another name", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
+		{name: "not there before", transient: true, undone: "deleted"},
+		{name: "there before under another name", transient: true, undone: "name", before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, seed, "localhost/mine:1")
 		}},
-		{name: "there before under its name", transient: true, unchanged: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
+		{name: "there before under its name", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, seed, digestName(seed))
 		}},
-		{name: "its name on another image before", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
+		{name: "its name on another image before", transient: true, undone: "deleted", before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, ociImage(t, "other"), digestName(seed))
 		}},
-		{name: "kept", transient: false, kept: true},
+		{name: "named by someone else since", transient: true, undone: "name",
+			during: func(t *testing.T, store storage.Store, id string) {
+				if err := store.AddNames(id, []string{theirs}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			after: func(_, during string) string {
+				return strings.Replace(during, digestName(ociImage(t, "seed"))+",", "", 1)
+			}},
+		{name: "in use by another container", transient: true, wantErr: "podman rmi",
+			during: func(t *testing.T, store storage.Store, id string) {
+				if _, err := store.CreateContainer("", []string{"someone-elses"}, id, "", "", nil); err != nil {
+					t.Fatal(err)
+				}
+			},
+			after: func(_, during string) string { return during }},
+		{name: "kept", transient: false, after: func(_, during string) string { return during }},
 		{name: "killed run", transient: true, killed: func() (int, string) {
 			pid := deadPID(t)
 			return pid, fmt.Sprintf("%d %s", pid, scratch.BootID())
@@ -181,7 +206,7 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 			if c.before != nil {
 				c.before(t, store, seed)
 			}
-			want := images(t, store)
+			before := images(t, store)
 			d, err := seedimage.Describe(context.Background(), seed, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -193,6 +218,10 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 			if data, err := os.ReadFile(filepath.Join(m.Path, "f")); err != nil || string(data) != "seed" {
 				t.Fatalf("the mounted seed's f = %q (%v), want seed", data, err)
 			}
+			if c.during != nil {
+				c.during(t, store, m.ImageID)
+			}
+			during := images(t, store)
 			if c.killed != nil {
 				// As a killed run leaves it: the container, its metadata
 				// naming a run that ended.
@@ -216,23 +245,29 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 					t.Errorf("RemoveStaleContainers said %q, want it to say it took the image out", out.String())
 				}
 			} else {
-				removed, err := m.Release()
-				if err != nil {
+				undone, err := m.Release()
+				switch {
+				case c.wantErr != "":
+					if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+						t.Errorf("Release: %v, want an error that says %q", err, c.wantErr)
+					}
+				case err != nil:
 					t.Fatal(err)
 				}
-				if (removed == "") != (c.kept || c.unchanged) {
-					t.Errorf("Release took out %q; want something taken out: %v", removed, !c.kept && !c.unchanged)
+				got := ""
+				if undone != nil {
+					got = map[bool]string{true: "deleted", false: "name"}[undone.Deleted]
+				}
+				if got != c.undone {
+					t.Errorf("Release took back %v (%q), want %q", undone, got, c.undone)
 				}
 			}
-			got := images(t, store)
-			if c.kept {
-				if !strings.Contains(got, digestName(seed)) || got == want {
-					t.Errorf("images after a kept pull:\n%s\nwant the seed's name added to:\n%s", got, want)
-				}
-				return
+			want := before
+			if c.after != nil {
+				want = c.after(before, during)
 			}
-			if got != want {
-				t.Errorf("images after the release:\n%s\nwant them as before the pull:\n%s", got, want)
+			if got := images(t, store); got != want {
+				t.Errorf("images after the release:\n%s\nwant:\n%s\n(before the mount:\n%s)", got, want, before)
 			}
 		})
 	}
