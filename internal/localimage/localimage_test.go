@@ -167,6 +167,12 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 		{name: "there before under another name", transient: true, undone: "name", before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, seed, "localhost/mine:1")
 		}},
+		{name: "there before with no name", transient: true, undone: "name", before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
+			pullTo(t, store, seed, "localhost/mine:1")
+			if err := store.RemoveNames(imageID(t, store, "localhost/mine:1"), []string{"localhost/mine:1"}); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{name: "there before under its name", transient: true, before: func(t *testing.T, store storage.Store, seed types.ImageReference) {
 			pullTo(t, store, seed, digestName(seed))
 		}},
@@ -271,6 +277,16 @@ func TestTransientPullIsTakenBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// imageID is the ID of the image named name in store.
+func imageID(t *testing.T, store storage.Store, name string) string {
+	t.Helper()
+	img, err := store.Image(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img.ID
 }
 
 // deadPID is the pid of a process that has ended.
