@@ -137,9 +137,8 @@ func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, la
 		return nil, err
 	}
 	defer func() {
-		m.release()
-		if res != nil && m.removed != nil {
-			res.RemovedImage = *m.removed
+		if removed := m.release(); res != nil {
+			res.RemovedImage = removed
 		}
 	}()
 	ex := newExecutor(cfg, m)
@@ -300,13 +299,14 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 			uo.Extract = map[string]string{classicRepoArchive: seedRepo}
 		}
 		// prepareRoot saves the labels there, before the commit.
-		m := materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known, release: stage.Remove}
+		m := materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known,
+			release: func() string { stage.Remove(); return "" }}
 		if aside >= 0 {
 			if cfg.Events != nil {
 				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d (the seed's /var) beside the others, behind them", aside+1, n)})
 			}
 			m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"), uo.LabelLost)
-			m.release = func() { m.aside.stop(); stage.Remove() }
+			m.release = func() string { m.aside.stop(); stage.Remove(); return "" }
 			seed.VarAside = true
 		}
 		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
@@ -338,21 +338,22 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		seed.Size = size
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)
-	m := materialised{root: mnt.Path, removed: new(string)}
-	m.release = func() {
+	m := materialised{root: mnt.Path}
+	m.release = func() (removed string) {
 		undone, err := mnt.Release()
 		if err != nil {
 			fmt.Fprintf(cfg.Log, "Warning: %v\n", err)
 		}
 		if undone == nil {
-			return
-		}
-		if undone.Deleted {
-			*m.removed = undone.Name
+			return ""
 		}
 		if cfg.Events != nil {
 			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Took %s out of local storage again: this deploy pulled it (--keep-image keeps it)", undone)})
 		}
+		if undone.Deleted {
+			return undone.Name
+		}
+		return ""
 	}
 	if seed.Kind == labels.Native {
 		// containers-storage unpacked the files without their labels: the
@@ -364,7 +365,7 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		m.labels = file
 		release := m.release
-		m.release = func() { release(); os.Remove(file) }
+		m.release = func() string { defer os.Remove(file); return release() }
 	}
 	return seed, m, nil
 }
@@ -394,12 +395,9 @@ type materialised struct {
 	known *ostreerepo.Known
 	// aside is the /var layer, being unpacked beside the root, or nil.
 	aside *asideLayer
-	// release removes what materialise made.
-	release func()
-	// removed names, once released, the pulled image that release
-	// deleted from containers-storage (see Config.KeepImage); nil on the
-	// unpack route.
-	removed *string
+	// release removes what materialise made, and names the pulled image
+	// it deleted from containers-storage, if any (see Config.KeepImage).
+	release func() (removed string)
 }
 
 // saveImageLabels writes the SELinux labels of the seed's /etc files, as

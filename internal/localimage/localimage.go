@@ -34,10 +34,10 @@ const containerPrefix = "seedbuild-mount-"
 
 // ensure makes sure the image is in store, pulling it when it is not, and
 // returns its storage reference and ID. d is the image's description, for
-// messages and for naming a pulled image that has no name of its own. With
-// record set, it also returns what the pull changed in the store (nil when
-// nothing), so that it can be taken back.
-func ensure(ctx context.Context, store storage.Store, s Source, record bool) (types.ImageReference, string, *pull, error) {
+// messages and for naming a pulled image that has no name of its own. For
+// a Transient source it also returns what the pull changed in the store
+// (nil when nothing), so that it can be taken back.
+func ensure(ctx context.Context, store storage.Store, s Source) (types.ImageReference, string, *pull, error) {
 	ref, d := s.Ref, s.Description
 	if ref.Transport().Name() == istorage.Transport.Name() {
 		img, err := istorage.Transport.GetStoreImage(store, ref)
@@ -55,7 +55,7 @@ func ensure(ctx context.Context, store storage.Store, s Source, record bool) (ty
 		return nil, "", nil, fmt.Errorf("naming the local copy of %q: %w", d.Image, err)
 	}
 	var before []storage.Image
-	if record {
+	if s.Transient {
 		if before, err = store.Images(); err != nil {
 			return nil, "", nil, fmt.Errorf("listing the images in local storage: %w", err)
 		}
@@ -70,7 +70,7 @@ func ensure(ctx context.Context, store storage.Store, s Source, record bool) (ty
 		return nil, "", nil, fmt.Errorf("finding the pulled %q: %w", name, err)
 	}
 	var p *pull
-	if record {
+	if s.Transient {
 		p = newPull(img.ID, name, before)
 	}
 	return dest, img.ID, p, nil
@@ -171,10 +171,9 @@ type Source struct {
 	Retry         imageref.Retry
 	// Progress receives the pull's progress.
 	Progress io.Writer
-	// Transient asks for the image to be taken out of the store again
-	// when it is released, if EnsureMounted pulled it: the store's images
-	// and names are left as they were before. A run killed before then
-	// has it taken out by RemoveStaleContainers.
+	// Transient asks for what EnsureMounted's pull did to be taken back
+	// when the image is released (see pull.undo). A run killed before
+	// then has it taken back by RemoveStaleContainers.
 	Transient bool
 }
 
@@ -182,7 +181,7 @@ type Source struct {
 // deploy, any image for lint): pulled into store when it is not there,
 // then mounted. The Mounted's Ref and ImageID name the local copy.
 func EnsureMounted(ctx context.Context, store storage.Store, s Source) (*Mounted, error) {
-	local, id, p, err := ensure(ctx, store, s, s.Transient)
+	local, id, p, err := ensure(ctx, store, s)
 	if err != nil {
 		return nil, err
 	}
