@@ -56,8 +56,9 @@ Classic (FROM scratch) seeds are deployed from their ostree.tgz, as the
 upstream agent does.
 
 bootc and ostree-ext read the seed from local containers-storage. A seed
-that is not there is pulled into it, and taken out again when the deploy
-is over, leaving the store's images and names as they were (--keep-image
+that is not there is pulled into it, and what the pull did is taken back
+when the deploy is over: the image deleted, or only the name it gave
+taken off an image that was there or has been named since (--keep-image
 keeps it). The ostree method unpacks the layers straight onto the
 sysroot, and leaves nothing in containers-storage.
 
