@@ -196,6 +196,12 @@ type Report struct {
 	Bytes          int64         `json:"bytes"`
 	EtcChanged     int           `json:"etc_changed"`
 	EtcDeleted     int           `json:"etc_deleted"`
+	// Deployment is the id of the deployment the node runs
+	// (<osname>-<checksum>.<serial>), where the root tells it.
+	Deployment string `json:"deployment,omitempty"`
+	// Origin says where the seed's copy of the node's .origin came from:
+	// the file, or how it was made.
+	Origin string `json:"origin,omitempty"`
 	Skipped        []Skipped     `json:"skipped"`
 	Phases         []Phase       `json:"phases"`
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +54,8 @@ type build struct {
 	mc     machineconfig.Config
 	// rpmOstree is the root's rpm-ostree status JSON, or nil.
 	rpmOstree []byte
+	// node is the deployment the node runs, and its origin.
+	node nodeDeployment
 	info      labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
@@ -75,6 +78,9 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	}
 	b.rpmOstree = rpmOstreeStatus(ctx, o.Host, o.Rootfs)
 	b.info = b.clusterInfo()
+	if err := b.readNode(); err != nil {
+		return nil, err
+	}
 	b.timer.begin()
 	if b.precache = o.ContainersList; b.precache == nil {
 		if b.precache, err = readContainersList(o.Rootfs, filepath.Join(b.stage.Path, "node-store")); err != nil {
@@ -178,6 +184,10 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	b.timer.end("write")
+	if b.node.known {
+		b.report.Deployment = b.node.dep.ID()
+	}
+	b.report.Origin = b.node.originFrom
 	b.report.Files, b.report.Bytes, _ = b.tally.Snapshot()
 	b.report.Skipped = append(b.report.Skipped, b.tally.skipped...)
 	b.report.Phases = b.timer.phases
@@ -191,6 +201,41 @@ func (b *build) refusals() error {
 	}
 	if len(b.creds.found) > 0 && !b.opts.AllowCredentials {
 		return &CredentialsError{Paths: b.creds.found}
+	}
+	return nil
+}
+
+// readNode finds the deployment the node runs and its origin (see
+// findNodeDeployment). The tarball layouts need them, and their version:
+// the agent's prep deploys the commit rpm-ostree.json names, restores the
+// origin, and refuses a seed whose manifest.json names no version or
+// another than the one asked for. A native seed needs only the origin,
+// which it can make from its base's name.
+func (b *build) readNode() error {
+	o := &b.opts
+	live := o.Host.IsRoot(o.Rootfs)
+	cmdline := ""
+	if live && b.rpmOstree == nil {
+		data, _ := os.ReadFile("/proc/cmdline")
+		cmdline = string(data)
+	}
+	node, err := findNodeDeployment(o.Rootfs, b.rpmOstree, cmdline, live, b.mc.OSImageURL)
+	if err != nil {
+		if o.Layout != Native {
+			return fmt.Errorf("reading the deployment the node runs: %w", err)
+		}
+		fmt.Fprintf(o.Progress, "Warning: %v; the seed carries no rpm-ostree.json\n", err)
+		b.rpmOstree = nil
+		node, _ = findNodeDeployment(o.Rootfs, nil, cmdline, live, b.mc.OSImageURL)
+	}
+	if node.origin == nil && o.Layout == Native && o.Base != nil && o.Base.DockerReference() != nil {
+		node.origin = []byte(labels.ImageOrigin(o.Base.DockerReference().String()))
+		node.originFrom = "made from the base image's name"
+	}
+	b.node = node
+	if o.Layout != Native && b.info.SeedClusterOCPVersion == "" {
+		return fmt.Errorf("cannot tell the seed cluster's OpenShift version (%s of %s has no %s annotation), which the upstream agent's prep checks: give --cluster-info with seed_cluster_ocp_version",
+			labels.ClusterInfoFile, machineconfig.Path, machineconfig.ReleaseVersionAnnotation)
 	}
 	return nil
 }
@@ -333,9 +378,16 @@ func (b *build) seedDirs(ew *entryWriter) error {
 	return nil
 }
 
+// deletionsList is etc.deletions: the removed defaults, a folder's
+// entries before the folder. The upstream agent's prep removes each line
+// with a plain remove, which fails on a folder that is not empty yet
+// (internal/prep, removeETCDeletions); seedbuild's own consumers remove
+// whole trees and do not mind the order.
 func deletionsList(deleted []string) []byte {
+	sorted := slices.Clone(deleted)
+	sort.Sort(sort.Reverse(sort.StringSlice(sorted)))
 	var sb strings.Builder
-	for _, d := range deleted {
+	for _, d := range sorted {
 		sb.WriteString("/etc/" + d + "\n")
 	}
 	return []byte(sb.String())
@@ -356,11 +408,26 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	if b.mc.Raw != nil {
 		files[labels.MachineConfigFile] = b.mc.Raw
 	}
-	if b.rpmOstree != nil {
-		files["rpm-ostree.json"] = b.rpmOstree
+	// The agent's prep copies containers.list whatever it holds, and
+	// fails when it is missing: it is there even when empty.
+	files[labels.ContainersListFile] = nil
+	if len(b.precache) > 0 {
+		files[labels.ContainersListFile] = []byte(strings.Join(b.precache, "\n") + "\n")
 	}
-	if b.precache != nil {
-		files["containers.list"] = []byte(strings.Join(b.precache, "\n") + "\n")
+	if b.node.known {
+		files[labels.RpmOstreeFile] = b.rpmOstree
+		if d, err := labels.BootedDeployment(b.rpmOstree); err != nil || d != b.node.dep {
+			// No rpm-ostree on the node, or --ostree-ref chose another
+			// commit: the document is made from the deployment.
+			files[labels.RpmOstreeFile] = labels.RpmOstreeStatus(b.node.dep, string(b.node.origin))
+		}
+	}
+	switch {
+	case b.node.origin == nil:
+	case b.opts.Layout == Native:
+		files[labels.OriginFile] = b.node.origin
+	case b.node.known:
+		files[labels.AgentOriginFile(b.node.dep)] = b.node.origin
 	}
 	return files, nil
 }

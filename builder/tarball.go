@@ -3,7 +3,6 @@ package builder
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -183,19 +182,18 @@ func (w *entryWriter) fileFrom(name string, mode int64, mtime time.Time, hostPat
 
 // leanRepo pulls only the commit the node runs into a fresh repo, so a
 // classic seed does not carry the node's whole ostree history. The commit
-// is the booted one of rpm-ostree.json, else the repo's only ref, else
-// --ostree-ref.
+// is the booted deployment's (b.node), else the repo's only ref, else
+// --ostree-ref; b.node is completed from it. The fresh repo's refs point
+// at the commit under the names its ref binding allows, so that the
+// agent's `ostree pull-local REPO`, which pulls every ref, accepts it.
 func (b *build) leanRepo(ctx context.Context) (string, error) {
 	src := filepath.Join(b.opts.Rootfs, "ostree/repo")
 	run := func(args ...string) (string, error) {
 		return command.Output(ctx, b.opts.Host.Runner(), append([]string{"ostree"}, args...)...)
 	}
-	commit, ref := bootedCommit(b.rpmOstree), ""
-	if commit == "" && b.opts.Host.IsRoot(b.opts.Rootfs) && b.opts.OstreeRef == "" {
-		// A booted node without rpm-ostree: its kernel command line names
-		// the deployment it runs.
-		cmdline, _ := os.ReadFile("/proc/cmdline")
-		commit = bootedDeploymentCommit(b.opts.Rootfs, string(cmdline))
+	commit := ""
+	if b.node.known && b.opts.OstreeRef == "" {
+		commit = b.node.dep.Checksum
 	}
 	if commit == "" {
 		refs, err := run("refs", "--repo="+src)
@@ -203,20 +201,26 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 			return "", err
 		}
 		list := strings.Fields(refs)
+		ref := ""
 		switch {
 		case b.opts.OstreeRef != "":
 			ref = b.opts.OstreeRef
 		case len(list) == 1:
 			ref = list[0]
 		default:
-			return "", fmt.Errorf("cannot tell which commit of %q the node runs: it has %d refs and no rpm-ostree.json; give --ostree-ref", src, len(list))
+			return "", fmt.Errorf("cannot tell which commit of %q the node runs: it has %d refs, no rpm-ostree.json and no single deployment; give --ostree-ref", src, len(list))
 		}
 		if commit, err = run("rev-parse", "--repo="+src, ref); err != nil {
 			return "", err
 		}
+		if b.node.dep.Checksum != commit {
+			b.node.known = false
+			b.node = b.node.withCommit(commit)
+		}
 	}
-	if ref == "" {
-		ref = "seed"
+	refs, err := boundRefs(ctx, b.opts.Host.Runner(), src, commit)
+	if err != nil {
+		return "", err
 	}
 	mode := "bare"
 	if cfg, err := os.ReadFile(filepath.Join(src, "config")); err == nil {
@@ -227,18 +231,21 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 		}
 	}
 	dst := filepath.Join(b.stage.Path, "ostree-repo")
-	for _, args := range [][]string{
+	steps := [][]string{
 		{"init", "--repo=" + dst, "--mode=" + mode},
 		{"pull-local", "--repo=" + dst, "--depth=0", src, commit},
-		{"refs", "--repo=" + dst, "--create=" + ref, commit},
-	} {
+	}
+	for _, ref := range refs {
+		steps = append(steps, []string{"refs", "--repo=" + dst, "--create=" + ref, commit})
+	}
+	for _, args := range steps {
 		if _, err := run(args...); err != nil {
 			return "", err
 		}
 	}
 	// The fresh repo's folders and files carry the node's times where the
 	// node's repo has the same path, as a tar of that repo would.
-	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -270,43 +277,40 @@ func rpmOstreeStatus(ctx context.Context, host hostroot.Host, root string) []byt
 	return nil
 }
 
-// bootedDeploymentCommit follows the ostree= kernel argument, a link such
-// as /ostree/boot.1/rhcos/<boot checksum>/0 under root, to the deployment
-// folder <commit>.<serial>, and returns the commit, or "".
-func bootedDeploymentCommit(root, cmdline string) string {
-	for _, f := range strings.Fields(cmdline) {
-		v, ok := strings.CutPrefix(f, "ostree=")
-		if !ok {
-			continue
+// boundRefs are the refs a lean repo gives commit: those of its
+// ostree.ref-binding metadata (ostree commit --branch binds the commit to
+// its branch, and a pull by a ref the binding lacks fails with "Commit
+// has no requested ref ... in ref binding metadata"), else "seed".
+func boundRefs(ctx context.Context, r command.Runner, repo, commit string) ([]string, error) {
+	var out, errb strings.Builder
+	err := r.Run(ctx, []string{"ostree", "show", "--repo=" + repo, "--print-metadata-key=ostree.ref-binding", commit}, &out, &errb)
+	if err != nil {
+		if strings.Contains(errb.String(), "No such metadata key") {
+			return []string{"seed"}, nil
 		}
-		dep, err := filepath.EvalSymlinks(filepath.Join(root, v))
-		if err != nil {
-			return ""
-		}
-		commit, _, _ := strings.Cut(filepath.Base(dep), ".")
-		if len(commit) == 64 && strings.Trim(commit, "0123456789abcdef") == "" {
-			return commit
-		}
+		return nil, fmt.Errorf("reading the ref binding of commit %s in %q: %w: %s", commit, repo, err, strings.TrimSpace(errb.String()))
 	}
-	return ""
+	refs := parseStringArray(out.String())
+	if len(refs) == 0 {
+		return []string{"seed"}, nil
+	}
+	return refs, nil
 }
 
-// bootedCommit reads the booted deployment's checksum from rpm-ostree
-// status --json output, or "".
-func bootedCommit(data []byte) string {
-	var doc struct {
-		Deployments []struct {
-			Checksum string `json:"checksum"`
-			Booted   bool   `json:"booted"`
-		} `json:"deployments"`
-	}
-	if json.Unmarshal(data, &doc) != nil {
-		return ""
-	}
-	for _, d := range doc.Deployments {
-		if d.Booted {
-			return d.Checksum
+// parseStringArray reads the strings of a printed GVariant string array,
+// such as ['rhcos/seed', 'other'].
+func parseStringArray(s string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(s, '\'')
+		if i < 0 {
+			return out
 		}
+		j := strings.IndexByte(s[i+1:], '\'')
+		if j < 0 {
+			return out
+		}
+		out = append(out, s[i+1:i+1+j])
+		s = s[i+j+2:]
 	}
-	return ""
 }

@@ -53,6 +53,20 @@ const (
 	MachineConfigFile = "mco-currentconfig.json"
 	// ClusterInfoFile, under SeedDir, is the seed cluster's facts.
 	ClusterInfoFile = "manifest.json"
+	// RpmOstreeFile, under SeedDir, is `rpm-ostree status -v --json` of
+	// the seed node: the upstream agent's prep reads the booted
+	// deployment's id from it (see BootedDeployment).
+	RpmOstreeFile = "rpm-ostree.json"
+	// ContainersListFile, under SeedDir, lists the seed node's workload
+	// images, one a line: the agent precaches them, and its prep copies
+	// the file (and fails when it is missing).
+	ContainersListFile = "containers.list"
+	// OriginFile, under SeedDir (native layout), is the seed node's booted
+	// deployment's .origin: every deploy route leaves it as the new
+	// deployment's origin, as the agent does, so rpm-ostree and the
+	// machine-config daemon see the OS image the node runs. The tarball
+	// layouts carry it under the agent's name, AgentOriginFile.
+	OriginFile = "origin"
 	// KargsFile holds the seed's kernel arguments for bootc (native layout).
 	KargsFile = "/usr/lib/bootc/kargs.d/50-seed.toml"
 	// ApplyEtcUnit lays SeedEtcDir and DeletionsFile into /etc on first
