@@ -201,9 +201,9 @@ type Report struct {
 	Deployment string `json:"deployment,omitempty"`
 	// Origin says where the seed's copy of the node's .origin came from:
 	// the file, or how it was made.
-	Origin string `json:"origin,omitempty"`
-	Skipped        []Skipped     `json:"skipped"`
-	Phases         []Phase       `json:"phases"`
+	Origin  string    `json:"origin,omitempty"`
+	Skipped []Skipped `json:"skipped"`
+	Phases  []Phase   `json:"phases"`
 }
 
 // NonUTF8Error lists captured paths whose names are not UTF-8.

@@ -56,7 +56,7 @@ type build struct {
 	rpmOstree []byte
 	// node is the deployment the node runs, and its origin.
 	node nodeDeployment
-	info      labels.ClusterInfo
+	info labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
 	// local, when set, commits the seed straight into local storage.
