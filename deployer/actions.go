@@ -521,8 +521,16 @@ func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string
 	return "", sc.Err()
 }
 
+// writeFile writes a file: content, or the content of the file from.
 func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := os.WriteFile(a["path"], []byte(a["content"]), 0o644); err != nil {
+	content := []byte(a["content"])
+	if from := a["from"]; from != "" {
+		var err error
+		if content, err = os.ReadFile(from); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(a["path"], content, 0o644); err != nil {
 		return "", err
 	}
 	// The file takes its folder's SELinux label, as the policy labels a

@@ -326,6 +326,12 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 		}
 		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
 		readSeedFiles(dirTree(root), &seed)
+		// The commit takes the seed's files over: the origin is kept
+		// beside the root for the deploy steps.
+		if err := m.keepOrigin(seed.Origin, filepath.Join(stage.Path, "seed.origin")); err != nil {
+			m.release()
+			return seed, none, err
+		}
 		return seed, m, nil
 	}
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
@@ -339,7 +345,21 @@ func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, s
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)
 	m := materialised{root: mnt.Path}
+	if seed.Origin != "" {
+		f, err := os.CreateTemp(cfg.TempDir, "seedbuild-origin-*")
+		if err == nil {
+			f.Close()
+			err = m.keepOrigin(seed.Origin, f.Name())
+		}
+		if err != nil {
+			mnt.Release()
+			return seed, none, fmt.Errorf("keeping the seed node's origin: %w", err)
+		}
+	}
 	m.release = func() (removed string) {
+		if m.origin != "" {
+			os.Remove(m.origin)
+		}
 		undone, err := mnt.Release()
 		if err != nil {
 			fmt.Fprintf(cfg.Log, "Warning: %v\n", err)
@@ -395,9 +415,24 @@ type materialised struct {
 	known *ostreerepo.Known
 	// aside is the /var layer, being unpacked beside the root, or nil.
 	aside *asideLayer
+	// origin is the file that holds the seed node's origin, or "".
+	origin string
 	// release removes what materialise made, and names the pulled image
 	// it deleted from containers-storage, if any (see Config.KeepImage).
 	release func() (removed string)
+}
+
+// keepOrigin writes the seed node's origin to path, for the deploy steps
+// (originFileVar); nothing when the seed has none.
+func (m *materialised) keepOrigin(origin, path string) error {
+	if origin == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(origin), 0o644); err != nil {
+		return fmt.Errorf("keeping the seed node's origin: %w", err)
+	}
+	m.origin = path
+	return nil
 }
 
 // saveImageLabels writes the SELinux labels of the seed's /etc files, as
@@ -453,7 +488,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels, "seed-repo": m.seedRepo}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels, "seed-repo": m.seedRepo, "origin-file": m.origin}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 		known: m.known, aside: m.aside,
 	}

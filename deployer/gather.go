@@ -237,6 +237,7 @@ func readSeedFiles(t seedTree, s *SeedFacts) {
 			break
 		}
 	}
+	s.Origin = readOrigin(t)
 	for _, pattern := range []string{"usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/initramfs.img"} {
 		for _, p := range t.glob(pattern) {
 			if n, ok := t.entry(p); ok {
@@ -276,4 +277,29 @@ func bootcArch(goarch string) string {
 		return "aarch64"
 	}
 	return goarch
+}
+
+// readOrigin reads the seed node's origin from a seed: the native
+// layout's labels.OriginFile, else the file the agent's prep reads, the
+// AgentOriginFile of rpm-ostree.json's booted deployment, in the seed
+// folder (bootc-tarball) or at the root (classic). "" when there is none.
+func readOrigin(t seedTree) string {
+	seed := labels.SeedDir[1:] + "/"
+	if data, err := t.read(seed + labels.OriginFile); err == nil {
+		return string(data)
+	}
+	for _, dir := range []string{seed, ""} {
+		status, err := t.read(dir + labels.RpmOstreeFile)
+		if err != nil {
+			continue
+		}
+		d, err := labels.BootedDeployment(status)
+		if err != nil {
+			continue
+		}
+		if data, err := t.read(dir + labels.AgentOriginFile(d)); err == nil {
+			return string(data)
+		}
+	}
+	return ""
 }

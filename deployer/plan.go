@@ -144,6 +144,12 @@ type SeedFacts struct {
 	// parsed, each with why: a preflight problem, since ostree-ext and the
 	// ostree method must pass every karg themselves.
 	Unreadable []string `json:"unreadable,omitempty"`
+	// Origin is the seed node's booted deployment's .origin, as the seed
+	// carries it (labels.OriginFile, or the agent's AgentOriginFile
+	// beside rpm-ostree.json), or "" for a seed without one. Every route
+	// gives it to the new deployment, as the upstream agent does: it names
+	// the OS image rpm-ostree and the machine-config daemon see.
+	Origin string `json:"origin,omitempty"`
 	// MachineConfigKargs are spec.kernelArguments of mco-currentconfig.json.
 	MachineConfigKargs []string `json:"machine_config_kargs,omitempty"`
 	// Size is the image's uncompressed size.
@@ -318,6 +324,11 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
 				"--imgref", "ostree-unverified-image:containers-storage:" + s.storageRef()}
+			if ref := labels.OriginValue(s.Origin, "container-image-reference"); ref != "" {
+				// ostree-ext writes the origin's container-image-reference
+				// from --target-imgref (crates/ostree-ext, container/deploy.rs).
+				argv = append(argv, "--target-imgref", ref)
+			}
 			for _, k := range p.Kargs {
 				argv = append(argv, "--karg", k)
 			}
@@ -332,6 +343,13 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			}
 		}
 		p.Steps = append(p.Steps, findDeploymentStep(sr, o.Stateroot))
+		if s.Origin != "" {
+			// bootc and ostree-ext name the image they installed from (a
+			// local containers-storage ID): the agent's prep copies the
+			// seed node's origin over it, and so does this step.
+			p.Steps = append(p.Steps, Step{Desc: "give the new deployment the seed node's origin, as the upstream agent does", Action: ActionWriteFile,
+				Args: map[string]string{"path": "{deployment}.origin", "from": originFileVar}})
+		}
 		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
 		if o.NotAsDefault {
@@ -390,7 +408,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		}
-		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs, aside), findDeploymentStep(sr, o.Stateroot))
+		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs, aside, s.Origin != ""), findDeploymentStep(sr, o.Stateroot))
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		if s.Unpacked && s.VarAside {
 			p.Steps = append(p.Steps, Step{Desc: "move the seed's /var layer, unpacked beside the others, into the stateroot's var", Action: ActionMergeVar,
@@ -402,9 +420,15 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			p.Steps = append(p.Steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
 				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "{deployment-index}"}})
 		default:
+			again := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
+			if s.Origin != "" {
+				// ostree writes a new deployment's origin from the
+				// refspec, not from the merge deployment's origin.
+				again = append(again, "--origin-file="+originFileVar)
+			}
 			p.Steps = append(p.Steps,
 				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
-					Argv: []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune", "{commit}"},
+					Argv: append(again, "{commit}"),
 					Undo: undeployStep(sr, o.Stateroot)},
 				Step{Desc: "remove the first copy, now a spare", Action: ActionUndeployPath,
 					Args: map[string]string{"sysroot": sr, "deployment": "{deployment}"}},
@@ -539,12 +563,21 @@ func undeployStep(sr, name string) *Step {
 // the commit, for the copy made aside, when the step makes it.
 const asideValue = "aside"
 
+// originFileVar names the file that holds the seed node's origin
+// (SeedFacts.Origin), written when the seed is unpacked or mounted.
+const originFileVar = "{origin-file}"
+
 // deployStep deploys commit into the stateroot beside the default: the
-// deployment is not whole until its /etc state is laid in.
-func deployStep(sr, name string, kargs []string, commit string) Step {
+// deployment is not whole until its /etc state is laid in. With origin,
+// the deployment gets the seed node's origin (--origin-file), which
+// ostree writes with the deployment.
+func deployStep(sr, name string, kargs []string, commit string, origin bool) Step {
 	argv := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + name, "--no-prune", "--not-as-default"}
 	for _, k := range kargs {
 		argv = append(argv, "--karg-append="+k)
+	}
+	if origin {
+		argv = append(argv, "--origin-file="+originFileVar)
 	}
 	argv = append(argv, commit)
 	desc := "deploy the commit into the stateroot, beside the default and pruning nothing"

@@ -32,6 +32,8 @@ func testSeed(kind labels.Kind) SeedFacts {
 		Kind:  kind, KindName: kind.String(), Architecture: "amd64", Size: 2 << 30, KernelSize: 120 << 20,
 		MachineConfigKargs: []string{"systemd.unified_cgroup_hierarchy=1", `cgroup_no_v1="all"`, "psi=0"},
 		Seed:               labels.Seed{ClusterInfo: labels.ClusterInfo{SeedClusterOCPVersion: "4.20.0", HasFIPS: true}},
+		// Every seed create makes carries the seed node's origin.
+		Origin: labels.ImageOrigin("quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("5", 64)),
 	}
 	if kind.Bootable() {
 		// RHCOS has bootc and an SELinux policy.

@@ -127,7 +127,9 @@ func main() {
 // host process above it (bootc install runs in the host's pid namespace).
 // Unlike bootc it inherits no root= or rd.* from the running kernel (the
 // test host's), and it keeps the image under one ref, not ostree-ext's
-// image and blob refs.
+// image and blob refs. Not modelled either: the origin bootc writes (its
+// container-image-reference); the stand-in's is ostree's own,
+// refspec=<commit>, which seedbuild replaces as it would bootc's.
 func install(stateroot string, kargs []string, mounts map[string]bool) error {
 	if stateroot == "" {
 		stateroot = "default"
@@ -148,7 +150,7 @@ func install(stateroot string, kargs []string, mounts map[string]bool) error {
 	self := fmt.Sprintf("/proc/%d/root", os.Getpid())
 	// As bootc does, the new stateroot's /var starts as the image's.
 	return standin.Install(hostOstree, self+"/target", "/target", self+tree,
-		"ostree/container/image/bootc-standin_3A_"+stateroot, stateroot, append(kargsD(), kargs...),
+		"ostree/container/image/bootc-standin_3A_"+stateroot, stateroot, "", append(kargsD(), kargs...),
 		func(varDir string) error { return standin.CopyVar("/", varDir, mounts) })
 }
 

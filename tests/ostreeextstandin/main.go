@@ -66,6 +66,8 @@ type record struct {
 	Stateroot string   `json:"stateroot"`
 	Imgref    string   `json:"imgref"`
 	Kargs     []string `json:"kargs"`
+	// TargetImgref is --target-imgref, "" when not given.
+	TargetImgref string `json:"target_imgref,omitempty"`
 }
 
 func main() {
@@ -109,6 +111,8 @@ func main() {
 			fail(2, "error: this stand-in takes the image as --imgref only")
 		case "--karg":
 			rec.Kargs = append(rec.Kargs, value)
+		case "--target-imgref":
+			rec.TargetImgref = value
 		}
 	}
 	if rec.Imgref == "" {
@@ -183,7 +187,7 @@ func deploy(rec record) error {
 	// Its /var starts as the image's, as ostree fills a new stateroot's
 	// (seedbuild's plan makes the stateroot just before).
 	return standin.Install(runOstree, rec.Sysroot, rec.Sysroot, tree, "ostree/container/image/"+escapeRef(ref),
-		rec.Stateroot, rec.Kargs, func(varDir string) error { return standin.CopyVar(root, varDir, nil) })
+		rec.Stateroot, deployOrigin(rec), rec.Kargs, func(varDir string) error { return standin.CopyVar(root, varDir, nil) })
 }
 
 // escapeRef makes s one ostree ref component: a byte other than a letter,
@@ -216,4 +220,16 @@ func runOstree(args ...string) (string, error) {
 func fail(code int, format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	os.Exit(code)
+}
+
+// deployOrigin is the origin ostree-ext gives the new deployment: its
+// container-image-reference (ORIGIN_CONTAINER) is --target-imgref, else
+// the source --imgref (crates/ostree-ext/src/container/deploy.rs, deploy:
+// DeployOpts.target_imgref, "as distinct from the source").
+func deployOrigin(rec record) string {
+	ref := rec.Imgref
+	if rec.TargetImgref != "" {
+		ref = rec.TargetImgref
+	}
+	return "[origin]\ncontainer-image-reference=" + ref + "\n"
 }

@@ -21,7 +21,10 @@ type Ostree func(args ...string) (string, error)
 // it is there, calls fillVar with the stateroot's var folder as this
 // process sees it (local is the sysroot's path here), and deploys the
 // commit as the stateroot's default deployment with kargs.
-func Install(run Ostree, sys, local, tree, ref, stateroot string, kargs []string, fillVar func(varDir string) error) error {
+//
+// origin, when not "", is the new deployment's .origin (through
+// --origin-file); else ostree writes its own, refspec=<commit>.
+func Install(run Ostree, sys, local, tree, ref, stateroot, origin string, kargs []string, fillVar func(varDir string) error) error {
 	commit, err := run("commit", "--repo="+sys+"/ostree/repo", "--branch="+ref, "--consume", "--tree=dir="+tree)
 	if err != nil {
 		return err
@@ -37,6 +40,21 @@ func Install(run Ostree, sys, local, tree, ref, stateroot string, kargs []string
 	args := []string{"admin", "deploy", "--sysroot=" + sys, "--os=" + stateroot}
 	for _, k := range kargs {
 		args = append(args, "--karg-append="+k)
+	}
+	if origin != "" {
+		f, err := os.CreateTemp(filepath.Join(local, "ostree"), "standin-origin-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		if _, err := f.WriteString(origin); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		args = append(args, "--origin-file="+filepath.Join(sys, "ostree", filepath.Base(f.Name())))
 	}
 	_, err = run(append(args, strings.TrimSpace(commit))...)
 	return err
