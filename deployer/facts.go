@@ -52,10 +52,52 @@ func ReadTarget(host hostroot.Host, root string) (labels.Target, error) {
 	if dirExists(filepath.Join(root, "etc")) {
 		v := fileExists(filepath.Join(root, "etc/pki/ca-trust/source/anchors/openshift-config-user-ca-bundle.crt"))
 		t.UserCABundle = &v
-		where := mountWhere(filepath.Join(root, "etc/systemd/system/var-lib-containers.mount"))
-		t.ContainerStorageMountpointTarget = &where
+		what := mountWhat(filepath.Join(root, "etc/systemd/system/var-lib-containers.mount"))
+		t.ContainerStorageMountpointTarget = &what
+		mirror := hasMirror(filepath.Join(root, "etc/containers/registries.conf"))
+		t.MirrorRegistryConfigured = &mirror
 	}
+	t.NodeIPs = kubeletNodeIPs(filepath.Join(root, "etc/systemd/system/kubelet.service.d/20-nodenet.conf"))
 	return t, nil
+}
+
+// hasMirror says whether a registries.conf names a mirror
+// ([[registry.mirror]]), as the machine-config operator writes one for
+// each ImageDigestMirrorSet or ImageContentSourcePolicy source.
+func hasMirror(conf string) bool {
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.ReplaceAll(strings.TrimSpace(line), " ", "") == "[[registry.mirror]]" {
+			return true
+		}
+	}
+	return false
+}
+
+// kubeletNodeIPs reads the node's IPs, primary first, from the kubelet
+// drop-in the nodeip-configuration service writes (KUBELET_NODE_IPS, else
+// KUBELET_NODE_IP), or nil.
+func kubeletNodeIPs(dropIn string) []string {
+	data, err := os.ReadFile(dropIn)
+	if err != nil {
+		return nil
+	}
+	vars := map[string]string{}
+	for _, f := range strings.Fields(strings.ReplaceAll(string(data), `"`, " ")) {
+		if k, v, ok := strings.Cut(f, "="); ok && strings.HasPrefix(k, "KUBELET_NODE_IP") {
+			vars[k] = v
+		}
+	}
+	if ips := vars["KUBELET_NODE_IPS"]; ips != "" {
+		return strings.Split(ips, ",")
+	}
+	if ip := vars["KUBELET_NODE_IP"]; ip != "" {
+		return []string{ip}
+	}
+	return nil
 }
 
 func proxySet(env string) bool {
@@ -69,8 +111,11 @@ func proxySet(env string) bool {
 	return false
 }
 
-// mountWhere reads Where= of a mount unit, or "" when there is none.
-func mountWhere(unit string) string {
+// mountWhat reads What= of a mount unit, or "" when there is none: the
+// agent's container storage mount target is the device the unit mounts
+// (lca-cli/ops/ops.go, GetContainerStorageTarget: the What= line of
+// `systemctl cat var-lib-containers.mount`).
+func mountWhat(unit string) string {
 	f, err := os.Open(unit)
 	if err != nil {
 		return ""
@@ -78,7 +123,7 @@ func mountWhere(unit string) string {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Where="); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "What="); ok {
 			return strings.TrimSpace(v)
 		}
 	}

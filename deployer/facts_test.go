@@ -21,17 +21,20 @@ func TestReadTarget(t *testing.T) {
 	write("etc/mco/proxy.env", "HTTPS_PROXY=http://proxy.example.com:3128\nNO_PROXY=.cluster.local\n")
 	write("etc/systemd/system/var-lib-containers.mount", "[Mount]\nWhat=/dev/sdb1\nWhere=/var/lib/containers\n")
 	write("usr/lib/modules/5.14.0-570.el9_6.aarch64/vmlinuz", "k")
+	write("etc/systemd/system/kubelet.service.d/20-nodenet.conf", "[Service]\nEnvironment=\"KUBELET_NODE_IP=192.0.2.7\" \"KUBELET_NODE_IPS=192.0.2.7,2001:db8::7\"\n")
+	write("etc/containers/registries.conf", "[[registry]]\nlocation = \"quay.io/openshift-release-dev\"\n\n  [[registry.mirror]]\n  location = \"mirror.example.com/ocp\"\n")
 	got, err := ReadTarget(hostroot.Host{}, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.FIPS == nil || !*got.FIPS || got.Proxy == nil || !*got.Proxy || got.UserCABundle == nil || *got.UserCABundle ||
-		got.ContainerStorageMountpointTarget == nil || *got.ContainerStorageMountpointTarget != "/var/lib/containers" || got.Architecture != "arm64" ||
-		got.RunningOCPVersion != "4.19.7" || got.OCPVersion != "" {
+		got.ContainerStorageMountpointTarget == nil || *got.ContainerStorageMountpointTarget != "/dev/sdb1" || got.Architecture != "arm64" ||
+		got.RunningOCPVersion != "4.19.7" || got.OCPVersion != "" || !slices.Equal(got.NodeIPs, []string{"192.0.2.7", "2001:db8::7"}) ||
+		got.MirrorRegistryConfigured == nil || !*got.MirrorRegistryConfigured {
 		t.Errorf("ReadTarget(hostroot.Host{}, ) = %+v", got)
 	}
 	empty, err := ReadTarget(hostroot.Host{}, t.TempDir())
-	if err != nil || empty.FIPS != nil || empty.Proxy != nil || empty.ContainerStorageMountpointTarget != nil {
+	if err != nil || empty.FIPS != nil || empty.Proxy != nil || empty.ContainerStorageMountpointTarget != nil || empty.NodeIPs != nil || empty.MirrorRegistryConfigured != nil {
 		t.Errorf("ReadTarget(hostroot.Host{}, empty root) = %+v, %v; want unknowns left unset", empty, err)
 	}
 	for _, bad := range []string{filepath.Join(root, "nonexistent"), filepath.Join(root, "etc/mco/proxy.env")} {

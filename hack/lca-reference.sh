@@ -12,6 +12,17 @@
 #   etc.deletions         /etc entries the node removed, one absolute path a line
 #   ostree.tgz            ROOT/ostree/repo (classic only, when the repo exists)
 #   mco-currentconfig.json, rpm-ostree.json, manifest.json, containers.list
+#   ostree-<checksum>.<serial>.origin  the booted deployment's .origin
+# As the agent's seed creator (lca-cli/seedcreator) writes them:
+#   rpm-ostree.json is ROOT/rpm-ostree.json, else made from the root's only
+#     deployment ROOT/ostree/deploy/<osname>/deploy/<checksum>.<serial>, as
+#     `rpm-ostree status -v --json` names it (id <osname>-<checksum>.<serial>);
+#   the origin is that deployment's .origin, copied (backupOstreeOrigin);
+#   etc.deletions lists what `ostree admin config-diff` calls D: a removed
+#     folder, not its entries; etc.tgz is `tar czf --exclude ... -T -` of
+#     the rest, which recurses, so an excluded folder's entries stay out
+#     (here: every entry given, none twice, less those).
+# A root without a deployment fails, as the agent's cp of the origin does.
 # classic: FROM scratch with the folder at /        (seed format 4)
 # bootc:   FROM BASEREF with the folder at /usr/lib/openshift/seed
 # BASEREF is anything `buildah bud` accepts in FROM (localhost/x:tag,
@@ -69,6 +80,8 @@ python3 - "$src" "$scratch/etc.members" "$seed/etc.deletions" <<'PY'
 import filecmp, os, stat, sys
 
 top, members_out, deletions_out = sys.argv[1:4]
+EXCLUDED = ("NetworkManager/system-connections", "machine-config-daemon/orig/var/lib/kubelet",
+            "openvswitch/conf.db", "openvswitch/.conf.db.~lock~", "hostname")
 
 def entries(base):
     found = {}
@@ -101,10 +114,18 @@ with open(members_out, "wb") as f:
     for r in changed:
         if "cni/multus" in r:  # the agent regenerates multus config
             continue
+        # The agent's tar recurses, and its --exclude of a folder drops
+        # the folder's entries too; this tar is given every entry (no
+        # recursion, so none is stored twice), less those.
+        if any(r.startswith(x + "/") for x in EXCLUDED):
+            continue
         f.write(b"etc/" + os.fsencode(r) + b"\0")
+# ostree's diff names a removed folder, not its entries.
+gone = set(pristine) - set(live)
 with open(deletions_out, "wb") as f:
-    for r in sorted(set(pristine) - set(live)):
-        f.write(b"/etc/" + os.fsencode(r) + b"\n")
+    for r in sorted(gone):
+        if os.path.dirname(r) not in gone:
+            f.write(b"/etc/" + os.fsencode(r) + b"\n")
 PY
 etc_skip=(
   etc/NetworkManager/system-connections
@@ -126,7 +147,18 @@ fi
 # ---- metadata files -----------------------------------------------------
 cluster_info='{"seed_cluster_ocp_version":"4.20.0","base_domain":"example.com","cluster_name":"sno","node_ips":["192.0.2.10"],"release_registry":"quay.io","sno_hostname":"sno-seed","has_proxy":false,"has_fips":false}'
 cp "$src/etc/machine-config-daemon/currentconfig" "$seed/mco-currentconfig.json"
-printf '%s\n' '{"deployments":[{"id":"rhcos-0000.0","booted":true,"osname":"rhcos"}]}' >"$seed/rpm-ostree.json"
+origins=("$src"/ostree/deploy/*/deploy/*.origin)
+[[ ${#origins[@]} -eq 1 && -f ${origins[0]} ]] ||
+  die "the root has ${#origins[@]} deployment origin(s) under ostree/deploy, want one (the booted deployment)"
+dep=$(basename "${origins[0]}" .origin)
+osname=$(basename "$(dirname "$(dirname "${origins[0]}")")")
+if [[ -f $src/rpm-ostree.json ]]; then
+  cp "$src/rpm-ostree.json" "$seed/rpm-ostree.json"
+else
+  printf '{"deployments":[{"id":"%s-%s","osname":"%s","checksum":"%s","serial":%s,"booted":true}]}\n' \
+    "$osname" "$dep" "$osname" "${dep%%.*}" "${dep#*.}" >"$seed/rpm-ostree.json"
+fi
+cp "${origins[0]}" "$seed/ostree-$dep.origin"
 printf '%s\n' "$cluster_info" >"$seed/manifest.json"
 printf '%s\n' "quay.io/openshift-release-dev/ocp-release:4.20.0-x86_64" >"$seed/containers.list"
 

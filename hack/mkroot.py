@@ -20,6 +20,10 @@ it:
               sticky dir, user xattr, a sparse file, odd names, a FIFO
   ostree/repo (only with --ostree) a bare repo with usr/ committed on the
               branch rhcos/seed
+  ostree/deploy/rhcos/deploy/<commit>.0 and its .origin (only with
+              --ostree) the booted deployment of that commit, as on RHCOS:
+              an empty folder, and an origin naming the MachineConfig's
+              osImageURL
 
 --scale multiplies the bulk of /var (1.0: roughly 370 MB and 24k entries in
 the part a seed captures). Every mtime is 1700000000, and the same arguments
@@ -251,7 +255,12 @@ def make_ostree(top):
                              check=True, stdout=subprocess.PIPE, text=True)
     finally:
         shutil.rmtree(stage)
-    return res.stdout.strip()
+    commit = res.stdout.strip()
+    deploy = os.path.join(top, "ostree/deploy/rhcos/deploy")
+    os.makedirs(os.path.join(deploy, commit + ".0"))
+    with open(os.path.join(deploy, commit + ".0.origin"), "w") as fh:
+        fh.write("[origin]\ncontainer-image-reference=ostree-unverified-registry:%s\n" % OSIMAGE)
+    return commit
 
 
 def pin_mtimes(top):

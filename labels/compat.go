@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // Target is what a target node can tell about itself: the facts a seed's
@@ -16,9 +19,10 @@ import (
 type Target struct {
 	// OCPVersion is the OpenShift version the node is to run.
 	OCPVersion string `json:"ocp_version,omitempty"`
-	// RunningOCPVersion is the OpenShift version the node runs now. It is
-	// for people to read; nothing is checked against it, as a seed is
-	// usually for a newer version.
+	// RunningOCPVersion is the OpenShift version the node runs now: the
+	// seed's must be newer, as the agent requires of the version it is
+	// asked for (controllers/prep_handlers.go, validateSeedOcpVersion:
+	// semver, strictly higher).
 	RunningOCPVersion string `json:"running_ocp_version,omitempty"`
 	// Architecture is the node's GOARCH-style architecture (amd64, arm64).
 	Architecture string `json:"architecture,omitempty"`
@@ -33,6 +37,17 @@ type Target struct {
 	// ContainerStorageMountpointTarget is where the node mounts a separate
 	// container storage (var-lib-containers.mount), or "" for none.
 	ContainerStorageMountpointTarget *string `json:"container_storage_mountpoint_target,omitempty"`
+	// NodeIPs are the node's IPs, primary first: the seed's node_ips must
+	// have the same IP families in the same order, as the agent checks
+	// after the pivot (lca-cli/postpivot, validateIPAndMachineNetworkConsistency).
+	NodeIPs []string `json:"node_ips,omitempty"`
+	// MachineNetworks are the cluster's machine network CIDRs, primary
+	// first, checked as NodeIPs are where the seed names its own.
+	MachineNetworks []string `json:"machine_networks,omitempty"`
+	// MirrorRegistryConfigured is whether the node pulls through a mirror
+	// registry: the agent's documentation requires a seed from a node that
+	// does too, and one that does not when the target does not.
+	MirrorRegistryConfigured *bool `json:"mirror_registry_configured,omitempty"`
 }
 
 // ParseTarget reads a facts document. Unknown keys are refused, naming
@@ -69,10 +84,16 @@ type Mismatch struct {
 	Field  string `json:"field"`
 	Seed   string `json:"seed"`
 	Target string `json:"target"`
+	// Want says what would match, where that is not equality.
+	Want string `json:"want,omitempty"`
 }
 
 func (m Mismatch) String() string {
-	return fmt.Sprintf("%s: seed has %q, target has %q", m.Field, m.Seed, m.Target)
+	s := fmt.Sprintf("%s: seed has %q, target has %q", m.Field, m.Seed, m.Target)
+	if m.Want != "" {
+		s += "; want " + m.Want
+	}
+	return s
 }
 
 // CompatibleImage returns every mismatch between a seed, whose image is
@@ -99,6 +120,27 @@ func (c ClusterInfo) Compatible(t Target) []Mismatch {
 	if t.OCPVersion != "" {
 		add("seed_cluster_ocp_version", c.SeedClusterOCPVersion, t.OCPVersion)
 	}
+	if t.RunningOCPVersion != "" && !newerVersion(c.SeedClusterOCPVersion, t.RunningOCPVersion) {
+		out = append(out, Mismatch{Field: "seed_cluster_ocp_version", Seed: c.SeedClusterOCPVersion, Target: t.RunningOCPVersion,
+			Want: "a seed of a version newer than the one the target runs (running_ocp_version)"})
+	}
+	seedIPs := c.NodeIPs
+	if len(seedIPs) == 0 && c.NodeIP != "" {
+		seedIPs = []string{c.NodeIP}
+	}
+	if len(seedIPs) > 0 && len(t.NodeIPs) > 0 {
+		if a, b := ipFamilies(seedIPs), ipFamilies(t.NodeIPs); a != b {
+			out = append(out, Mismatch{Field: "node_ips", Seed: a, Target: b, Want: "the same IP families in the same order (the first is the primary)"})
+		}
+	}
+	if len(c.MachineNetworks) > 0 && len(t.MachineNetworks) > 0 {
+		if a, b := ipFamilies(c.MachineNetworks), ipFamilies(t.MachineNetworks); a != b {
+			out = append(out, Mismatch{Field: "machine_networks", Seed: a, Target: b, Want: "the same IP families in the same order (the first is the primary)"})
+		}
+	}
+	if t.MirrorRegistryConfigured != nil {
+		add("mirror_registry_configured", strconv.FormatBool(c.MirrorRegistryConfigured), strconv.FormatBool(*t.MirrorRegistryConfigured))
+	}
 	if t.Proxy != nil {
 		add("has_proxy", strconv.FormatBool(c.HasProxy), strconv.FormatBool(*t.Proxy))
 	}
@@ -119,4 +161,31 @@ func (c ClusterInfo) Compatible(t Target) []Mismatch {
 		add("container_storage_mountpoint_target", c.ContainerStorageMountpointTarget, *t.ContainerStorageMountpointTarget)
 	}
 	return out
+}
+
+// newerVersion says whether the OpenShift version seed is newer than
+// running, by semver (pre-releases before their release), as the agent
+// compares them. A version that is not semver is not newer.
+func newerVersion(seed, running string) bool {
+	a, b := "v"+seed, "v"+running
+	return semver.IsValid(a) && semver.IsValid(b) && semver.Compare(a, b) > 0
+}
+
+// ipFamilies lists the family of each address or CIDR, in order:
+// "ipv4,ipv6" for a dual-stack node whose primary is IPv4. One that is
+// neither is "unknown".
+func ipFamilies(addrs []string) string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		a, _, _ = strings.Cut(strings.TrimSpace(a), "/")
+		switch ip, err := netip.ParseAddr(a); {
+		case err != nil:
+			out[i] = "unknown"
+		case ip.Unmap().Is4():
+			out[i] = "ipv4"
+		default:
+			out[i] = "ipv6"
+		}
+	}
+	return strings.Join(out, ",")
 }

@@ -179,9 +179,23 @@ func TestCompatible(t *testing.T) {
 		{"ca bundle", Target{UserCABundle: ptr(false)}, []string{"additionalTrustBundle.hasUserCaBundle"}},
 		{"configmap", Target{ProxyConfigmapName: ptr("other")}, []string{"additionalTrustBundle.proxyConfigmapName"}},
 		{"storage", Target{ContainerStorageMountpointTarget: ptr("")}, []string{"container_storage_mountpoint_target"}},
-		{"every one", Target{OCPVersion: "4.18.0", FIPS: ptr(false), Proxy: ptr(false), UserCABundle: ptr(false),
-			ProxyConfigmapName: ptr(""), ContainerStorageMountpointTarget: ptr("/mnt/c")},
-			[]string{"seed_cluster_ocp_version", "has_proxy", "has_fips", "additionalTrustBundle.hasUserCaBundle",
+		{"running an older version", Target{RunningOCPVersion: "4.19.9"}, nil},
+		{"running an older release candidate", Target{RunningOCPVersion: "4.20.0-rc.3"}, nil},
+		{"running the same version", Target{RunningOCPVersion: "4.20.0"}, []string{"seed_cluster_ocp_version"}},
+		{"running a newer version", Target{RunningOCPVersion: "4.20.1"}, []string{"seed_cluster_ocp_version"}},
+		{"running a version that is not semver", Target{RunningOCPVersion: "4.20"}, []string{"seed_cluster_ocp_version"}},
+		{"dual stack, same order", Target{NodeIPs: []string{"198.51.100.7", "2001:db8::7"}}, nil},
+		{"dual stack, IPv6 primary", Target{NodeIPs: []string{"2001:db8::7", "198.51.100.7"}}, []string{"node_ips"}},
+		{"single stack IPv4", Target{NodeIPs: []string{"198.51.100.7"}}, []string{"node_ips"}},
+		{"machine networks, same family", Target{MachineNetworks: []string{"198.51.100.0/24"}}, nil},
+		{"machine networks, IPv6", Target{MachineNetworks: []string{"2001:db8::/64"}}, []string{"machine_networks"}},
+		{"mirror on both sides", Target{MirrorRegistryConfigured: ptr(true)}, nil},
+		{"mirror on the seed only", Target{MirrorRegistryConfigured: ptr(false)}, []string{"mirror_registry_configured"}},
+		{"every one", Target{OCPVersion: "4.18.0", RunningOCPVersion: "4.21.0", FIPS: ptr(false), Proxy: ptr(false), UserCABundle: ptr(false),
+			ProxyConfigmapName: ptr(""), ContainerStorageMountpointTarget: ptr("/mnt/c"), NodeIPs: []string{"2001:db8::7"},
+			MachineNetworks: []string{"2001:db8::/64"}, MirrorRegistryConfigured: ptr(false)},
+			[]string{"seed_cluster_ocp_version", "seed_cluster_ocp_version", "node_ips", "machine_networks", "mirror_registry_configured",
+				"has_proxy", "has_fips", "additionalTrustBundle.hasUserCaBundle",
 				"additionalTrustBundle.proxyConfigmapName", "container_storage_mountpoint_target"}},
 	}
 	for _, tt := range tests {
@@ -194,6 +208,18 @@ func TestCompatible(t *testing.T) {
 				t.Errorf("Compatible() fields mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestCompatibleMirrorOnTargetOnly: a target that pulls through a mirror
+// needs a seed from a node that did too.
+func TestCompatibleMirrorOnTargetOnly(t *testing.T) {
+	if got := (ClusterInfo{}).Compatible(Target{MirrorRegistryConfigured: ptr(true)}); len(got) != 1 || got[0].Field != "mirror_registry_configured" {
+		t.Errorf("Compatible() = %v, want the mirror registry mismatch", got)
+	}
+	// A seed of the agent's older versions names one node_ip.
+	if got := (ClusterInfo{NodeIP: "192.0.2.1"}).Compatible(Target{NodeIPs: []string{"2001:db8::1"}}); len(got) != 1 || got[0].Field != "node_ips" {
+		t.Errorf("Compatible() = %v, want the node_ips mismatch from node_ip", got)
 	}
 }
 

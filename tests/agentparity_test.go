@@ -77,9 +77,15 @@ func TestLeanClassicSeed(t *testing.T) {
 	writeFiles(t, tree, map[string]string{"usr/share/noise.bin": string(noise)})
 	sh(t, nil, "ostree", "commit", "--repo="+repo, "--branch=unrelated/history", "--tree=dir="+tree)
 
+	// The root's only deployment names the commit the node runs; without
+	// it, two refs and no rpm-ostree.json leave the choice to the user.
+	withDeployment := filepath.Join(dir, "deployment.tar")
+	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+withDeployment)
+	checkLeanRepo(t, withDeployment, "rhcos/seed", commit)
+	sh(t, nil, "mv", filepath.Join(root, "ostree/deploy"), filepath.Join(dir, "deploy"))
 	r := seedbuild(t, nil, "create", "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+filepath.Join(dir, "x.tar"))
 	if r.code != 1 || !strings.Contains(r.stderr, "--ostree-ref") {
-		t.Errorf("classic seed of a repo with two refs and no rpm-ostree.json: %s\nwant exit 1 asking for --ostree-ref", r)
+		t.Errorf("classic seed of a repo with two refs, no deployment and no rpm-ostree.json: %s\nwant exit 1 asking for --ostree-ref", r)
 	}
 	after := filepath.Join(dir, "after.tar")
 	create(t, "--rootfs", root, "--layout", "classic", "--ostree-ref", "rhcos/seed", "--output", "oci-archive:"+after)
@@ -94,11 +100,16 @@ func TestLeanClassicSeed(t *testing.T) {
 		t.Errorf("classic seed grew from %d to %d bytes with an unrelated commit in the repo", b, a)
 	}
 	checkLeanRepo(t, after, "rhcos/seed", commit)
-	// rpm-ostree.json names the booted commit: no --ostree-ref needed.
+	// rpm-ostree.json names the booted commit: no --ostree-ref needed. Its
+	// id is what the agent's prep reads: one it cannot read is refused.
 	writeFiles(t, root, map[string]string{"rpm-ostree.json": `{"deployments":[{"checksum":"` + commit + `","booted":true}]}`})
+	if r := seedbuild(t, nil, "create", "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+filepath.Join(dir, "y.tar")); r.code != 1 || !strings.Contains(r.stderr, "rpm-ostree.json") {
+		t.Errorf("classic seed of a root whose rpm-ostree.json has no id: %s\nwant exit 1 naming rpm-ostree.json", r)
+	}
+	writeFiles(t, root, map[string]string{"rpm-ostree.json": `{"deployments":[{"id":"rhcos-` + commit + `.0","checksum":"` + commit + `","booted":true}]}`})
 	fromStatus := filepath.Join(dir, "status.tar")
 	create(t, "--rootfs", root, "--layout", "classic", "--output", "oci-archive:"+fromStatus)
-	checkLeanRepo(t, fromStatus, "seed", commit)
+	checkLeanRepo(t, fromStatus, "rhcos/seed", commit)
 
 	sys := newSysroot(t)
 	st := newStore(t)
@@ -150,6 +161,68 @@ func checkLeanRepo(t *testing.T, archive, wantRef, commit string) {
 	}
 }
 
+// TestAgentPrepAcceptsTarballSeeds: the upstream agent's prep, replayed
+// strictly (hack/lca-prep-reference.sh), sets a stateroot up from
+// seedbuild's classic and bootc-tarball seeds, and from the upstream
+// replay's own (a check of the oracle), and the new deployment's origin is
+// the seed node's, byte for byte. The prep fails on a seed that lacks a
+// file it reads (the origin, containers.list), on a version it was not
+// asked for, and on an etc.deletions it cannot apply in order.
+func TestAgentPrepAcceptsTarballSeeds(t *testing.T) {
+	f := getFixtures(t)
+	dir := t.TempDir()
+	origins, _ := filepath.Glob(filepath.Join(f.root, "ostree/deploy/*/deploy/*.origin"))
+	if len(origins) != 1 {
+		t.Fatalf("the fixture root has origins %q, want one", origins)
+	}
+	wantOrigin, err := os.ReadFile(origins[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[string]string{"upstream classic": f.classic, "upstream bootc-tarball": f.bootc}
+	for _, layout := range []string{"classic", "bootc-tarball"} {
+		out := filepath.Join(dir, layout+".tar")
+		args := []string{"--rootfs", f.root, "--layout", layout, "--output", "oci-archive:" + out}
+		if layout != "classic" {
+			args = append(args, "--base", "oci-archive:"+f.base)
+		}
+		create(t, args...)
+		seeds[layout] = out
+	}
+	st := newStore(t)
+	for name, seed := range seeds {
+		t.Run(name, func(t *testing.T) {
+			sys := newSysroot(t)
+			env := st.buildahEnv()
+			if strings.HasSuffix(name, "bootc-tarball") {
+				env = append(env, "LCA_PREP_BOOTC=1")
+			}
+			out := sh(t, env, hackScript("lca-prep-reference.sh"), seed, sys, "4.20.0")
+			deployment, ok := strings.CutPrefix(strings.TrimSpace(out), "prepared ")
+			if !ok {
+				t.Fatalf("lca-prep-reference.sh said %q, want prepared DEPLOYMENT", out)
+			}
+			got, err := os.ReadFile(deployment + ".origin")
+			if err != nil || string(got) != string(wantOrigin) {
+				t.Errorf("the new deployment's origin = %q (%v), want the seed node's %q", got, err, wantOrigin)
+			}
+			for _, f := range []string{"containers.list", "manifest.json"} {
+				if _, err := os.Stat(filepath.Join(sys, "var/tmp", f)); err != nil {
+					t.Errorf("the prep copied no %s: %v", f, err)
+				}
+			}
+			// What the seed node deleted from /etc is gone.
+			if _, err := os.Lstat(filepath.Join(deployment, "etc/to-be-deleted.conf")); !os.IsNotExist(err) {
+				t.Errorf("etc/to-be-deleted.conf is still in the new deployment (%v)", err)
+			}
+			r := runEnv(t, env, hackScript("lca-prep-reference.sh"), seed, newSysroot(t), "4.21.0")
+			if r.code != 1 || !strings.Contains(r.stderr, "differs from version in spec") {
+				t.Errorf("prep of the 4.20.0 seed asked for 4.21.0: %s\nwant exit 1, the version refused", r)
+			}
+		})
+	}
+}
+
 func TestFactsAndAgainst(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
@@ -158,9 +231,10 @@ func TestFactsAndAgainst(t *testing.T) {
 	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--cluster-info", info, "--tag", "seed:facts")...)
 
 	target := smallRoot(t, map[string]string{
-		"etc/machine-config-daemon/currentconfig":     `{"spec":{"fips":true}}`,
+		"etc/machine-config-daemon/currentconfig":     `{"metadata":{"annotations":{"machineconfiguration.openshift.io/release-image-version":"4.20.0"}},"spec":{"fips":true}}`,
 		"etc/mco/proxy.env":                           "HTTPS_PROXY=http://proxy.example.com:3128\n",
-		"etc/systemd/system/var-lib-containers.mount": "[Mount]\nWhere=/var/lib/containers\n",
+		"etc/systemd/system/var-lib-containers.mount": "[Mount]\nWhat=/dev/disk/by-partlabel/var-lib-containers\nWhere=/var/lib/containers\n",
+		"etc/containers/registries.conf":              "[[registry]]\nlocation = \"quay.io\"\n[[registry.mirror]]\nlocation = \"mirror.example.com\"\n",
 	})
 	facts := mustSeedbuild(t, "facts", "--rootfs", target, "--json").stdout
 	factsFile := writeTemp(t, facts)
@@ -169,7 +243,9 @@ func TestFactsAndAgainst(t *testing.T) {
 		t.Fatalf("inspect --against mismatching facts: %s\nwant exit 3", r)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	for _, field := range []string{"has_proxy", "has_fips", "container_storage_mountpoint_target"} {
+	// Every mismatch at once: the seed is not newer than what the target
+	// runs, and a mirror registry is configured on the target only.
+	for _, field := range []string{"seed_cluster_ocp_version", "mirror_registry_configured", "has_proxy", "has_fips", "container_storage_mountpoint_target"} {
 		n := 0
 		for _, l := range lines {
 			if strings.HasPrefix(l, field+":") {
@@ -189,13 +265,13 @@ func TestFactsAndAgainst(t *testing.T) {
 
 	before := status(t, sys)
 	r = seedbuild(t, nil, st.flags("deploy", "localhost/seed:facts", "--stateroot", "x", "--sysroot", sys, "--facts", factsFile)...)
-	if r.code != 1 || strings.Count(r.stderr, "compatibility:") != 3 {
-		t.Errorf("deploy --facts mismatching: %s\nwant exit 1 listing 3 compatibility problems", r)
+	if r.code != 1 || strings.Count(r.stderr, "compatibility:") != 5 {
+		t.Errorf("deploy --facts mismatching: %s\nwant exit 1 listing 5 compatibility problems", r)
 	}
 	r = seedbuild(t, nil, st.flags("deploy", "localhost/seed:facts", "--stateroot", "x", "--sysroot", sys, "--facts", factsFile, "--json")...)
 	var refused struct{ Problems []deployer.Problem }
-	if err := json.Unmarshal([]byte(r.stdout), &refused); r.code != 1 || err != nil || len(refused.Problems) != 3 || refused.Problems[0].Check != "compatibility" {
-		t.Errorf("deploy --facts mismatching --json: %s\nwant exit 1 and the 3 problems as JSON on stdout", r)
+	if err := json.Unmarshal([]byte(r.stdout), &refused); r.code != 1 || err != nil || len(refused.Problems) != 5 || refused.Problems[0].Check != "compatibility" {
+		t.Errorf("deploy --facts mismatching --json: %s\nwant exit 1 and the 5 problems as JSON on stdout", r)
 	}
 	if after := status(t, sys); after != before {
 		t.Errorf("a refused deploy changed the sysroot")
@@ -208,8 +284,8 @@ func TestFactsAndAgainst(t *testing.T) {
 	if err := json.Unmarshal([]byte(facts), &parsed); err != nil || parsed["fips"] != true || parsed["proxy"] != true {
 		t.Errorf("facts --json = %s", facts)
 	}
-	// The version the node runs is read and shown, never checked: the seed
-	// made from the same root (4.20.0) is compatible with its facts.
+	// The version the node runs is read from its MachineConfig; the
+	// version it is to run is given by hand.
 	var fromRoot map[string]any
 	rootFacts := mustSeedbuild(t, "facts", "--rootfs", f.root, "--json").stdout
 	if err := json.Unmarshal([]byte(rootFacts), &fromRoot); err != nil || fromRoot["running_ocp_version"] != "4.20.0" || fromRoot["ocp_version"] != nil {

@@ -133,6 +133,22 @@ func sh(t testing.TB, env []string, name string, args ...string) string {
 	return out.String()
 }
 
+// runEnv runs a command and returns what it did, whatever its exit code;
+// a command that could not be run at all fails the test.
+func runEnv(t testing.TB, env []string, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("running %s: %v", name, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+}
+
 // store is a private containers-storage store.
 type store struct{ root, runroot string }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/seedbuild/seedbuild/deployer"
 	"github.com/seedbuild/seedbuild/labels"
@@ -11,19 +12,21 @@ import (
 )
 
 func newFactsCmd(g *globalOptions) *cobra.Command {
-	var rootfs string
+	var rootfs, ocpVersion string
 	var out formatFlags
 	cmd := &cobra.Command{
 		Use:   "facts",
 		Short: "Print what a target node can tell about itself, for compatibility checks",
 		Long: `Prints the facts of a target node that a seed must match: FIPS, proxy, user CA
-bundle, the container-storage mount target and architecture (of the running
-system for /, else of the root's kernel), and the OpenShift version the node
-runs now (running_ocp_version, from the MachineConfig daemon's currentconfig;
-shown, never checked). What cannot be read is left out and can be filled in
-by hand, such as ocp_version, the version the node is to run, which is
-checked against the seed's. Feed the JSON to 'inspect --against' or
-'deploy --facts'.`,
+bundle, the container-storage mount target (What= of var-lib-containers.mount,
+as the upstream agent reads it), architecture (of the running system for /,
+else of the root's kernel), whether a mirror registry is configured
+(registries.conf), the node's IPs (the kubelet's node IP drop-in), and the
+OpenShift version the node runs now (running_ocp_version, from the
+MachineConfig daemon's currentconfig: the seed's must be newer). What cannot
+be read is left out and can be filled in by hand: ocp_version, the version
+the node is to run (or --ocp-version), which must equal the seed's, and
+machine_networks. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
 		Example: `  seedbuild facts --json > facts.json
   seedbuild inspect localhost/seed:4.20 --against facts.json`,
 		Args: noArgs("name the root with --rootfs DIR"),
@@ -38,6 +41,7 @@ checked against the seed's. Feed the JSON to 'inspect --against' or
 			if err != nil {
 				return err
 			}
+			t.OCPVersion = ocpVersion
 			if out.structured() {
 				return out.write(g.stdout, t)
 			}
@@ -46,6 +50,7 @@ checked against the seed's. Feed the JSON to 'inspect --against' or
 		},
 	}
 	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node (default the node's /, or --host-root)")
+	cmd.Flags().StringVar(&ocpVersion, "ocp-version", "", "the OpenShift version the node is to run (ocp_version): a seed must be of this one")
 	out.add(cmd, "the facts (JSON is the --against and --facts input)")
 	return cmd
 }
@@ -67,6 +72,8 @@ func printTarget(g *globalOptions, t labels.Target) {
 		return *p
 	}
 	unknown := func(v string) string { return cmp.Or(v, "unknown") }
-	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version to run:            %s\nOCP version running:           %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\n",
-		unknown(t.Architecture), unknown(t.OCPVersion), unknown(t.RunningOCPVersion), b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget))
+	list := func(l []string) string { return cmp.Or(strings.Join(l, ", "), "unknown") }
+	fmt.Fprintf(g.stdout, "Architecture:                  %s\nOCP version to run:            %s\nOCP version running:           %s\nFIPS:                          %s\nProxy:                         %s\nUser CA bundle:                %s\nContainer storage mount target: %s\nMirror registry:               %s\nNode IPs:                      %s\nMachine networks:              %s\n",
+		unknown(t.Architecture), unknown(t.OCPVersion), unknown(t.RunningOCPVersion), b(t.FIPS), b(t.Proxy), b(t.UserCABundle), s(t.ContainerStorageMountpointTarget),
+		b(t.MirrorRegistryConfigured), list(t.NodeIPs), list(t.MachineNetworks))
 }
