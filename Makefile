@@ -20,7 +20,7 @@ DEMO_DIR    ?= /var/tmp/seedbuild-demo
 BENCH_DIR   ?= /var/tmp/seedbuild-bench
 BENCH_SCALE ?= 1
 
-.PHONY: all build build-test image test unit e2e demo bench vet fmt clean deps fuzz docs
+.PHONY: all build build-test image test unit e2e demo bench vet fmt check clean deps fuzz docs
 
 all: build
 
@@ -60,6 +60,12 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Style, as CI checks it before make test: gofmt has nothing to change,
+# and go vet finds nothing (its cgo type-check needs the deps).
+check: deps
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(GOFLAGS_ALL) ./...
 
 demo: deps build image
 	DEMO_DIR=$(DEMO_DIR) hack/demo.sh
