@@ -25,6 +25,8 @@ type seeds struct {
 	sums []string
 	// labels are the SELinux labels of the seed node's /etc and /var.
 	labels map[string]string
+	// origin is the seed node's booted deployment's .origin, trimmed.
+	origin string
 }
 
 func (s seeds) path(layout string) string { return filepath.Join(s.dir, layout+".tar") }
@@ -66,7 +68,7 @@ func getSeeds(t *testing.T) seeds {
 }
 
 // seedNodeStage runs on the booted seed node.
-const seedNodeStage = seedNodeLabelStage + `
+const seedNodeStage = seedNodeLabelStage + bootedOrigin + `cp $O/origin $O/seed-origin
 systemctl is-active kubelet.service
 pgrep -x kubelet
 cp /var/lib/kubelet-standin/started $O/kubelet-started
@@ -91,6 +93,14 @@ start=$(date +%s)
 $SBC create --layout classic -o oci-archive:/host$X/seeds/classic.tar --json -q >$O/create-classic.json
 echo "classic-in-image $(( $(date +%s) - start ))" >>$O/create-seconds
 $SBC inspect --json oci-archive:/host$X/seeds/classic.tar >$O/inspect-classic.json
+`
+
+// bootedOrigin is a stage fragment: it copies the booted deployment's
+// .origin (beside the folder the kernel's ostree= link names) to origin.
+const bootedOrigin = `
+for a in $(cat /proc/cmdline); do
+  case $a in ostree=*) cp "$(readlink -f "${a#ostree=}").origin" $O/origin ;; esac
+done
 `
 
 // inImage is a stage fragment: it loads seedbuild's image into the node's
@@ -147,7 +157,7 @@ func makeSeeds(t *testing.T) seeds {
 			t.Errorf("inspect of the %s seed made on the node: kind %q (%v)", layout, d.Kind, err)
 		}
 	}
-	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums, labels: nodeLabels}
+	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums, labels: nodeLabels, origin: b.file(t, "seed-origin")}
 }
 
 // seedNodeState lays an OpenShift-like state onto the seed node before its
@@ -203,7 +213,7 @@ func targetNodeState(t *testing.T, etc, varDir string) {
 
 // checkSeedState reads what a boot of a seed's stateroot wrote and checks
 // the seed node's state is there and the stand-in kubelet started on it.
-const seedStateStage = `
+const seedStateStage = bootedOrigin + `
 cat /proc/cmdline >$O/cmdline
 . /etc/os-release; echo "$VARIANT_ID" >$O/variant
 ostree admin status >$O/status
@@ -222,6 +232,11 @@ func checkSeedState(t *testing.T, s seeds, b boot, variant string) {
 	}
 	if got, want := strings.Fields(b.file(t, "sums")), s.sums; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("seed node files %v on the booted seed: sums %v, want %v", seedNodeFiles, got, want)
+	}
+	// Every route gives the new deployment the seed node's origin, as the
+	// upstream agent does: rpm-ostree and the MCO read it.
+	if got := b.file(t, "origin"); got != s.origin {
+		t.Errorf("the booted seed stateroot's origin = %q, want the seed node's %q", got, s.origin)
 	}
 	if got := b.file(t, "kubelet-active"); got != "active" {
 		t.Errorf("the stand-in kubelet is %q on the booted seed, want active", got)
@@ -468,6 +483,9 @@ func TestBootedTarballSeeds(t *testing.T) {
 	n.put(s.path("classic"), "seeds/classic.tar")
 	n.put(s.path("bootc-tarball"), "seeds/bootc-tarball.tar")
 	n.put(seedbuildImage(t), "seedbuild-image.tar")
+	// The upstream agent's prep, replayed, takes the classic seed made on
+	// the live seed node, and restores the seed node's origin.
+	checkAgentPrep(t, s)
 	b := n.boot("deploy", tarballDeployStage)
 	original := b
 	checkImageTools(t, b)
@@ -489,4 +507,22 @@ func TestBootedTarballSeeds(t *testing.T) {
 	checkSeedState(t, s, b, "seedbuild-vm-x")
 	wantCmdline(t, b.file(t, "cmdline"), append(append([]string{}, seedKargs...), nodeKargs...)...)
 	checkSELinuxBoot(t, s, b, original)
+}
+
+// checkAgentPrep runs hack/lca-prep-reference.sh on the classic seed made
+// on the live seed node, into a sysroot on the test host, and checks the
+// new deployment's origin is the seed node's.
+func checkAgentPrep(t *testing.T, s seeds) {
+	st := newStore(t)
+	sys := newSysroot(t)
+	r := runEnv(t, st.buildahEnv(), hackScript("lca-prep-reference.sh"), s.path("classic"), sys, "4.20.0")
+	deployment, ok := strings.CutPrefix(strings.TrimSpace(r.stdout), "prepared ")
+	if r.code != 0 || !ok {
+		t.Errorf("the agent's prep (lca-prep-reference.sh) of the classic seed made on the live node: %s", r)
+		return
+	}
+	got, err := os.ReadFile(deployment + ".origin")
+	if err != nil || strings.TrimSpace(string(got)) != s.origin {
+		t.Errorf("after the agent's prep of the live node's classic seed, the origin = %q (%v), want the seed node's %q", got, err, s.origin)
+	}
 }
