@@ -257,6 +257,15 @@ func TestFactsAndAgainst(t *testing.T) {
 		}
 	}
 
+	// facts --against checks the seed itself, with the same list.
+	fr := seedbuild(t, nil, st.flags("facts", "--rootfs", target, "--against", "localhost/seed:facts")...)
+	if fr.code != 3 || fr.stdout != r.stdout {
+		t.Errorf("facts --against the seed: %s\nwant exit 3 and inspect --against's list:\n%s", fr, r.stdout)
+	}
+	if fr := seedbuild(t, nil, st.flags("facts", "--rootfs", target, "--ocp-version", "4.21.0", "--against", "localhost/seed:facts")...); fr.code != 3 || strings.Count(fr.stdout, "seed_cluster_ocp_version:") != 2 {
+		t.Errorf("facts --ocp-version 4.21.0 --against a 4.20.0 seed: %s\nwant exit 3, the version listed twice (not the one asked, not newer)", fr)
+	}
+
 	good := smallRoot(t, map[string]string{"etc/machine-config-daemon/currentconfig": `{"spec":{"fips":false}}`})
 	goodFacts := writeTemp(t, mustSeedbuild(t, "facts", "--rootfs", good, "--json").stdout)
 	if r := seedbuild(t, nil, st.flags("inspect", "localhost/seed:facts", "--against", goodFacts)...); r.code != 0 {

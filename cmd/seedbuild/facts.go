@@ -12,8 +12,9 @@ import (
 )
 
 func newFactsCmd(g *globalOptions) *cobra.Command {
-	var rootfs, ocpVersion string
+	var rootfs, ocpVersion, against string
 	var out formatFlags
+	var rf registryFlags
 	cmd := &cobra.Command{
 		Use:   "facts",
 		Short: "Print what a target node can tell about itself, for compatibility checks",
@@ -26,9 +27,12 @@ OpenShift version the node runs now (running_ocp_version, from the
 MachineConfig daemon's currentconfig: the seed's must be newer). What cannot
 be read is left out and can be filled in by hand: ocp_version, the version
 the node is to run (or --ocp-version), which must equal the seed's, and
-machine_networks. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
+machine_networks. Feed the JSON to 'inspect --against' or 'deploy --facts',
+or check a seed here with --against IMAGE: every mismatch is listed, and
+the exit code is 3 when there is any.`,
 		Example: `  seedbuild facts --json > facts.json
-  seedbuild inspect localhost/seed:4.20 --against facts.json`,
+  seedbuild inspect localhost/seed:4.20 --against facts.json
+  seedbuild facts --ocp-version 4.20.0 --against docker://registry.example.com/seeds/sno:4.20`,
 		Args: noArgs("name the root with --rootfs DIR"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.parse(); err != nil {
@@ -42,6 +46,13 @@ machine_networks. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
 				return err
 			}
 			t.OCPVersion = ocpVersion
+			if against != "" {
+				d, err := readSeed(cmd, g, &rf, against)
+				if err != nil {
+					return err
+				}
+				return reportMismatches(g, out, labels.CompatibleImage(d.Seed.ClusterInfo, d.Architecture, t), "the facts of "+rootfs, d.Image)
+			}
 			if out.structured() {
 				return out.write(g.stdout, t)
 			}
@@ -51,7 +62,9 @@ machine_networks. Feed the JSON to 'inspect --against' or 'deploy --facts'.`,
 	}
 	cmd.Flags().StringVar(&rootfs, "rootfs", "/", "root of the target node (default the node's /, or --host-root)")
 	cmd.Flags().StringVar(&ocpVersion, "ocp-version", "", "the OpenShift version the node is to run (ocp_version): a seed must be of this one")
-	out.add(cmd, "the facts (JSON is the --against and --facts input)")
+	cmd.Flags().StringVar(&against, "against", "", "a seed IMAGE to check the facts against: list every mismatch, exit 3 if any")
+	rf.add(cmd)
+	out.add(cmd, "the facts (JSON is the --against and --facts input), or with --against the mismatches")
 	return cmd
 }
 

@@ -42,20 +42,9 @@ Exits 1 when the image is not a seed or cannot be read.`,
 			if err := o.out.parse(); err != nil {
 				return err
 			}
-			ref, err := g.parseImage(args[0])
+			d, err := readSeed(cmd, g, &o.registryFlags, args[0])
 			if err != nil {
 				return err
-			}
-			sys, err := o.options(cmd).SystemContext()
-			if err != nil {
-				return err
-			}
-			d, err := seedimage.Read(cmd.Context(), ref, sys)
-			if errors.Is(err, labels.ErrNotASeed) {
-				return fmt.Errorf("%s is not a seed: it has no %s label", args[0], labels.FormatVersionLabel)
-			}
-			if err != nil {
-				return fmt.Errorf("inspecting %q: %w", args[0], err)
 			}
 			if o.against != "" {
 				return o.checkAgainst(g, d)
@@ -73,6 +62,26 @@ Exits 1 when the image is not a seed or cannot be read.`,
 	return cmd
 }
 
+// readSeed reads the labels of the seed image name, as inspect does.
+func readSeed(cmd *cobra.Command, g *globalOptions, rf *registryFlags, name string) (*seedimage.Description, error) {
+	ref, err := g.parseImage(name)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := rf.options(cmd).SystemContext()
+	if err != nil {
+		return nil, err
+	}
+	d, err := seedimage.Read(cmd.Context(), ref, sys)
+	if errors.Is(err, labels.ErrNotASeed) {
+		return nil, fmt.Errorf("%s is not a seed: it has no %s label", name, labels.FormatVersionLabel)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspecting %q: %w", name, err)
+	}
+	return d, nil
+}
+
 // checkAgainst prints every mismatch between the seed and the target's
 // facts, one a line, and exits 3 when there is any.
 func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description) error {
@@ -80,12 +89,18 @@ func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description
 	if err != nil {
 		return err
 	}
-	mismatches := labels.CompatibleImage(d.Seed.ClusterInfo, d.Architecture, t)
-	if o.out.structured() {
+	return reportMismatches(g, o.out, labels.CompatibleImage(d.Seed.ClusterInfo, d.Architecture, t), o.against, d.Image)
+}
+
+// reportMismatches prints every mismatch between the seed image and the
+// target named target, one a line (or as JSON), and exits 3 when there is
+// any.
+func reportMismatches(g *globalOptions, out formatFlags, mismatches []labels.Mismatch, target, image string) error {
+	if out.structured() {
 		if mismatches == nil {
 			mismatches = []labels.Mismatch{}
 		}
-		if err := o.out.write(g.stdout, mismatches); err != nil {
+		if err := out.write(g.stdout, mismatches); err != nil {
 			return err
 		}
 	} else {
@@ -94,10 +109,10 @@ func (o *inspectOptions) checkAgainst(g *globalOptions, d *seedimage.Description
 		}
 	}
 	if len(mismatches) > 0 {
-		return exitError{code: exitMismatch, err: fmt.Errorf("%s does not match %s: %d mismatch(es)", o.against, d.Image, len(mismatches))}
+		return exitError{code: exitMismatch, err: fmt.Errorf("%s does not match %s: %d mismatch(es)", target, image, len(mismatches))}
 	}
-	if !o.out.structured() {
-		fmt.Fprintf(g.stdout, "%s is compatible with %s\n", d.Image, o.against)
+	if !out.structured() {
+		fmt.Fprintf(g.stdout, "%s is compatible with %s\n", image, target)
 	}
 	return nil
 }
