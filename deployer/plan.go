@@ -47,7 +47,7 @@ var stateRootName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // or "..".
 func ValidateStateroot(name string) error {
 	if !stateRootName.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("invalid stateroot name %q: want 1 to 64 of A-Z a-z 0-9 _ . -, and not . or ..", name)
+		return fmt.Errorf("invalid stateroot name %q: want 1 to 64 of A-Z a-z 0-9 _ . - other than \".\" and \"..\"", name)
 	}
 	return nil
 }

@@ -136,7 +136,7 @@ func Parse(name string, store storage.Store) (types.ImageReference, error) {
 	}
 	if store != nil {
 		if ref, err := istorage.Transport.ParseStoreReference(store, name); err == nil {
-			if _, err := istorage.Transport.GetStoreImage(store, ref); err == nil {
+			if _, _, err := istorage.ResolveReference(ref); err == nil {
 				return ref, nil
 			}
 		}

@@ -402,7 +402,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	for p := rel; p != "." && p != "" && !u.layer[p]; p = path.Dir(p) {
 		u.layer[p] = true
 	}
-	if (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA || h.Typeflag == tar.TypeSymlink) && u.o.ObjectTimes != nil && u.o.ObjectTimes(rel) {
+	if (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink) && u.o.ObjectTimes != nil && u.o.ObjectTimes(rel) {
 		object := *h
 		object.ModTime, object.AccessTime = epoch, epoch
 		h = &object
@@ -410,7 +410,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return u.dir(rel, p, h)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
 		if into, ok := u.o.Extract[rel]; ok {
 			return u.extract(rel, into, r)
 		}

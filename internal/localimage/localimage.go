@@ -40,7 +40,7 @@ const containerPrefix = "seedbuild-mount-"
 func ensure(ctx context.Context, store storage.Store, s Source) (types.ImageReference, string, *pull, error) {
 	ref, d := s.Ref, s.Description
 	if ref.Transport().Name() == istorage.Transport.Name() {
-		img, err := istorage.Transport.GetStoreImage(store, ref)
+		_, img, err := istorage.ResolveReference(ref)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("finding %q in local storage: %w", d.Image, err)
 		}
@@ -65,7 +65,7 @@ func ensure(ctx context.Context, store storage.Store, s Source) (types.ImageRefe
 	if _, err := imageref.CopyImage(ctx, s.Policy, dest, ref, opts, s.Retry); err != nil {
 		return nil, "", nil, fmt.Errorf("pulling %q: %w", d.Image, err)
 	}
-	img, err := istorage.Transport.GetStoreImage(store, dest)
+	_, img, err := istorage.ResolveReference(dest)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("finding the pulled %q: %w", name, err)
 	}

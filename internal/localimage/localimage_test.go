@@ -114,7 +114,7 @@ func pullTo(t *testing.T, store storage.Store, ref types.ImageReference, name st
 	if _, err := copy.Image(context.Background(), policy(t), dest, ref, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := istorage.Transport.GetStoreImage(store, dest); err != nil {
+	if _, _, err := istorage.ResolveReference(dest); err != nil {
 		t.Fatalf("%s is not in the store after its pull: %v", name, err)
 	}
 }
