@@ -24,29 +24,6 @@ import (
 	"go.podman.io/storage"
 )
 
-// Layout is the shape of the seed a build makes.
-type Layout string
-
-// The seed layouts.
-const (
-	// Native is format 5: the node's state as native layers on the OS image.
-	Native Layout = "native"
-	// BootcTarball is the upstream agent's experimental bootc seed: format
-	// 4, FROM the OS image, tarballs under /usr/lib/openshift/seed.
-	BootcTarball Layout = "bootc-tarball"
-	// Classic is the upstream format-4 seed: FROM scratch, tarballs at /.
-	Classic Layout = "classic"
-)
-
-// ParseLayout checks a --layout value.
-func ParseLayout(s string) (Layout, error) {
-	switch l := Layout(s); l {
-	case Native, BootcTarball, Classic:
-		return l, nil
-	}
-	return "", fmt.Errorf("unknown layout %q: want native, bootc-tarball or classic", s)
-}
-
 // Options says what to build and where to put it.
 type Options struct {
 	// Rootfs is the host root to capture. Default "/".
@@ -59,8 +36,9 @@ type Options struct {
 	// as the caller resolves names (registries.conf, local storage).
 	// Required when Base is nil for a layout that needs a base.
 	ParseImage func(name string) (types.ImageReference, error)
-	// Layout defaults to Native.
-	Layout Layout
+	// Layout is the kind of seed to make; NotASeed (the zero Kind) means
+	// labels.Native.
+	Layout labels.Kind
 	// Excludes are extra tar-style exclusion patterns, root-relative.
 	Excludes []string
 	// ExcludePaths are host paths never captured, such as the store.
@@ -115,8 +93,8 @@ func (o *Options) validate() error {
 	if o.Rootfs == "" {
 		o.Rootfs = o.Host.Root()
 	}
-	if o.Layout == "" {
-		o.Layout = Native
+	if o.Layout == labels.NotASeed {
+		o.Layout = labels.Native
 	}
 	if o.Compression == "" {
 		o.Compression = Gzip
@@ -124,7 +102,7 @@ func (o *Options) validate() error {
 	if o.TempDir == "" {
 		o.TempDir = "/var/tmp"
 	}
-	if o.Layout == Classic && !o.Host.Local() && o.Host.HostPath(o.TempDir) == o.TempDir {
+	if o.Layout == labels.Classic && !o.Host.Local() && o.Host.HostPath(o.TempDir) == o.TempDir {
 		o.TempDir = o.Host.Path("/var/tmp")
 	}
 	if o.Progress == nil {
@@ -133,7 +111,7 @@ func (o *Options) validate() error {
 	if len(o.Destinations) == 0 {
 		return errors.New("no destination: give at least one --tag or --output")
 	}
-	if o.Layout != Classic && o.Base == nil {
+	if o.Layout != labels.Classic && o.Base == nil {
 		if err := o.baseFromMachineConfig(); err != nil {
 			return err
 		}
@@ -158,7 +136,7 @@ func (o *Options) validate() error {
 			return fmt.Errorf("root %q has no %s/ folder: is it a host root?", o.Rootfs, d)
 		}
 	}
-	if o.Layout == Classic {
+	if o.Layout == labels.Classic {
 		if fi, err := os.Stat(filepath.Join(o.Rootfs, "ostree/repo")); err != nil || !fi.IsDir() {
 			return fmt.Errorf("root %q has no ostree/repo, which a classic seed carries", o.Rootfs)
 		}
@@ -318,7 +296,7 @@ func (o *Options) baseFromMachineConfig() error {
 		return fmt.Errorf("no base image: give --base, or a root whose %s has spec.osImageURL", machineconfig.Path)
 	}
 	if o.ParseImage == nil {
-		return errors.New("no base image for a " + string(o.Layout) + " seed")
+		return errors.New("no base image for a " + o.Layout.String() + " seed")
 	}
 	ref, err := o.ParseImage(mc.OSImageURL)
 	if err != nil {

@@ -68,7 +68,7 @@ type build struct {
 
 func (b *build) run(ctx context.Context) (*Report, error) {
 	o := &b.opts
-	b.report = Report{Layout: string(o.Layout), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
+	b.report = Report{Layout: o.Layout.String(), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
 	var err error
 	if b.layout, err = newStagingImages(filepath.Join(b.stage.Path, "image")); err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	baseDone := make(chan opened, 1)
 	baseCtx, stopBase := context.WithCancel(ctx)
 	defer stopBase()
-	if o.Layout != Classic {
+	if o.Layout != labels.Classic {
 		go func() {
 			base, err := openBase(baseCtx, o.Base, o.SystemContext, o.Policy, filepath.Join(b.stage.Path, "base"))
 			var early *earlyArchive
@@ -126,7 +126,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	// the capture starts.
 	var ob opened
 	haveBase := false
-	if o.Layout == Native && allInStore(o.Store, o.Destinations) {
+	if o.Layout == labels.Native && allInStore(o.Store, o.Destinations) {
 		ob, haveBase = <-baseDone, true
 		defer ob.base.Close()
 		if ob.err != nil {
@@ -221,19 +221,19 @@ func (b *build) readNode() error {
 	}
 	node, err := findNodeDeployment(o.Rootfs, b.rpmOstree, cmdline, live, b.mc.OSImageURL)
 	if err != nil {
-		if o.Layout != Native {
+		if o.Layout != labels.Native {
 			return fmt.Errorf("reading the deployment the node runs: %w", err)
 		}
 		fmt.Fprintf(o.Progress, "Warning: %v; the seed carries no rpm-ostree.json\n", err)
 		b.rpmOstree = nil
 		node, _ = findNodeDeployment(o.Rootfs, nil, cmdline, live, b.mc.OSImageURL)
 	}
-	if node.origin == nil && o.Layout == Native && o.Base != nil && o.Base.DockerReference() != nil {
+	if node.origin == nil && o.Layout == labels.Native && o.Base != nil && o.Base.DockerReference() != nil {
 		node.origin = []byte(labels.ImageOrigin(o.Base.DockerReference().String()))
 		node.originFrom = "made from the base image's name"
 	}
 	b.node = node
-	if o.Layout != Native && b.info.SeedClusterOCPVersion == "" {
+	if o.Layout != labels.Native && b.info.SeedClusterOCPVersion == "" {
 		return fmt.Errorf("cannot tell the seed cluster's OpenShift version (%s of %s has no %s annotation), which the upstream agent's prep checks: give --cluster-info with seed_cluster_ocp_version",
 			labels.ClusterInfoFile, machineconfig.Path, machineconfig.ReleaseVersionAnnotation)
 	}
@@ -266,7 +266,7 @@ func (b *build) captureLayers(ctx context.Context, c *capture) ([]namedLayer, er
 	}
 	b.report.EtcChanged, b.report.EtcDeleted = len(changes.changed), len(changes.deleted)
 	switch b.opts.Layout {
-	case Native:
+	case labels.Native:
 		return b.nativeLayers(ctx, c, changes)
 	default:
 		return b.tarballLayers(ctx, c, changes)
@@ -424,7 +424,7 @@ func (b *build) seedJSONFiles() (map[string][]byte, error) {
 	}
 	switch {
 	case b.node.origin == nil:
-	case b.opts.Layout == Native:
+	case b.opts.Layout == labels.Native:
 		files[labels.OriginFile] = b.node.origin
 	case b.node.known:
 		files[labels.AgentOriginFile(b.node.dep)] = b.node.origin
@@ -449,7 +449,7 @@ func (b *build) writeMeta(ew *entryWriter) error {
 	if err := ew.file(applyScript, 0o755, t, []byte(applyEtcScript)); err != nil {
 		return err
 	}
-	for _, d := range []string{"usr/lib/bootc", "usr/lib/bootc/kargs.d", "usr/lib/systemd", unitDir, unitDir + "/multi-user.target.wants"} {
+	for _, d := range []string{"usr/lib/bootc", labels.KargsDir[1:], "usr/lib/systemd", unitDir, unitDir + "/multi-user.target.wants"} {
 		if err := ew.dir(d, 0o755, t); err != nil {
 			return err
 		}
@@ -466,9 +466,9 @@ func (b *build) writeMeta(ew *entryWriter) error {
 // assemble makes the seed's config and manifest from the base (nil for a
 // classic seed) and the new layers, and fills the report.
 func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, error) {
-	seed := labels.Seed{ClusterInfo: b.info, BootcSeed: b.opts.Layout != Classic, Bootable: b.opts.Layout != Classic}
+	seed := labels.Seed{ClusterInfo: b.info, BootcSeed: b.opts.Layout != labels.Classic, Bootable: b.opts.Layout != labels.Classic}
 	seed.FormatVersion = labels.FormatTarball
-	if b.opts.Layout == Native {
+	if b.opts.Layout == labels.Native {
 		seed.FormatVersion = labels.FormatNative
 	}
 	if b.opts.Base != nil {
@@ -484,7 +484,7 @@ func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, erro
 	if err != nil {
 		return nil, err
 	}
-	cfg := imageConfig(baseConfig, lbls, layers, b.created(), "seedbuild "+string(b.opts.Layout)+" seed")
+	cfg := imageConfig(baseConfig, lbls, layers, b.created(), "seedbuild "+b.opts.Layout.String()+" seed")
 	img, err := newSeedImage(cfg, base, layers, seed.Annotations(), b.layout)
 	if err != nil {
 		return nil, err

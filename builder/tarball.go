@@ -14,6 +14,7 @@ import (
 
 	"github.com/seedbuild/seedbuild/internal/command"
 	"github.com/seedbuild/seedbuild/internal/hostroot"
+	"github.com/seedbuild/seedbuild/labels"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -52,25 +53,25 @@ func (b *build) tarballLayers(ctx context.Context, c *capture, changes etcChange
 // writeTarballs writes var.tgz, etc.tgz, etc.deletions and, for a classic
 // seed, ostree.tgz into dir, and returns their names.
 func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, changes etcChanges) ([]string, error) {
-	names := []string{"var.tgz", "etc.tgz", deletionsName}
+	names := []string{labels.VarArchive, labels.EtcArchive, deletionsName}
 	// A classic seed's lean repo is pulled while /var and /etc are
 	// captured: the pull is mostly the kernel's (links and small writes),
 	// the captures mostly compression.
 	var lean errgroup.Group
 	defer lean.Wait()
 	var repoDir string
-	if b.opts.Layout == Classic {
+	if b.opts.Layout == labels.Classic {
 		lean.Go(func() (err error) {
 			repoDir, err = b.leanRepo(ctx)
 			return err
 		})
 	}
-	if err := writeTgz(ctx, filepath.Join(dir, "var.tgz"), b.clamp(), b.tally, func(ew *entryWriter) error {
+	if err := writeTgz(ctx, filepath.Join(dir, labels.VarArchive), b.clamp(), b.tally, func(ew *entryWriter) error {
 		return c.tree(ew, "var", func(rel string) string { return rel })
 	}); err != nil {
 		return nil, fmt.Errorf("capturing /var: %w", err)
 	}
-	if err := writeTgz(ctx, filepath.Join(dir, "etc.tgz"), b.clamp(), b.tally, func(ew *entryWriter) error {
+	if err := writeTgz(ctx, filepath.Join(dir, labels.EtcArchive), b.clamp(), b.tally, func(ew *entryWriter) error {
 		for _, rel := range changes.changed {
 			if err := c.addEtc(ew, rel, "etc/", map[string]bool{}); err != nil {
 				return err
@@ -83,7 +84,7 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 	if err := os.WriteFile(filepath.Join(dir, deletionsName), deletionsList(changes.deleted), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", deletionsName, err)
 	}
-	if b.opts.Layout != Classic {
+	if b.opts.Layout != labels.Classic {
 		return names, nil
 	}
 	if err := lean.Wait(); err != nil {
@@ -99,7 +100,7 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 			b.tally.AddTotal(n)
 		}
 	}()
-	if err := writeTgz(ctx, filepath.Join(dir, "ostree.tgz"), b.clamp(), repo.tally, func(ew *entryWriter) error {
+	if err := writeTgz(ctx, filepath.Join(dir, labels.OstreeArchive), b.clamp(), repo.tally, func(ew *entryWriter) error {
 		return repo.tree(ew, ".", func(rel string) string {
 			if rel == "." {
 				return "./"
@@ -109,7 +110,7 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 	}); err != nil {
 		return nil, fmt.Errorf("capturing ostree repo: %w", err)
 	}
-	return append(names, "ostree.tgz"), nil
+	return append(names, labels.OstreeArchive), nil
 }
 
 // tarballLayer is the one layer that carries the files names in dir: at
@@ -117,7 +118,7 @@ func (b *build) writeTarballs(ctx context.Context, dir string, c *capture, chang
 // one.
 func (b *build) tarballLayer(ctx context.Context, dir string, names []string) (layerResult, error) {
 	prefix := ""
-	if b.opts.Layout == BootcTarball {
+	if b.opts.Layout == labels.BootcTarball {
 		prefix = seedDir + "/"
 	}
 	open := func() (blobSink, error) { return b.layout.newBlob() }
@@ -266,7 +267,7 @@ func (b *build) leanRepo(ctx context.Context) (string, error) {
 // ROOT/rpm-ostree.json when there is one (a captured root), else, for a
 // live /, what rpm-ostree says. nil when neither is there.
 func rpmOstreeStatus(ctx context.Context, host hostroot.Host, root string) []byte {
-	if data, err := os.ReadFile(filepath.Join(root, "rpm-ostree.json")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(root, labels.RpmOstreeFile)); err == nil {
 		return data
 	}
 	if host.IsRoot(root) {

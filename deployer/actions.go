@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/seedbuild/seedbuild/seedimage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/seedimage"
 	"golang.org/x/sys/unix"
 )
 
@@ -565,7 +565,7 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 	if err := os.MkdirAll(a["to"], 0o1777); err != nil {
 		return "", err
 	}
-	for _, n := range []string{"containers.list", "manifest.json"} {
+	for _, n := range []string{labels.ContainersListFile, labels.ClusterInfoFile} {
 		data, err := os.ReadFile(filepath.Join(a["from"], n))
 		if err != nil {
 			continue

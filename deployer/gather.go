@@ -205,7 +205,7 @@ func seedFactFile(name string) bool {
 	if slices.Contains(selinuxConfigs, name) {
 		return true
 	}
-	if strings.HasPrefix(name, "usr/lib/bootc/kargs.d/") && strings.HasSuffix(name, ".toml") {
+	if strings.HasPrefix(name, labels.KargsDir[1:]+"/") && strings.HasSuffix(name, ".toml") {
 		return true
 	}
 	if ok, _ := path.Match("usr/lib/modules/*/vmlinuz", name); ok {
@@ -250,7 +250,7 @@ func readSeedFiles(t seedTree, s *SeedFacts) {
 // readKargsD reads the kargs of every kargs.d/*.toml, in name order, that
 // applies to arch; it lists the files it cannot read or parse.
 func readKargsD(t seedTree, arch string) (kargs, unreadable []string) {
-	for _, f := range t.glob("usr/lib/bootc/kargs.d/*.toml") {
+	for _, f := range t.glob(labels.KargsDir[1:] + "/*.toml") {
 		data, err := t.read(f)
 		if err != nil {
 			unreadable = append(unreadable, fmt.Sprintf("/%s: %v", f, err))

@@ -607,7 +607,7 @@ func commitSteps(sr, name string, selinux []string) []Step {
 
 // classicRepoArchive is a classic seed's OS repo, extracted into
 // {seed-repo} as the seed is unpacked.
-const classicRepoArchive = "ostree.tgz"
+const classicRepoArchive = labels.OstreeArchive
 
 // classicSteps pull the commit of a classic seed's ostree.tgz, extracted
 // into {seed-repo} as the seed was unpacked.
@@ -638,7 +638,7 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}}}
 	case kind == labels.BootcTarball || kind == labels.Classic:
 		return []Step{
-			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{"file": seed + "/var.tgz", "to": stateDir}},
+			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{"file": seed + "/" + labels.VarArchive, "to": stateDir}},
 			{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
 				Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}},
 		}
@@ -662,7 +662,7 @@ func etcStepsFrom(kind labels.Kind, seed string) []Step {
 		}
 		steps = append(steps, copyEtc)
 	} else {
-		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/etc.tgz", "-C", "{deployment}"}, tarOpts...)})
+		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/" + labels.EtcArchive, "-C", "{deployment}"}, tarOpts...)})
 	}
 	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: ActionApplyDeletions,
 		Args: map[string]string{"list": seed + "/" + labels.DeletionsFile, "etc": "{deployment}/etc"}})

@@ -91,7 +91,7 @@ func writeContextFiles(dir string, c ConfiguredSeed) error {
 		return err
 	}
 	pretty.WriteByte('\n')
-	if err := os.WriteFile(filepath.Join(cfgDir, "manifest.json"), pretty.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfgDir, labels.ClusterInfoFile), pretty.Bytes(), 0o600); err != nil {
 		return err
 	}
 	if c.ExtraManifests != "" {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/seedbuild/seedbuild/internal/kargsd"
+	"github.com/seedbuild/seedbuild/labels"
 )
 
 // Rule IDs for images.
@@ -47,14 +48,14 @@ func LintImage(root, name string) []Finding {
 	if len(missing) > 0 {
 		l.add(RuleAPIDirs, Error, 0, "missing API folders: "+strings.Join(missing, ", "), "create them empty in the image")
 	}
-	tomls, _ := filepath.Glob(filepath.Join(root, "usr/lib/bootc/kargs.d/*.toml"))
+	tomls, _ := filepath.Glob(filepath.Join(root, labels.KargsDir, "*.toml"))
 	for _, p := range tomls {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			continue
 		}
 		if _, _, err := kargsd.Parse(string(data)); err != nil {
-			l.add(RuleImageKargs, Error, 0, fmt.Sprintf("/usr/lib/bootc/kargs.d/%s is invalid: %v", filepath.Base(p), err), `write kargs = ["arg1", "arg2"]`)
+			l.add(RuleImageKargs, Error, 0, fmt.Sprintf("%s/%s is invalid: %v", labels.KargsDir, filepath.Base(p), err), `write kargs = ["arg1", "arg2"]`)
 		}
 	}
 	if populated(filepath.Join(root, "etc")) && populated(filepath.Join(root, "usr/etc")) {

@@ -221,7 +221,7 @@ func (l *linter) kargsFiles(sources []string, dest string, line int) {
 		if len(sources) > 1 || strings.HasSuffix(dest, "/") || !strings.HasSuffix(dest, ".toml") {
 			target = path.Join(dest, path.Base(src))
 		}
-		if !under(target, "/usr/lib/bootc/kargs.d") || !strings.HasSuffix(target, ".toml") {
+		if !under(target, labels.KargsDir) || !strings.HasSuffix(target, ".toml") {
 			continue
 		}
 		data, err := os.ReadFile(host)

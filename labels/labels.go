@@ -67,8 +67,19 @@ const (
 	// machine-config daemon see the OS image the node runs. The tarball
 	// layouts carry it under the agent's name, AgentOriginFile.
 	OriginFile = "origin"
+	// VarArchive, under SeedDir (tarball layouts), is the node's /var.
+	VarArchive = "var.tgz"
+	// EtcArchive, under SeedDir (tarball layouts), is the node's /etc
+	// changes.
+	EtcArchive = "etc.tgz"
+	// OstreeArchive, at a classic seed's root, is the repo holding the
+	// commit the node runs.
+	OstreeArchive = "ostree.tgz"
+	// KargsDir holds bootc's kernel argument files, *.toml; bootc reads
+	// them, ostree-ext does not.
+	KargsDir = "/usr/lib/bootc/kargs.d"
 	// KargsFile holds the seed's kernel arguments for bootc (native layout).
-	KargsFile = "/usr/lib/bootc/kargs.d/50-seed.toml"
+	KargsFile = KargsDir + "/50-seed.toml"
 	// ApplyEtcUnit lays SeedEtcDir and DeletionsFile into /etc on first
 	// boot, unless EtcStamp says it was done (by deploy, or an earlier boot).
 	ApplyEtcUnit = "seedbuild-apply-etc.service"
@@ -113,6 +124,17 @@ func (k Kind) String() string {
 		return s
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ParseKind reads a kind's name (create --layout): native, bootc-tarball
+// or classic.
+func ParseKind(name string) (Kind, error) {
+	for _, k := range []Kind{Native, BootcTarball, Classic} {
+		if k.String() == name {
+			return k, nil
+		}
+	}
+	return NotASeed, fmt.Errorf("unknown layout %q: want native, bootc-tarball or classic", name)
 }
 
 // Bootable reports whether a seed of this kind is itself an OS image.

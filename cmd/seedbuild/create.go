@@ -27,7 +27,7 @@ func (o *createOptions) Validate(cmd *cobra.Command) error {
 	if len(o.tags) == 0 && len(o.outputs) == 0 {
 		return usagef("give at least one --tag or --output")
 	}
-	if _, err := builder.ParseLayout(o.layout); err != nil {
+	if _, err := labels.ParseKind(o.layout); err != nil {
 		return usageError{err}
 	}
 	if _, err := builder.ParseCompression(o.compression); err != nil {
@@ -87,7 +87,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 	f := cmd.Flags()
 	f.StringVar(&o.rootfs, "rootfs", "/", "host root to capture (default the node's /, or --host-root)")
 	f.StringVar(&o.base, "base", "", "OS image to build on (default: spec.osImageURL of the root's MachineConfig)")
-	f.StringVar(&o.layout, "layout", string(builder.Native), "seed layout: native, bootc-tarball or classic")
+	f.StringVar(&o.layout, "layout", labels.Native.String(), "seed layout: native, bootc-tarball or classic")
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name to commit the seed under in local containers-storage (repeatable)")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "destination to write or push the seed to: docker://, oci-archive:, oci:, dir: (repeatable)")
 	f.StringArrayVar(&o.excludes, "exclude", nil, "tar-style pattern of root paths to leave out, such as 'var/lib/foo/*' (repeatable)")
@@ -106,7 +106,7 @@ ROOTFS/etc/machine-config-daemon/currentconfig.`,
 }
 
 func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (builder.Options, error) {
-	layout, _ := builder.ParseLayout(o.layout)
+	layout, _ := labels.ParseKind(o.layout)
 	comp, _ := builder.ParseCompression(o.compression)
 	sys, err := o.options(cmd).SystemContext()
 	if err != nil {
@@ -154,7 +154,7 @@ func (o *createOptions) builderOptions(cmd *cobra.Command, g *globalOptions) (bu
 		}
 	}
 	opts.ParseImage = g.parseImage
-	if o.base != "" && layout != builder.Classic {
+	if o.base != "" && layout != labels.Classic {
 		if opts.Base, err = g.parseImage(o.base); err != nil {
 			return opts, err
 		}
