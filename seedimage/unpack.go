@@ -348,7 +348,8 @@ func (u *unpacker) applyLayer(layer io.Reader) error {
 	return nil
 }
 
-// entry applies one tar entry.
+// entry applies one tar entry: the checks and the preparation every
+// entry has, then what its type asks for.
 func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	if h.Typeflag == tar.TypeXGlobalHeader {
 		return nil // pax defaults for what follows, not a file
@@ -372,31 +373,46 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 	if err := u.check(h, path.Join(parent, base)); err != nil {
 		return err
 	}
-	if !u.plain {
-		if base == ".wh..wh..opq" {
-			if u.opaqueXattr != "" {
-				return u.overlayOpaque(parent)
-			}
-			return u.opaque(parent)
-		}
-		if strings.HasPrefix(base, ".wh..wh.") {
-			return nil // aufs metadata, not content
-		}
-		if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-			if gone == "" || gone == "." || gone == ".." {
-				return fmt.Errorf("unpacking %s: a whiteout that names no file", name)
-			}
-			if u.opaqueXattr != "" {
-				return u.overlayWhiteout(path.Join(parent, gone), h)
-			}
-			return u.remove(path.Join(parent, gone))
-		}
+	if !u.plain && strings.HasPrefix(base, ".wh.") {
+		return u.whiteout(h, name, parent, base)
 	}
+	e, err := u.place(h, name, parent, base)
+	if err != nil {
+		return err
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return u.dir(e.rel, e.p, e.h)
+	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
+		return u.regular(e, r)
+	case tar.TypeSymlink:
+		return u.symlink(e)
+	case tar.TypeLink:
+		return u.hardLink(e)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return u.device(e)
+	default:
+		return fmt.Errorf("unpacking %s: unknown tar entry type %q", name, h.Typeflag)
+	}
+}
+
+// placedEntry is an entry that is not a whiteout, where it goes: rel,
+// relative to dest, in the folder parent (its symlinks resolved), and p
+// on disk. Its header h carries the times it gets.
+type placedEntry struct {
+	h              *tar.Header
+	name           string // as the entry names it
+	parent, rel, p string
+}
+
+// place readies the path of the entry h, named base in the folder parent:
+// what is there goes (but a folder stays for a folder), the path counts as
+// this layer's, and a file a commit takes over gets an object's times.
+func (u *unpacker) place(h *tar.Header, name, parent, base string) (placedEntry, error) {
 	rel := path.Join(parent, base)
-	p := filepath.Join(u.dest, rel)
 	if old, ok := u.kind(rel); ok && !(old == tar.TypeDir && h.Typeflag == tar.TypeDir) {
 		if err := u.remove(rel); err != nil {
-			return err
+			return placedEntry{}, err
 		}
 	}
 	for p := rel; p != "." && p != "" && !u.layer[p]; p = path.Dir(p) {
@@ -407,84 +423,123 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		object.ModTime, object.AccessTime = epoch, epoch
 		h = &object
 	}
-	switch h.Typeflag {
-	case tar.TypeDir:
-		return u.dir(rel, p, h)
-	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
-		if into, ok := u.o.Extract[rel]; ok {
-			return u.extract(rel, into, r)
+	return placedEntry{h: h, name: name, parent: parent, rel: rel, p: filepath.Join(u.dest, rel)}, nil
+}
+
+// whiteout applies the whiteout entry h, named base (".wh." and all) in
+// the folder parent: an opaque folder's, a removed path's, or aufs
+// metadata, which is not content.
+func (u *unpacker) whiteout(h *tar.Header, name, parent, base string) error {
+	gone := strings.TrimPrefix(base, ".wh.")
+	switch {
+	case base == ".wh..wh..opq":
+		if u.opaqueXattr != "" {
+			return u.overlayOpaque(parent)
 		}
-		u.kinds[rel] = tar.TypeReg
-		u.total.Size += h.Size
-		x, err := entryXattrs(h)
-		if err != nil {
-			return err
-		}
-		u.countLabel(x)
-		if h.Size > unpackInFlight/4 {
-			// Too big to hold: written here, as it is read.
-			return u.writeFile(p, h, x, u.inherited(parent, h, x), r)
-		}
-		data := make([]byte, h.Size)
-		if _, err := io.ReadFull(r, data); err != nil {
-			return fmt.Errorf("reading %s from the layer: %w", name, err)
-		}
-		for range tokens(len(data)) {
-			u.inFlight <- struct{}{}
-		}
-		u.pending.Add(1)
-		u.jobs <- fileJob{path: p, h: h, xattrs: x, drop: u.inherited(parent, h, x), data: data}
+		return u.opaque(parent)
+	case strings.HasPrefix(base, ".wh..wh."):
 		return nil
-	case tar.TypeSymlink:
-		u.kinds[rel] = tar.TypeSymlink
-		x, err := entryXattrs(h)
-		if err != nil {
-			return err
-		}
-		u.countLabel(x)
-		if err := unix.Symlinkat(h.Linkname, unix.AT_FDCWD, p); err != nil {
-			return fmt.Errorf("making the symlink %s: %w", p, err)
-		}
-		if err := u.setMeta(p, h, x, u.inherited(parent, h, x), -1); err != nil {
-			return err
-		}
-		if u.o.Known != nil {
-			f := ostreerepo.NewFileHash(uint32(h.Uid), uint32(h.Gid), unix.S_IFLNK|0o777, h.Linkname, x)
-			return u.record(p, -1, f)
-		}
-		return nil
-	case tar.TypeLink:
-		// The file linked to must be whole on disk first.
-		if err := u.wait(); err != nil {
-			return err
-		}
-		linkDir, linkBase := path.Split(EntryPath(h.Linkname))
-		targetDir, err := u.resolveDir(strings.TrimSuffix(linkDir, "/"))
-		if err != nil {
-			return err
-		}
-		target := path.Join(targetDir, linkBase)
-		if err := unix.Linkat(unix.AT_FDCWD, filepath.Join(u.dest, target), unix.AT_FDCWD, p, 0); err != nil {
-			return fmt.Errorf("linking %s to %s: %w", p, h.Linkname, err)
-		}
-		kind, _ := u.kind(target)
-		u.kinds[rel] = kind
-		return nil
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		u.kinds[rel] = h.Typeflag
-		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
-		if err := unix.Mknod(p, mode|0o600, int(unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor)))); err != nil {
-			return fmt.Errorf("making %s: %w", p, err)
-		}
-		x, err := entryXattrs(h)
-		if err != nil {
-			return err
-		}
-		u.countLabel(x)
-		return u.setMeta(p, h, x, u.inherited(parent, h, x), -1)
+	case gone == "" || gone == "." || gone == "..":
+		return fmt.Errorf("unpacking %s: a whiteout that names no file", name)
+	case u.opaqueXattr != "":
+		return u.overlayWhiteout(path.Join(parent, gone), h)
 	default:
-		return fmt.Errorf("unpacking %s: unknown tar entry type %q", name, h.Typeflag)
+		return u.remove(path.Join(parent, gone))
 	}
+}
+
+// xattrsOf is the entry's xattrs (entryXattrs), its SELinux label counted.
+func (u *unpacker) xattrsOf(h *tar.Header) ([]ostreerepo.Xattr, error) {
+	x, err := entryXattrs(h)
+	if err != nil {
+		return nil, err
+	}
+	u.countLabel(x)
+	return x, nil
+}
+
+// regular writes a regular file, whose content r gives: handed to a
+// worker, or written here when it is too big to hold, or extracted when it
+// is an archive UnpackOptions.Extract names.
+func (u *unpacker) regular(e placedEntry, r io.Reader) error {
+	if into, ok := u.o.Extract[e.rel]; ok {
+		return u.extract(e.rel, into, r)
+	}
+	u.kinds[e.rel] = tar.TypeReg
+	u.total.Size += e.h.Size
+	x, err := u.xattrsOf(e.h)
+	if err != nil {
+		return err
+	}
+	drop := u.inherited(e.parent, e.h, x)
+	if e.h.Size > unpackInFlight/4 {
+		// Too big to hold: written here, as it is read.
+		return u.writeFile(e.p, e.h, x, drop, r)
+	}
+	data := make([]byte, e.h.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return fmt.Errorf("reading %s from the layer: %w", e.name, err)
+	}
+	for range tokens(len(data)) {
+		u.inFlight <- struct{}{}
+	}
+	u.pending.Add(1)
+	u.jobs <- fileJob{path: e.p, h: e.h, xattrs: x, drop: drop, data: data}
+	return nil
+}
+
+// symlink makes a symlink, and with Known set, records its checksum.
+func (u *unpacker) symlink(e placedEntry) error {
+	u.kinds[e.rel] = tar.TypeSymlink
+	x, err := u.xattrsOf(e.h)
+	if err != nil {
+		return err
+	}
+	if err := unix.Symlinkat(e.h.Linkname, unix.AT_FDCWD, e.p); err != nil {
+		return fmt.Errorf("making the symlink %s: %w", e.p, err)
+	}
+	if err := u.setMeta(e.p, e.h, x, u.inherited(e.parent, e.h, x), -1); err != nil {
+		return err
+	}
+	if u.o.Known != nil {
+		f := ostreerepo.NewFileHash(uint32(e.h.Uid), uint32(e.h.Gid), unix.S_IFLNK|0o777, e.h.Linkname, x)
+		return u.record(e.p, -1, f)
+	}
+	return nil
+}
+
+// hardLink links the entry's path to the file it names, inside dest.
+func (u *unpacker) hardLink(e placedEntry) error {
+	// The file linked to must be whole on disk first.
+	if err := u.wait(); err != nil {
+		return err
+	}
+	linkDir, linkBase := path.Split(EntryPath(e.h.Linkname))
+	targetDir, err := u.resolveDir(strings.TrimSuffix(linkDir, "/"))
+	if err != nil {
+		return err
+	}
+	target := path.Join(targetDir, linkBase)
+	if err := unix.Linkat(unix.AT_FDCWD, filepath.Join(u.dest, target), unix.AT_FDCWD, e.p, 0); err != nil {
+		return fmt.Errorf("linking %s to %s: %w", e.p, e.h.Linkname, err)
+	}
+	kind, _ := u.kind(target)
+	u.kinds[e.rel] = kind
+	return nil
+}
+
+// device makes a character or block device, or a FIFO.
+func (u *unpacker) device(e placedEntry) error {
+	u.kinds[e.rel] = e.h.Typeflag
+	mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[e.h.Typeflag]
+	if err := unix.Mknod(e.p, mode|0o600, int(unix.Mkdev(uint32(e.h.Devmajor), uint32(e.h.Devminor)))); err != nil {
+		return fmt.Errorf("making %s: %w", e.p, err)
+	}
+	x, err := u.xattrsOf(e.h)
+	if err != nil {
+		return err
+	}
+	return u.setMeta(e.p, e.h, x, u.inherited(e.parent, e.h, x), -1)
 }
 
 // check asks o.Check about the entry h, whose path in the tree is rel.
@@ -525,11 +580,10 @@ func (u *unpacker) dir(rel, p string, h *tar.Header) error {
 		}
 		u.kinds[rel] = tar.TypeDir
 	}
-	x, err := entryXattrs(h)
+	x, err := u.xattrsOf(h)
 	if err != nil {
 		return err
 	}
-	u.countLabel(x)
 	parent := strings.TrimSuffix(path.Dir(rel), ".")
 	if err := u.setMeta(p, h, x, u.inherited(parent, h, x), -1); err != nil {
 		return err
