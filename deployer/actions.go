@@ -52,7 +52,7 @@ func (e *executor) registerActions() {
 }
 
 func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "sysroot", "stateroot"); err != nil {
+	if err := requireArgs(a, argSysroot, argStateroot); err != nil {
 		return "", err
 	}
 	all, err := e.deployments(ctx)
@@ -61,7 +61,7 @@ func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]stri
 	}
 	var mine []deployment
 	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].Stateroot == a["stateroot"] {
+		if all[i].Stateroot == a[argStateroot] {
 			mine = append(mine, all[i])
 		}
 	}
@@ -72,7 +72,7 @@ func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]stri
 	if e.before, err = e.deployments(ctx); err != nil {
 		return "", err
 	}
-	varDir := filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"], "var")
+	varDir := filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot], "var")
 	entries, _ := os.ReadDir(varDir)
 	for _, en := range entries {
 		if err := os.RemoveAll(filepath.Join(varDir, en.Name())); err != nil {
@@ -83,18 +83,18 @@ func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]stri
 }
 
 func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "sysroot", "stateroot"); err != nil {
+	if err := requireArgs(a, argSysroot, argStateroot); err != nil {
 		return "", err
 	}
-	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
+	fresh, err := e.newDeployments(ctx, a[argStateroot], e.before)
 	if err != nil {
 		return "", err
 	}
 	if err := e.undeploy(ctx, fresh); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"])); err != nil {
-		return "", fmt.Errorf("removing the stateroot %s: %w", a["stateroot"], err)
+	if err := os.RemoveAll(filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot])); err != nil {
+		return "", fmt.Errorf("removing the stateroot %s: %w", a[argStateroot], err)
 	}
 	return "", e.removeNewImageRefs(ctx, a)
 }
@@ -148,16 +148,16 @@ func (e *executor) removeNewImageRefs(ctx context.Context, a map[string]string) 
 	if !removed {
 		return nil
 	}
-	_, err = e.removeCommit(ctx, Step{}, map[string]string{"repo": repo})
+	_, err = e.removeCommit(ctx, Step{}, map[string]string{argRepo: repo})
 	return err
 }
 
 // removeCommit deletes a branch when it is there, then prunes the objects
 // no ref holds. Safe to run when the commit never finished.
 func (e *executor) removeCommit(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	repo := "--repo=" + a["repo"]
+	repo := "--repo=" + a[argRepo]
 	var out, errb strings.Builder
-	if ref := a["ref"]; ref != "" && e.runner.Run(ctx, []string{"ostree", "rev-parse", repo, ref}, &out, &errb) == nil {
+	if ref := a[argRef]; ref != "" && e.runner.Run(ctx, []string{"ostree", "rev-parse", repo, ref}, &out, &errb) == nil {
 		errb.Reset()
 		if err := e.runner.Run(ctx, []string{"ostree", "refs", repo, "--delete", ref}, &out, &errb); err != nil {
 			return "", fmt.Errorf("deleting the branch %q: %w %s", ref, err, strings.TrimSpace(errb.String()))
@@ -165,13 +165,13 @@ func (e *executor) removeCommit(ctx context.Context, _ Step, a map[string]string
 	}
 	errb.Reset()
 	if err := e.runner.Run(ctx, []string{"ostree", "prune", repo, "--refs-only"}, &out, &errb); err != nil {
-		return "", fmt.Errorf("pruning %q: %w %s", a["repo"], err, strings.TrimSpace(errb.String()))
+		return "", fmt.Errorf("pruning %q: %w %s", a[argRepo], err, strings.TrimSpace(errb.String()))
 	}
 	return "", nil
 }
 
 func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
+	fresh, err := e.newDeployments(ctx, a[argStateroot], e.before)
 	if err != nil {
 		return "", err
 	}
@@ -183,17 +183,17 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 
 // prepareRoot lays an unpacked image root out for ostree commit, in place:
 // its /etc becomes /usr/etc, and the content of its /var is moved into
-// a["var"] (the new stateroot's var, on the same file system), or removed
-// when there is no a["var"]. Moving is a rename: nothing is copied.
+// a[argVar] (the new stateroot's var, on the same file system), or removed
+// when there is no a[argVar]. Moving is a rename: nothing is copied.
 func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "root"); err != nil {
+	if err := requireArgs(a, argRoot); err != nil {
 		return "", err
 	}
-	root := a["root"]
+	root := a[argRoot]
 	// The labels of what the /etc apply will copy, read before the commit
 	// relabels them for where they are in the image.
-	if a["labels-of"] != "" {
-		if err := saveLabels(a["labels-of"], a["labels-to"]); err != nil {
+	if a[argLabelsOf] != "" {
+		if err := saveLabels(a[argLabelsOf], a[argLabelsTo]); err != nil {
 			return "", err
 		}
 	}
@@ -219,7 +219,7 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 	}
 	lost := newXattrLoss(e.allowXattrLoss)
 	varDir := filepath.Join(root, "var")
-	if a["var"] == "" {
+	if a[argVar] == "" {
 		entries, err := os.ReadDir(varDir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("reading the image's /var: %w", err)
@@ -229,8 +229,8 @@ func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (
 				return "", fmt.Errorf("leaving the image's /var out of the commit: %w", err)
 			}
 		}
-	} else if err := moveVarInto(varDir, a["var"], lost); err != nil {
-		return "", fmt.Errorf("moving the image's /var into %q: %w", a["var"], err)
+	} else if err := moveVarInto(varDir, a[argVar], lost); err != nil {
+		return "", fmt.Errorf("moving the image's /var into %q: %w", a[argVar], err)
 	}
 	lost.warn(e.log, "moving the image's /var")
 	return strings.Join(points, " "), nil
@@ -300,14 +300,14 @@ func moveInto(src, dst string, lost *xattrLoss) error {
 	return os.Rename(src, dst)
 }
 
-// undeployPath removes the deployment whose folder is a["deployment"].
+// undeployPath removes the deployment whose folder is a[argDeployment].
 func (e *executor) undeployPath(ctx context.Context, _ Step, a map[string]string) (string, error) {
 	all, err := e.deployments(ctx)
 	if err != nil {
 		return "", err
 	}
 	for _, d := range all {
-		if d.path(a["sysroot"]) == a["deployment"] {
+		if d.path(a[argSysroot]) == a[argDeployment] {
 			return "", e.undeploy(ctx, []deployment{d})
 		}
 	}
@@ -315,7 +315,7 @@ func (e *executor) undeployPath(ctx context.Context, _ Step, a map[string]string
 }
 
 func (e *executor) findDeployment(ctx context.Context, st Step, a map[string]string) (string, error) {
-	fresh, err := e.newDeployments(ctx, a["stateroot"], e.before)
+	fresh, err := e.newDeployments(ctx, a[argStateroot], e.before)
 	if err != nil {
 		return "", err
 	}
@@ -323,16 +323,16 @@ func (e *executor) findDeployment(ctx context.Context, st Step, a map[string]str
 		return "", errNoDeployment
 	}
 	d := fresh[len(fresh)-1]
-	if err := e.makes(st, map[string]string{"checksum": d.Checksum, "deployment-index": strconv.Itoa(d.Index)}); err != nil {
+	if err := e.makes(st, map[string]string{varName(phChecksum): d.Checksum, varName(phDeploymentIndex): strconv.Itoa(d.Index)}); err != nil {
 		return "", err
 	}
-	return d.path(a["sysroot"]), nil
+	return d.path(a[argSysroot]), nil
 }
 
 // stageUsrEtc makes a tree whose usr/etc is the image's etc (a bind
 // mount), to lay over the image root in the commit, and a skip list.
 func (e *executor) stageUsrEtc(_ context.Context, _ Step, a map[string]string) (string, error) {
-	root := a["root"]
+	root := a[argRoot]
 	d, err := scratch.New(e.tempDir, "deploy")
 	if err != nil {
 		return "", err
@@ -403,7 +403,7 @@ func emptyDirLike(dst string, fi os.FileInfo) error {
 }
 
 func (e *executor) unstageUsrEtc(_ context.Context, _ Step, a map[string]string) (string, error) {
-	return "", unstage(a["stage"])
+	return "", unstage(a[argStage])
 }
 
 func unstage(dir string) error {
@@ -422,13 +422,13 @@ func (e *executor) tempDirAction(context.Context, Step, map[string]string) (stri
 }
 
 func (e *executor) removeTempDir(_ context.Context, _ Step, a map[string]string) (string, error) {
-	return "", scratch.RemoveAll(a["dir"])
+	return "", scratch.RemoveAll(a[argDir])
 }
 
 // classicCommit finds the commit a classic seed's repo carries: the booted
 // one of rpm-ostree.json when present, else the repo's only ref.
 func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if data, err := os.ReadFile(a["rpm-ostree"]); err == nil {
+	if data, err := os.ReadFile(a[argRpmOstree]); err == nil {
 		var doc struct {
 			Deployments []struct {
 				Checksum string `json:"checksum"`
@@ -444,7 +444,7 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 		}
 	}
 	var out, errb strings.Builder
-	if err := e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + a["repo"]}, &out, &errb); err != nil {
+	if err := e.runner.Run(ctx, []string{"ostree", "refs", "--repo=" + a[argRepo]}, &out, &errb); err != nil {
 		return "", fmt.Errorf("listing refs of the seed's repo: %w %s", err, errb.String())
 	}
 	refs := strings.Fields(out.String())
@@ -452,7 +452,7 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 		return "", fmt.Errorf("the seed's ostree repo has %d refs, want exactly one: %v", len(refs), refs)
 	}
 	out.Reset()
-	if err := e.runner.Run(ctx, []string{"ostree", "rev-parse", "--repo=" + a["repo"], refs[0]}, &out, &errb); err != nil {
+	if err := e.runner.Run(ctx, []string{"ostree", "rev-parse", "--repo=" + a[argRepo], refs[0]}, &out, &errb); err != nil {
 		return "", fmt.Errorf("resolving %q: %w %s", refs[0], err, errb.String())
 	}
 	return strings.TrimSpace(out.String()), nil
@@ -460,42 +460,42 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 
 // copyTreeAction copies a folder's content with every attribute.
 func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "from", "to"); err != nil {
+	if err := requireArgs(a, argFrom, argTo); err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(a["from"]); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(a[argFrom]); errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
-	if err := os.MkdirAll(a["to"], 0o755); err != nil {
+	if err := os.MkdirAll(a[argTo], 0o755); err != nil {
 		return "", err
 	}
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
-		func(stop <-chan struct{}) (int64, error) { return treeSize(a["from"], stop) })
-	o := copyOptions{unlinked: a["links"] == "unlinked", lost: newXattrLoss(e.allowXattrLoss)}
-	if a["labels"] != "" {
-		data, err := os.ReadFile(a["labels"])
+		func(stop <-chan struct{}) (int64, error) { return treeSize(a[argFrom], stop) })
+	o := copyOptions{unlinked: a[argLinks] == "unlinked", lost: newXattrLoss(e.allowXattrLoss)}
+	if a[argLabels] != "" {
+		data, err := os.ReadFile(a[argLabels])
 		if err == nil {
 			err = json.Unmarshal(data, &o.labels)
 		}
 		if err != nil {
 			stopShow()
-			return "", fmt.Errorf("reading the SELinux labels of %q: %w", a["from"], err)
+			return "", fmt.Errorf("reading the SELinux labels of %q: %w", a[argFrom], err)
 		}
 	}
-	err := copyTree(a["from"], a["to"], &done, o)
+	err := copyTree(a[argFrom], a[argTo], &done, o)
 	lost := o.lost
 	stopShow()
 	if err != nil {
-		return "", fmt.Errorf("copying %q to %q: %w", a["from"], a["to"], err)
+		return "", fmt.Errorf("copying %q to %q: %w", a[argFrom], a[argTo], err)
 	}
-	lost.warn(e.log, "copying "+a["from"])
+	lost.warn(e.log, "copying "+a[argFrom])
 	return "", nil
 }
 
 // applyDeletions removes the /etc paths the seed node deleted.
 func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string) (string, error) {
-	f, err := os.Open(a["list"])
+	f, err := os.Open(a[argList])
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -510,7 +510,7 @@ func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string
 		if !ok || rel == "" {
 			continue
 		}
-		p, err := safeJoin(a["etc"], rel)
+		p, err := safeJoin(a[argEtc], rel)
 		if err != nil {
 			return "", err
 		}
@@ -523,22 +523,22 @@ func (e *executor) applyDeletions(_ context.Context, _ Step, a map[string]string
 
 // writeFile writes a file: content, or the content of the file from.
 func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (string, error) {
-	content := []byte(a["content"])
-	if from := a["from"]; from != "" {
+	content := []byte(a[argContent])
+	if from := a[argFrom]; from != "" {
 		var err error
 		if content, err = os.ReadFile(from); err != nil {
 			return "", err
 		}
 	}
-	if err := os.WriteFile(a["path"], content, 0o644); err != nil {
+	if err := os.WriteFile(a[argPath], content, 0o644); err != nil {
 		return "", err
 	}
 	// The file takes its folder's SELinux label, as the policy labels a
 	// plain file there (the stamp in /etc: etc_t), not the one the running
 	// process would give it.
-	if label, err := xattrs.Get(filepath.Dir(a["path"]), selinuxXattr); err == nil {
-		if err := unix.Lsetxattr(a["path"], selinuxXattr, label, 0); err != nil && !e.allowXattrLoss {
-			return "", fmt.Errorf("setting the SELinux label of %q: %w", a["path"], err)
+	if label, err := xattrs.Get(filepath.Dir(a[argPath]), selinuxXattr); err == nil {
+		if err := unix.Lsetxattr(a[argPath], selinuxXattr, label, 0); err != nil && !e.allowXattrLoss {
+			return "", fmt.Errorf("setting the SELinux label of %q: %w", a[argPath], err)
 		}
 	}
 	return "", nil
@@ -547,14 +547,14 @@ func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (st
 // unpackArchive extracts a seed's tarball, keeping owners, modes, xattrs,
 // SELinux labels and ACLs as tar xzf with tarOpts does.
 func (e *executor) unpackArchive(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "file", "to"); err != nil {
+	if err := requireArgs(a, argFile, argTo); err != nil {
 		return "", err
 	}
 	var o seedimage.UnpackOptions
 	if e.allowXattrLoss {
 		o.LabelLost = warnLabelLost(e.log)
 	}
-	if _, err := seedimage.UnpackArchive(ctx, a["file"], a["to"], o); err != nil {
+	if _, err := seedimage.UnpackArchive(ctx, a[argFile], a[argTo], o); err != nil {
 		return "", err
 	}
 	return "", nil
@@ -562,15 +562,15 @@ func (e *executor) unpackArchive(ctx context.Context, _ Step, a map[string]strin
 
 // copySeedFiles copies containers.list and manifest.json, when present.
 func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := os.MkdirAll(a["to"], 0o1777); err != nil {
+	if err := os.MkdirAll(a[argTo], 0o1777); err != nil {
 		return "", err
 	}
 	for _, n := range []string{labels.ContainersListFile, labels.ClusterInfoFile} {
-		data, err := os.ReadFile(filepath.Join(a["from"], n))
+		data, err := os.ReadFile(filepath.Join(a[argFrom], n))
 		if err != nil {
 			continue
 		}
-		if err := os.WriteFile(filepath.Join(a["to"], n), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(a[argTo], n), data, 0o644); err != nil {
 			return "", err
 		}
 	}
@@ -579,23 +579,23 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 
 // commitTree commits the laid-out root into the repo, taking its files over.
 func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "repo", "ref", "root"); err != nil {
+	if err := requireArgs(a, argRepo, argRef, argRoot); err != nil {
 		return "", err
 	}
 	// A step that makes the aside value also writes the cut-down commit
 	// deployed aside.
-	if !slices.Contains(st.Makes, asideValue) {
-		sum, err := ostreerepo.Commit(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known)
+	if !slices.Contains(st.Makes, varName(phAside)) {
+		sum, err := ostreerepo.Commit(ctx, a[argRepo], a[argRoot], a[argRef], "seedbuild", e.known)
 		if err != nil {
-			return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
+			return "", fmt.Errorf("committing %s into %s: %w", a[argRoot], a[argRepo], err)
 		}
 		return sum, nil
 	}
-	sum, cut, err := ostreerepo.CommitWithCutDown(ctx, a["repo"], a["root"], a["ref"], "seedbuild", e.known, asideTree)
+	sum, cut, err := ostreerepo.CommitWithCutDown(ctx, a[argRepo], a[argRoot], a[argRef], "seedbuild", e.known, asideTree)
 	if err != nil {
-		return "", fmt.Errorf("committing %s into %s: %w", a["root"], a["repo"], err)
+		return "", fmt.Errorf("committing %s into %s: %w", a[argRoot], a[argRepo], err)
 	}
-	return sum, e.makes(st, map[string]string{asideValue: cut})
+	return sum, e.makes(st, map[string]string{varName(phAside): cut})
 }
 
 // asideTree cuts a tree down to what the deployment made aside is read

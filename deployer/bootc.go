@@ -108,7 +108,7 @@ func (e *executor) bootcInstall(ctx context.Context, st Step, a map[string]strin
 	}
 	name := fmt.Sprintf("seedbuild-bootc-%d", time.Now().UnixNano())
 	// The podman service is the host's: it sees the host's paths.
-	s := bootcContainerSpec(name, a["image"], e.host.HostPath(a["target"]), e.host.HostPath(e.graphRoot), st.Argv)
+	s := bootcContainerSpec(name, a[argImage], e.host.HostPath(a[argTarget]), e.host.HostPath(e.graphRoot), st.Argv)
 	created, err := containers.CreateWithSpec(conn, s, nil)
 	if err != nil {
 		return "", fmt.Errorf("creating the bootc container: %w", err)

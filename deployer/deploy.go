@@ -409,7 +409,7 @@ type materialised struct {
 	// seedRepo is where a classic seed's ostree.tgz was extracted.
 	seedRepo string
 	// labels is the file with the SELinux labels of the seed's /etc files,
-	// for the /etc apply (see seedLabelsVar).
+	// for the /etc apply (see phSeedLabels).
 	labels string
 	// known holds the checksums of the files the unpack wrote.
 	known *ostreerepo.Known
@@ -423,7 +423,7 @@ type materialised struct {
 }
 
 // keepOrigin writes the seed node's origin to path, for the deploy steps
-// (originFileVar); nothing when the seed has none.
+// (phOriginFile); nothing when the seed has none.
 func (m *materialised) keepOrigin(origin, path string) error {
 	if origin == "" {
 		return nil
@@ -488,7 +488,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{"mount": m.root, "seed-labels": m.labels, "seed-repo": m.seedRepo, "origin-file": m.origin}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{varName(phMount): m.root, varName(phSeedLabels): m.labels, varName(phSeedRepo): m.seedRepo, varName(phOriginFile): m.origin}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 		known: m.known, aside: m.aside,
 	}

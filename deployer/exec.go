@@ -170,7 +170,7 @@ type Made struct {
 
 // made reads the result's values from what the steps stored.
 func (e *executor) made() Made {
-	return Made{Deployment: e.vars["deployment"], Checksum: e.vars["checksum"], BootEntry: e.vars["boot-entry"]}
+	return Made{Deployment: e.vars[varName(phDeployment)], Checksum: e.vars[varName(phChecksum)], BootEntry: e.vars[varName(phBootEntry)]}
 }
 
 func (e *executor) expand(s string) (string, error) {
@@ -319,6 +319,13 @@ func (e *executor) runStep(ctx context.Context, st Step) (string, string, error)
 		fn, ok := e.actions[st.Action]
 		if !ok {
 			return "", "", fmt.Errorf("unknown action %q", st.Action)
+		}
+		// Every action of registerActions has a spec (a test checks):
+		// one without is a test's own.
+		if _, spec := actionSpecs[st.Action]; spec {
+			if err := checkArgs(st.Action, args); err != nil {
+				return "", "", fmt.Errorf("step %q: %w", st.Desc, err)
+			}
 		}
 		st.Argv = argv
 		out, err := fn(context.WithoutCancel(ctx), st, args)

@@ -313,7 +313,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	if slices.Contains(h.Stateroots, o.Stateroot) {
 		p.Steps = append(p.Steps, Step{
 			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: ActionClearStateroot,
-			Args: map[string]string{"sysroot": sr, "stateroot": o.Stateroot},
+			Args: map[string]string{argSysroot: sr, argStateroot: o.Stateroot},
 		})
 	}
 	switch method {
@@ -348,7 +348,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			// local containers-storage ID): the agent's prep copies the
 			// seed node's origin over it, and so does this step.
 			p.Steps = append(p.Steps, Step{Desc: "give the new deployment the seed node's origin, as the upstream agent does", Action: ActionWriteFile,
-				Args: map[string]string{"path": "{deployment}.origin", "from": originFileVar}})
+				Args: map[string]string{argPath: phDeployment + ".origin", argFrom: phOriginFile}})
 		}
 		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
 		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
@@ -368,7 +368,7 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		// made aside is a spare. aside is the commit deployed aside: the
 		// whole commit, or a cut-down one where the commit step makes it.
 		redeploy := !o.NotAsDefault && !h.HasSetDefault
-		aside := "{commit}"
+		aside := phCommit
 		switch {
 		case method == Classic:
 			p.Steps = append(p.Steps, classicSteps(sr)...)
@@ -381,12 +381,12 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 			// new deployment's /usr.
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
 			prep := Step{Desc: "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var left out", Action: ActionPrepareRoot,
-				Args: map[string]string{"root": "{mount}"}, Capture: "mount-points"}
+				Args: map[string]string{argRoot: phMount}, Capture: varName(phMountPoints)}
 			if s.Kind == labels.Native {
 				prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var, the seed's /etc labels kept aside"
-				prep.Args["var"] = stateDir + "/var"
-				prep.Args["labels-of"] = "{mount}" + labels.SeedEtcDir
-				prep.Args["labels-to"] = seedLabelsVar
+				prep.Args[argVar] = stateDir + "/var"
+				prep.Args[argLabelsOf] = phMount + labels.SeedEtcDir
+				prep.Args[argLabelsTo] = phSeedLabels
 			}
 			p.Steps = append(p.Steps, prep)
 			if s.Kind != labels.Native {
@@ -398,11 +398,11 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 				// carry the /etc state: it is a cut-down commit of the
 				// same tree, cheap to check out and to remove.
 				commit.Desc += "; and a cut-down commit of it (what ostree admin deploy and the /etc steps read) to deploy aside"
-				commit.Makes = []string{asideValue}
-				aside = "{" + asideValue + "}"
+				commit.Makes = []string{varName(phAside)}
+				aside = phAside
 			}
 			p.Steps = append(p.Steps, commit)
-			seedDir = "{deployment}" + labels.SeedDir
+			seedDir = phDeployment + labels.SeedDir
 		default:
 			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot, selinuxArgs(h, s))...)
 			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
@@ -412,42 +412,42 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
 		if s.Unpacked && s.VarAside {
 			p.Steps = append(p.Steps, Step{Desc: "move the seed's /var layer, unpacked beside the others, into the stateroot's var", Action: ActionMergeVar,
-				Args: map[string]string{"var": stateDir + "/var"}})
+				Args: map[string]string{argVar: stateDir + "/var"}})
 		}
 		switch {
 		case o.NotAsDefault:
 		case !redeploy:
 			p.Steps = append(p.Steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
-				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "{deployment-index}"}})
+				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, phDeploymentIndex}})
 		default:
 			again := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
 			if s.Origin != "" {
 				// ostree writes a new deployment's origin from the
 				// refspec, not from the merge deployment's origin.
-				again = append(again, "--origin-file="+originFileVar)
+				again = append(again, "--origin-file="+phOriginFile)
 			}
 			p.Steps = append(p.Steps,
 				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
-					Argv: append(again, "{commit}"),
+					Argv: append(again, phCommit),
 					Undo: undeployStep(sr, o.Stateroot)},
 				Step{Desc: "remove the first copy, now a spare", Action: ActionUndeployPath,
-					Args: map[string]string{"sysroot": sr, "deployment": "{deployment}"}},
+					Args: map[string]string{argSysroot: sr, argDeployment: phDeployment}},
 				findDeploymentStep(sr, o.Stateroot))
 		}
 	}
 	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
-		Args:  map[string]string{"sysroot": sr, "stateroot": o.Stateroot, "kind": s.Kind.String(), "deployment": "{deployment}"},
-		Makes: []string{"boot-entry"}}
+		Args:  map[string]string{argSysroot: sr, argStateroot: o.Stateroot, argKind: s.Kind.String(), argDeployment: phDeployment},
+		Makes: []string{varName(phBootEntry)}}
 	if s.Kind != labels.Classic {
-		verify.Args["image-root"] = "{mount}"
-		verify.Args["seed-etc"] = "{mount}" + labels.SeedDir + "/etc"
-		verify.Args["image-var"] = "{mount}/var"
+		verify.Args[argImageRoot] = phMount
+		verify.Args[argSeedEtc] = phMount + labels.SeedDir + "/etc"
+		verify.Args[argImageVar] = phMount + "/var"
 		if s.Unpacked && method == Ostree {
 			// The commit took the unpacked files over: the seed's /etc
 			// is the new deployment's, and its /var was moved.
-			verify.Args["image-root"], verify.Args["image-var"] = "", ""
-			verify.Args["mount-points"] = "{mount-points}"
-			verify.Args["seed-etc"] = "{deployment}" + labels.SeedDir + "/etc"
+			verify.Args[argImageRoot], verify.Args[argImageVar] = "", ""
+			verify.Args[argMountPoints] = phMountPoints
+			verify.Args[argSeedEtc] = phDeployment + labels.SeedDir + "/etc"
 		}
 		if s.Kind != labels.Native {
 			delete(verify.Args, "seed-etc")
@@ -457,13 +457,6 @@ func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	p.Steps = append(p.Steps, verify)
 	return p
 }
-
-// seedLabelsVar names the file that keeps the SELinux labels the seed's
-// /etc files have in its layers, for the /etc apply: where the seed was
-// unpacked, the commit relabels the files it takes over for where they are
-// in the image (/usr/lib/...); where it was pulled, containers-storage
-// left the labels out.
-const seedLabelsVar = "{seed-labels}"
 
 // selinuxArgs say how the commit labels the image's files. Where ostree
 // can label /usr/etc as the /etc it becomes, every file is labelled as the
@@ -479,11 +472,11 @@ const seedLabelsVar = "{seed-labels}"
 func selinuxArgs(h HostFacts, s SeedFacts) []string {
 	switch {
 	case h.OstreeLabelsUsrEtc:
-		return []string{"--selinux-policy={mount}", "--selinux-labeling-epoch=1"}
+		return []string{"--selinux-policy=" + phMount, "--selinux-labeling-epoch=1"}
 	case s.Labelled && s.Unpacked:
 		return nil
 	}
-	return []string{"--selinux-policy={mount}"}
+	return []string{"--selinux-policy=" + phMount}
 }
 
 // labelledBy says how selinuxArgs label a commit, for a step's description.
@@ -505,19 +498,19 @@ func consumeCommitStep(sr, name string, selinux []string, policy bool) Step {
 	if len(selinux) == 0 || !policy {
 		return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy), keeping the SELinux labels its layers gave them (no policy labels them)",
 			Action:  ActionCommitTree,
-			Args:    map[string]string{"repo": path.Join(sr, "ostree/repo"), "ref": "seedbuild/" + name, "root": "{mount}"},
-			Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
+			Args:    map[string]string{argRepo: path.Join(sr, "ostree/repo"), argRef: "seedbuild/" + name, argRoot: phMount},
+			Capture: varName(phCommit), Undo: removeCommitStep(sr, "seedbuild/"+name)}
 	}
 	argv := []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name, "--consume"}
-	argv = append(append(argv, selinux...), "--tree=dir={mount}")
+	argv = append(append(argv, selinux...), "--tree=dir="+phMount)
 	return Step{Desc: "commit the unpacked root into the sysroot's repo, taking its files over (no copy)" + labelledBy(selinux),
 		Argv:    argv,
-		Capture: "commit", Undo: removeCommitStep(sr, "seedbuild/"+name)}
+		Capture: varName(phCommit), Undo: removeCommitStep(sr, "seedbuild/"+name)}
 }
 
 func findDeploymentStep(sr, name string) Step {
 	return Step{Desc: "find the new deployment", Action: ActionFindDeployment,
-		Args: map[string]string{"sysroot": sr, "stateroot": name}, Capture: "deployment", Makes: []string{"checksum", "deployment-index"}}
+		Args: map[string]string{argSysroot: sr, argStateroot: name}, Capture: varName(phDeployment), Makes: []string{varName(phChecksum), varName(phDeploymentIndex)}}
 }
 
 // osInit creates the stateroot; with --force over an existing one there is
@@ -530,15 +523,8 @@ func osInit(sr, name string, h HostFacts) []Step {
 		Undo: removeStaterootStep(sr, name)}}
 }
 
-// imageRefsArg, set to imageRefsNew on an undo of the bootc or ostree-ext
-// routes, has it delete the ostree/container/ refs the run added.
-const (
-	imageRefsArg = "image-refs"
-	imageRefsNew = "remove-new"
-)
-
 func removeStaterootStep(sr, name string) *Step {
-	return &Step{Desc: "remove the stateroot this run made", Action: ActionRemoveStateroot, Args: map[string]string{"sysroot": sr, "stateroot": name}}
+	return &Step{Desc: "remove the stateroot this run made", Action: ActionRemoveStateroot, Args: map[string]string{argSysroot: sr, argStateroot: name}}
 }
 
 // removeCommitStep deletes the branch a commit step made, when it made one,
@@ -546,26 +532,18 @@ func removeStaterootStep(sr, name string) *Step {
 // interrupted commit leaves an OS's worth of objects behind. Every
 // deployment keeps its commit through its own ref.
 func removeCommitStep(sr, ref string) *Step {
-	args := map[string]string{"repo": path.Join(sr, "ostree/repo")}
+	args := map[string]string{argRepo: path.Join(sr, "ostree/repo")}
 	desc := "prune the objects the pulled commit brought"
 	if ref != "" {
-		args["ref"] = ref
+		args[argRef] = ref
 		desc = "remove the branch " + ref + " and the objects only it held"
 	}
 	return &Step{Desc: desc, Action: ActionRemoveCommit, Args: args}
 }
 
 func undeployStep(sr, name string) *Step {
-	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{"sysroot": sr, "stateroot": name}}
+	return &Step{Desc: "remove the deployment this run made", Action: ActionUndeploy, Args: map[string]string{argSysroot: sr, argStateroot: name}}
 }
-
-// asideValue names the cut-down commit a commit-tree step writes beside
-// the commit, for the copy made aside, when the step makes it.
-const asideValue = "aside"
-
-// originFileVar names the file that holds the seed node's origin
-// (SeedFacts.Origin), written when the seed is unpacked or mounted.
-const originFileVar = "{origin-file}"
 
 // deployStep deploys commit into the stateroot beside the default: the
 // deployment is not whole until its /etc state is laid in. With origin,
@@ -577,11 +555,11 @@ func deployStep(sr, name string, kargs []string, commit string, origin bool) Ste
 		argv = append(argv, "--karg-append="+k)
 	}
 	if origin {
-		argv = append(argv, "--origin-file="+originFileVar)
+		argv = append(argv, "--origin-file="+phOriginFile)
 	}
 	argv = append(argv, commit)
 	desc := "deploy the commit into the stateroot, beside the default and pruning nothing"
-	if commit != "{commit}" {
+	if commit != phCommit {
 		desc = "deploy the cut-down commit into the stateroot, beside the default and pruning nothing"
 	}
 	return Step{Desc: desc, Argv: argv, Undo: undeployStep(sr, name)}
@@ -591,17 +569,17 @@ func deployStep(sr, name string, kargs []string, commit string, origin bool) Ste
 // with the image's /etc as /usr/etc and without var, run, tmp, proc, sys,
 // dev.
 func commitSteps(sr, name string, selinux []string) []Step {
-	argv := []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name, "--skip-list={stage}/skip-list"}
-	argv = append(append(argv, selinux...), "--tree=dir={mount}", "--tree=dir={stage}/tree")
+	argv := []string{"ostree", "commit", "--repo=" + path.Join(sr, "ostree/repo"), "--branch=seedbuild/" + name, "--skip-list=" + phStage + "/skip-list"}
+	argv = append(append(argv, selinux...), "--tree=dir="+phMount, "--tree=dir="+phStage+"/tree")
 	return []Step{
 		{Desc: "lay the image's /etc out as /usr/etc for the commit", Action: ActionStageUsrEtc,
-			Args: map[string]string{"root": "{mount}"}, Capture: "stage",
-			Undo: &Step{Desc: "remove the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}}},
+			Args: map[string]string{argRoot: phMount}, Capture: varName(phStage),
+			Undo: &Step{Desc: "remove the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{argStage: phStage}}},
 		{Desc: "commit the image's root filesystem into the sysroot's repo" + labelledBy(selinux),
 			Argv:    argv,
-			Capture: "commit",
+			Capture: varName(phCommit),
 			Undo:    removeCommitStep(sr, "seedbuild/"+name)},
-		{Desc: "release the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{"stage": "{stage}"}},
+		{Desc: "release the staging folder", Action: ActionUnstageUsrEtc, Args: map[string]string{argStage: phStage}},
 	}
 }
 
@@ -613,10 +591,10 @@ const classicRepoArchive = labels.OstreeArchive
 // into {seed-repo} as the seed was unpacked.
 func classicSteps(sr string) []Step {
 	return []Step{
-		{Desc: "find the seed's commit in its " + classicRepoArchive, Action: ActionClassicCommit, Args: map[string]string{"repo": "{seed-repo}", "rpm-ostree": "{mount}/rpm-ostree.json"}, Capture: "commit"},
+		{Desc: "find the seed's commit in its " + classicRepoArchive, Action: ActionClassicCommit, Args: map[string]string{argRepo: phSeedRepo, argRpmOstree: phMount + "/rpm-ostree.json"}, Capture: varName(phCommit)},
 		// By checksum: the seed repo's refs are not brought along, so the
 		// undo has only objects to prune.
-		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), "{seed-repo}", "{commit}"},
+		{Desc: "pull the seed's commit into the sysroot's repo", Argv: []string{"ostree", "pull-local", "--repo=" + path.Join(sr, "ostree/repo"), phSeedRepo, phCommit},
 			Undo: removeCommitStep(sr, "")},
 	}
 }
@@ -624,9 +602,9 @@ func classicSteps(sr string) []Step {
 // seedFiles is where a seed's state files are in the mounted image.
 func seedFiles(kind labels.Kind) string {
 	if kind == labels.Classic {
-		return "{mount}"
+		return phMount
 	}
-	return "{mount}" + labels.SeedDir
+	return phMount + labels.SeedDir
 }
 
 // varSteps lay the seed node's /var into the stateroot's var.
@@ -635,12 +613,12 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 	switch {
 	case kind == labels.Native && method == Ostree:
 		return []Step{{Desc: "fill the stateroot's var from the image's /var",
-			Action: ActionCopyTree, Args: map[string]string{"from": "{mount}/var", "to": stateDir + "/var"}}}
+			Action: ActionCopyTree, Args: map[string]string{argFrom: phMount + "/var", argTo: stateDir + "/var"}}}
 	case kind == labels.BootcTarball || kind == labels.Classic:
 		return []Step{
-			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{"file": seed + "/" + labels.VarArchive, "to": stateDir}},
+			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{argFile: seed + "/" + labels.VarArchive, argTo: stateDir}},
 			{Desc: "copy the seed's metadata files into the stateroot's var/tmp, as the upstream agent does", Action: ActionCopySeedFiles,
-				Args: map[string]string{"from": seed, "to": stateDir + "/var/tmp"}},
+				Args: map[string]string{argFrom: seed, argTo: stateDir + "/var/tmp"}},
 		}
 	}
 	return nil
@@ -654,21 +632,21 @@ func etcStepsFrom(kind labels.Kind, seed string) []Step {
 	var steps []Step
 	if kind == labels.Native {
 		copyEtc := Step{Desc: "apply the seed's /etc changes to the new deployment's /etc, with the labels its layers give them",
-			Action: ActionCopyTree, Args: map[string]string{"from": seed + "/etc", "to": "{deployment}/etc", "labels": seedLabelsVar}}
-		if strings.HasPrefix(seed, "{deployment}") {
+			Action: ActionCopyTree, Args: map[string]string{argFrom: seed + "/etc", argTo: phDeployment + "/etc", argLabels: phSeedLabels}}
+		if strings.HasPrefix(seed, phDeployment) {
 			// Read from the deployment's checkout, where files of the
 			// same content share an inode: /etc files are each their own.
-			copyEtc.Args["links"] = "unlinked"
+			copyEtc.Args[argLinks] = "unlinked"
 		}
 		steps = append(steps, copyEtc)
 	} else {
-		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/" + labels.EtcArchive, "-C", "{deployment}"}, tarOpts...)})
+		steps = append(steps, Step{Desc: "unpack etc.tgz into the new deployment", Argv: append([]string{"tar", "xzf", seed + "/" + labels.EtcArchive, "-C", phDeployment}, tarOpts...)})
 	}
 	steps = append(steps, Step{Desc: "remove the /etc files the seed node deleted", Action: ActionApplyDeletions,
-		Args: map[string]string{"list": seed + "/" + labels.DeletionsFile, "etc": "{deployment}/etc"}})
+		Args: map[string]string{argList: seed + "/" + labels.DeletionsFile, argEtc: phDeployment + "/etc"}})
 	if kind == labels.Native {
 		steps = append(steps, Step{Desc: "mark the /etc state applied, so the first-boot unit skips", Action: ActionWriteFile,
-			Args: map[string]string{"path": "{deployment}" + labels.EtcStamp, "content": ""}})
+			Args: map[string]string{argPath: phDeployment + labels.EtcStamp, argContent: ""}})
 	}
 	return steps
 }
@@ -693,7 +671,7 @@ func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	}
 	return []Step{{
 		Desc: "run bootc install to-existing-root in a privileged container from the seed", Action: ActionBootcInstall,
-		Args: map[string]string{"image": s.ImageID, "target": p.Sysroot}, Argv: argv, Undo: undo,
+		Args: map[string]string{argImage: s.ImageID, argTarget: p.Sysroot}, Argv: argv, Undo: undo,
 	}}
 }
 

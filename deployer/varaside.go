@@ -231,7 +231,7 @@ func (a *asideLayer) stop() {
 // /var, moved there before), and folders are merged, as prepareRoot moves
 // the image's own /var.
 func (e *executor) mergeVar(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, "var"); err != nil {
+	if err := requireArgs(a, argVar); err != nil {
 		return "", err
 	}
 	if e.aside == nil {
@@ -241,8 +241,8 @@ func (e *executor) mergeVar(_ context.Context, _ Step, a map[string]string) (str
 		return "", err
 	}
 	lost := newXattrLoss(e.allowXattrLoss)
-	if err := moveVarInto(filepath.Join(e.aside.dir, "var"), a["var"], lost); err != nil {
-		return "", fmt.Errorf("moving the seed's /var layer into %q: %w", a["var"], err)
+	if err := moveVarInto(filepath.Join(e.aside.dir, "var"), a[argVar], lost); err != nil {
+		return "", fmt.Errorf("moving the seed's /var layer into %q: %w", a[argVar], err)
 	}
 	lost.warn(e.log, "moving the seed's /var layer")
 	return "", nil

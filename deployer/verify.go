@@ -21,27 +21,27 @@ import (
 // the mount points with ("" checks that the usual ones are there);
 // seed-etc, the seed's /etc state; image-var, the image's /var.
 func (e *executor) verify(_ context.Context, st Step, a map[string]string) (string, error) {
-	dep := a["deployment"]
+	dep := a[argDeployment]
 	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("the new deployment %q is missing", dep)
 	}
 	var problems []string
-	varDir := filepath.Join(a["sysroot"], "ostree/deploy", a["stateroot"], "var")
-	if a["seed-etc"] != "" {
-		problems = append(problems, compareEtc(a["seed-etc"], filepath.Join(dep, "etc"))...)
+	varDir := filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot], "var")
+	if a[argSeedEtc] != "" {
+		problems = append(problems, compareEtc(a[argSeedEtc], filepath.Join(dep, "etc"))...)
 	}
-	if a["image-var"] != "" {
-		problems = append(problems, compareVar(a["image-var"], varDir)...)
+	if a[argImageVar] != "" {
+		problems = append(problems, compareVar(a[argImageVar], varDir)...)
 	} else if entries, err := os.ReadDir(varDir); err != nil || len(entries) == 0 {
 		problems = append(problems, "the stateroot's var is empty")
 	}
-	if a["kind"] != labels.Classic.String() {
-		problems = append(problems, checkMountPoints(a["image-root"], a["mount-points"], dep)...)
+	if a[argKind] != labels.Classic.String() {
+		problems = append(problems, checkMountPoints(a[argImageRoot], a[argMountPoints], dep)...)
 	}
-	entry, entryProblems := e.checkBootEntry(a["sysroot"], a["stateroot"])
+	entry, entryProblems := e.checkBootEntry(a[argSysroot], a[argStateroot])
 	problems = append(problems, entryProblems...)
 	if entry != "" {
-		if err := e.makes(st, map[string]string{"boot-entry": entry}); err != nil {
+		if err := e.makes(st, map[string]string{varName(phBootEntry): entry}); err != nil {
 			return "", err
 		}
 	}
