@@ -29,8 +29,7 @@ func ReadTarget(host hostroot.Host, root string) (labels.Target, error) {
 		t.Architecture = rootArch(root)
 	}
 	if live {
-		if data, err := os.ReadFile("/proc/sys/crypto/fips_enabled"); err == nil {
-			v := strings.TrimSpace(string(data)) == "1"
+		if v, known := host.FIPSEnabled(); known {
 			t.FIPS = &v
 		}
 	}

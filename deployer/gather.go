@@ -37,8 +37,7 @@ func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanP
 		}
 	}
 	if host.IsRoot(sysroot) {
-		cmdline, _ := os.ReadFile("/proc/cmdline")
-		h.InheritedKargs = inheritedKargs(string(cmdline))
+		h.InheritedKargs = inheritedKargs(host.KernelCmdline())
 	}
 	if ostreeExt == nil {
 		ostreeExt = OstreeContainerWorks(host.Runner())
@@ -71,8 +70,7 @@ func sysrootFacts(host hostroot.Host, sysroot string) HostFacts {
 	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
 	if host.IsRoot(sysroot) {
 		if _, err := os.Stat(host.Path("/run/ostree-booted")); err == nil {
-			cmdline, _ := os.ReadFile("/proc/cmdline")
-			h.Booted = bootedStateroot(string(cmdline))
+			h.Booted = bootedStateroot(host.KernelCmdline())
 		}
 	}
 	return h

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,9 +22,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Host is the node seedbuild works on, as seen from where it runs.
+// Host is the node seedbuild works on, as seen from where it runs. Every
+// fact seedbuild reads of the running host goes through it: its files
+// (Path), its tools (Runner) and its kernel (KernelCmdline, FIPSEnabled).
 type Host struct {
 	root string
+	// proc is where the kernel's /proc is read; "" is /proc. The kernel is
+	// the host's whatever the mount namespace: a container shares it.
+	proc string
+	// runner, when set, runs the host's tools (Fake).
+	runner command.Runner
+}
+
+// Fake is a host for tests: root is its / (and a live root, IsRoot, when
+// a sysroot is root itself), proc stands in for the kernel's /proc (the
+// files cmdline and sys/crypto/fips_enabled), and r runs its tools.
+func Fake(root, proc string, r command.Runner) Host {
+	return Host{root: filepath.Clean(root), proc: proc, runner: r}
+}
+
+// KernelCmdline is the running kernel's command line, "" when it cannot be
+// read.
+func (h Host) KernelCmdline() string {
+	data, _ := os.ReadFile(h.procPath("cmdline"))
+	return strings.TrimSpace(string(data))
+}
+
+// FIPSEnabled says whether the running kernel is in FIPS mode, and whether
+// that could be read.
+func (h Host) FIPSEnabled() (enabled, known bool) {
+	data, err := os.ReadFile(h.procPath("sys/crypto/fips_enabled"))
+	if err != nil {
+		return false, false
+	}
+	return strings.TrimSpace(string(data)) == "1", true
+}
+
+func (h Host) procPath(rel string) string {
+	if h.proc == "" {
+		return filepath.Join("/proc", rel)
+	}
+	return filepath.Join(h.proc, rel)
 }
 
 // ErrNotHostRoot is returned by Open for a folder that is not the root of
@@ -128,6 +167,9 @@ func (h Host) HostArgv(argv []string) []string {
 // Runner runs the host's own tools: directly on the host itself, else in
 // PID 1's mount namespace through nsenter, with paths rewritten.
 func (h Host) Runner() command.Runner {
+	if h.runner != nil {
+		return h.runner
+	}
 	if h.Local() {
 		return command.Exec{}
 	}

@@ -2,6 +2,8 @@ package hostroot
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -68,5 +70,27 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := Open(dir + "/nosuch"); err == nil || errors.Is(err, ErrNotHostRoot) {
 		t.Errorf("Open of a missing folder = %v, want a read error", err)
+	}
+}
+
+// TestKernelFacts: the kernel's command line and FIPS mode are read from
+// the host's /proc, here a fake one.
+func TestKernelFacts(t *testing.T) {
+	proc := t.TempDir()
+	h := Fake(t.TempDir(), proc, nil)
+	if got := h.KernelCmdline(); got != "" {
+		t.Errorf("KernelCmdline() with no cmdline = %q, want \"\"", got)
+	}
+	if _, known := h.FIPSEnabled(); known {
+		t.Errorf("FIPSEnabled() with no fips_enabled: known, want unknown")
+	}
+	os.MkdirAll(filepath.Join(proc, "sys/crypto"), 0o755)
+	os.WriteFile(filepath.Join(proc, "cmdline"), []byte("root=/dev/vda ostree=/ostree/boot.1/x/y/0\n"), 0o644)
+	os.WriteFile(filepath.Join(proc, "sys/crypto/fips_enabled"), []byte("1\n"), 0o644)
+	if got, want := h.KernelCmdline(), "root=/dev/vda ostree=/ostree/boot.1/x/y/0"; got != want {
+		t.Errorf("KernelCmdline() = %q, want %q", got, want)
+	}
+	if on, known := h.FIPSEnabled(); !on || !known {
+		t.Errorf("FIPSEnabled() = %v, %v, want true, true", on, known)
 	}
 }
