@@ -3,6 +3,7 @@ module github.com/seedbuild/seedbuild
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.5.0
 	github.com/containers/buildah v1.43.0
 	github.com/containers/podman/v5 v5.8.0
 	github.com/cyphar/filepath-securejoin v0.5.2
@@ -31,7 +32,6 @@ require (
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20250102033503-faa5f7b0171c // indirect
-	github.com/BurntSushi/toml v1.5.0 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d // indirect

@@ -3,129 +3,58 @@
 package kargsd
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
-var tomlKey = regexp.MustCompile(`^\s*([A-Za-z0-9_-]+)\s*=\s*(.*)$`)
+// file is a kargs.d file as bootc reads it. bootc (bootc-dev/bootc,
+// crates/lib/src/bootc_kargs.rs) decodes it with serde into
+//
+//	#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+//	struct Config { kargs: Vec<String>, match_architectures: Option<Vec<String>> }
+//
+// so `kargs` must be there and be an array of strings (it may be empty),
+// `match-architectures` may be left out, and any other key (a table too)
+// makes the file an error. Parse refuses what bootc refuses.
+type file struct {
+	Kargs  []string `toml:"kargs"`
+	Arches []string `toml:"match-architectures"`
+}
 
 // Parse reads a bootc kargs.d file: `kargs` and the optional
-// `match-architectures`, each an array of strings.
+// `match-architectures`, each an array of strings. arches is nil when
+// match-architectures is absent, and empty (not nil) when it is `[]`, which
+// bootc reads as matching no architecture; likewise kargs = [] gives an
+// empty, non-nil kargs.
 func Parse(text string) (kargs, arches []string, err error) {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	var key, value string
-	flush := func() error {
-		if key == "" {
-			return nil
-		}
-		list, err := tomlStringArray(value)
-		if err != nil {
-			return errors.New(key + ": " + err.Error())
-		}
-		switch key {
-		case "kargs":
-			kargs = list
-		case "match-architectures":
-			arches = list
-		default:
-			return errors.New("unknown key " + key)
-		}
-		key, value = "", ""
-		return nil
-	}
-	for sc.Scan() {
-		line := strings.TrimSpace(stripComment(sc.Text()))
-		if line == "" {
-			continue
-		}
-		if key != "" && !strings.HasSuffix(strings.TrimSpace(value), "]") {
-			value += " " + line
-			continue
-		}
-		if err := flush(); err != nil {
-			return nil, nil, err
-		}
-		m := tomlKey.FindStringSubmatch(line)
-		if m == nil {
-			return nil, nil, errors.New("not a key = value line: " + line)
-		}
-		key, value = m[1], m[2]
-	}
-	if err := flush(); err != nil {
+	var f file
+	md, err := toml.Decode(text, &f)
+	if err != nil {
 		return nil, nil, err
 	}
-	if kargs == nil {
+	if u := md.Undecoded(); len(u) > 0 {
+		return nil, nil, errors.New("unknown key " + u[0].String())
+	}
+	// The TOML spec forbids defining a key twice, and bootc's parser (the
+	// Rust toml crate, on toml_edit) refuses it. BurntSushi/toml before
+	// v1.6.0 lets an array be defined again, the last one winning
+	// (BurntSushi/toml#454), so Parse checks for itself. The keys left are
+	// kargs and match-architectures; an array of tables, which Keys lists
+	// once for each [[t]], is refused above as an unknown key.
+	seen := map[string]bool{}
+	for _, k := range md.Keys() {
+		if seen[k.String()] {
+			return nil, nil, errors.New(k.String() + " defined twice")
+		}
+		seen[k.String()] = true
+	}
+	if !md.IsDefined("kargs") {
 		return nil, nil, errors.New("no kargs key")
 	}
-	return kargs, arches, nil
-}
-
-func stripComment(s string) string {
-	inStr := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inStr != 0 && c == '\\' && inStr == '"':
-			i++
-		case inStr != 0 && c == inStr:
-			inStr = 0
-		case inStr == 0 && (c == '"' || c == '\''):
-			inStr = c
-		case inStr == 0 && c == '#':
-			return s[:i]
-		}
-	}
-	return s
-}
-
-// tomlStringArray parses a TOML array of basic or literal strings.
-func tomlStringArray(v string) ([]string, error) {
-	v = strings.TrimSpace(stripComment(v))
-	if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
-		return nil, errors.New("want an array of strings")
-	}
-	body := v[1 : len(v)-1]
-	out := []string{}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch c {
-		case ' ', '\t', ',', '\n':
-			continue
-		case '\'':
-			end := strings.IndexByte(body[i+1:], '\'')
-			if end < 0 {
-				return nil, errors.New("unterminated string")
-			}
-			out = append(out, body[i+1:i+1+end])
-			i += end + 1
-		case '"':
-			j := i + 1
-			for ; j < len(body); j++ {
-				if body[j] == '\\' {
-					j++
-					continue
-				}
-				if body[j] == '"' {
-					break
-				}
-			}
-			if j >= len(body) {
-				return nil, errors.New("unterminated string")
-			}
-			var s string
-			if err := json.Unmarshal([]byte(body[i:j+1]), &s); err != nil {
-				return nil, errors.New("bad string " + body[i:j+1])
-			}
-			out = append(out, s)
-			i = j
-		default:
-			return nil, errors.New("want strings in the array")
-		}
-	}
-	return out, nil
+	return f.Kargs, f.Arches, nil
 }
 
 // Render writes a kargs.d file holding kargs, with a comment line.
@@ -139,8 +68,10 @@ func Render(comment string, kargs []string) []byte {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		q, _ := json.Marshal(k) // a JSON string is a valid TOML basic string
-		b.Write(q)
+		// A JSON string is a TOML basic string but for DEL, which JSON
+		// leaves as it is and TOML allows only escaped.
+		q, _ := json.Marshal(k)
+		b.WriteString(strings.ReplaceAll(string(q), "\x7f", `\u007f`))
 	}
 	b.WriteString("]\n")
 	return []byte(b.String())
