@@ -251,89 +251,113 @@ func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 // its route, and reads the seed's facts from it. release removes what it
 // made (the unpacked root; the mount, and the pull unless KeepImage).
 func materialise(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, materialised, error) {
-	var none materialised
 	if r.unpack {
-		// The unpacked size is known only once unpacked: refuse what the
-		// compressed layers already show cannot fit, and an unpack that
-		// runs out of space, as space problems, with nothing left.
-		free, err := freeBytes(cfg.Sysroot)
-		if err != nil {
-			return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: err.Error()}}}
-		}
-		if need := uint64(desc.LayersSize) * unpackRatio; free < need {
-			return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
-				"the sysroot has %s free, unpacking the seed needs about %s (its compressed layers x %d)",
-				units.BytesSize(float64(free)), units.BytesSize(float64(need)), unpackRatio)}}}
-		}
-		stage, err := scratch.New(filepath.Join(cfg.Sysroot, "ostree"), "deploy-"+cfg.Stateroot)
-		if err != nil {
-			return seed, none, err
-		}
-		root := filepath.Join(stage.Path, "rootfs")
-		n := len(desc.Layers)
-		known := ostreerepo.NewKnown()
-		uo := seedimage.UnpackOptions{Known: known, OnLayer: func(i int) {
-			if cfg.Events != nil {
-				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d onto the sysroot", i+1, n)})
-			}
-		}}
-		if cfg.AllowXattrLoss {
-			uo.LabelLost = warnLabelLost(cfg.Log)
-		}
-		if seed.Kind != labels.Classic {
-			// The commit takes over all but /var (prepareRoot).
-			uo.ObjectTimes = func(rel string) bool { return !inVar(rel) }
-		}
-		aside := -1
-		if !r.inOrder {
-			aside = varLayerIndex(desc)
-		}
-		if aside >= 0 {
-			leaveOut(&uo, aside)
-		}
-		var seedRepo string
-		if seed.Kind == labels.Classic {
-			// The OS's repo is extracted straight from the layer, beside
-			// the root: the gigabyte ostree.tgz is never written.
-			seedRepo = filepath.Join(stage.Path, "ostree-repo")
-			uo.Extract = map[string]string{classicRepoArchive: seedRepo}
-		}
-		// prepareRoot saves the labels there, before the commit.
-		m := materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known,
-			release: func() string { stage.Remove(); return "" }}
-		if aside >= 0 {
-			if cfg.Events != nil {
-				cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d (the seed's /var) beside the others, behind them", aside+1, n)})
-			}
-			m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"), uo.LabelLost)
-			m.release = func() string { m.aside.stop(); stage.Remove(); return "" }
-			seed.VarAside = true
-		}
-		unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
-		if err != nil {
-			m.release()
-			if errors.Is(err, syscall.ENOSPC) {
-				return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
-					"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
-			}
-			return seed, none, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
-		}
-		if m.aside != nil {
-			if err := m.aside.agrees(root); err != nil {
-				m.release()
-				return seed, none, err
-			}
-		}
-		seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
-		readSeedFiles(dirTree(root), &seed)
-		// The commit takes the seed's files over: the origin is kept
-		// beside the root for the deploy steps.
-		if err := m.keepOrigin(seed.Origin, filepath.Join(stage.Path, "seed.origin")); err != nil {
-			m.release()
-			return seed, none, err
-		}
-		return seed, m, nil
+		return unpackSeed(ctx, cfg, desc, seed, r)
 	}
+	return mountSeed(ctx, cfg, desc, seed)
+}
+
+// unpackSeed unpacks the seed's layers straight onto the sysroot's file
+// system, in a scratch folder under ostree/, for the commit to take its
+// files over; a native seed's /var layer beside the others unless r says
+// in order.
+func unpackSeed(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts, r route) (SeedFacts, materialised, error) {
+	var none materialised
+	free, err := unpackSpace(cfg, desc)
+	if err != nil {
+		return seed, none, err
+	}
+	stage, err := scratch.New(filepath.Join(cfg.Sysroot, "ostree"), "deploy-"+cfg.Stateroot)
+	if err != nil {
+		return seed, none, err
+	}
+	root := filepath.Join(stage.Path, "rootfs")
+	n := len(desc.Layers)
+	known := ostreerepo.NewKnown()
+	uo := seedimage.UnpackOptions{Known: known, OnLayer: func(i int) {
+		if cfg.Events != nil {
+			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d onto the sysroot", i+1, n)})
+		}
+	}}
+	if cfg.AllowXattrLoss {
+		uo.LabelLost = warnLabelLost(cfg.Log)
+	}
+	if seed.Kind != labels.Classic {
+		// The commit takes over all but /var (prepareRoot).
+		uo.ObjectTimes = func(rel string) bool { return !inVar(rel) }
+	}
+	aside := -1
+	if !r.inOrder {
+		aside = varLayerIndex(desc)
+	}
+	if aside >= 0 {
+		leaveOut(&uo, aside)
+	}
+	var seedRepo string
+	if seed.Kind == labels.Classic {
+		// The OS's repo is extracted straight from the layer, beside
+		// the root: the gigabyte ostree.tgz is never written.
+		seedRepo = filepath.Join(stage.Path, "ostree-repo")
+		uo.Extract = map[string]string{classicRepoArchive: seedRepo}
+	}
+	// prepareRoot saves the labels there, before the commit.
+	m := materialised{root: root, seedRepo: seedRepo, labels: filepath.Join(stage.Path, "seed-etc-labels.json"), known: known,
+		release: func() string { stage.Remove(); return "" }}
+	if aside >= 0 {
+		if cfg.Events != nil {
+			cfg.Events(Event{Type: EventInfo, Desc: fmt.Sprintf("Unpacking layer %d of %d (the seed's /var) beside the others, behind them", aside+1, n)})
+		}
+		m.aside = unpackAside(ctx, cfg, aside, filepath.Join(stage.Path, "var-layer"), uo.LabelLost)
+		m.release = func() string { m.aside.stop(); stage.Remove(); return "" }
+		seed.VarAside = true
+	}
+	unpacked, err := seedimage.Unpack(ctx, cfg.Image, cfg.SystemContext, root, uo)
+	if err != nil {
+		m.release()
+		if errors.Is(err, syscall.ENOSPC) {
+			return seed, none, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+				"the sysroot ran out of space unpacking the seed (%s were free); nothing was changed", units.BytesSize(float64(free)))}}}
+		}
+		return seed, none, fmt.Errorf("unpacking %s onto %q: %w", imageref.Display(cfg.Image), stage.Path, err)
+	}
+	if m.aside != nil {
+		if err := m.aside.agrees(root); err != nil {
+			m.release()
+			return seed, none, err
+		}
+	}
+	seed.Unpacked, seed.Size, seed.Labelled = true, unpacked.Size, unpacked.Labels > 0
+	readSeedFiles(dirTree(root), &seed)
+	// The commit takes the seed's files over: the origin is kept
+	// beside the root for the deploy steps.
+	if err := m.keepOrigin(seed.Origin, filepath.Join(stage.Path, "seed.origin")); err != nil {
+		m.release()
+		return seed, none, err
+	}
+	return seed, m, nil
+}
+
+// unpackSpace is the sysroot's free space, or a space problem when the
+// seed's compressed layers already show the unpack cannot fit. The
+// unpacked size is known only once unpacked: an unpack that runs out of
+// space is a space problem too, with nothing left.
+func unpackSpace(cfg Config, desc *seedimage.Description) (uint64, error) {
+	free, err := freeBytes(cfg.Sysroot)
+	if err != nil {
+		return 0, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: err.Error()}}}
+	}
+	if need := uint64(desc.LayersSize) * unpackRatio; free < need {
+		return 0, &PreflightError{Problems: []Problem{{Check: CheckSpace, Message: fmt.Sprintf(
+			"the sysroot has %s free, unpacking the seed needs about %s (its compressed layers x %d)",
+			units.BytesSize(float64(free)), units.BytesSize(float64(need)), unpackRatio)}}}
+	}
+	return free, nil
+}
+
+// mountSeed pulls the seed into containers-storage, when it is not there,
+// and mounts it: bootc and ostree-ext read it from there.
+func mountSeed(ctx context.Context, cfg Config, desc *seedimage.Description, seed SeedFacts) (SeedFacts, materialised, error) {
+	var none materialised
 	mnt, err := localimage.EnsureMounted(ctx, cfg.Store, localimage.Source{Ref: cfg.Image, Description: desc,
 		SystemContext: cfg.SystemContext, Policy: cfg.Policy, Retry: cfg.Retry, Progress: cfg.Log, Transient: !cfg.KeepImage})
 	if err != nil {
