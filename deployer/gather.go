@@ -259,7 +259,9 @@ func readKargsD(t seedTree, arch string) (kargs, unreadable []string) {
 			unreadable = append(unreadable, fmt.Sprintf("/%s: %v", f, err))
 			continue
 		}
-		if len(arches) > 0 && !slices.Contains(arches, bootcArch(arch)) {
+		// bootc applies a file whose match-architectures is absent, and
+		// skips one whose list is empty (crates/lib/src/bootc_kargs.rs).
+		if arches != nil && !slices.Contains(arches, bootcArch(arch)) {
 			continue
 		}
 		kargs = append(kargs, k...)
