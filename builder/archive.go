@@ -274,18 +274,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// earlyArchive is an oci-archive destination whose base layers are written
-// while the root is still being captured: the disk writes the base while
-// the CPUs compress the node's state.
+// earlyArchive is an oci-archive destination begun before the seed is
+// whole: its base's layers written while the root is still being captured
+// (startArchive), so that the disk writes the base while the CPUs compress
+// the node's state; or a classic seed's layer written into it as it is
+// made (streamedArchive).
 type earlyArchive struct {
 	dest    int // its index in Options.Destinations
 	name    string
 	partial *imageref.Partial
 	aw      *archiveWriter
 	err     error
-	// streamed says a layer was written into it alone (layerArchive):
-	// when it fails, there is nothing to write it again from.
-	streamed bool
 }
 
 // startArchive writes base's layers into the partial of the oci-archive
@@ -299,26 +298,9 @@ func startArchive(ctx context.Context, base *baseImage, dests []types.ImageRefer
 	return e
 }
 
-// layerArchive begins the partial of a seed's only destination, an
-// oci-archive, for its layer to be written straight into (a classic seed,
-// which has no base).
-func layerArchive(dests []types.ImageReference) (*earlyArchive, error) {
-	path, name, ok := archiveTarget(dests[0])
-	if len(dests) != 1 || !ok {
-		return nil, nil
-	}
-	e := &earlyArchive{name: name, partial: imageref.NewPartial(path), streamed: true}
-	var err error
-	if e.aw, err = createArchive(e.partial.Path); err != nil {
-		e.partial.Discard()
-		return nil, fmt.Errorf("writing seed to %q: %w", imageref.Display(dests[0]), err)
-	}
-	return e, nil
-}
-
 // finish writes the rest of the seed and publishes the archive. On any
-// failure the partial is removed and the error returned: the caller writes
-// the archive again from the start.
+// failure the partial is removed and the error returned: the caller may
+// write the archive again from the start.
 func (e *earlyArchive) finish(ctx context.Context, s *seedImage) error {
 	if e.err == nil {
 		if e.err = e.aw.finish(ctx, s, e.name); e.err == nil {

@@ -142,13 +142,7 @@ func (l *stagingImages) writeLayer(c Compression, produce func(w io.Writer) erro
 // writeLayerTo is writeLayer into the sink that open makes.
 func writeLayerTo(open func() (blobSink, error), c Compression, produce func(w io.Writer) error) (layerResult, error) {
 	if c == uncompressed {
-		diff := digest.Canonical.Digester()
-		counter := &countingWriter{}
-		if err := produce(io.MultiWriter(diff.Hash(), counter)); err != nil {
-			return layerResult{}, err
-		}
-		desc := imgspecv1.Descriptor{MediaType: c.mediaType(), Digest: diff.Digest(), Size: counter.n}
-		return layerResult{desc: desc, diffID: desc.Digest, uncompressed: counter.n}, nil
+		return diffLayer(produce)
 	}
 	blob, err := open()
 	if err != nil {
@@ -176,6 +170,18 @@ func writeLayerTo(open func() (blobSink, error), c Compression, produce func(w i
 	}
 	desc.MediaType = c.mediaType()
 	return layerResult{desc: desc, diffID: diff.Digest(), uncompressed: counter.n}, nil
+}
+
+// diffLayer describes the layer produce writes, an uncompressed one kept
+// only as its diff (a storeWriter's): no blob is written.
+func diffLayer(produce func(w io.Writer) error) (layerResult, error) {
+	diff := digest.Canonical.Digester()
+	counter := &countingWriter{}
+	if err := produce(io.MultiWriter(diff.Hash(), counter)); err != nil {
+		return layerResult{}, err
+	}
+	desc := imgspecv1.Descriptor{MediaType: uncompressed.mediaType(), Digest: diff.Digest(), Size: counter.n}
+	return layerResult{desc: desc, diffID: desc.Digest, uncompressed: counter.n}, nil
 }
 
 type countingWriter struct{ n int64 }

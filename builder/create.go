@@ -17,8 +17,6 @@ import (
 	"github.com/seedbuild/seedbuild/internal/machineconfig"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/labels"
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 )
 
@@ -59,131 +57,103 @@ type build struct {
 	info labels.ClusterInfo
 	// precache is the containers.list, or nil for none.
 	precache []string
-	// local, when set, commits the seed straight into local storage.
-	local *storeWriter
-	// archive, when set, takes a classic seed's layer as it is made: the
-	// partial of the seed's only destination, an oci-archive.
-	archive *archiveWriter
+	// dest is where the seed goes (newDestination): it takes the new
+	// layers as they are made.
+	dest destination
 }
 
+// run is the build: read the root, choose the destination (and start
+// opening the base), capture the root into layers the destination takes
+// as they are made, assemble the seed on the base, and finish the
+// destination with it.
 func (b *build) run(ctx context.Context) (*Report, error) {
-	o := &b.opts
-	b.report = Report{Layout: o.Layout.String(), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
-	var err error
-	if b.layout, err = newStagingImages(filepath.Join(b.stage.Path, "image")); err != nil {
+	if err := b.prepare(ctx); err != nil {
 		return nil, err
 	}
-	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {
-		return nil, err
-	}
-	b.rpmOstree = rpmOstreeStatus(ctx, o.Host, o.Rootfs)
-	b.info = b.clusterInfo()
-	if err := b.readNode(); err != nil {
-		return nil, err
-	}
-	b.timer.begin()
-	if b.precache = o.ContainersList; b.precache == nil {
-		if b.precache, err = readContainersList(o.Rootfs, filepath.Join(b.stage.Path, "node-store")); err != nil {
-			return nil, err
-		}
-	}
-
 	c, err := b.newCapture()
 	if err != nil {
 		return nil, err
 	}
-	// The base is opened while the root is captured: they are independent.
-	// Its layers go into the first oci-archive destination meanwhile.
-	type opened struct {
-		base  *baseImage
-		err   error
-		early *earlyArchive
+	dest, base, err := b.newDestination(ctx)
+	if err != nil {
+		return nil, err
 	}
-	baseDone := make(chan opened, 1)
-	baseCtx, stopBase := context.WithCancel(ctx)
-	defer stopBase()
-	if o.Layout != labels.Classic {
-		go func() {
-			base, err := openBase(baseCtx, o.Base, o.SystemContext, o.Policy, filepath.Join(b.stage.Path, "base"))
-			var early *earlyArchive
-			if i := firstArchive(o.Destinations); err == nil && i >= 0 {
-				early = startArchive(baseCtx, base, o.Destinations, i)
-			}
-			baseDone <- opened{base, err, early}
-		}()
-	} else {
-		early, err := layerArchive(o.Destinations)
-		if err != nil {
-			return nil, err
-		}
-		if early != nil {
-			b.archive = early.aw
-		}
-		baseDone <- opened{early: early}
+	defer base.close()
+	defer dest.discard()
+	b.dest = dest
+	layers, img, err := b.captureSeed(ctx, c, base)
+	if err != nil {
+		return nil, err
 	}
-	// A seed bound only for local storage, on a base that is there or read
-	// from a local file, goes straight into it: the base is needed before
-	// the capture starts.
-	var ob opened
-	haveBase := false
-	if o.Layout == labels.Native && allInStore(o.Store, o.Destinations) {
-		ob, haveBase = <-baseDone, true
-		defer ob.base.Close()
-		if ob.err != nil {
-			return nil, ob.err
-		}
-		if b.local, err = newStoreWriter(ctx, o.Store, ob.base, o.Base, o.Progress); err != nil {
-			return nil, err
-		}
-		defer b.local.discard()
+	b.timer.end("capture")
+	seed, err := b.assemble(img, layers)
+	if err != nil {
+		return nil, err
 	}
+	b.timer.end("commit")
+	written, err := dest.finish(ctx, seed, layers)
+	if err != nil {
+		return nil, err
+	}
+	b.report.Destinations = append(b.report.Destinations, written...)
+	b.timer.end("write")
+	return b.finalReport(), nil
+}
+
+// prepare reads what the build needs of the root before the capture: its
+// MachineConfig, rpm-ostree status, cluster facts, the deployment it runs
+// and its precache list; and makes the staging folder.
+func (b *build) prepare(ctx context.Context) error {
+	o := &b.opts
+	b.report = Report{Layout: o.Layout.String(), Destinations: []string{}, Layers: []LayerReport{}, Skipped: []Skipped{}}
+	var err error
+	if b.layout, err = newStagingImages(filepath.Join(b.stage.Path, "image")); err != nil {
+		return err
+	}
+	if b.mc, err = machineconfig.Read(o.Rootfs); err != nil {
+		return err
+	}
+	b.rpmOstree = rpmOstreeStatus(ctx, o.Host, o.Rootfs)
+	b.info = b.clusterInfo()
+	if err := b.readNode(); err != nil {
+		return err
+	}
+	b.timer.begin()
+	if b.precache = o.ContainersList; b.precache == nil {
+		if b.precache, err = readContainersList(o.Rootfs, filepath.Join(b.stage.Path, "node-store")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// captureSeed captures the root into the seed's layers (b.dest takes them
+// as they are made) while the base is opened, and returns both, once the
+// capture found nothing to refuse.
+func (b *build) captureSeed(ctx context.Context, c *capture, base *pendingBase) ([]namedLayer, *baseImage, error) {
 	stop := b.progress(c)
 	layers, err := b.captureLayers(ctx, c)
 	stop()
 	if err != nil {
 		// No need to wait for the base's layers to be written.
-		stopBase()
+		base.stop()
 	}
-	if !haveBase {
-		ob = <-baseDone
-		defer ob.base.Close()
-	}
-	defer ob.early.discard()
+	img, baseErr := base.wait()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if ob.err != nil {
-		return nil, ob.err
+	if baseErr != nil {
+		return nil, nil, baseErr
 	}
 	if err := b.refusals(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b.timer.end("capture")
-	seed, err := b.assemble(ob.base, layers)
-	if err != nil {
-		return nil, err
-	}
-	b.timer.end("commit")
-	if b.local != nil {
-		if err := b.local.commit(seed, layers, o.Destinations, b.created()); err != nil {
-			return nil, fmt.Errorf("writing seed to local storage: %w", err)
-		}
-		for _, dest := range o.Destinations {
-			fmt.Fprintf(b.opts.Progress, "Wrote seed to %s\n", imageref.Display(dest))
-			b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
-		}
-	} else {
-		for i, dest := range o.Destinations {
-			var early *earlyArchive
-			if ob.early != nil && ob.early.dest == i {
-				early = ob.early
-			}
-			if err := b.writeTo(ctx, seed, dest, early); err != nil {
-				return nil, err
-			}
-		}
-	}
-	b.timer.end("write")
+	return layers, img, nil
+}
+
+// finalReport completes the report: the node's deployment, what the
+// capture counted and skipped, and the phases.
+func (b *build) finalReport() *Report {
 	if b.node.known {
 		b.report.Deployment = b.node.dep.ID()
 	}
@@ -191,7 +161,7 @@ func (b *build) run(ctx context.Context) (*Report, error) {
 	b.report.Files, b.report.Bytes, _ = b.tally.Snapshot()
 	b.report.Skipped = append(b.report.Skipped, b.tally.skipped...)
 	b.report.Phases = b.timer.phases
-	return &b.report, nil
+	return &b.report
 }
 
 // refusals turns what the capture found into errors.
@@ -320,7 +290,7 @@ func (b *build) created() time.Time {
 }
 
 func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges) ([]namedLayer, error) {
-	varLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
+	varLayer, err := b.dest.layer(ctx, b.opts.Compression, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := c.tree(ew, "var", func(rel string) string { return rel }); err != nil {
 			return err
@@ -330,7 +300,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /var: %w", err)
 	}
-	etcLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
+	etcLayer, err := b.dest.layer(ctx, b.opts.Compression, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.seedDirs(ew); err != nil {
 			return err
@@ -346,7 +316,7 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 	if err != nil {
 		return nil, fmt.Errorf("capturing /etc changes: %w", err)
 	}
-	metaLayer, err := b.writeLayer(ctx, func(w io.Writer) error {
+	metaLayer, err := b.dest.layer(ctx, b.opts.Compression, func(w io.Writer) error {
 		ew := newEntryWriter(w, b.clamp(), keepNativeXattr, false, b.tally)
 		if err := b.writeMeta(ew); err != nil {
 			return err
@@ -357,15 +327,6 @@ func (b *build) nativeLayers(ctx context.Context, c *capture, changes etcChanges
 		return nil, fmt.Errorf("writing seed metadata: %w", err)
 	}
 	return []namedLayer{{labels.VarLayer, varLayer}, {"etc", etcLayer}, {"seed", metaLayer}}, nil
-}
-
-// writeLayer writes one of a native seed's layers: to the staging folder,
-// compressed, or into local storage as it is made.
-func (b *build) writeLayer(ctx context.Context, produce func(w io.Writer) error) (layerResult, error) {
-	if b.local != nil {
-		return b.layout.writeLayer(uncompressed, b.local.layer(ctx, produce))
-	}
-	return b.layout.writeLayer(b.opts.Compression, produce)
 }
 
 // seedDirs writes the folders above the seed's files.
@@ -499,49 +460,6 @@ func (b *build) assemble(base *baseImage, layers []namedLayer) (*seedImage, erro
 	b.report.ManifestDigest = img.manifestDescriptor().Digest.String()
 	b.report.FormatVersion = seed.FormatVersion
 	return img, nil
-}
-
-// writeTo writes the seed to dest: an oci-archive in one pass of its own
-// (finishing early, the archive begun during the capture, when there is
-// one), any other destination through containers/image. Either way a local
-// destination appears whole or not at all.
-func (b *build) writeTo(ctx context.Context, seed *seedImage, dest types.ImageReference, early *earlyArchive) error {
-	fmt.Fprintf(b.opts.Progress, "Writing seed to %s\n", imageref.Display(dest))
-	var err error
-	if early != nil {
-		// The archive begun during the capture is whole, or it failed.
-		// One that holds a streamed layer has no other copy of it;
-		// another one is written again from the start, with retries.
-		if err = early.finish(ctx, seed); err == nil || early.streamed {
-			return b.wrote(dest, err)
-		}
-	}
-	path, name, isArchive := archiveTarget(dest)
-	switch {
-	case isArchive:
-		err = imageref.WriteAtomically(path, func(partial string) error {
-			return b.opts.Retry.Do(ctx, func() error { return writeArchive(ctx, seed, partial, name) })
-		})
-	default:
-		var pc *signature.PolicyContext
-		if pc, err = seedCopyPolicy(); err == nil {
-			_, err = imageref.CopyImage(ctx, pc, dest, seedSourceRef{seed}, &copy.Options{
-				SourceCtx:      &types.SystemContext{},
-				DestinationCtx: b.opts.SystemContext,
-				ReportWriter:   b.opts.Progress,
-			}, b.opts.Retry)
-		}
-	}
-	return b.wrote(dest, err)
-}
-
-// wrote reports the end of writeTo: err, or dest among the destinations.
-func (b *build) wrote(dest types.ImageReference, err error) error {
-	if err != nil {
-		return fmt.Errorf("writing seed to %q: %w", imageref.Display(dest), err)
-	}
-	b.report.Destinations = append(b.report.Destinations, imageref.Display(dest))
-	return nil
 }
 
 // baseName is the base image's name for the provenance annotation.

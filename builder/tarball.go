@@ -121,11 +121,7 @@ func (b *build) tarballLayer(ctx context.Context, dir string, names []string) (l
 	if b.opts.Layout == labels.BootcTarball {
 		prefix = seedDir + "/"
 	}
-	open := func() (blobSink, error) { return b.layout.newBlob() }
-	if b.archive != nil {
-		open = func() (blobSink, error) { return b.archive.newBlob() }
-	}
-	return writeLayerTo(open, storedGzip, func(w io.Writer) error {
+	return b.dest.layer(ctx, storedGzip, func(w io.Writer) error {
 		ew := newEntryWriter(ctxWriter{ctx, w}, b.clamp(), keepNativeXattr, false, &tally{})
 		if prefix != "" {
 			if err := b.seedDirs(ew); err != nil {
