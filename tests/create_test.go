@@ -139,7 +139,9 @@ func TestCreateNative(t *testing.T) {
 			}
 		}
 		got := string(layer[seedPrefix+"etc.deletions"].data)
-		if want := "/etc/sysconfig/also-deleted\n/etc/to-be-deleted.conf\n"; got != want {
+		// In reverse order: a folder's entries before the folder, for the
+		// agent's plain remove of each line.
+		if want := "/etc/to-be-deleted.conf\n/etc/sysconfig/also-deleted\n"; got != want {
 			t.Errorf("etc.deletions = %q, want %q", got, want)
 		}
 	})
