@@ -235,7 +235,7 @@ func checkRunning(host hostroot.Host, root string) error {
 	}
 	// A /proc that cannot be read says nothing either way: the capture goes
 	// on, as it always has.
-	names, err := runningServices("/proc")
+	names, err := runningServices(host.Proc())
 	if err != nil || len(names) == 0 {
 		return nil
 	}

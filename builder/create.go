@@ -186,8 +186,7 @@ func (b *build) readNode() error {
 	live := o.Host.IsRoot(o.Rootfs)
 	cmdline := ""
 	if live && b.rpmOstree == nil {
-		data, _ := os.ReadFile("/proc/cmdline")
-		cmdline = string(data)
+		cmdline = o.Host.KernelCmdline()
 	}
 	node, err := findNodeDeployment(o.Rootfs, b.rpmOstree, cmdline, live, b.mc.OSImageURL)
 	if err != nil {

@@ -58,12 +58,15 @@ func (h Host) FIPSEnabled() (enabled, known bool) {
 	return strings.TrimSpace(string(data)) == "1", true
 }
 
-func (h Host) procPath(rel string) string {
+// Proc is the kernel's /proc, where the host's processes are listed.
+func (h Host) Proc() string {
 	if h.proc == "" {
-		return filepath.Join("/proc", rel)
+		return "/proc"
 	}
-	return filepath.Join(h.proc, rel)
+	return h.proc
 }
+
+func (h Host) procPath(rel string) string { return filepath.Join(h.Proc(), rel) }
 
 // ErrNotHostRoot is returned by Open for a folder that is not the root of
 // the host whose PID 1 this process sees.
