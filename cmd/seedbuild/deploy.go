@@ -11,6 +11,7 @@ import (
 	"github.com/seedbuild/seedbuild/deployer"
 	"github.com/seedbuild/seedbuild/imageref"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/precache"
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +21,9 @@ type deployOptions struct {
 	kargs                                        []string
 	notAsDefault, dryRun, asJSON, force, quiet   bool
 	noIBUKarg, allowXattrLoss, keepImage         bool
+	// precache pulls the seed's workload images first (pc says how).
+	precache bool
+	pc       precacheFlags
 }
 
 // Validate checks the flags on their face.
@@ -33,7 +37,7 @@ func (o *deployOptions) Validate() error {
 	if _, err := deployer.ParseMethod(o.method); err != nil {
 		return usageError{err}
 	}
-	return nil
+	return o.pc.validate("precache-")
 }
 
 func newDeployCmd(g *globalOptions) *cobra.Command {
@@ -76,6 +80,9 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 			if err != nil {
 				return err
 			}
+			if err := o.precacheFirst(cmd, g, args[0], cfg.Log); err != nil {
+				return err
+			}
 			res, err := deployer.Deploy(cmd.Context(), cfg)
 			var pe *deployer.PreflightError
 			if o.asJSON && errors.As(err, &pe) {
@@ -104,8 +111,28 @@ new deployment's /etc, so its /usr/etc stays the OS image's.`,
 	f.BoolVar(&o.allowXattrLoss, "allow-xattr-loss", false, "go on, with a warning, when the sysroot refuses an xattr (an SELinux label) of the seed's /var or /etc; by default the deploy fails and names the path")
 	f.BoolVar(&o.keepImage, "keep-image", false, "keep the seed in local containers-storage after a bootc or ostree-ext deploy that pulled it there; by default it is taken out again")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no progress")
+	f.BoolVar(&o.precache, "precache", false, "first pull the seed's workload images into the node's store, as 'seedbuild precache' does (the --precache-* flags are its flags); a failed precache deploys nothing")
+	o.pc.add(cmd, "precache-")
 	o.registryFlags.add(cmd)
 	return cmd
+}
+
+// precacheFirst runs precache before the stateroot is made, with --precache:
+// a failure stops the deploy before it changes anything.
+func (o *deployOptions) precacheFirst(cmd *cobra.Command, g *globalOptions, seed string, log io.Writer) error {
+	if !o.precache || o.dryRun {
+		return nil
+	}
+	_, err := o.pc.run(cmd.Context(), cmd, g, &o.registryFlags, seed, log)
+	var failed *precache.FailedError
+	if errors.As(err, &failed) && o.pc.bestEffort {
+		fmt.Fprintf(log, "Warning: %v\n", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("precaching the seed's images (nothing was deployed): %w", err)
+	}
+	return nil
 }
 
 func (o *deployOptions) config(cmd *cobra.Command, g *globalOptions, image string) (deployer.Config, error) {
