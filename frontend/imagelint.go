@@ -10,6 +10,7 @@ import (
 
 	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/labels"
+	"github.com/seedbuild/seedbuild/seedimage"
 )
 
 // Rule IDs for images.
@@ -20,6 +21,7 @@ const (
 	RuleAPIDirs      = "IM004"
 	RuleImageKargs   = "IM005"
 	RuleEtcAndUsrEtc = "IM006"
+	RuleDigestless   = "IM007"
 )
 
 // apiDirs are the folders a bootable root must have.
@@ -61,6 +63,7 @@ func LintImage(root, name string) []Finding {
 	if populated(filepath.Join(root, "etc")) && populated(filepath.Join(root, "usr/etc")) {
 		l.add(RuleEtcAndUsrEtc, Error, 0, "both /etc and /usr/etc have content", "ship defaults in /etc only; ostree moves it to /usr/etc")
 	}
+	lintContainersList(l, root)
 	var bad []string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -84,4 +87,32 @@ func LintImage(root, name string) []Finding {
 func populated(dir string) bool {
 	entries, err := os.ReadDir(dir)
 	return err == nil && len(entries) > 0
+}
+
+// lintContainersList flags the images of a seed's precache list that are
+// named by tag alone: a tag can move between the seed's making and the
+// target's precache, which then pulls another image than the seed ran.
+func lintContainersList(l *linter, root string) {
+	for _, p := range []string{labels.SeedDir + "/" + labels.ContainersListFile, "/" + labels.ContainersListFile} {
+		data, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			continue
+		}
+		images := seedimage.ParseContainersList(string(data))
+		var tagged []string
+		for _, img := range images {
+			if !strings.Contains(img, "@sha256:") {
+				tagged = append(tagged, img)
+			}
+		}
+		if len(tagged) > 0 {
+			shown := tagged
+			if len(shown) > 5 {
+				shown = append(append([]string{}, shown[:5]...), fmt.Sprintf("and %d more", len(tagged)-5))
+			}
+			l.add(RuleDigestless, Warning, 0, fmt.Sprintf("%s lists %d image(s), %d by tag alone: %s", p, len(images), len(tagged), strings.Join(shown, ", ")),
+				"name each image by digest (IMAGE@sha256:...), as the node's store names them")
+		}
+		return
+	}
 }

@@ -3,6 +3,7 @@ package frontend
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -42,6 +43,15 @@ func TestLintImage(t *testing.T) {
 			os.WriteFile(filepath.Join(r, "usr/etc/x"), nil, 0o644)
 		}, []string{RuleEtcAndUsrEtc}},
 		{"non-UTF-8", func(r string) { os.WriteFile(filepath.Join(r, "usr/bad-\xff"), nil, 0o644) }, []string{RuleNonUTF8}},
+		{"precache list by digest", func(r string) {
+			os.MkdirAll(filepath.Join(r, "usr/lib/openshift/seed"), 0o755)
+			os.WriteFile(filepath.Join(r, "usr/lib/openshift/seed/containers.list"), []byte("quay.io/a/b@sha256:"+strings.Repeat("0", 64)+"\n"), 0o644)
+		}, nil},
+		{"precache list by tag", func(r string) {
+			os.MkdirAll(filepath.Join(r, "usr/lib/openshift/seed"), 0o755)
+			os.WriteFile(filepath.Join(r, "usr/lib/openshift/seed/containers.list"), []byte("quay.io/a/b@sha256:"+strings.Repeat("0", 64)+"\nquay.io/a/c:v1\n"), 0o644)
+		}, []string{RuleDigestless}},
+		{"classic seed's list by tag", func(r string) { os.WriteFile(filepath.Join(r, "containers.list"), []byte("quay.io/a/c:v1\n"), 0o644) }, []string{RuleDigestless}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

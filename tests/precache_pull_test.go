@@ -359,6 +359,21 @@ func TestPrecacheFromSeedAndDeploy(t *testing.T) {
 	seedArchive := filepath.Join(t.TempDir(), "seed.tar")
 	create(t, "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--containers-list", list, "--output", "oci-archive:"+seedArchive)
 	sh(t, nil, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci-archive:"+seedArchive, "docker://"+proxy.addr+"/seeds/sno:4.20")
+	// inspect --containers-list and lint show the list and its images
+	// named by tag alone.
+	r := seedbuild(t, nil, "inspect", "--containers-list", "--json", "oci-archive:"+seedArchive)
+	var lr struct {
+		Found  bool
+		Images []string
+		ByTag  []string `json:"by_tag"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &lr); r.code != 0 || err != nil || !lr.Found || len(lr.Images) != 2 || len(lr.ByTag) != 2 {
+		t.Errorf("inspect --containers-list: %s\nwant the 2 images, both by tag", r)
+	}
+	st0 := newStore(t)
+	if r := seedbuild(t, nil, st0.flags("lint", "--image", "oci-archive:"+seedArchive)...); !strings.Contains(r.stdout+r.stderr, "IM007") {
+		t.Errorf("lint --image of a seed whose list names images by tag: %s\nwant IM007", r)
+	}
 	img := readArchive(t, seedArchive)
 	var meta int64
 	if n := len(img.manifest.Layers); n > 0 {
@@ -366,7 +381,7 @@ func TestPrecacheFromSeedAndDeploy(t *testing.T) {
 	}
 	before := proxy.blobBytes.Load()
 	st := newStore(t)
-	r := seedbuild(t, nil, st.flags("precache", "docker://"+proxy.addr+"/seeds/sno:4.20", "--tls-verify=false", "--json")...)
+	r = seedbuild(t, nil, st.flags("precache", "docker://"+proxy.addr+"/seeds/sno:4.20", "--tls-verify=false", "--json")...)
 	if r.code != 0 || !strings.Contains(r.stdout, `"pulled": 2`) {
 		t.Fatalf("precache of the seed's list: %s", r)
 	}

@@ -17,6 +17,16 @@ type inspectOptions struct {
 	registryFlags
 	out     formatFlags
 	against string
+	list    bool
+}
+
+// listReport is inspect --containers-list: the seed's precache list.
+type listReport struct {
+	Image  string   `json:"image"`
+	Found  bool     `json:"found"`
+	Images []string `json:"images"`
+	// ByTag are the images named by tag alone, without a digest.
+	ByTag []string `json:"by_tag"`
 }
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
@@ -49,6 +59,9 @@ Exits 1 when the image is not a seed or cannot be read.`,
 			if o.against != "" {
 				return o.checkAgainst(g, d)
 			}
+			if o.list {
+				return o.containersList(cmd, g, args[0], d)
+			}
 			if o.out.structured() {
 				return o.out.write(g.stdout, d)
 			}
@@ -59,7 +72,48 @@ Exits 1 when the image is not a seed or cannot be read.`,
 	o.registryFlags.add(cmd)
 	o.out.add(cmd, "the description (or, with --against, the mismatches)")
 	cmd.Flags().StringVar(&o.against, "against", "", "facts JSON of a target node (seedbuild facts --json): list every mismatch, exit 3 if any")
+	cmd.Flags().BoolVar(&o.list, "containers-list", false, "show the seed's precache list (containers.list), its size and the images named by tag alone; reads the seed's metadata layer, not its big ones")
+	cmd.MarkFlagsMutuallyExclusive("against", "containers-list")
 	return cmd
+}
+
+// containersList prints the seed's precache list: its size and the
+// images named by tag alone, which a precache may find moved.
+func (o *inspectOptions) containersList(cmd *cobra.Command, g *globalOptions, name string, d *seedimage.Description) error {
+	ref, err := g.parseImage(name)
+	if err != nil {
+		return err
+	}
+	sys, err := o.options(cmd).SystemContext()
+	if err != nil {
+		return err
+	}
+	images, found, err := seedimage.ContainersList(cmd.Context(), ref, sys)
+	if err != nil {
+		return err
+	}
+	rep := listReport{Image: d.Image, Found: found, Images: append([]string{}, images...), ByTag: []string{}}
+	for _, img := range images {
+		if !strings.Contains(img, "@sha256:") {
+			rep.ByTag = append(rep.ByTag, img)
+		}
+	}
+	if o.out.structured() {
+		return o.out.write(g.stdout, rep)
+	}
+	if !found {
+		fmt.Fprintf(g.stdout, "%s carries no %s\n", d.Image, labels.ContainersListFile)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "%s: %d image(s) to precache, %d named by tag alone\n", d.Image, len(images), len(rep.ByTag))
+	for _, img := range images {
+		note := ""
+		if !strings.Contains(img, "@sha256:") {
+			note = "  (by tag: it may have moved)"
+		}
+		fmt.Fprintf(g.stdout, "  %s%s\n", img, note)
+	}
+	return nil
 }
 
 // readSeed reads the labels of the seed image name, as inspect does.
