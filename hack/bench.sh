@@ -19,7 +19,7 @@ bin=${SEEDBUILD:-$here/../bin/seedbuild}
 dir=${BENCH_DIR:-/var/tmp/seedbuild-bench}
 scale=${BENCH_SCALE:-1}
 runs=${BENCH_RUNS:-3}
-bases=${BENCH_BASES:-small rhcos}
+bases=${BENCH_BASES-small rhcos}
 sweep=${BENCH_SWEEP-0.25 1 4}
 cores=$(nproc)
 
@@ -177,6 +177,54 @@ for s in $sweep; do
   rm -f "$dir/sweep-$s.tar"
 done
 
+# Precache: BENCH_PRECACHE_IMAGES images (default 40) that share two base
+# layers, as release images do, about 2 GiB of unique blobs, in a local
+# registry whose access log counts the bytes it serves. seedbuild precache
+# against the agent's method replayed: podman pull of each image, 10 at a
+# time, into a fresh store. Both at normal priority.
+precache_images=${BENCH_PRECACHE_IMAGES-40}
+if ((precache_images > 0)); then
+  echo "bench: making $precache_images images sharing layers" >&2
+  rm -rf "$dir/images" && python3 "$here/mkimages.py" --out "$dir/images" --count "$precache_images" \
+    --base-mb "${BENCH_PRECACHE_BASE_MB:-600}" --own-mb "${BENCH_PRECACHE_OWN_MB:-20}" >"$dir/images.json"
+  mkdir -p "$dir/registry"
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:0\n' "$dir/registry/data" >"$dir/registry/config.yml"
+  docker-registry serve "$dir/registry/config.yml" >"$dir/registry/log" 2>&1 &
+  regpid=$!
+  trap 'kill $regpid 2>/dev/null; release_dir' EXIT
+  regaddr=
+  for _ in $(seq 100); do
+    port=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$regpid," '$0 ~ p {split($4, a, ":"); print a[length(a)]; exit}')
+    if [[ -n $port ]] && curl -fs "http://127.0.0.1:$port/v2/" >/dev/null; then regaddr=127.0.0.1:$port; break; fi
+    sleep 0.2
+  done
+  [[ -n $regaddr ]] || { echo "bench: the registry did not start" >&2; cat "$dir/registry/log" >&2; exit 1; }
+  python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["images"]))' "$dir/images.json" | while read -r name; do
+    skopeo copy -q --dest-tls-verify=false "oci:$dir/images:${name%%:*}" "docker://$regaddr/workload/$name"
+  done
+  python3 -c 'import json,sys; print("\n".join("%s/workload/%s" % (sys.argv[2], n) for n in json.load(open(sys.argv[1]))["images"]))' "$dir/images.json" "$regaddr" >"$dir/precache.list"
+  fresh_stores() {
+    rm -rf "$dir/pc-storage" "$dir/pc-run"
+    mark=$(wc -c <"$dir/registry/log")
+    echo "$mark" >"$dir/registry/mark"
+  }
+  # served NAME: the blob bytes the registry served since the mark, by
+  # its access log ("GET /v2/.../blobs/..." status size), summed over
+  # the runs of NAME.
+  served() { tail -c +$(($(cat "$dir/registry/mark") + 1)) "$dir/registry/log" | awk '/"GET \/v2\/[^ ]*\/blobs\// && $9 ~ /^2/ {s += $10} END {print s + 0}' >>"$dir/$1.served"; }
+  pc_seedbuild() { "$bin" --root "$dir/pc-storage" --runroot "$dir/pc-run" precache --containers-list "$dir/precache.list" --tls-verify=false --priority normal && served pc-n; }
+  pc_podman() { xargs -P 10 -n 1 podman --root "$dir/pc-storage" --runroot "$dir/pc-run" pull -q --tls-verify=false <"$dir/precache.list" && served pc-o; }
+  export -f pc_seedbuild pc_podman served
+  export bin dir
+  rm -f "$dir/pc-n.served" "$dir/pc-o.served"
+  setup=fresh_stores
+  measure pc-n bash -c pc_seedbuild
+  measure pc-o bash -c pc_podman
+  setup=
+  kill $regpid 2>/dev/null || true
+  rm -rf "$dir/images" "$dir/registry/data" "$dir/pc-storage" "$dir/pc-run"
+fi
+
 python3 - "$dir" "$bases" "$sweep" <<'PY'
 import os, sys
 d, bases, sweep = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
@@ -214,6 +262,19 @@ for b in bases:
     r = lambda x, y: t("%s-%s" % (b, x)) / t("%s-%s" % (b, y))
     print("  create: a/c = %.2f (target <= 0.15)  b/c = %.2f  m/c = %.2f (bootc-tarball)  k/l = %.2f (classic, target <= 0.15)  a/d = %.2f  i/j = %.2f (--tag vs a pull, target <= 1)" % (r("a", "c"), r("b", "c"), r("m", "c"), r("k", "l"), r("a", "d"), r("i", "j")))
     print("  deploy: e/f = %.2f (target <= 0.5)  e/g = %.2f (write floor, target <= 1.5)  h/f = %.2f (tarball seed vs upstream, target <= 1)" % (r("e", "f"), r("e", "g"), r("h", "f")))
+if os.path.exists(os.path.join(d, "pc-n.time")):
+    import json
+    unique = json.load(open(os.path.join(d, "images.json")))["unique_bytes"]
+    served = lambda n: max(int(x) for x in open(os.path.join(d, n + ".served")).read().split())
+    print()
+    print("precache: %d images sharing two base layers, %.0f MiB of unique blobs, from a local registry" % (
+        len(json.load(open(os.path.join(d, "images.json")))["images"]), unique / 2**20))
+    print("  (n) seedbuild precache                                  %7.2f s  served %8.0f MiB  peak RSS %4.0f MiB" % (t("pc-n"), served("pc-n") / 2**20, rss("pc-n")))
+    print("  (o) agent's method: podman pull, 10 at a time          %7.2f s  served %8.0f MiB" % (t("pc-o"), served("pc-o") / 2**20))
+    print("  precache: n/o = %.2f (target <= 0.5)  served/unique = %.3f (target <= 1.01)  RSS %.0f MiB (target <= 512)" % (
+        t("pc-n") / t("pc-o"), served("pc-n") / unique, rss("pc-n")))
+if not sweep:
+    sys.exit(0)
 print()
 print("growth (small base, one run each): scale, /var size, create, deploy, peak RSS of each")
 for s in sweep:

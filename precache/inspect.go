@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/seedbuild/seedbuild/seedimage"
@@ -34,39 +33,11 @@ type imagePlan struct {
 func inspectAll(ctx context.Context, images []string, o Options, status *Status) ([]*imagePlan, error) {
 	out := &outcomes{status: status, events: o.Events}
 	plans := make([]*imagePlan, len(images))
-	sem := make(chan struct{}, o.Jobs)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed []ImageStatus
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i, name := range images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			p, st := inspectOne(ctx, name, o)
-			plans[i] = p
-			if st.Status == "" {
-				return
-			}
-			out.set(st)
-			if st.Status == Failed {
-				mu.Lock()
-				failed = append(failed, st)
-				mu.Unlock()
-				if !o.BestEffort {
-					cancel()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	failed := eachImage(ctx, o, out, len(images), func(ctx context.Context, i int) ImageStatus {
+		p, st := inspectOne(ctx, images[i], o)
+		plans[i] = p
+		return st
+	})
 	if len(failed) > 0 && !o.BestEffort {
 		return nil, &FailedError{Failed: failed, Stopped: true}
 	}

@@ -94,16 +94,34 @@ func pullAll(ctx context.Context, plans []*imagePlan, o Options, status *Status)
 	var fetched atomic.Int64
 	stop := reportProgress(o, out, &fetched, plans)
 	defer stop()
+	failed := eachImage(ctx, o, out, len(plans), func(ctx context.Context, i int) ImageStatus {
+		if p := plans[i]; p != nil && !p.done {
+			return pullOne(ctx, p, o, cl, &fetched)
+		}
+		return ImageStatus{}
+	})
+	for _, st := range status.Images {
+		if st.Status == Failed && !containsImage(failed, st.Image) {
+			failed = append(failed, st)
+		}
+	}
+	if len(failed) > 0 {
+		return &FailedError{Failed: failed, Stopped: !o.BestEffort}
+	}
+	return ctx.Err()
+}
+
+// eachImage runs work for items 0 to n-1, in order, o.Jobs at a time, and
+// records each status it returns (none where its Status is ""). A failure
+// cancels the rest unless BestEffort. It returns the failures.
+func eachImage(ctx context.Context, o Options, out *outcomes, n int, work func(ctx context.Context, i int) ImageStatus) []ImageStatus {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, o.Jobs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed []ImageStatus
-	for _, p := range plans {
-		if p == nil || p.done {
-			continue
-		}
+	for i := range n {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -115,7 +133,10 @@ func pullAll(ctx context.Context, plans []*imagePlan, o Options, status *Status)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			st := pullOne(ctx, p, o, cl, &fetched)
+			st := work(ctx, i)
+			if st.Status == "" {
+				return
+			}
 			out.set(st)
 			if st.Status == Failed {
 				mu.Lock()
@@ -128,15 +149,7 @@ func pullAll(ctx context.Context, plans []*imagePlan, o Options, status *Status)
 		}()
 	}
 	wg.Wait()
-	for _, st := range status.Images {
-		if st.Status == Failed && !containsImage(failed, st.Image) {
-			failed = append(failed, st)
-		}
-	}
-	if len(failed) > 0 {
-		return &FailedError{Failed: failed, Stopped: !o.BestEffort}
-	}
-	return ctx.Err()
+	return failed
 }
 
 func containsImage(list []ImageStatus, image string) bool {
