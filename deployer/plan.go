@@ -308,154 +308,194 @@ func (s SeedFacts) storageRef() string {
 func NewPlan(h HostFacts, s SeedFacts, o Options) Plan {
 	method, reason := ChooseMethod(h, s, o.Method)
 	p := Plan{Method: method, Reason: reason, Stateroot: o.Stateroot, Sysroot: h.Sysroot, Kargs: Kargs(h, s, o)}
-	sr := h.Sysroot
-	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
 	if slices.Contains(h.Stateroots, o.Stateroot) {
 		p.Steps = append(p.Steps, Step{
 			Desc: "remove the existing stateroot's non-booted deployments and its var (--force)", Action: ActionClearStateroot,
-			Args: map[string]string{argSysroot: sr, argStateroot: o.Stateroot},
+			Args: map[string]string{argSysroot: h.Sysroot, argStateroot: o.Stateroot},
 		})
 	}
 	switch method {
 	case Bootc, OstreeExt:
-		if method == Bootc {
-			p.Steps = append(p.Steps, bootcSteps(p, h, s, o)...)
-		} else {
-			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-			argv := []string{"ostree", "container", "image", "deploy", "--sysroot", sr, "--stateroot", o.Stateroot,
-				"--imgref", "ostree-unverified-image:containers-storage:" + s.storageRef()}
-			if ref := labels.OriginValue(s.Origin, "container-image-reference"); ref != "" {
-				// ostree-ext writes the origin's container-image-reference
-				// from --target-imgref (crates/ostree-ext, container/deploy.rs).
-				argv = append(argv, "--target-imgref", ref)
-			}
-			for _, k := range p.Kargs {
-				argv = append(argv, "--karg", k)
-			}
-			p.Steps = append(p.Steps, Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(sr, o.Stateroot)})
-		}
-		// bootc and ostree-ext import the image into the repo under
-		// ostree/container/ refs: undoing the stateroot or the deployment
-		// removes the refs the run added.
-		for _, st := range p.Steps {
-			if st.Undo != nil && (st.Undo.Action == ActionRemoveStateroot || st.Undo.Action == ActionUndeploy) {
-				st.Undo.Args[imageRefsArg] = imageRefsNew
-			}
-		}
-		p.Steps = append(p.Steps, findDeploymentStep(sr, o.Stateroot))
-		if s.Origin != "" {
-			// bootc and ostree-ext name the image they installed from (a
-			// local containers-storage ID): the agent's prep copies the
-			// seed node's origin over it, and so does this step.
-			p.Steps = append(p.Steps, Step{Desc: "give the new deployment the seed node's origin, as the upstream agent does", Action: ActionWriteFile,
-				Args: map[string]string{argPath: phDeployment + ".origin", argFrom: phOriginFile}})
-		}
-		p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
-		p.Steps = append(p.Steps, etcSteps(s.Kind)...)
-		if o.NotAsDefault {
-			p.Steps = append(p.Steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
-				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
-		}
+		p.Steps = append(p.Steps, imageToolSteps(p, h, s, o)...)
 	case Ostree, Classic:
-		// The new deployment becomes the default only once it is whole:
-		// it is made aside, filled, and then deployed again as the default,
-		// which ostree does atomically (after a sync), merging the /etc
-		// state from the copy made aside. A power cut at any point boots
-		// either the old default or the whole new deployment.
-		seedDir := seedFiles(s.Kind)
-		// redeploy: the default is switched by deploying the commit
-		// again (no --not-as-default, no admin set-default), so the copy
-		// made aside is a spare. aside is the commit deployed aside: the
-		// whole commit, or a cut-down one where the commit step makes it.
-		redeploy := !o.NotAsDefault && !h.HasSetDefault
-		aside := phCommit
-		switch {
-		case method == Classic:
-			p.Steps = append(p.Steps, classicSteps(sr)...)
-			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
-		case s.Unpacked:
-			// The unpacked root is laid out for the commit in place, its
-			// /var moved into the stateroot, and the commit takes its
-			// files over: the seed's own files are then read from the
-			// new deployment's /usr.
-			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-			prep := Step{Desc: "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var left out", Action: ActionPrepareRoot,
-				Args: map[string]string{argRoot: phMount}, Capture: varName(phMountPoints)}
-			if s.Kind == labels.Native {
-				prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var, the seed's /etc labels kept aside"
-				prep.Args[argVar] = stateDir + "/var"
-				prep.Args[argLabelsOf] = phMount + labels.SeedEtcDir
-				prep.Args[argLabelsTo] = phSeedLabels
-			}
-			p.Steps = append(p.Steps, prep)
-			if s.Kind != labels.Native {
-				p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
-			}
-			commit := consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s), s.SELinuxPolicy)
-			if commit.Action == ActionCommitTree && redeploy {
-				// The copy made aside only has to boot-configure and
-				// carry the /etc state: it is a cut-down commit of the
-				// same tree, cheap to check out and to remove.
-				commit.Desc += "; and a cut-down commit of it (what ostree admin deploy and the /etc steps read) to deploy aside"
-				commit.Makes = []string{varName(phAside)}
-				aside = phAside
-			}
-			p.Steps = append(p.Steps, commit)
-			seedDir = phDeployment + labels.SeedDir
-		default:
-			p.Steps = append(p.Steps, commitSteps(sr, o.Stateroot, selinuxArgs(h, s))...)
-			p.Steps = append(p.Steps, osInit(sr, o.Stateroot, h)...)
-			p.Steps = append(p.Steps, varSteps(s.Kind, method, stateDir)...)
-		}
-		p.Steps = append(p.Steps, deployStep(sr, o.Stateroot, p.Kargs, aside, s.Origin != ""), findDeploymentStep(sr, o.Stateroot))
-		p.Steps = append(p.Steps, etcStepsFrom(s.Kind, seedDir)...)
-		if s.Unpacked && s.VarAside {
-			p.Steps = append(p.Steps, Step{Desc: "move the seed's /var layer, unpacked beside the others, into the stateroot's var", Action: ActionMergeVar,
-				Args: map[string]string{argVar: stateDir + "/var"}})
-		}
-		switch {
-		case o.NotAsDefault:
-		case !redeploy:
-			p.Steps = append(p.Steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
-				Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, phDeploymentIndex}})
-		default:
-			again := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
-			if s.Origin != "" {
-				// ostree writes a new deployment's origin from the
-				// refspec, not from the merge deployment's origin.
-				again = append(again, "--origin-file="+phOriginFile)
-			}
-			p.Steps = append(p.Steps,
-				Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
-					Argv: append(again, phCommit),
-					Undo: undeployStep(sr, o.Stateroot)},
-				Step{Desc: "remove the first copy, now a spare", Action: ActionUndeployPath,
-					Args: map[string]string{argSysroot: sr, argDeployment: phDeployment}},
-				findDeploymentStep(sr, o.Stateroot))
-		}
+		p.Steps = append(p.Steps, ostreeSteps(p, h, s, o)...)
 	}
-	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
-		Args:  map[string]string{argSysroot: sr, argStateroot: o.Stateroot, argKind: s.Kind.String(), argDeployment: phDeployment},
-		Makes: []string{varName(phBootEntry)}}
-	if s.Kind != labels.Classic {
-		verify.Args[argImageRoot] = phMount
-		verify.Args[argSeedEtc] = phMount + labels.SeedDir + "/etc"
-		verify.Args[argImageVar] = phMount + "/var"
-		if s.Unpacked && method == Ostree {
-			// The commit took the unpacked files over: the seed's /etc
-			// is the new deployment's, and its /var was moved.
-			verify.Args[argImageRoot], verify.Args[argImageVar] = "", ""
-			verify.Args[argMountPoints] = phMountPoints
-			verify.Args[argSeedEtc] = phDeployment + labels.SeedDir + "/etc"
-		}
-		if s.Kind != labels.Native {
-			delete(verify.Args, "seed-etc")
-			delete(verify.Args, "image-var")
-		}
-	}
-	p.Steps = append(p.Steps, verify)
 	return p
+}
+
+// imageToolSteps install the seed with bootc or ostree-ext, which read it
+// from containers-storage, then lay the seed node's state in.
+func imageToolSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
+	sr := h.Sysroot
+	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
+	var steps []Step
+	if p.Method == Bootc {
+		steps = append(steps, bootcSteps(p, h, s, o)...)
+	} else {
+		steps = append(steps, osInit(sr, o.Stateroot, h)...)
+		steps = append(steps, ostreeExtStep(p, s, o))
+	}
+	// bootc and ostree-ext import the image into the repo under
+	// ostree/container/ refs: undoing the stateroot or the deployment
+	// removes the refs the run added.
+	for _, st := range steps {
+		if st.Undo != nil && (st.Undo.Action == ActionRemoveStateroot || st.Undo.Action == ActionUndeploy) {
+			st.Undo.Args[imageRefsArg] = imageRefsNew
+		}
+	}
+	steps = append(steps, findDeploymentStep(sr, o.Stateroot))
+	if s.Origin != "" {
+		// bootc and ostree-ext name the image they installed from (a
+		// local containers-storage ID): the agent's prep copies the seed
+		// node's origin over it, and so does this step.
+		steps = append(steps, Step{Desc: "give the new deployment the seed node's origin, as the upstream agent does", Action: ActionWriteFile,
+			Args: map[string]string{argPath: phDeployment + ".origin", argFrom: phOriginFile}})
+	}
+	steps = append(steps, varSteps(s.Kind, p.Method, stateDir)...)
+	steps = append(steps, etcSteps(s.Kind)...)
+	if o.NotAsDefault {
+		steps = append(steps, Step{Desc: "keep the previous default deployment (--not-as-default)",
+			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, "1"}})
+	}
+	return append(steps, verifyStep(p, s, o))
+}
+
+// ostreeExtStep deploys the image with ostree container image deploy.
+func ostreeExtStep(p Plan, s SeedFacts, o Options) Step {
+	argv := []string{"ostree", "container", "image", "deploy", "--sysroot", p.Sysroot, "--stateroot", o.Stateroot,
+		"--imgref", "ostree-unverified-image:containers-storage:" + s.storageRef()}
+	if ref := labels.OriginValue(s.Origin, "container-image-reference"); ref != "" {
+		// ostree-ext writes the origin's container-image-reference from
+		// --target-imgref (crates/ostree-ext, container/deploy.rs).
+		argv = append(argv, "--target-imgref", ref)
+	}
+	for _, k := range p.Kargs {
+		argv = append(argv, "--karg", k)
+	}
+	return Step{Desc: "deploy the image with ostree-ext (which ignores kargs.d, so every karg is passed)", Argv: argv, Undo: undeployStep(p.Sysroot, o.Stateroot)}
+}
+
+// ostreeSteps install the seed with plain libostree (a classic seed's
+// commit, or the image's root committed), lay the seed node's state in,
+// and make the deployment the default once it is whole: it is made
+// aside, filled, and then deployed again as the default (or set-default),
+// which ostree does atomically (after a sync), merging the /etc state from
+// the copy made aside. A power cut at any point boots either the old
+// default or the whole new deployment.
+func ostreeSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
+	sr := h.Sysroot
+	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
+	seedDir := seedFiles(s.Kind)
+	// redeploy: the default is switched by deploying the commit again (no
+	// --not-as-default, no admin set-default), so the copy made aside is
+	// a spare. aside is the commit deployed aside: the whole commit, or a
+	// cut-down one where the commit step makes it.
+	redeploy := !o.NotAsDefault && !h.HasSetDefault
+	aside := phCommit
+	var steps []Step
+	switch {
+	case p.Method == Classic:
+		steps = append(steps, classicSteps(sr)...)
+		steps = append(steps, osInit(sr, o.Stateroot, h)...)
+		steps = append(steps, varSteps(s.Kind, p.Method, stateDir)...)
+	case s.Unpacked:
+		var commit []Step
+		commit, aside = unpackedCommitSteps(h, s, o, redeploy)
+		steps = append(steps, commit...)
+		seedDir = phDeployment + labels.SeedDir
+	default:
+		steps = append(steps, commitSteps(sr, o.Stateroot, selinuxArgs(h, s))...)
+		steps = append(steps, osInit(sr, o.Stateroot, h)...)
+		steps = append(steps, varSteps(s.Kind, p.Method, stateDir)...)
+	}
+	steps = append(steps, deployStep(sr, o.Stateroot, p.Kargs, aside, s.Origin != ""), findDeploymentStep(sr, o.Stateroot))
+	steps = append(steps, etcStepsFrom(s.Kind, seedDir)...)
+	if s.Unpacked && s.VarAside {
+		steps = append(steps, Step{Desc: "move the seed's /var layer, unpacked beside the others, into the stateroot's var", Action: ActionMergeVar,
+			Args: map[string]string{argVar: stateDir + "/var"}})
+	}
+	switch {
+	case o.NotAsDefault:
+	case !redeploy:
+		steps = append(steps, Step{Desc: "make the whole deployment the default (ostree swaps the boot configuration atomically)",
+			Argv: []string{"ostree", "admin", "set-default", "--sysroot=" + sr, phDeploymentIndex}})
+	default:
+		again := []string{"ostree", "admin", "deploy", "--sysroot=" + sr, "--os=" + o.Stateroot, "--no-prune"}
+		if s.Origin != "" {
+			// ostree writes a new deployment's origin from the refspec,
+			// not from the merge deployment's origin.
+			again = append(again, "--origin-file="+phOriginFile)
+		}
+		steps = append(steps,
+			Step{Desc: "make the whole deployment the default: deploy the commit again, with the /etc state ostree merges from the first copy",
+				Argv: append(again, phCommit),
+				Undo: undeployStep(sr, o.Stateroot)},
+			Step{Desc: "remove the first copy, now a spare", Action: ActionUndeployPath,
+				Args: map[string]string{argSysroot: sr, argDeployment: phDeployment}},
+			findDeploymentStep(sr, o.Stateroot))
+	}
+	return append(steps, verifyStep(p, s, o))
+}
+
+// unpackedCommitSteps lay the unpacked root out for the commit in place,
+// its /var moved into the stateroot, and commit it, taking its files over:
+// the seed's own files are then read from the new deployment's /usr. It
+// returns the steps and the commit to deploy aside: a cut-down one where
+// seedbuild writes the commit and the default is switched by redeploying.
+func unpackedCommitSteps(h HostFacts, s SeedFacts, o Options, redeploy bool) ([]Step, string) {
+	sr := h.Sysroot
+	stateDir := path.Join(sr, "ostree/deploy", o.Stateroot)
+	steps := osInit(sr, o.Stateroot, h)
+	prep := Step{Desc: "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var left out", Action: ActionPrepareRoot,
+		Args: map[string]string{argRoot: phMount}, Capture: varName(phMountPoints)}
+	if s.Kind == labels.Native {
+		prep.Desc = "lay the unpacked root out for the commit: its /etc as /usr/etc, its /var moved into the stateroot's var, the seed's /etc labels kept aside"
+		prep.Args[argVar] = stateDir + "/var"
+		prep.Args[argLabelsOf] = phMount + labels.SeedEtcDir
+		prep.Args[argLabelsTo] = phSeedLabels
+	}
+	steps = append(steps, prep)
+	if s.Kind != labels.Native {
+		steps = append(steps, varSteps(s.Kind, Ostree, stateDir)...)
+	}
+	aside := phCommit
+	commit := consumeCommitStep(sr, o.Stateroot, selinuxArgs(h, s), s.SELinuxPolicy)
+	if commit.Action == ActionCommitTree && redeploy {
+		// The copy made aside only has to boot-configure and carry the
+		// /etc state: it is a cut-down commit of the same tree, cheap to
+		// check out and to remove.
+		commit.Desc += "; and a cut-down commit of it (what ostree admin deploy and the /etc steps read) to deploy aside"
+		commit.Makes = []string{varName(phAside)}
+		aside = phAside
+	}
+	return append(steps, commit), aside
+}
+
+// verifyStep checks the new deployment: its boot entry, and, for a
+// bootable seed, the image's files, /etc state and /var where they are
+// still to be read.
+func verifyStep(p Plan, s SeedFacts, o Options) Step {
+	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
+		Args:  map[string]string{argSysroot: p.Sysroot, argStateroot: o.Stateroot, argKind: s.Kind.String(), argDeployment: phDeployment},
+		Makes: []string{varName(phBootEntry)}}
+	if s.Kind == labels.Classic {
+		return verify
+	}
+	verify.Args[argImageRoot] = phMount
+	verify.Args[argSeedEtc] = phMount + labels.SeedDir + "/etc"
+	verify.Args[argImageVar] = phMount + "/var"
+	if s.Unpacked && p.Method == Ostree {
+		// The commit took the unpacked files over: the seed's /etc is the
+		// new deployment's, and its /var was moved.
+		verify.Args[argImageRoot], verify.Args[argImageVar] = "", ""
+		verify.Args[argMountPoints] = phMountPoints
+		verify.Args[argSeedEtc] = phDeployment + labels.SeedDir + "/etc"
+	}
+	if s.Kind != labels.Native {
+		delete(verify.Args, argSeedEtc)
+		delete(verify.Args, argImageVar)
+	}
+	return verify
 }
 
 // selinuxArgs say how the commit labels the image's files. Where ostree
