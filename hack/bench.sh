@@ -191,7 +191,7 @@ if ((precache_images > 0)); then
   printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:0\n' "$dir/registry/data" >"$dir/registry/config.yml"
   docker-registry serve "$dir/registry/config.yml" >"$dir/registry/log" 2>&1 &
   regpid=$!
-  trap 'kill $regpid 2>/dev/null; release_dir' EXIT
+  trap 'kill $regpid 2>/dev/null || true; wait $regpid 2>/dev/null || true; release_dir' EXIT
   regaddr=
   for _ in $(seq 100); do
     port=$(ss -ltnpH 2>/dev/null | awk -v p="pid=$regpid," '$0 ~ p {split($4, a, ":"); print a[length(a)]; exit}')
@@ -203,15 +203,21 @@ if ((precache_images > 0)); then
     skopeo copy -q --dest-tls-verify=false "oci:$dir/images:${name%%:*}" "docker://$regaddr/workload/$name"
   done
   python3 -c 'import json,sys; print("\n".join("%s/workload/%s" % (sys.argv[2], n) for n in json.load(open(sys.argv[1]))["images"]))' "$dir/images.json" "$regaddr" >"$dir/precache.list"
-  fresh_stores() {
+  drop_stores() {
+    # containers-storage's overlay driver bind-mounts its home: unmount
+    # before removing.
+    findmnt -rn -o TARGET | { grep "^$dir/pc-" || true; } | sort -r | xargs -r umount
     rm -rf "$dir/pc-storage" "$dir/pc-run"
+  }
+  fresh_stores() {
+    drop_stores
     mark=$(wc -c <"$dir/registry/log")
     echo "$mark" >"$dir/registry/mark"
   }
   # served NAME: the blob bytes the registry served since the mark, by
   # its access log ("GET /v2/.../blobs/..." status size), summed over
   # the runs of NAME.
-  served() { tail -c +$(($(cat "$dir/registry/mark") + 1)) "$dir/registry/log" | awk '/"GET \/v2\/[^ ]*\/blobs\// && $9 ~ /^2/ {s += $10} END {print s + 0}' >>"$dir/$1.served"; }
+  served() { tail -c +$(($(cat "$dir/registry/mark") + 1)) "$dir/registry/log" | awk '/"GET \/v2\/[^ ]*\/blobs\// && $9 ~ /^2/ {s += $10} END {printf "%d\n", s}' >>"$dir/$1.served"; }
   pc_seedbuild() { "$bin" --root "$dir/pc-storage" --runroot "$dir/pc-run" precache --containers-list "$dir/precache.list" --tls-verify=false --priority normal && served pc-n; }
   pc_podman() { xargs -P 10 -n 1 podman --root "$dir/pc-storage" --runroot "$dir/pc-run" pull -q --tls-verify=false <"$dir/precache.list" && served pc-o; }
   export -f pc_seedbuild pc_podman served
@@ -222,7 +228,9 @@ if ((precache_images > 0)); then
   measure pc-o bash -c pc_podman
   setup=
   kill $regpid 2>/dev/null || true
-  rm -rf "$dir/images" "$dir/registry/data" "$dir/pc-storage" "$dir/pc-run"
+  wait $regpid 2>/dev/null || true
+  drop_stores
+  rm -rf "$dir/images" "$dir/registry/data"
 fi
 
 python3 - "$dir" "$bases" "$sweep" <<'PY'

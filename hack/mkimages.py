@@ -71,7 +71,7 @@ def main():
         json.dump({"schemaVersion": 2, "manifests": manifests}, fh)
     with open(os.path.join(a.out, "oci-layout"), "w") as fh:
         fh.write('{"imageLayoutVersion":"1.0.0"}')
-    json.dump({"images": ["workload/app-%02d:v1" % i for i in range(a.count)], "unique_bytes": unique}, __import__("sys").stdout)
+    json.dump({"images": ["app-%02d:v1" % i for i in range(a.count)], "unique_bytes": unique}, __import__("sys").stdout)
     print()
 
 if __name__ == "__main__":
