@@ -217,7 +217,7 @@ if ((precache_images > 0)); then
   # served NAME: the blob bytes the registry served since the mark, by
   # its access log ("GET /v2/.../blobs/..." status size), summed over
   # the runs of NAME.
-  served() { tail -c +$(($(cat "$dir/registry/mark") + 1)) "$dir/registry/log" | awk '/"GET \/v2\/[^ ]*\/blobs\// && $9 ~ /^2/ {s += $10} END {printf "%d\n", s}' >>"$dir/$1.served"; }
+  served() { tail -c +$(($(cat "$dir/registry/mark") + 1)) "$dir/registry/log" | awk '/"GET \/v2\/[^ ]*\/blobs\// && $9 ~ /^2/ {s += $10} END {printf "%.0f\n", s}' >>"$dir/$1.served"; }
   pc_seedbuild() { "$bin" --root "$dir/pc-storage" --runroot "$dir/pc-run" precache --containers-list "$dir/precache.list" --tls-verify=false --priority normal && served pc-n; }
   pc_podman() { xargs -P 10 -n 1 podman --root "$dir/pc-storage" --runroot "$dir/pc-run" pull -q --tls-verify=false <"$dir/precache.list" && served pc-o; }
   export -f pc_seedbuild pc_podman served
