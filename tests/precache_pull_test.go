@@ -120,7 +120,7 @@ func sha(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.Encode
 
 // pushTestImage writes img as an OCI layout and pushes it with skopeo to
 // the registry at addr.
-func pushTestImage(t *testing.T, addr string, img testImage) {
+func pushTestImage(t *testing.T, addr string, img testImage, skopeoArgs ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	blobs := filepath.Join(dir, "blobs/sha256")
@@ -152,7 +152,10 @@ func pushTestImage(t *testing.T, addr string, img testImage) {
 	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": len(man)}}})
 	os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
 	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-	sh(t, nil, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:"+dir, "docker://"+addr+"/"+img.name)
+	if len(skopeoArgs) == 0 {
+		skopeoArgs = []string{"--dest-tls-verify=false"}
+	}
+	sh(t, nil, "skopeo", append(append([]string{"copy", "-q"}, skopeoArgs...), "oci:"+dir, "docker://"+addr+"/"+img.name)...)
 }
 
 // sharedImages are n images that share two base layers and each add one
@@ -409,5 +412,42 @@ func TestPrecacheFromSeedAndDeploy(t *testing.T) {
 		"--precache", "--precache-containers-list", list, "--tls-verify=false")...)
 	if r.code != 0 || !strings.Contains(storeImages(t, st2), imgs[1].name) {
 		t.Errorf("deploy --precache: %s\nwant the images pulled and the seed deployed", r)
+	}
+}
+
+// TestPrecacheMirrorAndAuth: a mirror that registries.conf names is used
+// when the source registry is unreachable; a registry with htpasswd auth
+// and TLS is pulled from with --authfile and --cert-dir, and refused
+// without the credentials.
+func TestPrecacheMirrorAndAuth(t *testing.T) {
+	reg := startRegistry(t, registryOptions{})
+	imgs, _ := sharedImages(t, 1, 128, 64)
+	pushTestImage(t, reg.addr, imgs[0])
+	proxy := startCountingProxy(t, reg.addr)
+	gone := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := writeTemp(t, fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n", gone, proxy.addr))
+	st := newStore(t)
+	r := seedbuild(t, []string{"CONTAINERS_REGISTRIES_CONF=" + conf}, st.flags("precache", "--containers-list", writeList(t, gone+"/"+imgs[0].name), "--tries", "1", "--json")...)
+	if r.code != 0 || !strings.Contains(r.stdout, `"pulled": 1`) || proxy.served(sha(imgs[0].layers[2])) == 0 {
+		t.Errorf("precache from an unreachable registry with a mirror: %s\nwant it pulled through the mirror", r)
+	}
+
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(sh(t, nil, "htpasswd", "-Bbn", "puller", "SEEDBUILD-CANARY-pull")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secure := startRegistry(t, registryOptions{htpasswd: htpasswd, cert: cert, key: key})
+	pushTestImage(t, secure.addr, imgs[0], "--dest-cert-dir", certDir(t, cert), "--dest-creds", "puller:SEEDBUILD-CANARY-pull")
+	list := writeList(t, secure.addr+"/"+imgs[0].name)
+	trust := certDir(t, cert)
+	st = newStore(t)
+	if r := seedbuild(t, nil, st.flags("precache", "--containers-list", list, "--cert-dir", trust, "--tries", "1")...); r.code != 1 || strings.Contains(r.stdout+r.stderr, "SEEDBUILD-CANARY") {
+		t.Errorf("precache from an auth registry without credentials: %s\nwant exit 1, no secret printed", r)
+	}
+	good := authFile(t, secure.addr, "puller", "SEEDBUILD-CANARY-pull")
+	if r := seedbuild(t, nil, st.flags("precache", "--containers-list", list, "--cert-dir", trust, "--authfile", good)...); r.code != 0 || !strings.Contains(storeImages(t, st), imgs[0].name) {
+		t.Errorf("precache with --authfile: %s\nwant the image pulled", r)
 	}
 }
