@@ -61,6 +61,21 @@ func deploymentDir(t *testing.T, sys, stateroot string) string {
 	return dirs[len(dirs)-1]
 }
 
+// checkSeedOrigin checks that the new deployment of stateroot has the
+// seed node's origin, the fixture root's booted deployment's, byte for
+// byte: every deploy route gives it, as the upstream agent does.
+func checkSeedOrigin(t *testing.T, root, sys, stateroot string) {
+	t.Helper()
+	origins, _ := filepath.Glob(filepath.Join(root, "ostree/deploy/*/deploy/*.origin"))
+	if len(origins) != 1 {
+		t.Fatalf("the seed's root has origins %q, want one", origins)
+	}
+	want := readFile(t, origins[0])
+	if got := readFile(t, deploymentDir(t, sys, stateroot)+".origin"); got != want {
+		t.Errorf("the new deployment's origin = %q, want the seed node's %q", got, want)
+	}
+}
+
 func bootEntry(t *testing.T, sys, stateroot string) string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(sys, "boot/loader/entries/*.conf"))
@@ -146,6 +161,7 @@ func TestDeployOstreeEachLayout(t *testing.T) {
 				t.Errorf("boot entry lacks ibu=4.20.0:\n%s", entry)
 			}
 			checkNodeEtc(t, f.root, filepath.Join(dep, "etc"))
+			checkSeedOrigin(t, f.root, sys, "seed")
 			// /usr/etc stays the OS image's defaults.
 			if got := readFile(t, filepath.Join(dep, "usr/etc/chrony.conf")); got != readFile(t, filepath.Join(f.root, "usr/etc/chrony.conf")) {
 				t.Errorf("usr/etc/chrony.conf = %q, want the OS default", got)
@@ -479,6 +495,7 @@ func TestDeployOstreeExt(t *testing.T) {
 		t.Fatalf("deploy --method ostree-ext: %s", r)
 	}
 	checkNodeEtc(t, f.root, filepath.Join(deploymentDir(t, sys, "ext"), "etc"))
+	checkSeedOrigin(t, f.root, sys, "ext")
 	if got := sh(t, nil, "ostree", "admin", "status", "--sysroot="+sys); !strings.HasPrefix(strings.TrimSpace(got), "ext ") {
 		t.Errorf("after the ostree-ext deploy, status is\n%s\nwant the ext deployment first (the default)", got)
 	}

@@ -191,6 +191,7 @@ func TestDeployBootcThroughPodman(t *testing.T) {
 		t.Errorf("ostree admin status:\n%s\nwant the seed's deployment first (the default)", got)
 	}
 	checkNodeEtc(t, f.root, filepath.Join(deploymentDir(t, sys, "seed"), "etc"))
+	checkSeedOrigin(t, f.root, sys, "seed")
 	if got, want := readFile(t, filepath.Join(sys, "ostree/deploy/seed/var/home/core/notes.txt")), readFile(t, filepath.Join(f.root, "var/home/core/notes.txt")); got != want {
 		t.Errorf("the stateroot's var/home/core/notes.txt = %q, want the node's %q", got, want)
 	}
