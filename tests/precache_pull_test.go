@@ -307,7 +307,9 @@ func TestPrecacheKilledThenRerun(t *testing.T) {
 	list := writeList(t, names...)
 	st := newStore(t)
 	tmp := t.TempDir()
-	// The first image fast, the rest slow: killed while they fetch.
+	// Slowed, one image at a time: killed once the first is whole and the
+	// second half-fetched.
+	proxy.delay.Store(int64(20 * time.Millisecond))
 	cmd := exec.Command(bin, st.flags("precache", "--containers-list", list, "--tls-verify=false", "--jobs", "1")...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var errb bytes.Buffer
@@ -315,16 +317,9 @@ func TestPrecacheKilledThenRerun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
 	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		if proxy.blobBytes.Load() > unique/4+(1<<20) {
-			once.Do(func() { proxy.delay.Store(int64(50 * time.Millisecond)) })
-		}
-		if proxy.blobBytes.Load() > unique/4+(3<<19) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	for time.Now().Before(deadline) && proxy.blobBytes.Load() < int64(len(imgs[0].layers[0]))+(1<<20) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
