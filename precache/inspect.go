@@ -11,6 +11,7 @@ import (
 	"go.podman.io/image/v5/image"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
 )
 
 // imagePlan is one image of the list, as its registry describes it.
@@ -30,8 +31,7 @@ type imagePlan struct {
 // Options.Jobs at a time: the platform's instance of a list, the layers,
 // and whether the image is for this platform. An image in the store
 // already, or for another platform, is settled here.
-func inspectAll(ctx context.Context, images []string, o Options, status *Status) ([]*imagePlan, error) {
-	out := &outcomes{status: status, events: o.Events}
+func inspectAll(ctx context.Context, images []string, o Options, out *outcomes) ([]*imagePlan, error) {
 	plans := make([]*imagePlan, len(images))
 	failed := eachImage(ctx, o, out, len(images), func(ctx context.Context, i int) ImageStatus {
 		p, st := inspectOne(ctx, images[i], o)
@@ -127,10 +127,10 @@ func inStore(o Options, name string) bool {
 }
 
 // layerPresent says whether the store holds a layer made from the blob d.
-func layerPresent(o Options, d digest.Digest) bool {
-	if l, err := o.Store.LayersByCompressedDigest(d); err == nil && len(l) > 0 {
+func layerPresent(store storage.Store, d digest.Digest) bool {
+	if l, err := store.LayersByCompressedDigest(d); err == nil && len(l) > 0 {
 		return true
 	}
-	l, err := o.Store.LayersByUncompressedDigest(d)
+	l, err := store.LayersByUncompressedDigest(d)
 	return err == nil && len(l) > 0
 }

@@ -157,11 +157,13 @@ func Run(ctx context.Context, images []string, o Options) (*Status, error) {
 	for i, img := range images {
 		status.Images[i] = ImageStatus{Image: img, Status: "pending"}
 	}
-	plans, err := inspectAll(ctx, images, o, status)
+	out := &outcomes{status: status, events: o.Events}
+	plans, err := inspectAll(ctx, images, o, out)
 	if err != nil {
 		return status, err
 	}
-	if err := checkSpace(o.Store, plans); err != nil {
+	missing, err := checkSpace(o.Store, plans)
+	if err != nil {
 		return status, err
 	}
 	// The blobs in flight go to a folder of this run's: what a killed run
@@ -173,7 +175,7 @@ func Run(ctx context.Context, images []string, o Options) (*Status, error) {
 	}
 	defer stage.Remove()
 	o.TempDir = stage.Path
-	return status, pullAll(ctx, plans, o, status)
+	return status, pullAll(ctx, plans, o, out, missing)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -230,7 +232,7 @@ func manifestUnknown(err error) bool {
 	return strings.Contains(err.Error(), "manifest unknown")
 }
 
-// outcomes collects the images' statuses from the pulls.
+// outcomes collects the images' statuses from the reads and the pulls.
 type outcomes struct {
 	mu     sync.Mutex
 	status *Status

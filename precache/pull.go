@@ -87,12 +87,12 @@ func containsClaim(list []*claim, c *claim) bool {
 }
 
 // pullAll pulls the images inspectAll left to fetch, Options.Jobs at a
-// time, each after the pulls it waits on (claims).
-func pullAll(ctx context.Context, plans []*imagePlan, o Options, status *Status) error {
-	out := &outcomes{status: status, events: o.Events}
+// time, each after the pulls it waits on (claims). missing is the bytes of
+// the blobs the store lacks (checkSpace), for the progress lines.
+func pullAll(ctx context.Context, plans []*imagePlan, o Options, out *outcomes, missing int64) error {
 	cl := newClaims()
 	var fetched atomic.Int64
-	stop := reportProgress(o, out, &fetched, plans)
+	stop := reportProgress(o, out, &fetched, missing)
 	defer stop()
 	failed := eachImage(ctx, o, out, len(plans), func(ctx context.Context, i int) ImageStatus {
 		if p := plans[i]; p != nil && !p.done {
@@ -100,7 +100,7 @@ func pullAll(ctx context.Context, plans []*imagePlan, o Options, status *Status)
 		}
 		return ImageStatus{}
 	})
-	for _, st := range status.Images {
+	for _, st := range out.status.Images {
 		if st.Status == Failed && !containsImage(failed, st.Image) {
 			failed = append(failed, st)
 		}
@@ -170,7 +170,7 @@ func pullOne(ctx context.Context, p *imagePlan, o Options, cl *claims, fetched *
 		digests[i] = l.Digest
 		sizes[l.Digest] = l.Size
 	}
-	mine, wait := cl.take(digests, func(d digest.Digest) bool { return layerPresent(o, d) })
+	mine, wait := cl.take(digests, func(d digest.Digest) bool { return layerPresent(o.Store, d) })
 	for _, w := range wait {
 		select {
 		case <-w.done:
@@ -225,21 +225,8 @@ func copyImage(ctx context.Context, p *imagePlan, o Options, fetched *atomic.Int
 }
 
 // reportProgress prints, every few seconds, the images done and the bytes
-// fetched against those to fetch, with an estimate of the time left.
-func reportProgress(o Options, out *outcomes, fetched *atomic.Int64, plans []*imagePlan) func() {
-	var total int64
-	seen := map[digest.Digest]bool{}
-	for _, p := range plans {
-		if p == nil || p.done {
-			continue
-		}
-		for _, l := range p.layers {
-			if !seen[l.Digest] && !layerPresent(o, l.Digest) {
-				seen[l.Digest] = true
-				total += l.Size
-			}
-		}
-	}
+// fetched against the total to fetch, with an estimate of the time left.
+func reportProgress(o Options, out *outcomes, fetched *atomic.Int64, total int64) func() {
 	start := time.Now()
 	tick := time.NewTicker(3 * time.Second)
 	stop := make(chan struct{})

@@ -8,13 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkSpace refuses a run, before any blob is fetched, when the blobs
-// the store lacks (each counted once, whatever number of images share it)
-// are more than the store's free space. The layers take more once
-// unpacked than their compressed blobs: this catches a run that cannot
-// fit, not every one that will not.
-func checkSpace(store storage.Store, plans []*imagePlan) error {
-	o := Options{Store: store}
+// checkSpace sums the blobs the store lacks (each counted once, whatever
+// number of images share it), and refuses a run, before any blob is
+// fetched, when they are more than the store's free space. The layers take
+// more once unpacked than their compressed blobs: this catches a run that
+// cannot fit, not every one that will not.
+func checkSpace(store storage.Store, plans []*imagePlan) (int64, error) {
 	var need uint64
 	seen := map[digest.Digest]bool{}
 	for _, p := range plans {
@@ -22,7 +21,7 @@ func checkSpace(store storage.Store, plans []*imagePlan) error {
 			continue
 		}
 		for _, l := range p.layers {
-			if seen[l.Digest] || layerPresent(o, l.Digest) {
+			if seen[l.Digest] || layerPresent(store, l.Digest) {
 				continue
 			}
 			seen[l.Digest] = true
@@ -33,10 +32,10 @@ func checkSpace(store storage.Store, plans []*imagePlan) error {
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(store.GraphRoot(), &st); err != nil {
-		return fmt.Errorf("reading the free space of the store %s: %w", store.GraphRoot(), err)
+		return 0, fmt.Errorf("reading the free space of the store %s: %w", store.GraphRoot(), err)
 	}
 	if free := st.Bavail * uint64(st.Bsize); need > free {
-		return &SpaceError{Need: need, Free: free, Store: store.GraphRoot()}
+		return 0, &SpaceError{Need: need, Free: free, Store: store.GraphRoot()}
 	}
-	return nil
+	return int64(need), nil
 }
