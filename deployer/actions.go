@@ -52,9 +52,6 @@ func (e *executor) registerActions() {
 }
 
 func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argSysroot, argStateroot); err != nil {
-		return "", err
-	}
 	all, err := e.deployments(ctx)
 	if err != nil {
 		return "", err
@@ -83,9 +80,6 @@ func (e *executor) clearStateroot(ctx context.Context, _ Step, a map[string]stri
 }
 
 func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argSysroot, argStateroot); err != nil {
-		return "", err
-	}
 	fresh, err := e.newDeployments(ctx, a[argStateroot], e.before)
 	if err != nil {
 		return "", err
@@ -186,9 +180,6 @@ func (e *executor) undeployAction(ctx context.Context, _ Step, a map[string]stri
 // a[argVar] (the new stateroot's var, on the same file system), or removed
 // when there is no a[argVar]. Moving is a rename: nothing is copied.
 func (e *executor) prepareRoot(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argRoot); err != nil {
-		return "", err
-	}
 	root := a[argRoot]
 	// The labels of what the /etc apply will copy, read before the commit
 	// relabels them for where they are in the image.
@@ -460,9 +451,6 @@ func (e *executor) classicCommit(ctx context.Context, _ Step, a map[string]strin
 
 // copyTreeAction copies a folder's content with every attribute.
 func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argFrom, argTo); err != nil {
-		return "", err
-	}
 	if _, err := os.Stat(a[argFrom]); errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -547,9 +535,6 @@ func (e *executor) writeFile(_ context.Context, _ Step, a map[string]string) (st
 // unpackArchive extracts a seed's tarball, keeping owners, modes, xattrs,
 // SELinux labels and ACLs as tar xzf with tarOpts does.
 func (e *executor) unpackArchive(ctx context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argFile, argTo); err != nil {
-		return "", err
-	}
 	var o seedimage.UnpackOptions
 	if e.allowXattrLoss {
 		o.LabelLost = warnLabelLost(e.log)
@@ -579,9 +564,6 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 
 // commitTree commits the laid-out root into the repo, taking its files over.
 func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argRepo, argRef, argRoot); err != nil {
-		return "", err
-	}
 	// A step that makes the aside value also writes the cut-down commit
 	// deployed aside.
 	if !slices.Contains(st.Makes, varName(phAside)) {

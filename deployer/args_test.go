@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -114,5 +115,21 @@ func TestEveryActionHasSpecAndExecutor(t *testing.T) {
 	sort.Strings(impls)
 	if !slices.Equal(specs, impls) {
 		t.Errorf("actions with a spec %q, with an executor %q: want the same", specs, impls)
+	}
+}
+
+// TestRunStepChecksArgs: the executor refuses an action step whose
+// arguments do not match its spec before the action runs (the actions do
+// not check them again).
+func TestRunStepChecksArgs(t *testing.T) {
+	e := &executor{vars: map[string]string{}}
+	e.registerActions()
+	for _, st := range []Step{
+		{Desc: "no var", Action: ActionMergeVar, Args: map[string]string{}},
+		{Desc: "a stray key", Action: ActionMergeVar, Args: map[string]string{argVar: "/x", "vra": "/y"}},
+	} {
+		if _, _, err := e.runStep(context.Background(), st); err == nil || !strings.Contains(err.Error(), "argument") {
+			t.Errorf("runStep(%s) = %v, want the arguments refused", st.Desc, err)
+		}
 	}
 }

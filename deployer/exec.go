@@ -427,7 +427,9 @@ func (e *executor) undeploy(ctx context.Context, list []deployment) error {
 
 var errNoDeployment = errors.New("no new deployment appeared in the stateroot")
 
-// requireArgs fails when an action lacks one of its arguments.
+// requireArgs fails when an action lacks one of its arguments. runStep
+// checks every action's arguments against its spec (checkArgs) before
+// the action runs, so the actions do not check them again.
 func requireArgs(args map[string]string, names ...string) error {
 	for _, n := range names {
 		if args[n] == "" {

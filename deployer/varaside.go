@@ -231,9 +231,6 @@ func (a *asideLayer) stop() {
 // /var, moved there before), and folders are merged, as prepareRoot moves
 // the image's own /var.
 func (e *executor) mergeVar(_ context.Context, _ Step, a map[string]string) (string, error) {
-	if err := requireArgs(a, argVar); err != nil {
-		return "", err
-	}
 	if e.aside == nil {
 		return "", errors.New("no /var layer was unpacked aside")
 	}
