@@ -279,15 +279,15 @@ func rpmOstreeStatus(ctx context.Context, host hostroot.Host, root string) []byt
 // its branch, and a pull by a ref the binding lacks fails with "Commit
 // has no requested ref ... in ref binding metadata"), else "seed".
 func boundRefs(ctx context.Context, r command.Runner, repo, commit string) ([]string, error) {
-	var out, errb strings.Builder
-	err := r.Run(ctx, []string{"ostree", "show", "--repo=" + repo, "--print-metadata-key=ostree.ref-binding", commit}, &out, &errb)
+	out, err := command.Output(ctx, r, "ostree", "show", "--repo="+repo, "--print-metadata-key=ostree.ref-binding", commit)
 	if err != nil {
-		if strings.Contains(errb.String(), "No such metadata key") {
+		// command.Output's error carries what ostree said on stderr.
+		if strings.Contains(err.Error(), "No such metadata key") {
 			return []string{"seed"}, nil
 		}
-		return nil, fmt.Errorf("reading the ref binding of commit %s in %q: %w: %s", commit, repo, err, strings.TrimSpace(errb.String()))
+		return nil, fmt.Errorf("reading the ref binding of commit %s in %q: %w", commit, repo, err)
 	}
-	refs := parseStringArray(out.String())
+	refs := parseStringArray(out)
 	if len(refs) == 0 {
 		return []string{"seed"}, nil
 	}
