@@ -27,6 +27,8 @@ type precacheFlags struct {
 	bestEffort     bool
 	overrides      []string
 	priority       string
+	// prio is priority, parsed by validate.
+	prio precache.Priority
 }
 
 func (p *precacheFlags) add(cmd *cobra.Command, prefix string) {
@@ -52,9 +54,11 @@ func (p *precacheFlags) validate(prefix string) error {
 			return usagef("invalid --%sregistry-override %q: want FROM=TO", prefix, o)
 		}
 	}
-	if _, err := precache.ParsePriority(p.priority); err != nil {
+	prio, err := precache.ParsePriority(p.priority)
+	if err != nil {
 		return usageError{err}
 	}
+	p.prio = prio
 	return nil
 }
 
@@ -99,8 +103,7 @@ func (p *precacheFlags) run(ctx context.Context, cmd *cobra.Command, g *globalOp
 	if err != nil {
 		return nil, err
 	}
-	prio, _ := precache.ParsePriority(p.priority)
-	restore, err := prio.Apply()
+	restore, err := p.prio.Apply()
 	if err != nil {
 		fmt.Fprintf(progress, "Warning: %v; pulling at the current priority\n", err)
 	}
