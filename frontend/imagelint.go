@@ -99,13 +99,7 @@ func lintContainersList(l *linter, root string) {
 			continue
 		}
 		images := seedimage.ParseContainersList(string(data))
-		var tagged []string
-		for _, img := range images {
-			if !strings.Contains(img, "@sha256:") {
-				tagged = append(tagged, img)
-			}
-		}
-		if len(tagged) > 0 {
+		if tagged := seedimage.ByTag(images); len(tagged) > 0 {
 			shown := tagged
 			if len(shown) > 5 {
 				shown = append(append([]string{}, shown[:5]...), fmt.Sprintf("and %d more", len(tagged)-5))

@@ -15,18 +15,14 @@ import (
 // errFound stops a layer read once what was looked for is found.
 var errFound = errors.New("found")
 
-// ContainersList reads a seed's precache list (labels.ContainersListFile)
-// without fetching its big layers: the layers are read from the top down,
+// ContainersList reads the precache list (labels.ContainersListFile) of
+// the seed d describes (Read of ref) without fetching its big layers: the layers are read from the top down,
 // each only until the file is found (it sorts before var.tgz and the
 // others in the tarball layouts' layer, and is in the native layout's
 // metadata layer, the top one that create made: layers a configured seed
 // adds are above it). A seed without one has an empty list and found
 // false.
-func ContainersList(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (images []string, found bool, err error) {
-	d, err := Read(ctx, ref, sys)
-	if err != nil {
-		return nil, false, err
-	}
+func ContainersList(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, d *Description) (images []string, found bool, err error) {
 	want := labels.SeedDir[1:] + "/" + labels.ContainersListFile
 	if d.Seed.Kind() == labels.Classic {
 		want = labels.ContainersListFile
@@ -64,6 +60,18 @@ func ContainersList(ctx context.Context, ref types.ImageReference, sys *types.Sy
 		}
 	}
 	return nil, false, nil
+}
+
+// ByTag are the images of a precache list named by tag alone, without a
+// digest: a tag can move between the seed's making and the precache.
+func ByTag(images []string) []string {
+	out := []string{}
+	for _, img := range images {
+		if !strings.Contains(img, "@sha256:") {
+			out = append(out, img)
+		}
+	}
+	return out
 }
 
 // ParseContainersList reads a precache list: one image a line; blank

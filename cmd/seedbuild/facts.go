@@ -47,7 +47,7 @@ the exit code is 3 when there is any.`,
 			}
 			t.OCPVersion = ocpVersion
 			if against != "" {
-				d, err := readSeed(cmd, g, &rf, against)
+				d, _, _, err := readSeed(cmd, g, &rf, against)
 				if err != nil {
 					return err
 				}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"github.com/spf13/cobra"
+	"go.podman.io/image/v5/types"
 )
 
 type inspectOptions struct {
@@ -52,7 +55,7 @@ Exits 1 when the image is not a seed or cannot be read.`,
 			if err := o.out.parse(); err != nil {
 				return err
 			}
-			d, err := readSeed(cmd, g, &o.registryFlags, args[0])
+			d, ref, sys, err := readSeed(cmd, g, &o.registryFlags, args[0])
 			if err != nil {
 				return err
 			}
@@ -60,7 +63,7 @@ Exits 1 when the image is not a seed or cannot be read.`,
 				return o.checkAgainst(g, d)
 			}
 			if o.list {
-				return o.containersList(cmd, g, args[0], d)
+				return o.containersList(cmd.Context(), g, ref, sys, d)
 			}
 			if o.out.structured() {
 				return o.out.write(g.stdout, d)
@@ -79,25 +82,12 @@ Exits 1 when the image is not a seed or cannot be read.`,
 
 // containersList prints the seed's precache list: its size and the
 // images named by tag alone, which a precache may find moved.
-func (o *inspectOptions) containersList(cmd *cobra.Command, g *globalOptions, name string, d *seedimage.Description) error {
-	ref, err := g.parseImage(name)
+func (o *inspectOptions) containersList(ctx context.Context, g *globalOptions, ref types.ImageReference, sys *types.SystemContext, d *seedimage.Description) error {
+	images, found, err := seedimage.ContainersList(ctx, ref, sys, d)
 	if err != nil {
 		return err
 	}
-	sys, err := o.options(cmd).SystemContext()
-	if err != nil {
-		return err
-	}
-	images, found, err := seedimage.ContainersList(cmd.Context(), ref, sys)
-	if err != nil {
-		return err
-	}
-	rep := listReport{Image: d.Image, Found: found, Images: append([]string{}, images...), ByTag: []string{}}
-	for _, img := range images {
-		if !strings.Contains(img, "@sha256:") {
-			rep.ByTag = append(rep.ByTag, img)
-		}
-	}
+	rep := listReport{Image: d.Image, Found: found, Images: append([]string{}, images...), ByTag: seedimage.ByTag(images)}
 	if o.out.structured() {
 		return o.out.write(g.stdout, rep)
 	}
@@ -108,7 +98,7 @@ func (o *inspectOptions) containersList(cmd *cobra.Command, g *globalOptions, na
 	fmt.Fprintf(g.stdout, "%s: %d image(s) to precache, %d named by tag alone\n", d.Image, len(images), len(rep.ByTag))
 	for _, img := range images {
 		note := ""
-		if !strings.Contains(img, "@sha256:") {
+		if slices.Contains(rep.ByTag, img) {
 			note = "  (by tag: it may have moved)"
 		}
 		fmt.Fprintf(g.stdout, "  %s%s\n", img, note)
@@ -116,24 +106,25 @@ func (o *inspectOptions) containersList(cmd *cobra.Command, g *globalOptions, na
 	return nil
 }
 
-// readSeed reads the labels of the seed image name, as inspect does.
-func readSeed(cmd *cobra.Command, g *globalOptions, rf *registryFlags, name string) (*seedimage.Description, error) {
+// readSeed reads the labels of the seed image name, as inspect does, and
+// returns them with the reference and system context it read them by.
+func readSeed(cmd *cobra.Command, g *globalOptions, rf *registryFlags, name string) (*seedimage.Description, types.ImageReference, *types.SystemContext, error) {
 	ref, err := g.parseImage(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	sys, err := rf.options(cmd).SystemContext()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	d, err := seedimage.Read(cmd.Context(), ref, sys)
 	if errors.Is(err, labels.ErrNotASeed) {
-		return nil, fmt.Errorf("%s is not a seed: it has no %s label", name, labels.FormatVersionLabel)
+		return nil, nil, nil, fmt.Errorf("%s is not a seed: it has no %s label", name, labels.FormatVersionLabel)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("inspecting %q: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("inspecting %q: %w", name, err)
 	}
-	return d, nil
+	return d, ref, sys, nil
 }
 
 // checkAgainst prints every mismatch between the seed and the target's

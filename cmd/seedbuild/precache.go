@@ -134,7 +134,11 @@ func (p *precacheFlags) list(ctx context.Context, g *globalOptions, sys *types.S
 	if err != nil {
 		return nil, err
 	}
-	images, found, err := seedimage.ContainersList(ctx, ref, sys)
+	d, err := seedimage.Read(ctx, ref, sys)
+	if err != nil {
+		return nil, err
+	}
+	images, found, err := seedimage.ContainersList(ctx, ref, sys, d)
 	if err != nil {
 		return nil, err
 	}
