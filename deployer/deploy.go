@@ -369,21 +369,11 @@ func mountSeed(ctx context.Context, cfg Config, desc *seedimage.Description, see
 	}
 	readSeedFiles(dirTree(mnt.Path), &seed)
 	m := materialised{root: mnt.Path}
-	if seed.Origin != "" {
-		f, err := os.CreateTemp(cfg.TempDir, "seedbuild-origin-*")
-		if err == nil {
-			f.Close()
-			err = m.keepOrigin(seed.Origin, f.Name())
-		}
-		if err != nil {
-			mnt.Release()
-			return seed, none, fmt.Errorf("keeping the seed node's origin: %w", err)
-		}
+	if seed.originFile != "" {
+		// The mount stays for the whole run: its file is read as it is.
+		m.origin = filepath.Join(mnt.Path, seed.originFile)
 	}
 	m.release = func() (removed string) {
-		if m.origin != "" {
-			os.Remove(m.origin)
-		}
 		undone, err := mnt.Release()
 		if err != nil {
 			fmt.Fprintf(cfg.Log, "Warning: %v\n", err)
@@ -447,7 +437,8 @@ type materialised struct {
 }
 
 // keepOrigin writes the seed node's origin to path, for the deploy steps
-// (phOriginFile); nothing when the seed has none.
+// (phOriginFile); nothing when the seed has none. An unpacked seed's own
+// file is taken over by the commit, so it is kept beside the root.
 func (m *materialised) keepOrigin(origin, path string) error {
 	if origin == "" {
 		return nil

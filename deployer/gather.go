@@ -235,7 +235,7 @@ func readSeedFiles(t seedTree, s *SeedFacts) {
 			break
 		}
 	}
-	s.Origin = readOrigin(t)
+	s.Origin, s.originFile = readOrigin(t)
 	for _, pattern := range []string{"usr/lib/modules/*/vmlinuz", "usr/lib/modules/*/initramfs.img"} {
 		for _, p := range t.glob(pattern) {
 			if n, ok := t.entry(p); ok {
@@ -282,11 +282,12 @@ func bootcArch(goarch string) string {
 // readOrigin reads the seed node's origin from a seed: the native
 // layout's labels.OriginFile, else the file the agent's prep reads, the
 // AgentOriginFile of rpm-ostree.json's booted deployment, in the seed
-// folder (bootc-tarball) or at the root (classic). "" when there is none.
-func readOrigin(t seedTree) string {
+// folder (bootc-tarball) or at the root (classic). It returns the origin
+// and the file's path in the seed's root, or "" and "" when there is none.
+func readOrigin(t seedTree) (origin, file string) {
 	seed := labels.SeedDir[1:] + "/"
 	if data, err := t.read(seed + labels.OriginFile); err == nil {
-		return string(data)
+		return string(data), seed + labels.OriginFile
 	}
 	for _, dir := range []string{seed, ""} {
 		status, err := t.read(dir + labels.RpmOstreeFile)
@@ -298,8 +299,8 @@ func readOrigin(t seedTree) string {
 			continue
 		}
 		if data, err := t.read(dir + labels.AgentOriginFile(d)); err == nil {
-			return string(data)
+			return string(data), dir + labels.AgentOriginFile(d)
 		}
 	}
-	return ""
+	return "", ""
 }

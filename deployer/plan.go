@@ -150,6 +150,8 @@ type SeedFacts struct {
 	// gives it to the new deployment, as the upstream agent does: it names
 	// the OS image rpm-ostree and the machine-config daemon see.
 	Origin string `json:"origin,omitempty"`
+	// originFile is where Origin is in the seed's root.
+	originFile string
 	// MachineConfigKargs are spec.kernelArguments of mco-currentconfig.json.
 	MachineConfigKargs []string `json:"machine_config_kargs,omitempty"`
 	// Size is the image's uncompressed size.
