@@ -39,6 +39,9 @@ const (
 	argList        = "list"
 	argEtc         = "etc"
 	argFile        = "file"
+	// argPolicyRefreshed, "true" on the verify step, says a merge deploy
+	// had ostree refresh the seed's SELinux policy in the new /etc.
+	argPolicyRefreshed = "policy-refreshed"
 	// imageRefsArg, set to imageRefsNew on an undo of the bootc or
 	// ostree-ext routes, has it delete the ostree/container/ refs the run
 	// added.
@@ -106,7 +109,7 @@ var actionSpecs = map[string]argSpec{
 	ActionCopySeedFiles:   {required: []string{argFrom, argTo}},
 	ActionUnpackArchive:   {required: []string{argFile, argTo}},
 	ActionVerify: {required: []string{argSysroot, argStateroot, argKind, argDeployment},
-		optional: []string{argImageRoot, argSeedEtc, argImageVar, argMountPoints}},
+		optional: []string{argImageRoot, argSeedEtc, argImageVar, argMountPoints, argPolicyRefreshed}},
 	ActionBootcInstall: {required: []string{argImage, argTarget}},
 	ActionMergeVar:     {required: []string{argVar}},
 }

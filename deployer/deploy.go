@@ -235,7 +235,8 @@ func askOnce(ask func(context.Context) bool) func(context.Context) bool {
 func chooseRoute(ctx context.Context, cfg Config, seed SeedFacts) route {
 	// Each probe runs once; GatherHost reuses the answers.
 	r := route{ostreeExt: askOnce(OstreeContainerWorks(cfg.Host.Runner()))}
-	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) {
+	// bootc installs only into the running system's root.
+	if seed.Kind.Bootable() && (cfg.Method == Auto || cfg.Method == Bootc) && cfg.Host.IsRoot(cfg.Sysroot) {
 		r.ping = askOnce(PodmanPinger(cfg.PodmanURL))
 	}
 	switch {

@@ -46,6 +46,9 @@ func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanP
 	// An ostree without a command or option answers with a usage that does
 	// not name it.
 	h.HasSetDefault = ostreeHelpNames(ctx, host.Runner(), "set-default", "admin", "set-default")
+	if _, err := os.Stat(host.Path("/usr/bin/bwrap")); err == nil {
+		h.HasBwrap = true
+	}
 	h.OstreeLabelsUsrEtc = ostreeHelpNames(ctx, host.Runner(), "--selinux-labeling-epoch", "commit")
 	if podmanPing != nil {
 		h.PodmanAnswers = podmanPing(ctx)
@@ -67,8 +70,8 @@ func GatherHost(ctx context.Context, host hostroot.Host, sysroot string, podmanP
 // system's, the booted stateroot.
 func sysrootFacts(host hostroot.Host, sysroot string) HostFacts {
 	fi, err := os.Stat(filepath.Join(sysroot, "ostree/repo/config"))
-	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir()}
-	if host.IsRoot(sysroot) {
+	h := HostFacts{Sysroot: sysroot, Architecture: runtime.GOARCH, IsOstreeSysroot: err == nil && !fi.IsDir(), LiveRoot: host.IsRoot(sysroot)}
+	if h.LiveRoot {
 		if _, err := os.Stat(host.Path("/run/ostree-booted")); err == nil {
 			h.Booted = bootedStateroot(host.KernelCmdline())
 		}
@@ -193,11 +196,14 @@ func (s scannedTree) glob(pattern string) []string {
 // it: /etc, or /usr/etc once laid out.
 var selinuxConfigs = []string{"etc/selinux/config", "usr/etc/selinux/config"}
 
+// semodulePaths are where an image has semodule.
+var semodulePaths = []string{"usr/sbin/semodule", "usr/bin/semodule"}
+
 // seedFactFile says whether a path of a seed image is one its facts are
 // read from, for a scan of its layers.
 func seedFactFile(name string) bool {
 	switch name {
-	case "usr/bin/bootc", labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile:
+	case "usr/bin/bootc", semodulePaths[0], semodulePaths[1], labels.SeedDir[1:] + "/" + labels.MachineConfigFile, labels.MachineConfigFile:
 		return true
 	}
 	if slices.Contains(selinuxConfigs, name) {
@@ -219,6 +225,11 @@ func seedFactFile(name string) bool {
 // s.Unreadable (a preflight problem), never dropped.
 func readSeedFiles(t seedTree, s *SeedFacts) {
 	_, s.HasBootc = t.entry("usr/bin/bootc")
+	for _, p := range semodulePaths {
+		if _, ok := t.entry(p); ok {
+			s.HasSemodule = true
+		}
+	}
 	for _, p := range selinuxConfigs {
 		if _, ok := t.entry(p); ok {
 			s.SELinuxPolicy = true

@@ -144,15 +144,19 @@ func TestChooseRoute(t *testing.T) {
 		method    Method
 		ostreeExt bool
 		podman    string
-		unpack    bool
+		// folder deploys into a sysroot that is not the host's root.
+		folder bool
+		unpack bool
 	}{
-		{"classic", labels.Classic, Auto, true, answering, true},
-		{"--method ostree", labels.Native, Ostree, true, answering, true},
-		{"auto, neither bootc nor ostree-ext", labels.Native, Auto, false, silent, true},
-		{"auto, ostree-ext", labels.Native, Auto, true, silent, false},
-		{"auto, podman answers", labels.Native, Auto, false, answering, false},
-		{"--method bootc", labels.Native, Bootc, false, silent, false},
-		{"--method ostree-ext", labels.BootcTarball, OstreeExt, false, silent, false},
+		{"classic", labels.Classic, Auto, true, answering, false, true},
+		{"--method ostree", labels.Native, Ostree, true, answering, false, true},
+		{"auto, neither bootc nor ostree-ext", labels.Native, Auto, false, silent, false, true},
+		{"auto, ostree-ext", labels.Native, Auto, true, silent, false, false},
+		{"auto, podman answers", labels.Native, Auto, false, answering, false, false},
+		// bootc is not asked for a sysroot in a folder: the seed unpacks.
+		{"auto, podman answers, a sysroot in a folder", labels.Native, Auto, false, answering, true, true},
+		{"--method bootc", labels.Native, Bootc, false, silent, false, false},
+		{"--method ostree-ext", labels.BootcTarball, OstreeExt, false, silent, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,7 +165,11 @@ func TestChooseRoute(t *testing.T) {
 				help = ostreeExtHelp
 			}
 			host, _ := fakeNode(t, "root=/dev/vda", help)
-			r := chooseRoute(context.Background(), Config{Options: Options{Method: tt.method}, Host: host, PodmanURL: tt.podman}, SeedFacts{Kind: tt.kind})
+			sysroot := host.Root()
+			if tt.folder {
+				sysroot = t.TempDir()
+			}
+			r := chooseRoute(context.Background(), Config{Options: Options{Method: tt.method, Sysroot: sysroot}, Host: host, PodmanURL: tt.podman}, SeedFacts{Kind: tt.kind})
 			if r.unpack != tt.unpack {
 				t.Errorf("chooseRoute(%s, %s).unpack = %v, want %v", tt.kind, tt.method, r.unpack, tt.unpack)
 			}

@@ -78,6 +78,9 @@ type Options struct {
 type HostFacts struct {
 	Sysroot         string `json:"sysroot"`
 	IsOstreeSysroot bool   `json:"is_ostree_sysroot"`
+	// LiveRoot is whether the sysroot is the running system's root (the
+	// node's /, or --host-root's), the only one bootc installs into.
+	LiveRoot bool `json:"live_root"`
 	// Booted is the booted stateroot, "" when the sysroot is not booted.
 	Booted string `json:"booted_stateroot,omitempty"`
 	// Stateroots are the existing stateroots.
@@ -98,6 +101,9 @@ type HostFacts struct {
 	// the /etc it becomes (--selinux-labeling-epoch=1, ostree 2023.7 and
 	// later); an older one labels it by the policy's rule for /usr/etc.
 	OstreeLabelsUsrEtc bool `json:"ostree_labels_usr_etc"`
+	// HasBwrap is whether the host has /usr/bin/bwrap, which ostree runs
+	// an image's semodule in.
+	HasBwrap bool `json:"has_bwrap"`
 	// PodmanAnswers is whether the podman service answered.
 	PodmanAnswers bool   `json:"podman_answers"`
 	PodmanURL     string `json:"podman_url,omitempty"`
@@ -138,6 +144,10 @@ type SeedFacts struct {
 	SELinuxPolicy bool `json:"selinux_policy"`
 	// HasBootc is whether the image has /usr/bin/bootc.
 	HasBootc bool `json:"has_bootc"`
+	// HasSemodule is whether the image has semodule (/usr/sbin or
+	// /usr/bin), which ostree runs in a merge deploy of an image with an
+	// SELinux policy.
+	HasSemodule bool `json:"has_semodule"`
 	// KargsD are the kernel arguments of the image's kargs.d files.
 	KargsD []string `json:"kargs_d,omitempty"`
 	// Unreadable lists the kargs.d files that could not be read or
@@ -258,10 +268,10 @@ func ChooseMethod(h HostFacts, s SeedFacts, asked Method) (Method, string) {
 		return asked, "asked for with --method"
 	}
 	switch {
-	case s.HasBootc && h.PodmanAnswers:
+	case s.HasBootc && h.PodmanAnswers && h.LiveRoot:
 		return Bootc, "the seed has /usr/bin/bootc and the podman service answers"
 	case h.HasOstreeContainer:
-		return OstreeExt, "`ostree container` is available (no bootc in the seed, or no podman service)"
+		return OstreeExt, "`ostree container` is available (no bootc in the seed, no podman service, or a sysroot that is not the running system's)"
 	}
 	return Ostree, "neither bootc with a podman service nor `ostree container` is available"
 }
@@ -392,7 +402,7 @@ func ostreeSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	// --not-as-default, no admin set-default), so the copy made aside is
 	// a spare. aside is the commit deployed aside: the whole commit, or a
 	// cut-down one where the commit step makes it.
-	redeploy := !o.NotAsDefault && !h.HasSetDefault
+	redeploy := redeploys(h, o)
 	aside := phCommit
 	var steps []Step
 	switch {
@@ -436,7 +446,11 @@ func ostreeSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 				Args: map[string]string{argSysroot: sr, argDeployment: phDeployment}},
 			findDeploymentStep(sr, o.Stateroot))
 	}
-	return append(steps, verifyStep(p, s, o))
+	verify := verifyStep(p, s, o)
+	if _, ok := verify.Args[argSeedEtc]; ok && redeploy && s.SELinuxPolicy {
+		verify.Args[argPolicyRefreshed] = "true"
+	}
+	return append(steps, verify)
 }
 
 // unpackedCommitSteps lay the unpacked root out for the commit in place,
@@ -498,6 +512,21 @@ func verifyStep(p Plan, s SeedFacts, o Options) Step {
 		delete(verify.Args, argImageVar)
 	}
 	return verify
+}
+
+// redeploys says whether the ostree method makes the deployment the
+// default by deploying its commit a second time: without --not-as-default,
+// on an ostree without admin set-default.
+func redeploys(h HostFacts, o Options) bool { return !o.NotAsDefault && !h.HasSetDefault }
+
+// mergeDeploys says whether the plan deploys into a stateroot that already
+// has a deployment of the seed (the ostree method's second deploy), where
+// ostree merges /etc from it and, for an image with /etc/selinux/config
+// (SeedFacts.SELinuxPolicy), refreshes the SELinux policy with the image's semodule in bubblewrap
+// (ostree-sysroot-deploy.c, sysroot_finalize_deployment and
+// sysroot_finalize_selinux_policy, v2022.3 and later).
+func mergeDeploys(h HostFacts, o Options, method Method) bool {
+	return (method == Ostree || method == Classic) && redeploys(h, o)
 }
 
 // selinuxArgs say how the commit labels the image's files. Where ostree
@@ -696,13 +725,15 @@ func etcStepsFrom(kind labels.Kind, seed string) []Step {
 // bootcSteps run bootc in a privileged container from the seed image.
 func bootcSteps(p Plan, h HostFacts, s SeedFacts, o Options) []Step {
 	argv := []string{"bootc", "install", "to-existing-root", "--acknowledge-destructive", "--stateroot", o.Stateroot}
-	// bootc reads kargs.d and inherits root=, rootflags=, rd.* and rw itself.
+	// bootc reads kargs.d and puts the root's and /boot's arguments on
+	// the entry itself (bootcInherits): passing them again would put them
+	// there twice. An explicit --karg is passed as asked.
 	own := map[string]bool{}
 	for _, k := range s.KargsD {
 		own[k] = true
 	}
 	for _, k := range p.Kargs {
-		if !own[k] && !bootcInherits(k) {
+		if !own[k] && (!bootcInherits(k) || slices.Contains(o.Kargs, k)) {
 			argv = append(argv, "--karg", k)
 		}
 	}
@@ -736,8 +767,16 @@ func CarriedFromHost(k string) bool {
 }
 
 // bootcInherits says whether bootc install to-existing-root puts the
-// argument on the new entry by itself: it keeps root=, rootflags= and rd.*
-// of the running kernel and adds rw.
+// argument on the new entry by itself (crates/lib/src/install.rs at
+// v1.16.9, find_root_args_to_inherit and install_to_filesystem): root=,
+// the first rootflags= and every rd.* of the running kernel, then rw, then
+// boot= for a /boot on its own file system (from /etc/fstab, or the
+// mount's UUID).
 func bootcInherits(k string) bool {
-	return strings.HasPrefix(k, "root=") || strings.HasPrefix(k, "rootflags=") || strings.HasPrefix(k, "rd.") || k == "rw"
+	name, _, _ := strings.Cut(k, "=")
+	switch name {
+	case "root", "rootflags", "rw", "boot":
+		return true
+	}
+	return strings.HasPrefix(k, "rd.")
 }

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func testHost() HostFacts {
 	return HostFacts{
-		Sysroot: "/", IsOstreeSysroot: true, Booted: "rhcos", Stateroots: []string{"rhcos"}, Architecture: "amd64",
+		Sysroot: "/", LiveRoot: true, IsOstreeSysroot: true, Booted: "rhcos", Stateroots: []string{"rhcos"}, Architecture: "amd64",
 		InheritedKargs:     []string{"root=UUID=1234", "rw", "rootflags=prjquota", "boot=UUID=5678", "console=ttyS0,115200n8", "ignition.platform.id=metal", "rd.luks.options=discard"},
 		HasOstreeContainer: true, PodmanAnswers: true, PodmanURL: DefaultPodmanURL,
 		FreeBytes: 100 << 30, BootFreeBytes: 512 << 20,
@@ -134,14 +134,37 @@ func passedKargs(p Plan, h HostFacts, s SeedFacts) []string {
 		}
 	}
 	if p.Method == Bootc {
-		out = append(out, s.KargsD...)
-		for _, k := range h.InheritedKargs {
-			if bootcInherits(k) {
-				out = append(out, k)
-			}
-		}
+		out = append(bootcAdds(h), append(s.KargsD, out...)...)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// bootcAdds is what bootc install to-existing-root puts on the entry before
+// kargs.d and --karg, modelled from its source apart from the code under
+// test (crates/lib/src/install.rs at v1.16.9): find_root_args_to_inherit
+// keeps the running kernel's root=, its first rootflags= and every rd.*;
+// install_to_filesystem adds rw, and boot=UUID=... when /boot is its own
+// file system, which a node with boot= on its command line has.
+func bootcAdds(h HostFacts) []string {
+	var out []string
+	first := map[string]bool{}
+	for _, k := range h.InheritedKargs {
+		name, _, _ := strings.Cut(k, "=")
+		switch {
+		case (name == "root" || name == "rootflags") && !first[name]:
+			first[name] = true
+			out = append(out, k)
+		case strings.HasPrefix(k, "rd."):
+			out = append(out, k)
+		}
+	}
+	out = append(out, "rw")
+	for _, k := range h.InheritedKargs {
+		if strings.HasPrefix(k, "boot=") {
+			return append(out, k)
+		}
+	}
 	return out
 }
 
@@ -159,24 +182,14 @@ func TestKargsSameForEveryMethod(t *testing.T) {
 		for _, m := range []Method{Bootc, OstreeExt, Ostree} {
 			o.Method = m
 			p := NewPlan(h, s, o)
+			// No argument twice: what bootc reads or adds itself is not
+			// passed again.
 			got := passedKargs(p, h, s)
-			// De-duplicate what bootc both reads and is passed.
-			got = uniq(got)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%s via %s: kargs differ from the ostree method's (-want +got):\n%s", kind, m, diff)
 			}
 		}
 	}
-}
-
-func uniq(s []string) []string {
-	var out []string
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func TestKargsNoIBU(t *testing.T) {
@@ -198,6 +211,8 @@ func TestChooseMethod(t *testing.T) {
 	}{
 		{"bootc", nil, nil, labels.Native, Bootc},
 		{"no podman", func(h *HostFacts) { h.PodmanAnswers = false }, nil, labels.Native, OstreeExt},
+		// bootc installs only into the running system's root.
+		{"a sysroot in a folder", func(h *HostFacts) { h.Sysroot, h.LiveRoot = "/var/tmp/sysroot", false }, nil, labels.Native, OstreeExt},
 		{"no bootc in seed", nil, func(s *SeedFacts) { s.HasBootc = false }, labels.BootcTarball, OstreeExt},
 		{"nothing", func(h *HostFacts) { h.PodmanAnswers, h.HasOstreeContainer = false, false }, nil, labels.Native, Ostree},
 		{"classic", nil, nil, labels.Classic, Classic},
@@ -387,6 +402,59 @@ func TestSelinuxArgs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := selinuxArgs(c.h, c.s); !slices.Equal(got, c.want) {
 				t.Errorf("selinuxArgs = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestPreflightToolsAndRoot: the problems a step would meet late (bootc
+// into a folder, the merge deploy's semodule in bubblewrap) are found
+// before anything changes.
+func TestPreflightToolsAndRoot(t *testing.T) {
+	folder := func(h *HostFacts) { h.Sysroot, h.LiveRoot, h.Booted = "/var/tmp/sysroot", false, "" }
+	noBwrap := func(h *HostFacts) { h.HasBwrap = false }
+	tests := []struct {
+		name   string
+		host   func(*HostFacts)
+		seed   func(*SeedFacts)
+		opts   Options
+		checks []Check
+	}{
+		{"bootc on the live root", nil, nil, Options{Method: Bootc}, nil},
+		{"bootc into a folder", folder, nil, Options{Method: Bootc}, []Check{CheckMethod}},
+		{"ostree-ext into a folder", folder, nil, Options{Method: OstreeExt}, nil},
+		{"merge deploy without bwrap", noBwrap, nil, Options{Method: Ostree}, []Check{CheckHostTools}},
+		{"merge deploy of a seed without semodule", nil, func(s *SeedFacts) { s.HasSemodule = false }, Options{Method: Ostree}, []Check{CheckSeedFiles}},
+		{"no merge deploy with --not-as-default", noBwrap, nil, Options{Method: Ostree, NotAsDefault: true}, nil},
+		{"no merge deploy with set-default", func(h *HostFacts) { h.HasBwrap, h.HasSetDefault = false, true }, nil, Options{Method: Ostree}, nil},
+		{"no policy, nothing refreshed", noBwrap, func(s *SeedFacts) { s.SELinuxPolicy = false }, Options{Method: Ostree}, nil},
+		{"bootc and ostree-ext deploy once", noBwrap, nil, Options{Method: OstreeExt}, nil},
+		{"classic merge deploy without bwrap", noBwrap, nil, Options{}, []Check{CheckHostTools}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := testHost()
+			h.HasBwrap = true
+			kind := labels.Native
+			if strings.HasPrefix(tt.name, "classic") {
+				kind = labels.Classic
+			}
+			s := testSeed(kind)
+			s.HasSemodule, s.SELinuxPolicy = true, true
+			if tt.host != nil {
+				tt.host(&h)
+			}
+			if tt.seed != nil {
+				tt.seed(&s)
+			}
+			tt.opts.Stateroot = "new"
+			var got []Check
+			problems := Preflight(h, s, tt.opts, nil)
+			for _, p := range problems {
+				got = append(got, p.Check)
+			}
+			if !slices.Equal(got, tt.checks) {
+				t.Errorf("Preflight() = %v, want checks %v", problems, tt.checks)
 			}
 		})
 	}

@@ -22,6 +22,7 @@ const (
 	CheckBootSpace     Check = "boot-space"
 	CheckCompatibility Check = "compatibility"
 	CheckSeedFiles     Check = "seed-files"
+	CheckHostTools     Check = "host-tools"
 )
 
 // Problem is one reason not to deploy.
@@ -41,6 +42,14 @@ func (e *PreflightError) Error() string {
 		msg += "\n  " + p.String()
 	}
 	return msg
+}
+
+// hostName names the host whose tools a step runs.
+func hostName(h HostFacts) string {
+	if h.LiveRoot {
+		return "the host"
+	}
+	return "the host of " + h.Sysroot
 }
 
 // Preflight checks everything before anything changes and reports every
@@ -72,6 +81,11 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 	switch {
 	case s.Kind == labels.Classic && o.Method != Auto && o.Method != "":
 		add(CheckMethod, "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
+	case method == Bootc && !h.LiveRoot:
+		// bootc install to-existing-root installs into the root the host
+		// runs from, bind-mounted at /target (crates/lib/src/install.rs,
+		// install_to_existing_root): it cannot be pointed at a folder.
+		add(CheckMethod, "--method bootc installs into the running system's root, not into %q: use --method ostree-ext or ostree for a sysroot in a folder, or deploy on the node with --sysroot /", h.Sysroot)
 	case method == Bootc && !s.HasBootc:
 		add(CheckMethod, "--method bootc: the seed has no /usr/bin/bootc")
 	case method == Bootc && !h.PodmanAnswers:
@@ -80,6 +94,19 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add(CheckMethod, "--method ostree-ext: `ostree container` is not available on this host")
 	case (method == Bootc || method == OstreeExt) && o.NotAsDefault && !h.HasSetDefault:
 		add(CheckMethod, "--not-as-default with the %s method needs `ostree admin set-default` (ostree 2023.x or later), which this host's ostree lacks", method)
+	}
+	if s.SELinuxPolicy && mergeDeploys(h, o, method) {
+		// The second deploy refreshes the seed's policy: semodule, run in
+		// the new deployment through /usr/bin/bwrap (a path compiled into
+		// ostree), and a failure of either fails the deploy
+		// (ostree-sysroot-deploy.c, sysroot_finalize_selinux_policy and
+		// run_in_deployment, v2022.7).
+		if !h.HasBwrap {
+			add(CheckHostTools, "the seed carries an SELinux policy (/etc/selinux/config), which this host's ostree refreshes with semodule in bubblewrap when it deploys the seed again as the default, and %s lacks /usr/bin/bwrap: install bubblewrap, or deploy with --not-as-default", hostName(h))
+		}
+		if !s.HasSemodule {
+			add(CheckSeedFiles, "the seed carries an SELinux policy (/etc/selinux/config) but no semodule, which this host's ostree runs in the new deployment when it deploys the seed again as the default: deploy with --not-as-default")
+		}
 	}
 	// A sysroot that is not there is the sysroot problem above, not a
 	// space problem too; free space that cannot be read is a problem.

@@ -26,9 +26,14 @@ func (e *executor) verify(_ context.Context, st Step, a map[string]string) (stri
 		return "", fmt.Errorf("the new deployment %q is missing", dep)
 	}
 	var problems []string
+	var said string
 	varDir := filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot], "var")
 	if a[argSeedEtc] != "" {
-		problems = append(problems, compareEtc(a[argSeedEtc], filepath.Join(dep, "etc"))...)
+		etcProblems, rewritten := compareEtc(a[argSeedEtc], filepath.Join(dep, "etc"), a[argPolicyRefreshed] == "true")
+		problems = append(problems, etcProblems...)
+		if rewritten > 0 {
+			said = fmt.Sprintf("%d file(s) of the seed's /etc were rewritten by ostree itself (%s), as expected", rewritten, ostreeWritesSummary)
+		}
 	}
 	if a[argImageVar] != "" {
 		problems = append(problems, compareVar(a[argImageVar], varDir)...)
@@ -50,6 +55,9 @@ func (e *executor) verify(_ context.Context, st Step, a map[string]string) (stri
 			problems = append(problems[:5], fmt.Sprintf("and %d more", len(problems)-5))
 		}
 		return "", fmt.Errorf("verifying the deployment: %s", strings.Join(problems, "; "))
+	}
+	if said != "" {
+		e.emit(Event{Type: EventInfo, Desc: said})
 	}
 	return "", nil
 }
@@ -112,8 +120,10 @@ func checkMountPoints(imageRoot, points, dep string) []string {
 	return problems
 }
 
-func compareEtc(seedEtc, etc string) []string {
-	var problems []string
+// compareEtc checks that every regular file of the seed's /etc state is
+// in etc with the same content. A file ostree writes itself (ostreeWrites)
+// is counted, not reported.
+func compareEtc(seedEtc, etc string, policyRefreshed bool) (problems []string, rewritten int) {
 	filepath.WalkDir(seedEtc, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return nil
@@ -122,11 +132,43 @@ func compareEtc(seedEtc, etc string) []string {
 		want, err1 := os.ReadFile(p)
 		got, err2 := os.ReadFile(filepath.Join(etc, rel))
 		if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
-			problems = append(problems, "/etc/"+rel+" does not hold the seed's content")
+			if ostreeWrites(rel, policyRefreshed) {
+				rewritten++
+			} else {
+				problems = append(problems, "/etc/"+rel+" does not hold the seed's content")
+			}
 		}
 		return nil
 	})
-	return problems
+	return problems, rewritten
+}
+
+// ostreeWritesSummary says which /etc files ostree writes itself.
+const ostreeWritesSummary = "/etc/.updated, unlinked by every deploy; the SELinux policy built from the seed's module store, rebuilt by a merge deploy"
+
+// ostreeWrites says whether ostree itself writes or removes /etc/rel when
+// it deploys, so that the new deployment's copy may differ from the seed's
+// without any seed state lost:
+//   - .updated: every deploy unlinks it, so that systemd's
+//     ConditionNeedsUpdate=/etc units run at the next boot
+//     (ostree-sysroot-deploy.c, sysroot_finalize_deployment, v2022.7 and
+//     v2025.2);
+//   - with policyRefreshed, the SELinux policy under selinux/<type>/: a
+//     merge deploy runs `semodule -N --rebuild-if-modules-changed` (v2022.7)
+//     or `--refresh` (v2023.2 and later) in the new deployment
+//     (sysroot_finalize_selinux_policy), which rebuilds the policy and the
+//     files made from it (active/, policy/, contexts/). The module store it
+//     is built from (selinux/<type>/active/modules/), selinux/config and
+//     semanage.conf are the seed's input, and still compared.
+func ostreeWrites(rel string, policyRefreshed bool) bool {
+	if rel == ".updated" {
+		return true
+	}
+	parts := strings.Split(rel, "/")
+	if !policyRefreshed || len(parts) < 3 || parts[0] != "selinux" {
+		return false
+	}
+	return !(len(parts) > 3 && parts[2] == "active" && parts[3] == "modules")
 }
 
 func compareVar(seedVar, varDir string) []string {

@@ -53,7 +53,8 @@ keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_consol
 
 pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0,bubblewrap,selinux-policy-default,policycoreutils,selinux-utils
 
-log "bootstrapping Debian bookworm"
+suite=${MKNODE_SUITE:-bookworm}
+log "bootstrapping Debian $suite"
 # Docs, man pages and locales are never unpacked; dracut builds a generic
 # (not host-only) initramfs with only the drivers a virtio VM needs.
 mmdebstrap ${MKNODE_MMDEBSTRAP_FLAGS:---quiet} --variant=minbase --include="$pkgs" \
@@ -63,7 +64,7 @@ mmdebstrap ${MKNODE_MMDEBSTRAP_FLAGS:---quiet} --variant=minbase --include="$pkg
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --essential-hook='mkdir -p "$1/etc/dracut.conf.d" && printf "%s\n" "hostonly=\"no\"" "add_dracutmodules+=\" ostree systemd \"" "omit_dracutmodules+=\" i18n plymouth network network-legacy ifcfg nfs iscsi lvm mdraid dm crypt multipath btrfs resume nvdimm fcoe fcoe-uefi biosdevname \"" "drivers=\"virtio_blk virtio_pci virtio_console ext4\"" "compress=\"gzip\"" >"$1/etc/dracut.conf.d/10-seedbuild-vm.conf"' \
-  bookworm "$rootfs" http://deb.debian.org/debian
+  "$suite" "$rootfs" http://deb.debian.org/debian
 
 kver=$(ls "$rootfs/lib/modules")
 [[ $(wc -w <<<"$kver") -eq 1 ]] || die "want one kernel, found: $kver"
