@@ -78,14 +78,15 @@ func Preflight(h HostFacts, s SeedFacts, o Options, target *labels.Target) []Pro
 		add(CheckArchitecture, "the seed is for %s, this host is %s", s.Architecture, h.Architecture)
 	}
 	method, _ := ChooseMethod(h, s, o.Method)
-	switch {
-	case s.Kind == labels.Classic && o.Method != Auto && o.Method != "":
-		add(CheckMethod, "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
-	case method == Bootc && !h.LiveRoot:
+	if method == Bootc && !h.LiveRoot {
 		// bootc install to-existing-root installs into the root the host
 		// runs from, bind-mounted at /target (crates/lib/src/install.rs,
 		// install_to_existing_root): it cannot be pointed at a folder.
 		add(CheckMethod, "--method bootc installs into the running system's root, not into %q: use --method ostree-ext or ostree for a sysroot in a folder, or deploy on the node with --sysroot /", h.Sysroot)
+	}
+	switch {
+	case s.Kind == labels.Classic && o.Method != Auto && o.Method != "":
+		add(CheckMethod, "classic seeds are deployed from their ostree.tgz; --method %s does not apply (use auto)", o.Method)
 	case method == Bootc && !s.HasBootc:
 		add(CheckMethod, "--method bootc: the seed has no /usr/bin/bootc")
 	case method == Bootc && !h.PodmanAnswers:

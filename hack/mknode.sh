@@ -2,7 +2,8 @@
 # mknode.sh OUT
 #
 # Builds the bootable node OS that the VM tests use as a stand-in for RHCOS:
-# a minimal Debian bookworm made with mmdebstrap, with systemd, the Debian
+# a minimal Debian trixie (ostree 2025.2, as close to RHCOS's as Debian has)
+# made with mmdebstrap, with systemd, the Debian
 # kernel, dracut with ostree's module, ostree, ostree-boot, containers-common
 # and podman (the node runs seedbuild's own image, as the README tells users
 # to), and SELinux: Debian's reference policy (selinux-policy-default) in
@@ -53,7 +54,7 @@ keep_modules='/(virtio[^/]*|virtio_blk|virtio_pci[^/]*|virtio_ring|virtio_consol
 
 pkgs=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,dracut,dracut-core,ostree,ostree-boot,golang-github-containers-common,podman,e2fsprogs,util-linux,mount,procps,tar,gzip,zstd,python3-minimal,python3-gi,gir1.2-ostree-1.0,bubblewrap,selinux-policy-default,policycoreutils,selinux-utils
 
-suite=${MKNODE_SUITE:-bookworm}
+suite=${MKNODE_SUITE:-trixie}
 log "bootstrapping Debian $suite"
 # Docs, man pages and locales are never unpacked; dracut builds a generic
 # (not host-only) initramfs with only the drivers a virtio VM needs.

@@ -312,6 +312,15 @@ func TestDeployRefusals(t *testing.T) {
 		t.Errorf("inspect of garbage cluster info: %s", r)
 	}
 
+	// A seed whose OS carries an SELinux policy: the ostree method's
+	// second deploy (a merge deploy on an ostree without admin
+	// set-default) runs its semodule through /usr/bin/bwrap, which ostree
+	// compiles in (ostree-sysroot-deploy.c, run_in_deployment).
+	ctr = strings.TrimSpace(st.buildah(t, "from", "localhost/seed:native"))
+	st.buildah(t, "copy", ctr, writeTemp(t, "SELINUX=permissive\nSELINUXTYPE=default\n"), "/etc/selinux/config")
+	st.buildah(t, "commit", "-q", ctr, "localhost/seed:policy")
+	st.buildah(t, "rm", ctr)
+
 	before := status(t, sys)
 	tests := []struct {
 		name     string
@@ -329,6 +338,17 @@ func TestDeployRefusals(t *testing.T) {
 		{"unknown format", []string{"oci-archive:" + badFormat, "--stateroot", "x"}, 1, `unknown seed format version "9"`},
 		{"garbage cluster info", []string{"oci-archive:" + badInfo, "--stateroot", "x"}, 1, "cluster info at byte"},
 		{"bootc without bootc", []string{"localhost/seed:native", "--stateroot", "x", "--method", "bootc"}, 1, "no /usr/bin/bootc"},
+		{"a policy without semodule", []string{"localhost/seed:policy", "--stateroot", "x", "--method", "ostree"}, 1, "no semodule"},
+	}
+	if _, err := os.Stat("/usr/bin/bwrap"); err != nil {
+		tests = append(tests, struct {
+			name     string
+			args     []string
+			code     int
+			contains string
+		}{"a merge deploy without bubblewrap", []string{"localhost/seed:policy", "--stateroot", "x", "--method", "ostree"}, 1, "lacks /usr/bin/bwrap"})
+	} else {
+		t.Log("this host has /usr/bin/bwrap: the refusal of a merge deploy without it is not tried")
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -682,9 +702,10 @@ func repoObjects(t *testing.T, sys string) string {
 //   - SIGKILL: the run leaves its journal, and the next run undoes what it
 //     left, says so, and finishes the deploy.
 //
-// For the ostree method with a native seed, for a classic seed, for the
-// bootc method (with the bootc stand-in, through a podman service) and for
-// the ostree-ext method (with its stand-in where ostree-ext is missing).
+// For the ostree method with a native seed, for a classic seed and for the
+// ostree-ext method (with its stand-in where ostree-ext is missing). The
+// bootc method installs only into the running system's root, never into
+// a sysroot in a folder (TestDeployBootcNotIntoAFolder).
 func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
@@ -696,9 +717,6 @@ func TestDeployInterruptedAtEveryStep(t *testing.T) {
 	}{
 		{"ostree", "localhost/seed:every", []string{"--method", "ostree"}, nil},
 		{"classic", "oci-archive:" + f.classic, nil, nil},
-		// The bootc stand-in installs as bootc does, in a container that
-		// the podman service runs.
-		{"bootc", bootcSeed(t, f, st), []string{"--method", "bootc", "--podman-url", startPodman(t, st)}, nil},
 		// ostree-ext, or its stand-in, on the host.
 		{"ostree-ext", "localhost/seed:every", []string{"--method", "ostree-ext"}, ostreeExtEnv(t)},
 	} {
