@@ -460,7 +460,7 @@ func (e *executor) copyTreeAction(_ context.Context, _ Step, a map[string]string
 	var done progress.Counter
 	stopShow := progress.Show(e.log, "Copying", "Copied", &done,
 		func(stop <-chan struct{}) (int64, error) { return treeSize(a[argFrom], stop) })
-	o := copyOptions{unlinked: a[argLinks] == "unlinked", lost: newXattrLoss(e.allowXattrLoss)}
+	o := copyOptions{unlinked: a[argLinks] == "unlinked", keepExisting: a[argKeep] == keepExisting, lost: newXattrLoss(e.allowXattrLoss)}
 	if a[argLabels] != "" {
 		data, err := os.ReadFile(a[argLabels])
 		if err == nil {

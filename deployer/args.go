@@ -39,6 +39,10 @@ const (
 	argList        = "list"
 	argEtc         = "etc"
 	argFile        = "file"
+	// argKeep, set to keepExisting on a copy-tree step, has it copy only
+	// what the destination lacks.
+	argKeep      = "keep"
+	keepExisting = "existing"
 	// argPolicyRefreshed, "true" on the verify step, says a merge deploy
 	// had ostree refresh the seed's SELinux policy in the new /etc.
 	argPolicyRefreshed = "policy-refreshed"
@@ -103,7 +107,7 @@ var actionSpecs = map[string]argSpec{
 	ActionTempDir:         {},
 	ActionRemoveTempDir:   {required: []string{argDir}},
 	ActionClassicCommit:   {required: []string{argRepo}, optional: []string{argRpmOstree}},
-	ActionCopyTree:        {required: []string{argFrom, argTo}, optional: []string{argLabels, argLinks}},
+	ActionCopyTree:        {required: []string{argFrom, argTo}, optional: []string{argLabels, argLinks, argKeep}},
 	ActionApplyDeletions:  {required: []string{argList, argEtc}},
 	ActionWriteFile:       {required: []string{argPath}, optional: []string{argContent, argFrom}},
 	ActionCopySeedFiles:   {required: []string{argFrom, argTo}},

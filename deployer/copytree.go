@@ -89,6 +89,9 @@ type copyOptions struct {
 	// own: in an ostree checkout, a shared inode says two files have the
 	// same content, not that the node linked them.
 	unlinked bool
+	// keepExisting leaves what dst already has as it is, folders' modes
+	// and owners included, and copies only what it lacks.
+	keepExisting bool
 }
 
 type treeCopier struct {
@@ -104,15 +107,22 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 	if err := unix.Lstat(src, &st); err != nil {
 		return fmt.Errorf("reading %q: %w", src, err)
 	}
+	var there unix.Stat_t
+	exists := c.keepExisting && unix.Lstat(dst, &there) == nil
+	if exists && (st.Mode&unix.S_IFMT != unix.S_IFDIR || there.Mode&unix.S_IFMT != unix.S_IFDIR) {
+		return nil
+	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("making %q: %w", dst, err)
 		}
-		if err := c.setMeta(dst, src, &st); err != nil {
-			return err
+		if !exists {
+			if err := c.setMeta(dst, src, &st); err != nil {
+				return err
+			}
+			c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: st})
 		}
-		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: st})
 		entries, err := os.ReadDir(src)
 		if err != nil {
 			return fmt.Errorf("reading %q: %w", src, err)

@@ -221,3 +221,62 @@ func TestMoveIntoTakesTheFolder(t *testing.T) {
 		t.Errorf("the image's folder is still there: %v", err)
 	}
 }
+
+// TestCopyTreeKeepExisting: with keepExisting the copy adds only what the
+// destination lacks (a var that ostree before 2024.3 left with os-init's
+// folders only), and leaves what is there (one ostree filled) untouched.
+func TestCopyTreeKeepExisting(t *testing.T) {
+	tests := []struct {
+		name  string
+		keep  bool
+		want  map[string]string // path: content ("" for a folder)
+		modes map[string]os.FileMode
+	}{
+		{"keep existing", true,
+			map[string]string{"lib/kept": "dst\n", "lib/new": "src\n", "log/x": "src\n", "tmp": "", "run": "->../run"},
+			map[string]os.FileMode{"lib": 0o700}},
+		{"replace", false,
+			map[string]string{"lib/kept": "src\n", "lib/new": "src\n", "log/x": "src\n", "tmp": "", "run": "->../run"},
+			map[string]os.FileMode{"lib": 0o755}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, dst := t.TempDir(), t.TempDir()
+			for rel, content := range map[string]string{"lib/kept": "src\n", "lib/new": "src\n", "log/x": "src\n"} {
+				os.MkdirAll(filepath.Join(src, filepath.Dir(rel)), 0o755)
+				os.WriteFile(filepath.Join(src, rel), []byte(content), 0o644)
+			}
+			os.Mkdir(filepath.Join(src, "tmp"), 0o1777)
+			os.Symlink("../run", filepath.Join(src, "run"))
+			// What os-init or the tool left: a folder of another mode, a
+			// file, and the run link.
+			os.Mkdir(filepath.Join(dst, "lib"), 0o700)
+			os.WriteFile(filepath.Join(dst, "lib/kept"), []byte("dst\n"), 0o644)
+			os.Symlink("../run", filepath.Join(dst, "run"))
+			var done progress.Counter
+			if err := copyTree(src, dst, &done, copyOptions{keepExisting: tt.keep}); err != nil {
+				t.Fatal(err)
+			}
+			for rel, want := range tt.want {
+				p := filepath.Join(dst, rel)
+				var got string
+				if target, err := os.Readlink(p); err == nil {
+					got = "->" + target
+				} else if fi, err := os.Stat(p); err != nil {
+					got = "missing"
+				} else if !fi.IsDir() {
+					data, _ := os.ReadFile(p)
+					got = string(data)
+				}
+				if got != want {
+					t.Errorf("%s = %q, want %q", rel, got, want)
+				}
+			}
+			for rel, want := range tt.modes {
+				if fi, err := os.Stat(filepath.Join(dst, rel)); err != nil || fi.Mode().Perm() != want {
+					t.Errorf("%s: mode %v (%v), want %v", rel, fi.Mode().Perm(), err, want)
+				}
+			}
+		})
+	}
+}

@@ -685,6 +685,15 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 	case kind == labels.Native && method == Ostree:
 		return []Step{{Desc: "fill the stateroot's var from the image's /var",
 			Action: ActionCopyTree, Args: map[string]string{argFrom: phMount + "/var", argTo: stateDir + "/var"}}}
+	case kind == labels.Native:
+		// libostree fills a new stateroot's empty var from the image from
+		// 2024.3 on (ostree-sysroot-deploy.c, prepare_deployment_var);
+		// before, ostree-ext moves the image's /var to
+		// usr/share/factory/var (container/store.rs, ostree_v2024_3) and
+		// the var holds only what os-init made. Whichever ran, what the
+		// var lacks is copied; what the tool put there stays.
+		return []Step{{Desc: "fill the stateroot's var from the image's /var where the install left it out (ostree before 2024.3 does not fill it)",
+			Action: ActionCopyTree, Args: map[string]string{argFrom: phMount + "/var", argTo: stateDir + "/var", argKeep: keepExisting}}}
 	case kind == labels.BootcTarball || kind == labels.Classic:
 		return []Step{
 			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{argFile: seed + "/" + labels.VarArchive, argTo: stateDir}},

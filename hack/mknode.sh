@@ -99,9 +99,12 @@ rm -f "$rootfs/etc/systemd/system/getty.target.wants/"* "$rootfs/etc/systemd/sys
 printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$rootfs/etc/selinux/config"
 # podman labels containers with container-selinux's types, which Debian's
 # reference policy does not have (mounting a container's /dev/shm with
-# them fails): on this node containers run unlabelled.
+# them fails): on this node containers run unlabelled. Their cgroups are
+# made by podman itself (cgroupfs), not through systemd over D-Bus, which
+# trixie's crun could not reach from the stage runner ("cannot open
+# sd-bus: Connection refused").
 mkdir -p "$rootfs/etc/containers"
-printf '[containers]\nlabel = false\n' >"$rootfs/etc/containers/containers.conf"
+printf '[containers]\nlabel = false\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$rootfs/etc/containers/containers.conf"
 [[ -f $rootfs/etc/selinux/default/contexts/files/file_contexts ]] || die "selinux-policy-default installed no file_contexts"
 # ostree's deploy over an earlier deployment of the same stateroot runs
 # `semodule -N --rebuild-if-modules-changed` in the new deployment, in

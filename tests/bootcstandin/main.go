@@ -1,11 +1,49 @@
 // Command bootcstandin is a STAND-IN for bootc, used only by seedbuild's
-// tests, where bootc cannot be installed. It is not bootc: it accepts the
-// command line of `bootc install to-existing-root` as bootc 1.1 defines it,
-// rejects anything else the way clap would (exit 2), and records what it
-// was asked and what it can see (argv, mounts, privileges, pid namespace)
-// in /target/bootc-standin.json. Then it installs the image as a new
-// stateroot's default deployment, as bootc does, but with the host's own
-// ostree command (see install), and exits 0.
+// tests, where bootc cannot be installed. It is not bootc: it knows only
+// `bootc install to-existing-root`, as seedbuild runs it (in a privileged
+// podman container from the seed image, in the host's pid namespace).
+//
+// It is an executable specification: each behaviour it models is a fact
+// of bootc (bootc-dev/bootc at v1.16.9, commit 534c76ea), cited where it
+// is coded (here, spec.go, and tests/internal/standin/spec.go for what it
+// shares with ostree-ext) and asserted by a unit test (main_test.go):
+//   - the command line of `install to-existing-root` (install.rs,
+//     InstallToExistingRootOpts), anything else refused as clap does
+//     (exit 2);
+//   - where the image comes from: /run/.containerenv names it
+//     (containerenv.rs), podman only, never rootless (install.rs,
+//     SourceInfo::from_container, prepare_install); it is read from the
+//     host's default store, /var/lib/containers/storage as PID 1 sees it
+//     (podman.rs, imageid_to_digest, run in the host's mount namespace;
+//     ensure_mirrored_host_mount): an image only in another store is not
+//     found;
+//   - the target: /target must be a mount point; with /target/sysroot/ostree
+//     the physical root is /target/sysroot, and must be one too; --replace
+//     alongside (the default) empties /target/boot but its loader* entries
+//     (install_to_filesystem, clean_boot_directories,
+//     remove_all_except_loader_dirs); a booted stateroot is refused
+//     (initialize_ostree_root);
+//   - the image refused without containers.bootc or ostree.bootable, or for
+//     another architecture (standin.CheckBootable);
+//   - the kernel arguments, in order: root=, the first rootflags= and every
+//     rd.* of the running kernel, rw, boot= for a /boot of its own, the
+//     image's kargs.d, then --karg (entryKargs);
+//   - the deployment written at once, never staged (standin.Stages), with
+//     the image kept under ostree/container/image/ (standin.ImageRef), its
+//     /var where the libostree puts it (standin.VarPlace), and the merged
+//     tree relabelled by the image's policy (standin.Relabels).
+//
+// Not modelled, and why: the registry transports, signature policies and
+// the fetch check (seedbuild installs the local image it pulled); bound
+// images, bootupd, the ESP and composefs (not on an ostree node's
+// to-existing-root as seedbuild drives it; the test node has no ESP);
+// install configs under /usr/lib/bootc/install (seedbuild's images carry
+// none); the final relabel of the physical root (the test node runs
+// SELinux permissive, and its checks read the deployment's labels);
+// bootc's own libostree: the deploy is the host's ostree, run in the
+// host's root, which for the test node is the image's ostree too.
+//
+// It records what it was asked and saw in /target/bootc-standin.json.
 package main
 
 import (
@@ -14,81 +52,243 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
+	"go.podman.io/storage"
+	"go.podman.io/storage/types"
+
+	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/internal/mounts"
 	"github.com/seedbuild/seedbuild/tests/internal/standin"
 )
-
-// Flags of `bootc install to-existing-root`: true when they take a value.
-var flags = map[string]bool{
-	"--acknowledge-destructive": false, "--cleanup": false,
-	"--source-imgref": true, "--target-transport": true, "--target-imgref": true,
-	"--enforce-container-sigpolicy": false, "--target-ostree-remote": true,
-	"--skip-fetch-check": false, "--run-fetch-check": false, "--disable-selinux": false,
-	"--karg": true, "--root-ssh-authorized-keys": true, "--generic-image": false,
-	"--bound-images": true, "--stateroot": true,
-}
 
 type record struct {
 	Argv      []string `json:"argv"`
 	Stateroot string   `json:"stateroot"`
 	Kargs     []string `json:"kargs"`
-	Mounts    []string `json:"mounts"`
-	CapEff    string   `json:"cap_eff"`
-	PID1      string   `json:"pid1_comm"`
-	Target    bool     `json:"target_is_sysroot"`
+	// EntryKargs is the kernel command line bootc gives the entry.
+	EntryKargs []string `json:"entry_kargs"`
+	Image      string   `json:"image"`
+	Mounts     []string `json:"mounts"`
+	CapEff     string   `json:"cap_eff"`
+	PID1       string   `json:"pid1_comm"`
+	// Removed are the /boot entries clean_boot_directories removed.
+	Removed []string `json:"boot_removed"`
 }
 
 func main() {
-	args := os.Args[1:]
-	if len(args) < 2 || args[0] != "install" || args[1] != "to-existing-root" {
-		fail("error: this stand-in only knows `install to-existing-root`, got %q", args)
+	opts, err := parseArgs(os.Args[1:])
+	if err != nil {
+		fail(2, "error: %v", err)
 	}
-	rec := record{Argv: os.Args, Kargs: []string{}}
-	positional := 0
-	for i := 2; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(a, "=")
-		takes, known := flags[name]
-		switch {
-		case !strings.HasPrefix(a, "-"):
-			positional++
-			if positional > 1 {
-				fail("error: unexpected argument '%s' found", a)
-			}
-			continue
-		case !known:
-			fail("error: unexpected argument '%s' found", a)
-		case takes && !hasValue:
-			if i+1 >= len(args) {
-				fail("error: a value is required for '%s <VALUE>' but none was supplied", name)
-			}
-			i++
-			value = args[i]
-		case !takes && hasValue:
-			fail("error: unexpected value '%s' for '%s' found; no more were expected", value, name)
-		}
-		switch name {
-		case "--stateroot":
-			rec.Stateroot = value
-		case "--karg":
-			rec.Kargs = append(rec.Kargs, value)
-		case "--cleanup":
-			fail("error: refusing --cleanup on an ostree host (stand-in check)")
-		}
+	rec := record{Argv: os.Args, Stateroot: opts.stateroot, Kargs: opts.kargs}
+	if err := install(opts, &rec); err != nil {
+		fmt.Fprintf(os.Stderr, "error: Installing to filesystem (stand-in): %v\n", err)
+		os.Exit(1)
 	}
+	fmt.Printf("bootc stand-in: installed %s as stateroot %s\n", rec.Image, rec.Stateroot)
+}
+
+// install does what bootc install to-existing-root does on an ostree node,
+// in its order: the source, the target, /boot, the import, the deploy.
+func install(opts options, rec *record) error {
+	data, err := os.ReadFile("/run/.containerenv")
+	if err != nil {
+		return fmt.Errorf("reading /run/.containerenv: %w", err)
+	}
+	env := parseContainerEnv(string(data))
+	if err := env.check(); err != nil {
+		return err
+	}
+	rec.Image = env.image
 	mounted, err := mounts.Under("/")
 	if err != nil {
-		fail("error: %v", err)
+		return err
 	}
+	mountPoints := map[string]bool{}
 	for _, m := range mounted {
+		mountPoints[m] = true
 		if m == "/target" || m == "/dev" || strings.HasPrefix(m, "/var/lib/containers") {
 			rec.Mounts = append(rec.Mounts, m)
 		}
 	}
+	readStatus(rec)
+	phys, isOstree, err := physicalRoot(opts.root, func(p string) bool { return mountPoints[p] }, exists)
+	if err != nil {
+		return err
+	}
+	defer writeRecord(opts.root, rec)
+	if opts.replace == "alongside" {
+		if rec.Removed, err = cleanBoot(filepath.Join(opts.root, "boot"), isOstree); err != nil {
+			return fmt.Errorf("Emptying /boot: %w", err)
+		}
+	}
+	if booted := bootedStateroot(); isOstree && booted == opts.stateroot {
+		return fmt.Errorf("Cannot redeploy over booted stateroot %s", opts.stateroot)
+	}
+
+	// The image, from the host's default store.
+	host, err := hostRoot()
+	if err != nil {
+		return err
+	}
+	store, err := storage.GetStore(types.StoreOptions{GraphDriverName: "overlay",
+		GraphRoot: host + "/var/lib/containers/storage", RunRoot: host + "/run/containers/storage"})
+	if err != nil {
+		return fmt.Errorf("opening the host's container storage: %w", err)
+	}
+	defer store.Shutdown(false)
+	img, err := store.Image(env.imageID)
+	if err != nil {
+		return fmt.Errorf("image %s (%s) is not in the host's container storage: %w", env.image, env.imageID, err)
+	}
+	labels, arch, err := imageConfig(store, img)
+	if err != nil {
+		return err
+	}
+	if err := standin.CheckBootable(labels, arch, runtime.GOARCH); err != nil {
+		return err
+	}
+	root, err := store.MountImage(img.ID, nil, "")
+	if err != nil {
+		return fmt.Errorf("mounting image %s: %w", img.ID, err)
+	}
+	defer store.UnmountImage(img.ID, false)
+
+	// The kernel arguments.
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	fstab, _ := os.ReadFile(filepath.Join(opts.root, "etc/fstab"))
+	kargsD, err := imageKargsD(root)
+	if err != nil {
+		return err
+	}
+	rec.EntryKargs = entryKargs(string(cmdline), fsUUID(opts.root, false), bootArg(string(fstab), fsUUID(opts.root, true)), kargsD, opts.kargDeletes, opts.kargs)
+
+	// The import and the deploy, with the host's ostree.
+	tree, err := os.MkdirTemp(filepath.Join(phys, "ostree"), "bootc-standin-tree-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return err
+	}
+	if err := standin.CopyImage(root, tree, nil, ""); err != nil {
+		return fmt.Errorf("copying the image: %w", err)
+	}
+	if err := standin.CopyImageVar(root, tree, nil, standin.OstreeVersion(hostOstree)); err != nil {
+		return fmt.Errorf("copying the image's /var: %w", err)
+	}
+	// The paths as the host's ostree, in the host's root, sees them.
+	self := fmt.Sprintf("/proc/%d/root", os.Getpid())
+	imgref := "containers-storage:" + env.image
+	return standin.Install(hostOstree, self+phys, phys, self+tree, standin.ImageRef(imgref), opts.stateroot,
+		standin.OriginFor("ostree-unverified-image:"+imgref, opts.targetImgref), rec.EntryKargs,
+		standin.Stages(false), standin.Relabels(layerCount(store, img) > 1, standin.PolicyName(tree)))
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// bootedStateroot is the stateroot the host booted, from ostree= on the
+// kernel command line, "" when none.
+func bootedStateroot() string {
+	data, _ := os.ReadFile("/proc/cmdline")
+	for _, f := range strings.Fields(string(data)) {
+		if v, ok := strings.CutPrefix(f, "ostree="); ok {
+			if parts := strings.Split(strings.Trim(v, "/"), "/"); len(parts) >= 3 {
+				return parts[2]
+			}
+		}
+	}
+	return ""
+}
+
+// imageConfig reads the image's labels and architecture from the store.
+func imageConfig(store storage.Store, img *storage.Image) (map[string]string, string, error) {
+	for _, key := range img.BigDataNames {
+		data, err := store.ImageBigData(img.ID, key)
+		if err != nil {
+			continue
+		}
+		var config struct {
+			Architecture string `json:"architecture"`
+			Config       struct {
+				Labels map[string]string `json:"Labels"`
+			} `json:"config"`
+		}
+		if json.Unmarshal(data, &config) == nil && config.Architecture != "" {
+			return config.Config.Labels, config.Architecture, nil
+		}
+	}
+	return nil, "", fmt.Errorf("image %s has no configuration in the store", img.ID)
+}
+
+func layerCount(store storage.Store, img *storage.Image) int {
+	n := 0
+	for id := img.TopLayer; id != ""; n++ {
+		l, err := store.Layer(id)
+		if err != nil {
+			break
+		}
+		id = l.Parent
+	}
+	return n
+}
+
+// rustArch is the architecture as bootc names it (Rust's
+// std::env::consts::ARCH), by GOARCH.
+var rustArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "powerpc64", "s390x": "s390x"}
+
+// imageKargsD reads the image's kargs.d for this architecture
+// (install.rs, get_kargs_from_ostree_root).
+func imageKargsD(root string) ([]string, error) {
+	files, _ := filepath.Glob(filepath.Join(root, "usr/lib/bootc/kargs.d/*.toml"))
+	var out []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		kargs, arches, err := kargsd.Parse(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", f, err)
+		}
+		if arches == nil || slices.Contains(arches, rustArch[runtime.GOARCH]) {
+			out = append(out, kargs...)
+		}
+	}
+	return out, nil
+}
+
+// fsUUID is the UUID of target's file system, or with boot of
+// target/boot's when it is not target's ("" when it is), read from
+// /dev/disk/by-uuid.
+func fsUUID(target string, boot bool) string {
+	var root, dir syscall.Stat_t
+	if syscall.Stat(target, &root) != nil {
+		return ""
+	}
+	dir = root
+	if boot && (syscall.Stat(filepath.Join(target, "boot"), &dir) != nil || dir.Dev == root.Dev) {
+		return ""
+	}
+	links, _ := filepath.Glob("/dev/disk/by-uuid/*")
+	for _, l := range links {
+		var dev syscall.Stat_t
+		if syscall.Stat(l, &dev) == nil && dev.Rdev == dir.Dev {
+			return filepath.Base(l)
+		}
+	}
+	return ""
+}
+
+func readStatus(rec *record) {
 	if st, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(st), "\n") {
 			if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
@@ -99,86 +299,20 @@ func main() {
 	if c, err := os.ReadFile("/proc/1/comm"); err == nil {
 		rec.PID1 = strings.TrimSpace(string(c))
 	}
-	if _, err := os.Stat("/target/ostree/repo"); err == nil {
-		rec.Target = true
-	}
+}
+
+func writeRecord(target string, rec *record) {
 	data, _ := json.MarshalIndent(rec, "", "  ")
-	if err := os.WriteFile("/target/bootc-standin.json", data, 0o644); err != nil {
-		fail("error: recording: %v", err)
-	}
-	fmt.Println("bootc stand-in: recorded the request in /target/bootc-standin.json")
-	mountPoints := map[string]bool{}
-	for _, m := range mounted {
-		mountPoints[m] = true
-	}
-	if err := install(rec.Stateroot, rec.Kargs, mountPoints); err != nil {
-		fmt.Fprintf(os.Stderr, "error: installing (stand-in): %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Printf("bootc stand-in: installed the image as the default deployment of stateroot %s\n", rec.Stateroot)
+	os.WriteFile(filepath.Join(target, "var/tmp/bootc-standin.json"), data, 0o644)
 }
 
-// install does what bootc install to-existing-root leaves behind on the
-// sysroot: the stateroot, the image committed into the sysroot's repo and
-// deployed as the default, with the image's kargs.d and the --karg values.
-// bootc imports the image with ostree-ext; the stand-in copies its own root
-// (the image, its /etc as /usr/etc, without the container's mounts) into
-// the sysroot and runs the host's ostree, reached through the root of a
-// host process above it (bootc install runs in the host's pid namespace).
-// Unlike bootc it inherits no root= or rd.* from the running kernel (the
-// test host's), and it keeps the image under one ref, not ostree-ext's
-// image and blob refs. Not modelled either: the origin bootc writes (its
-// container-image-reference); the stand-in's is ostree's own,
-// refspec=<commit>, which seedbuild replaces as it would bootc's.
-func install(stateroot string, kargs []string, mounts map[string]bool) error {
-	if stateroot == "" {
-		stateroot = "default"
-	}
-	tree, err := os.MkdirTemp("/target/ostree", "bootc-standin-tree-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tree)
-	// The image's / (MkdirTemp made it 0700).
-	if err := os.Chmod(tree, 0o755); err != nil {
-		return err
-	}
-	if err := standin.CopyImage("/", tree, mounts, "target"); err != nil {
-		return fmt.Errorf("copying the image: %w", err)
-	}
-	// The paths as the host sees them.
-	self := fmt.Sprintf("/proc/%d/root", os.Getpid())
-	// As bootc does, the new stateroot's /var starts as the image's.
-	return standin.Install(hostOstree, self+"/target", "/target", self+tree,
-		"ostree/container/image/bootc-standin_3A_"+stateroot, stateroot, "", append(kargsD(), kargs...),
-		func(varDir string) error { return standin.CopyVar("/", varDir, mounts) })
-}
-
-// hostRoot is the root of the nearest process above the stand-in that is
-// outside its mount namespace (conmon, which runs on the host).
+// hostRoot is the root of PID 1, which bootc reaches through the host's
+// pid namespace (utils.rs, run_in_host_mountns: /proc/1/ns/mnt).
 func hostRoot() (string, error) {
-	own, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		return "", err
+	if _, err := os.Stat("/proc/1/root/usr/bin/ostree"); err != nil {
+		return "", fmt.Errorf("the host's root is not at /proc/1/root (is the pid namespace the host's?): %w", err)
 	}
-	pid := os.Getppid()
-	for pid > 1 {
-		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil && ns != own {
-			return fmt.Sprintf("/proc/%d/root", pid), nil
-		}
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			return "", err
-		}
-		next := 0
-		for _, line := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
-				fmt.Sscan(v, &next)
-			}
-		}
-		pid = next
-	}
-	return "", fmt.Errorf("no process above the stand-in runs on the host (is the pid namespace the host's?)")
+	return "/proc/1/root", nil
 }
 
 // hostOstree runs the host's ostree, chrooted into the host's root.
@@ -199,29 +333,7 @@ func hostOstree(args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// kargsD reads the image's /usr/lib/bootc/kargs.d/*.toml kargs lists, in
-// name order (one-line `kargs = ["a", "b"]` entries only).
-func kargsD() []string {
-	files, _ := filepath.Glob("/usr/lib/bootc/kargs.d/*.toml")
-	sort.Strings(files)
-	var out []string
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(data), "\n") {
-			name, list, ok := strings.Cut(line, "=")
-			if !ok || strings.TrimSpace(name) != "kargs" {
-				continue
-			}
-			var kargs []string
-			if json.Unmarshal([]byte(strings.TrimSpace(list)), &kargs) == nil {
-				out = append(out, kargs...)
-			}
-		}
-	}
-	return out
-}
-
-func fail(format string, args ...any) {
+func fail(code int, format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
-	os.Exit(2)
+	os.Exit(code)
 }

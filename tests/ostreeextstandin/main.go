@@ -1,19 +1,37 @@
 // Command ostreeextstandin is a STAND-IN for ostree-ext's `ostree
-// container image deploy`, used only by seedbuild's tests: Debian 12's
-// ostree has no `ostree container`. The tests put it first on PATH under
-// the name ostree. Every other ostree command it hands to the real
-// /usr/bin/ostree.
+// container image deploy`, used only by seedbuild's tests: Debian's ostree
+// has no `ostree container`. The tests put it first on PATH under the name
+// ostree. Every other ostree command it hands to the real /usr/bin/ostree.
 //
-// It accepts the command line of `ostree container image deploy` as
-// ostree-ext (in bootc's tree) defines it, rejects anything else the way
-// clap would (exit 2), and records what it was asked in
-// <sysroot>/ostree-ext-standin.json. Then it installs the image as
-// ostree-ext does on a sysroot that is not booted: the image is imported
-// into the repo under an ostree/container/image/ ref and deployed into the
-// stateroot as its default, with exactly the --karg values (ostree-ext
-// ignores kargs.d). Only the containers-storage transport is known; the
-// image is mounted from the store the reference names, and copied, its
-// /etc as /usr/etc.
+// It is an executable specification: each behaviour it models is a fact
+// of ostree-ext (bootc-dev/bootc at v1.16.9, crates/ostree-ext), cited
+// where it is coded (here and in tests/internal/standin/spec.go) and
+// asserted by a unit test:
+//   - the command line of `ostree container image deploy` (cli.rs,
+//     ContainerImageOpts::Deploy), anything else refused as clap does
+//     (exit 2);
+//   - the image refused without containers.bootc or ostree.bootable, or
+//     for another architecture (CheckBootable);
+//   - its /var kept in the commit with libostree 2024.3 or later, else
+//     moved to usr/share/factory/var (VarPlace); the real ostree then
+//     fills the stateroot's var, or not (FillsVar);
+//   - the image kept under ostree/container/image/<escaped target
+//     imgref> (ImageRef, EscapeRef);
+//   - staged on a booted sysroot, written at once on another (Stages);
+//   - exactly the --karg values on the entry: ostree-ext reads no kargs.d;
+//   - the origin's container-image-reference from --target-imgref, else
+//     the source (OriginFor);
+//   - a merged tree with derived layers relabelled by the image's own
+//     SELinux policy (Relabels), the labels the layers carried replaced.
+//
+// Not modelled, and why: the transports other than containers-storage and
+// signature policies (seedbuild passes a local image, unverified); the
+// per-layer import and its blob refs (the merged root is committed once;
+// seedbuild reads no blob ref). The relabel of a merged tree with derived
+// layers by the image's policy (Relabels) is modelled with the host's
+// ostree commit --selinux-policy, whose labelling of /usr/etc follows the
+// host's ostree (see --selinux-labeling-epoch), not the image's. It records what it was asked in
+// <sysroot>/ostree-ext-standin.json.
 package main
 
 import (
@@ -22,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -173,6 +192,9 @@ func deploy(rec record) error {
 	}
 	defer store.UnmountImage(img.ID, false)
 
+	if err := checkBootable(store, img); err != nil {
+		return err
+	}
 	tree, err := os.MkdirTemp(filepath.Join(rec.Sysroot, "ostree"), "ostree-ext-standin-tree-")
 	if err != nil {
 		return err
@@ -184,27 +206,75 @@ func deploy(rec record) error {
 	if err := standin.CopyImage(root, tree, nil, ""); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
-	// Its /var starts as the image's, as ostree fills a new stateroot's
-	// (seedbuild's plan makes the stateroot just before).
-	return standin.Install(runOstree, rec.Sysroot, rec.Sysroot, tree, "ostree/container/image/"+escapeRef(ref),
-		rec.Stateroot, deployOrigin(rec), rec.Kargs, func(varDir string) error { return standin.CopyVar(root, varDir, nil) })
+	// ostree-ext runs with the host's libostree: it decides where the
+	// image's /var goes, and the real ostree whether the stateroot's var
+	// is filled from it.
+	if err := standin.CopyImageVar(root, tree, nil, standin.OstreeVersion(runOstree)); err != nil {
+		return fmt.Errorf("copying the image's /var: %w", err)
+	}
+	_, err = os.Stat("/run/ostree-booted")
+	booted := rec.Sysroot == "/" && err == nil
+	derived, err := derivedLayers(store, img)
+	if err != nil {
+		return err
+	}
+	return standin.Install(runOstree, rec.Sysroot, rec.Sysroot, tree, standin.ImageRef(imageName(rec)),
+		rec.Stateroot, standin.OriginFor(rec.Imgref, rec.TargetImgref), rec.Kargs, standin.Stages(booted),
+		standin.Relabels(derived, standin.PolicyName(tree)))
 }
 
-// escapeRef makes s one ostree ref component: a byte other than a letter,
-// a digit, '.' or '-' becomes _XX_ (its hex code). ostree-ext's own
-// escaping differs in details (it keeps some slashes); nothing here
-// depends on the exact name.
-func escapeRef(s string) string {
-	var b strings.Builder
-	for _, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "_%02X_", c)
+// derivedLayers says whether the image has layers over its base: more than
+// one, for the stand-in (ostree-ext tells the base's layers by the
+// ostree.final-diffid label or the commit's own; a base of one layer, as
+// the tests' are, reads the same).
+func derivedLayers(store storage.Store, img *storage.Image) (bool, error) {
+	n := 0
+	for id := img.TopLayer; id != ""; n++ {
+		l, err := store.Layer(id)
+		if err != nil {
+			return false, fmt.Errorf("reading layer %s of image %s: %w", id, img.ID, err)
+		}
+		id = l.Parent
+	}
+	return n > 1, nil
+}
+
+// imageName is the image reference ostree-ext keeps the image under: the
+// target's, else the source's, without its signature-verification prefix
+// (container/store.rs, ref_for_image(&target_imgref.imgref)).
+func imageName(rec record) string {
+	ref := rec.Imgref
+	if rec.TargetImgref != "" {
+		ref = rec.TargetImgref
+	}
+	for prefix, transport := range map[string]string{"ostree-unverified-image:": "", "ostree-unverified-registry:": "registry:", "ostree-image-signed:": ""} {
+		if rest, ok := strings.CutPrefix(ref, prefix); ok {
+			return transport + rest
 		}
 	}
-	return b.String()
+	return ref
+}
+
+// checkBootable reads the image's configuration from the store and
+// refuses it as ostree-ext would (standin.CheckBootable).
+func checkBootable(store storage.Store, img *storage.Image) error {
+	for _, key := range img.BigDataNames {
+		data, err := store.ImageBigData(img.ID, key)
+		if err != nil {
+			continue
+		}
+		var config struct {
+			Architecture string `json:"architecture"`
+			Config       struct {
+				Labels map[string]string `json:"Labels"`
+			} `json:"config"`
+		}
+		if json.Unmarshal(data, &config) != nil || config.Architecture == "" {
+			continue
+		}
+		return standin.CheckBootable(config.Config.Labels, config.Architecture, runtime.GOARCH)
+	}
+	return fmt.Errorf("image %s has no configuration in the store", img.ID)
 }
 
 func runOstree(args ...string) (string, error) {
@@ -220,16 +290,4 @@ func runOstree(args ...string) (string, error) {
 func fail(code int, format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	os.Exit(code)
-}
-
-// deployOrigin is the origin ostree-ext gives the new deployment: its
-// container-image-reference (ORIGIN_CONTAINER) is --target-imgref, else
-// the source --imgref (crates/ostree-ext/src/container/deploy.rs, deploy:
-// DeployOpts.target_imgref, "as distinct from the source").
-func deployOrigin(rec record) string {
-	ref := rec.Imgref
-	if rec.TargetImgref != "" {
-		ref = rec.TargetImgref
-	}
-	return "[origin]\ncontainer-image-reference=" + ref + "\n"
 }

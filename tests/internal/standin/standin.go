@@ -5,7 +5,6 @@
 package standin
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,14 +17,26 @@ type Ostree func(args ...string) (string, error)
 
 // Install commits tree into the repo of the sysroot sys (as run sees
 // it) under ref, as ostree-ext keeps an image, makes the stateroot unless
-// it is there, calls fillVar with the stateroot's var folder as this
-// process sees it (local is the sysroot's path here), and deploys the
-// commit as the stateroot's default deployment with kargs.
+// it is there (local is the sysroot's path here), and deploys the commit
+// as the stateroot's default deployment with kargs; with stage, as a
+// staged deployment (ostree admin deploy --stage), which the node's
+// ostree-finalize-staged writes at shutdown (see Stages).
+//
+// The stateroot's var is what the real ostree makes of it: from 2024.3 it
+// fills an empty one from the commit's /var (FillsVar); tree holds the
+// image's /var where ostree-ext would put it (VarPlace).
+//
+// With relabel, every file is labelled by tree's own SELinux policy, as
+// ostree-ext relabels a merged tree (Relabels), not kept as tree has it.
 //
 // origin, when not "", is the new deployment's .origin (through
 // --origin-file); else ostree writes its own, refspec=<commit>.
-func Install(run Ostree, sys, local, tree, ref, stateroot, origin string, kargs []string, fillVar func(varDir string) error) error {
-	commit, err := run("commit", "--repo="+sys+"/ostree/repo", "--branch="+ref, "--consume", "--tree=dir="+tree)
+func Install(run Ostree, sys, local, tree, ref, stateroot, origin string, kargs []string, stage, relabel bool) error {
+	commitArgs := []string{"commit", "--repo=" + sys + "/ostree/repo", "--branch=" + ref, "--consume"}
+	if relabel {
+		commitArgs = append(commitArgs, "--selinux-policy="+tree)
+	}
+	commit, err := run(append(commitArgs, "--tree=dir="+tree)...)
 	if err != nil {
 		return err
 	}
@@ -34,10 +45,10 @@ func Install(run Ostree, sys, local, tree, ref, stateroot, origin string, kargs 
 			return err
 		}
 	}
-	if err := fillVar(filepath.Join(local, "ostree/deploy", stateroot, "var")); err != nil {
-		return fmt.Errorf("copying the image's /var: %w", err)
-	}
 	args := []string{"admin", "deploy", "--sysroot=" + sys, "--os=" + stateroot}
+	if stage {
+		args = append(args, "--stage")
+	}
 	for _, k := range kargs {
 		args = append(args, "--karg-append="+k)
 	}
@@ -58,6 +69,54 @@ func Install(run Ostree, sys, local, tree, ref, stateroot, origin string, kargs 
 	}
 	_, err = run(append(args, strings.TrimSpace(commit))...)
 	return err
+}
+
+// PolicyName is the SELinux policy a tree laid out for a commit names
+// (SELINUXTYPE= of its usr/etc/selinux/config), "" for none.
+func PolicyName(tree string) string {
+	data, err := os.ReadFile(filepath.Join(tree, "usr/etc/selinux/config"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SELINUXTYPE="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// VarPlace is where ostree-ext puts an image's /var in the commit it
+// writes, for the libostree it runs with (RetainsVar).
+func VarPlace(libostree string) string {
+	if RetainsVar(libostree) {
+		return "var"
+	}
+	return "usr/share/factory/var"
+}
+
+// CopyImageVar copies the image root's /var into tree at VarPlace.
+func CopyImageVar(root, tree string, mounts map[string]bool, libostree string) error {
+	dest := filepath.Join(tree, VarPlace(libostree))
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	return CopyVar(root, dest, mounts)
+}
+
+// OstreeVersion is the libostree version `ostree --version` names
+// ("2022.7"), or "" when it names none.
+func OstreeVersion(run Ostree) string {
+	out, err := run("--version")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Version:"); ok {
+			return strings.Trim(strings.TrimSpace(v), "'")
+		}
+	}
+	return ""
 }
 
 // CopyImage copies the image root at root into tree, its /etc as
