@@ -77,6 +77,8 @@ const (
 	phMountPoints     = "{mount-points}"
 	phChecksum        = "{checksum}"
 	phBootEntry       = "{boot-entry}"
+	// phStaged is "true" when the new deployment is staged.
+	phStaged = "{staged}"
 	// phAside is the cut-down commit a commit-tree step writes beside the
 	// commit, for the copy made aside, when the step makes it.
 	phAside = "{aside}"

@@ -67,6 +67,9 @@ type Result struct {
 	Deployment string    `json:"deployment,omitempty"`
 	Checksum   string    `json:"checksum,omitempty"`
 	BootEntry  string    `json:"boot_entry,omitempty"`
+	// Staged says ostree staged the deployment (ostree-ext does on a
+	// booted host): its boot entry is written at the next shutdown.
+	Staged bool `json:"staged,omitempty"`
 	// RemovedImage names the seed's image, pulled into containers-storage
 	// for the deploy and deleted after it (see Config.KeepImage).
 	RemovedImage string `json:"removed_image,omitempty"`
@@ -156,7 +159,7 @@ func deployOnce(ctx context.Context, cfg Config, desc *seedimage.Description, la
 		return res, err
 	}
 	made := ex.made()
-	res.Deployment, res.Checksum, res.BootEntry = made.Deployment, made.Checksum, made.BootEntry
+	res.Deployment, res.Checksum, res.BootEntry, res.Staged = made.Deployment, made.Checksum, made.BootEntry, made.Staged
 	return res, nil
 }
 

@@ -166,11 +166,15 @@ func (e *executor) makes(st Step, values map[string]string) error {
 // Made is what a run's steps made that its result reports.
 type Made struct {
 	Deployment, Checksum, BootEntry string
+	// Staged says the deployment is staged: ostree writes its boot entry
+	// at the next shutdown.
+	Staged bool
 }
 
 // made reads the result's values from what the steps stored.
 func (e *executor) made() Made {
-	return Made{Deployment: e.vars[varName(phDeployment)], Checksum: e.vars[varName(phChecksum)], BootEntry: e.vars[varName(phBootEntry)]}
+	return Made{Deployment: e.vars[varName(phDeployment)], Checksum: e.vars[varName(phChecksum)], BootEntry: e.vars[varName(phBootEntry)],
+		Staged: e.vars[varName(phStaged)] == "true"}
 }
 
 func (e *executor) expand(s string) (string, error) {
@@ -364,6 +368,11 @@ type deployment struct {
 	Serial    int
 	// Booted marks the running system's deployment.
 	Booted bool `json:",omitempty"`
+	// Staged marks a deployment ostree writes at the next shutdown
+	// (ostree-finalize-staged): it has no boot entry before. `ostree admin
+	// status` says "(staged)", or "(finalization locked)" from 2023.8
+	// (ot-admin-builtin-status.c).
+	Staged bool `json:",omitempty"`
 }
 
 func (d deployment) path(sysroot string) string {
@@ -389,7 +398,8 @@ func parseStatus(text string) []deployment {
 			continue
 		}
 		serial, _ := strconv.Atoi(m[4])
-		list = append(list, deployment{Index: len(list), Stateroot: m[2], Checksum: m[3], Serial: serial, Booted: m[1] == "*"})
+		staged := strings.HasSuffix(line, " (staged)") || strings.HasSuffix(line, " (finalization locked)")
+		list = append(list, deployment{Index: len(list), Stateroot: m[2], Checksum: m[3], Serial: serial, Booted: m[1] == "*", Staged: staged})
 	}
 	return list
 }

@@ -493,7 +493,7 @@ func unpackedCommitSteps(h HostFacts, s SeedFacts, o Options, redeploy bool) ([]
 func verifyStep(p Plan, s SeedFacts, o Options) Step {
 	verify := Step{Desc: "verify the new deployment", Action: ActionVerify,
 		Args:  map[string]string{argSysroot: p.Sysroot, argStateroot: o.Stateroot, argKind: s.Kind.String(), argDeployment: phDeployment},
-		Makes: []string{varName(phBootEntry)}}
+		Makes: []string{varName(phBootEntry), varName(phStaged)}}
 	if s.Kind == labels.Classic {
 		return verify
 	}

@@ -302,12 +302,16 @@ func TestPreflightStateroots(t *testing.T) {
 }
 
 func TestParseStatus(t *testing.T) {
-	a, b := strings.Repeat("2f", 32), strings.Repeat("0", 63)+"1"
-	out := "* rhcos " + a + ".0 (staged)\n    Version: 4.20\n    origin refspec: x\n  seed " + b + ".1\n"
+	a, b, c := strings.Repeat("2f", 32), strings.Repeat("0", 63)+"1", strings.Repeat("0", 63)+"2"
+	// As ostree 2025.2 prints it: a staged deployment first, then the
+	// booted one (ot-admin-builtin-status.c).
+	out := "  seed " + b + ".0 (staged)\n    origin: <unknown origin type>\n* rhcos " + a + ".0\n    Version: 4.20\n    origin refspec: x\n" +
+		"  other " + c + ".1 (finalization locked)\n"
 	got := parseStatus(out)
 	want := []deployment{
-		{Index: 0, Stateroot: "rhcos", Checksum: a, Serial: 0, Booted: true},
-		{Index: 1, Stateroot: "seed", Checksum: b, Serial: 1},
+		{Index: 0, Stateroot: "seed", Checksum: b, Serial: 0, Staged: true},
+		{Index: 1, Stateroot: "rhcos", Checksum: a, Serial: 0, Booted: true},
+		{Index: 2, Stateroot: "other", Checksum: c, Serial: 1, Staged: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseStatus() mismatch (-want +got):\n%s", diff)

@@ -20,7 +20,7 @@ import (
 // Args: sysroot, stateroot, kind; image-root, the image's root to compare
 // the mount points with ("" checks that the usual ones are there);
 // seed-etc, the seed's /etc state; image-var, the image's /var.
-func (e *executor) verify(_ context.Context, st Step, a map[string]string) (string, error) {
+func (e *executor) verify(ctx context.Context, st Step, a map[string]string) (string, error) {
 	dep := a[argDeployment]
 	if fi, err := os.Stat(dep); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("the new deployment %q is missing", dep)
@@ -43,11 +43,28 @@ func (e *executor) verify(_ context.Context, st Step, a map[string]string) (stri
 	if a[argKind] != labels.Classic.String() {
 		problems = append(problems, checkMountPoints(a[argImageRoot], a[argMountPoints], dep)...)
 	}
-	entry, entryProblems := e.checkBootEntry(a[argSysroot], a[argStateroot])
-	problems = append(problems, entryProblems...)
-	if entry != "" {
-		if err := e.makes(st, map[string]string{varName(phBootEntry): entry}); err != nil {
+	staged, err := e.isStaged(ctx, dep)
+	if err != nil {
+		return "", err
+	}
+	if staged {
+		// ostree writes a staged deployment's boot entry, with its kernel
+		// arguments, when ostree-finalize-staged runs at shutdown
+		// (ostree-sysroot-deploy.c, _ostree_sysroot_finalize_staged):
+		// until then, /run/ostree/staged-deployment names it.
+		if !fileExists(e.host.Path(stagedDeploymentFile)) {
+			problems = append(problems, "the deployment is staged, but "+stagedDeploymentFile+" is missing: ostree would not write it at shutdown")
+		}
+		if err := e.makes(st, map[string]string{varName(phStaged): "true"}); err != nil {
 			return "", err
+		}
+	} else {
+		entry, entryProblems := e.checkBootEntry(a[argSysroot], a[argStateroot])
+		problems = append(problems, entryProblems...)
+		if entry != "" {
+			if err := e.makes(st, map[string]string{varName(phBootEntry): entry}); err != nil {
+				return "", err
+			}
 		}
 	}
 	if len(problems) > 0 {
@@ -60,6 +77,24 @@ func (e *executor) verify(_ context.Context, st Step, a map[string]string) (stri
 		e.emit(Event{Type: EventInfo, Desc: said})
 	}
 	return "", nil
+}
+
+// stagedDeploymentFile is where ostree keeps what it needs to write a
+// staged deployment at shutdown.
+const stagedDeploymentFile = "/run/ostree/staged-deployment"
+
+// isStaged says whether the deployment at dep is staged.
+func (e *executor) isStaged(ctx context.Context, dep string) (bool, error) {
+	all, err := e.deployments(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, d := range all {
+		if d.path(e.sysroot) == dep {
+			return d.Staged, nil
+		}
+	}
+	return false, nil
 }
 
 // dirMode is a folder's permission bits with the sticky bit, as chmod

@@ -223,6 +223,9 @@ func (o *deployOptions) print(w io.Writer, res *deployer.Result) error {
 	if res.BootEntry != "" {
 		fmt.Fprintf(w, "  boot entry: %s\n", res.BootEntry)
 	}
+	if res.Staged {
+		fmt.Fprintf(w, "  staged: ostree writes its boot entry at the next shutdown (ostree-finalize-staged)\n")
+	}
 	return nil
 }
 
