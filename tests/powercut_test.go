@@ -30,13 +30,16 @@ type powerCut struct {
 	left string
 }
 
-// The plan's steps (deployer/testdata/plans/native-ostree-unpacked.json):
-// 2 lay the unpacked root out (the OS layers' /var moved into the
-// stateroot: renames, over before a cut could fall inside), 3 commit
-// (taking the files over), 4 deploy beside the default, 6 /etc apply, 9
-// move the /var layer (unpacked aside, beside the others and the commit)
-// into the stateroot, 10 deploy again as the default, 11 remove the
-// spare. The seed is unpacked onto the sysroot before step 1.
+// The plan's steps on the node's ostree (2025.2, which has admin
+// set-default; `deploy --dry-run` prints them): 2 lay the unpacked root
+// out (the OS layers' /var moved into the stateroot: renames, over before
+// a cut could fall inside), 3 commit (taking the files over), 4 deploy
+// beside the default, 6 /etc apply, 9 move the /var layer (unpacked aside,
+// beside the others and the commit) into the stateroot, 10 make it the
+// default (set-default), 11 verify. The seed is unpacked onto the sysroot
+// before step 1. (On an ostree without set-default, 10 deploys again as
+// the default and 11 removes the spare: deployer's golden
+// native-ostree-unpacked.json; the cuts fall on the same boundaries.)
 var powerCuts = []powerCut{
 	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft},
 	{name: "mid-commit", pattern: "[3/", delay: "1"},

@@ -57,9 +57,6 @@ import (
 	"strings"
 	"syscall"
 
-	"go.podman.io/storage"
-	"go.podman.io/storage/types"
-
 	"github.com/seedbuild/seedbuild/internal/kargsd"
 	"github.com/seedbuild/seedbuild/internal/mounts"
 	"github.com/seedbuild/seedbuild/tests/internal/standin"
@@ -130,33 +127,22 @@ func install(opts options, rec *record) error {
 		return fmt.Errorf("Cannot redeploy over booted stateroot %s", opts.stateroot)
 	}
 
-	// The image, from the host's default store.
-	host, err := hostRoot()
-	if err != nil {
+	// The image, from the host's default store: the container's
+	// /var/lib/containers/storage must be the host's (bootc binds the
+	// host's there itself, ensure_mirrored_host_mount; seedbuild does it
+	// for the stand-in, which does not model the mirroring).
+	if err := sameFile(storeDir, "/proc/1/root"+storeDir); err != nil {
 		return err
 	}
-	store, err := storage.GetStore(types.StoreOptions{GraphDriverName: "overlay",
-		GraphRoot: host + "/var/lib/containers/storage", RunRoot: host + "/run/containers/storage"})
-	if err != nil {
-		return fmt.Errorf("opening the host's container storage: %w", err)
-	}
-	defer store.Shutdown(false)
-	img, err := store.Image(env.imageID)
+	img, err := findImage(storeDir, env.imageID)
 	if err != nil {
 		return fmt.Errorf("image %s (%s) is not in the host's container storage: %w", env.image, env.imageID, err)
 	}
-	labels, arch, err := imageConfig(store, img)
-	if err != nil {
+	if err := standin.CheckBootable(img.labels, img.arch, runtime.GOARCH); err != nil {
 		return err
 	}
-	if err := standin.CheckBootable(labels, arch, runtime.GOARCH); err != nil {
-		return err
-	}
-	root, err := store.MountImage(img.ID, nil, "")
-	if err != nil {
-		return fmt.Errorf("mounting image %s: %w", img.ID, err)
-	}
-	defer store.UnmountImage(img.ID, false)
+	// The container runs from that image: its root is the image's.
+	const root = "/"
 
 	// The kernel arguments.
 	cmdline, err := os.ReadFile("/proc/cmdline")
@@ -179,10 +165,10 @@ func install(opts options, rec *record) error {
 	if err := os.Chmod(tree, 0o755); err != nil {
 		return err
 	}
-	if err := standin.CopyImage(root, tree, nil, ""); err != nil {
+	if err := standin.CopyImage(root, tree, mountPoints, strings.TrimPrefix(opts.root, "/")); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
-	if err := standin.CopyImageVar(root, tree, nil, standin.OstreeVersion(hostOstree)); err != nil {
+	if err := standin.CopyImageVar(root, tree, mountPoints, standin.OstreeVersion(hostOstree)); err != nil {
 		return fmt.Errorf("copying the image's /var: %w", err)
 	}
 	// The paths as the host's ostree, in the host's root, sees them.
@@ -190,7 +176,7 @@ func install(opts options, rec *record) error {
 	imgref := "containers-storage:" + env.image
 	return standin.Install(hostOstree, self+phys, phys, self+tree, standin.ImageRef(imgref), opts.stateroot,
 		standin.OriginFor("ostree-unverified-image:"+imgref, opts.targetImgref), rec.EntryKargs,
-		standin.Stages(false), standin.Relabels(layerCount(store, img) > 1, standin.PolicyName(tree)))
+		standin.Stages(false), standin.Relabels(img.layers > 1, standin.PolicyName(tree)))
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -207,38 +193,6 @@ func bootedStateroot() string {
 		}
 	}
 	return ""
-}
-
-// imageConfig reads the image's labels and architecture from the store.
-func imageConfig(store storage.Store, img *storage.Image) (map[string]string, string, error) {
-	for _, key := range img.BigDataNames {
-		data, err := store.ImageBigData(img.ID, key)
-		if err != nil {
-			continue
-		}
-		var config struct {
-			Architecture string `json:"architecture"`
-			Config       struct {
-				Labels map[string]string `json:"Labels"`
-			} `json:"config"`
-		}
-		if json.Unmarshal(data, &config) == nil && config.Architecture != "" {
-			return config.Config.Labels, config.Architecture, nil
-		}
-	}
-	return nil, "", fmt.Errorf("image %s has no configuration in the store", img.ID)
-}
-
-func layerCount(store storage.Store, img *storage.Image) int {
-	n := 0
-	for id := img.TopLayer; id != ""; n++ {
-		l, err := store.Layer(id)
-		if err != nil {
-			break
-		}
-		id = l.Parent
-	}
-	return n
 }
 
 // rustArch is the architecture as bootc names it (Rust's

@@ -144,3 +144,15 @@ func TestEntryKargs(t *testing.T) {
 		}
 	}
 }
+
+func TestBigDataName(t *testing.T) {
+	for _, tt := range []struct{ key, want string }{
+		{"manifest", "manifest"},
+		{"sha256:ab", "=c2hhMjU2OmFi"},
+		{"manifest-sha256:ab", "=bWFuaWZlc3Qtc2hhMjU2OmFi"},
+	} {
+		if got := bigDataName(tt.key); got != tt.want {
+			t.Errorf("bigDataName(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
