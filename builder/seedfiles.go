@@ -33,9 +33,10 @@ fi
 if [ -d "$seed/etc" ]; then
 	cp -a "$seed/etc/." /etc/
 	# cp kept the SELinux labels the files have where the seed keeps
-	# them, under /usr: on an SELinux node they get /etc's.
+	# them, under /usr, and gave /etc itself its folder's: on an SELinux
+	# node they get /etc's.
 	if [ -n "$selinux" ]; then
-		(cd "$seed/etc" && find . -mindepth 1 -printf '/etc/%P\n') | restorecon -f -
+		{ echo /etc; (cd "$seed/etc" && find . -mindepth 1 -printf '/etc/%P\n'); } | restorecon -f -
 	fi
 fi
 if [ -f "$seed/` + deletionsName + `" ]; then
