@@ -27,6 +27,9 @@ type seeds struct {
 	labels map[string]string
 	// origin is the seed node's booted deployment's .origin, trimmed.
 	origin string
+	// state is the seed node's /etc and /var when its seeds were made
+	// (stateDump).
+	state map[string]pathState
 }
 
 func (s seeds) path(layout string) string { return filepath.Join(s.dir, layout+".tar") }
@@ -68,7 +71,7 @@ func getSeeds(t *testing.T) seeds {
 }
 
 // seedNodeStage runs on the booted seed node.
-const seedNodeStage = seedNodeLabelStage + bootedOrigin + `cp $O/origin $O/seed-origin
+var seedNodeStage = seedNodeLabelStage + bootedOrigin + `cp $O/origin $O/seed-origin
 systemctl is-active kubelet.service
 pgrep -x kubelet
 cp /var/lib/kubelet-standin/started $O/kubelet-started
@@ -79,6 +82,7 @@ echo $rc >$O/refused.rc
 test ! -e /var/tmp/refused.tar
 # As the upstream agent stops kubelet and crio before it captures.
 systemctl stop kubelet.service
+` + stateDump("state-seed-node") + `
 mkdir -p $X/seeds
 for layout in native bootc-tarball; do
   start=$(date +%s)
@@ -157,7 +161,8 @@ func makeSeeds(t *testing.T) seeds {
 			t.Errorf("inspect of the %s seed made on the node: kind %q (%v)", layout, d.Kind, err)
 		}
 	}
-	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums, labels: nodeLabels, origin: b.file(t, "seed-origin")}
+	return seeds{dir: filepath.Join(n.share, "seeds"), sums: sums, labels: nodeLabels, origin: b.file(t, "seed-origin"),
+		state: readStateDump(t, b, "state-seed-node")}
 }
 
 // seedNodeState lays an OpenShift-like state onto the seed node before its
@@ -213,7 +218,7 @@ func targetNodeState(t *testing.T, etc, varDir string) {
 
 // checkSeedState reads what a boot of a seed's stateroot wrote and checks
 // the seed node's state is there and the stand-in kubelet started on it.
-const seedStateStage = bootedOrigin + `
+var seedStateStage = bootedOrigin + `
 cat /proc/cmdline >$O/cmdline
 . /etc/os-release; echo "$VARIANT_ID" >$O/variant
 ostree admin status >$O/status
@@ -223,7 +228,7 @@ cat /proc/sys/kernel/random/boot_id >$O/boot-id
 sha256sum /etc/kubernetes/kubelet.conf /var/lib/etcd/member/snap/db | cut -d' ' -f1 >$O/sums
 if [ -e /etc/issue.net ]; then echo present; else echo absent; fi >$O/issue.net
 if [ -e /etc/target-node.conf ]; then echo present; else echo absent; fi >$O/target-conf
-`
+` + stateDump("state")
 
 func checkSeedState(t *testing.T, s seeds, b boot, variant string) {
 	t.Helper()
@@ -251,6 +256,8 @@ func checkSeedState(t *testing.T, s seeds, b boot, variant string) {
 	if got := b.file(t, "target-conf"); got != "absent" {
 		t.Errorf("the target's own /etc/target-node.conf is %s in the seed's stateroot", got)
 	}
+	n := checkFullState(t, s.state, readStateDump(t, b, "state"))
+	t.Logf("full comparison: %d paths of the seed node's /etc and /var compared on the booted seed (%d exceptions listed)", n, len(stateExceptions))
 }
 
 // wantCmdline checks the booted kernel's command line holds each karg.

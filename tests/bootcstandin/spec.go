@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/seedbuild/seedbuild/tests/internal/standin"
 )
 
 // options is the command line of `bootc install to-existing-root`.
@@ -42,28 +44,7 @@ func parseArgs(args []string) (options, error) {
 		return o, fmt.Errorf("this stand-in only knows `install to-existing-root`, got %q", args)
 	}
 	positional := 0
-	for i := 2; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(a, "=")
-		takes, known := flags[name]
-		switch {
-		case !strings.HasPrefix(a, "-"):
-			if positional++; positional > 1 {
-				return o, fmt.Errorf("unexpected argument '%s' found", a)
-			}
-			o.root = a
-			continue
-		case !known:
-			return o, fmt.Errorf("unexpected argument '%s' found", a)
-		case takes && !hasValue:
-			if i+1 >= len(args) {
-				return o, fmt.Errorf("a value is required for '%s <VALUE>' but none was supplied", name)
-			}
-			i++
-			value = args[i]
-		case !takes && hasValue:
-			return o, fmt.Errorf("unexpected value '%s' for '%s' found; no more were expected", value, name)
-		}
+	err := standin.ParseFlags(args[2:], flags, func(name, value string) error {
 		switch name {
 		case "--stateroot":
 			o.stateroot = value
@@ -75,12 +56,22 @@ func parseArgs(args []string) (options, error) {
 			o.targetImgref = value
 		case "--replace":
 			if value != "wipe" && value != "alongside" {
-				return o, fmt.Errorf("invalid value '%s' for '--replace <REPLACE>'", value)
+				return fmt.Errorf("invalid value '%s' for '--replace <REPLACE>'", value)
 			}
 			o.replace = value
 		case "--cleanup":
-			return o, errors.New("refusing --cleanup on an ostree node (stand-in: the destructive cleanup is not modelled)")
+			return errors.New("refusing --cleanup on an ostree node (stand-in: the destructive cleanup is not modelled)")
 		}
+		return nil
+	}, func(arg string) error {
+		if positional++; positional > 1 {
+			return fmt.Errorf("unexpected argument '%s' found", arg)
+		}
+		o.root = arg
+		return nil
+	})
+	if err != nil {
+		return o, err
 	}
 	return o, nil
 }

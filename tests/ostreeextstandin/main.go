@@ -36,6 +36,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -99,26 +100,7 @@ func main() {
 		fail(2, "error: this stand-in only knows `container image deploy`, got %q", args)
 	}
 	rec := record{Argv: os.Args, Sysroot: "/", Kargs: []string{}}
-	for i := 3; i < len(args); i++ {
-		a := args[i]
-		if a == "--help" || a == "-h" {
-			fmt.Print(usage)
-			return
-		}
-		name, value, hasValue := strings.Cut(a, "=")
-		takes, known := flags[name]
-		switch {
-		case !known:
-			fail(2, "error: unexpected argument '%s' found", a)
-		case takes && !hasValue:
-			if i+1 >= len(args) {
-				fail(2, "error: a value is required for '%s <%s>' but none was supplied", name, strings.ToUpper(strings.TrimPrefix(name, "--")))
-			}
-			i++
-			value = args[i]
-		case !takes && hasValue:
-			fail(2, "error: unexpected value '%s' for '%s' found; no more were expected", value, name)
-		}
+	err := standin.ParseFlags(args[3:], flags, func(name, value string) error {
 		switch name {
 		case "--sysroot":
 			rec.Sysroot = value
@@ -127,12 +109,20 @@ func main() {
 		case "--imgref":
 			rec.Imgref = value
 		case "--image", "--transport":
-			fail(2, "error: this stand-in takes the image as --imgref only")
+			return errors.New("this stand-in takes the image as --imgref only")
 		case "--karg":
 			rec.Kargs = append(rec.Kargs, value)
 		case "--target-imgref":
 			rec.TargetImgref = value
 		}
+		return nil
+	}, func(arg string) error { return fmt.Errorf("unexpected argument '%s' found", arg) })
+	if errors.Is(err, standin.ErrHelp) {
+		fmt.Print(usage)
+		return
+	}
+	if err != nil {
+		fail(2, "error: %v", err)
 	}
 	if rec.Imgref == "" {
 		fail(2, "error: the following required arguments were not provided:\n  --imgref <IMGREF>")
