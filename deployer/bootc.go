@@ -80,7 +80,12 @@ func PodmanPinger(url string) func(context.Context) bool {
 
 // bootcContainerSpec is the container bootc install to-existing-root runs
 // in: privileged, in the host's pid namespace, with the target root at
-// /target, /dev and the container store, and SELinux unconfined.
+// /target, /dev and the container store, and SELinux unconfined. It has
+// no network: bootc installs the image it runs from, read from the host's
+// store, and checks no registry unless asked (install.rs,
+// InstallTargetOpts: the fetch check is off by default), so the install
+// does not depend on the node's container networking (a bridge, which a
+// trimmed kernel may lack).
 func bootcContainerSpec(name, imageID, target, graphRoot string, argv []string) *specgen.SpecGenerator {
 	s := specgen.NewSpecGenerator(imageID, false)
 	s.Name = name
@@ -88,6 +93,7 @@ func bootcContainerSpec(name, imageID, target, graphRoot string, argv []string) 
 	privileged := true
 	s.Privileged = &privileged
 	s.PidNS = specgen.Namespace{NSMode: specgen.Host}
+	s.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
 	s.SelinuxOpts = []string{"type:unconfined_t"}
 	s.Mounts = []spec.Mount{
 		{Destination: "/target", Source: target, Type: "bind", Options: []string{"rbind", "rw"}},

@@ -5,8 +5,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/containers/podman/v5/pkg/specgen"
 )
 
 // TestPodmanPingerTimesOut: a socket that accepts and never answers, one
@@ -70,5 +73,24 @@ func TestPodmanPingerTimesOut(t *testing.T) {
 				t.Errorf("pingPodman(%s) took %s, want at most the timeout", tc.url, d)
 			}
 		})
+	}
+}
+
+// TestBootcContainerSpec: the container bootc runs in is privileged, in the
+// host's pid namespace, without a network, SELinux unconfined, with the
+// target at /target, /dev and the host's store.
+func TestBootcContainerSpec(t *testing.T) {
+	s := bootcContainerSpec("n", "img", "/", "/var/lib/containers/storage", []string{"bootc", "install", "to-existing-root"})
+	if s.Privileged == nil || !*s.Privileged || s.PidNS.NSMode != specgen.Host || s.NetNS.NSMode != specgen.NoNetwork {
+		t.Errorf("privileged %v, pid %q, net %q; want privileged, host, none", s.Privileged, s.PidNS.NSMode, s.NetNS.NSMode)
+	}
+	want := map[string]string{"/target": "/", "/dev": "/dev", "/var/lib/containers/storage": "/var/lib/containers/storage"}
+	for _, m := range s.Mounts {
+		if src, ok := want[m.Destination]; ok && src == m.Source {
+			delete(want, m.Destination)
+		}
+	}
+	if len(want) > 0 || !slices.Contains(s.SelinuxOpts, "type:unconfined_t") {
+		t.Errorf("mounts %v lack %v, or SELinux options %v lack type:unconfined_t", s.Mounts, want, s.SelinuxOpts)
 	}
 }
