@@ -6,9 +6,12 @@ package tests
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/seedbuild/seedbuild/builder"
 )
 
 // statePrune leaves out of a state dump what neither the seed carries nor
@@ -72,12 +75,32 @@ var stateExceptions = map[string]string{
 	"/var/lib/systemd/credential.secret": "made at first boot by systemd on each node",
 }
 
-// stateException says why p may differ, or "".
-func stateException(p string) string {
+// createExcludes are create's default excludes (the upstream agent's
+// list, builder.DefaultVarExcludes and DefaultEtcExcludes), as GNU tar
+// reads them: unanchored, a folder's content with it, '*' across '/'.
+var createExcludes = func() []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, p := range append(append([]string{}, builder.DefaultVarExcludes...), builder.DefaultEtcExcludes...) {
+		re := strings.ReplaceAll(regexp.QuoteMeta(strings.Trim(p, "/")), `\*`, ".*")
+		out = append(out, regexp.MustCompile(`(^|/)`+re+`(/.*)?$`))
+	}
+	return out
+}()
+
+// stateException says why p (of type typ, find's %y) may differ, or "".
+func stateException(p, typ string) string {
 	for q := p; q != "/" && q != "."; q = parentOf(q) {
 		if why, ok := stateExceptions[q]; ok {
 			return why
 		}
+	}
+	for _, re := range createExcludes {
+		if re.MatchString(strings.TrimPrefix(p, "/")) {
+			return "create leaves it out of every seed, as the upstream agent does (builder.DefaultVarExcludes, DefaultEtcExcludes)"
+		}
+	}
+	if typ == "p" || typ == "s" {
+		return "a FIFO or socket: a native seed's layers cannot carry one into ostree (see create.md)"
 	}
 	return ""
 }
@@ -105,7 +128,7 @@ func checkFullState(t *testing.T, node, booted map[string]pathState) int {
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		if stateException(p) != "" {
+		if stateException(p, node[p].typ) != "" {
 			continue
 		}
 		want := node[p]
@@ -126,4 +149,27 @@ func checkFullState(t *testing.T, node, booted map[string]pathState) int {
 			len(problems), compared, strings.Join(head(problems, 40), "\n"))
 	}
 	return compared
+}
+
+func TestStateException(t *testing.T) {
+	for _, tt := range []struct {
+		path, typ string
+		excepted  bool
+	}{
+		{"/var/lib/cni/bin/s0/x.log", "f", true},
+		{"/var/lib/kubelet/pods/s1", "d", true},
+		{"/var/home/core/.bash_history", "f", true},
+		{"/etc/hostname", "f", true},
+		{"/etc/NetworkManager/system-connections/enp1s0.nmconnection", "f", true},
+		{"/var/log/wtmp", "f", true},
+		{"/var/lib/awkward/a-fifo", "p", true},
+		{"/etc/kubernetes/kubelet.conf", "f", false},
+		{"/var/lib/etcd/member/snap/db", "f", false},
+		{"/var/lib/kubelet/config.json", "f", false},
+		{"/etc/hosts", "f", false},
+	} {
+		if got := stateException(tt.path, tt.typ) != ""; got != tt.excepted {
+			t.Errorf("stateException(%s) = %v, want %v", tt.path, got, tt.excepted)
+		}
+	}
 }

@@ -59,13 +59,6 @@ chmod 0755 /run/ostree-ext-standin/ostree
 rc=0; PATH=/run/ostree-ext-standin:$PATH $SB deploy oci-archive:$X/seeds/native.tar --stateroot viaext --method ostree-ext --json >$O/ext.json 2>$O/ext.log || rc=$?; echo $rc >$O/ext.rc
 ostree admin status >$O/status-ext
 ls /run/ostree/staged-deployment >$O/staged-file 2>&1 || true
-# A seed of this node on a base whose layers carry no SELinux labels (as
-# one built with buildah on a host without SELinux): its /var layer's
-# labels then differ from the base's, and deploy applies the layers in
-# order. It once died there on this OS with SIGSEGV.
-$SB create --rootfs / --base oci-archive:$X/y-unlabelled.oci-archive -o oci-archive:/var/tmp/own.tar -q
-rc=0; $SB deploy oci-archive:/var/tmp/own.tar --stateroot own --method ostree --not-as-default >$O/own.log 2>&1 || rc=$?; echo $rc >$O/own.rc
-rm -f /var/tmp/own.tar
 `
 
 // TestBootedImageTools deploys a native seed by the bootc and the
@@ -80,7 +73,6 @@ func TestBootedImageTools(t *testing.T) {
 	extBin := filepath.Join(t.TempDir(), "ostree-ext-standin")
 	buildStandin(t, "ostreeextstandin", extBin)
 	n.put(extBin, "ostree-ext-standin")
-	n.put(unlabelledY(t, getNodeOS(t)), "y-unlabelled.oci-archive")
 
 	b := n.boot("deploy", toolsDeployStage)
 	if rc := b.file(t, "bootc.rc"); rc != "0" {
@@ -88,11 +80,6 @@ func TestBootedImageTools(t *testing.T) {
 	}
 	if rc := b.file(t, "ext.rc"); rc != "0" {
 		t.Fatalf("deploy --method ostree-ext on the booted target: exit %s\n%s", rc, tail(b.file(t, "ext.log"), 30))
-	}
-	if rc := b.file(t, "own.rc"); rc != "0" {
-		t.Errorf("deploy of the node's own seed on an unlabelled base: exit %s\n%s", rc, tail(b.file(t, "own.log"), 20))
-	} else {
-		t.Logf("deploy of a seed on an unlabelled base, on the booted node: %s", firstLine(b.file(t, "own.log"), "Deploying again", "Unpacking layer"))
 	}
 	var rec struct {
 		Argv       []string `json:"argv"`
@@ -143,36 +130,6 @@ func TestBootedImageTools(t *testing.T) {
 	checkSeedState(t, s, b, "seedbuild-vm-y")
 	wantExactCmdline(t, b.file(t, "cmdline"), routeKargs())
 	t.Logf("bootc route: %s", proofLineOf(b))
-}
-
-// unlabelledY is Y as a bootc image whose files carry no SELinux label.
-func unlabelledY(t *testing.T, osImg nodeOS) string {
-	t.Helper()
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	// A copy: the repo's objects must keep their labels.
-	sh(t, nil, "ostree", "checkout", "--repo="+osImg.repo, "--force-copy", "node/y", tree)
-	defer exec.Command(hackScript("rm-sysroot.sh"), tree).Run()
-	if err := os.Rename(filepath.Join(tree, "usr/etc"), filepath.Join(tree, "etc")); err != nil {
-		t.Fatal(err)
-	}
-	sh(t, nil, "sh", "-c", `find "$1" -exec setfattr -h -x security.selinux {} + 2>/dev/null; true`, "sh", tree)
-	out := filepath.Join(dir, "y-unlabelled.oci-archive")
-	sh(t, nil, "python3", hackScript("dir2oci.py"), "--tree", tree, "--out", out, "--compression", "zstd",
-		"--label", "containers.bootc=1", "--label", "ostree.bootable=1")
-	return out
-}
-
-// firstLine is the first line of text that holds one of want, else "".
-func firstLine(text string, want ...string) string {
-	for _, line := range strings.Split(text, "\n") {
-		for _, w := range want {
-			if strings.Contains(line, w) {
-				return line
-			}
-		}
-	}
-	return ""
 }
 
 // routeKargs is the kernel command line a seed's stateroot boots with on

@@ -16,7 +16,8 @@
 //     host's default store, /var/lib/containers/storage as PID 1 sees it
 //     (podman.rs, imageid_to_digest, run in the host's mount namespace;
 //     ensure_mirrored_host_mount): an image only in another store is not
-//     found;
+//     found; its content is read there too (the container's root as the
+//     host mounted it, with nothing podman binds over it);
 //   - the target: /target must be a mount point; with /target/sysroot/ostree
 //     the physical root is /target/sysroot, and must be one too; --replace
 //     alongside (the default) empties /target/boot but its loader* entries
@@ -141,8 +142,11 @@ func install(opts options, rec *record) error {
 	if err := standin.CheckBootable(img.labels, img.arch, runtime.GOARCH); err != nil {
 		return err
 	}
-	// The container runs from that image: its root is the image's.
-	const root = "/"
+	// The image's content: the container's root as the host mounted it.
+	root, err := containerRoot(storeDir, env.id)
+	if err != nil {
+		return err
+	}
 
 	// The kernel arguments.
 	cmdline, err := os.ReadFile("/proc/cmdline")
@@ -165,10 +169,10 @@ func install(opts options, rec *record) error {
 	if err := os.Chmod(tree, 0o755); err != nil {
 		return err
 	}
-	if err := standin.CopyImage(root, tree, mountPoints, strings.TrimPrefix(opts.root, "/")); err != nil {
+	if err := standin.CopyImage(root, tree, nil, ""); err != nil {
 		return fmt.Errorf("copying the image: %w", err)
 	}
-	if err := standin.CopyImageVar(root, tree, mountPoints, standin.OstreeVersion(hostOstree)); err != nil {
+	if err := standin.CopyImageVar(root, tree, nil, standin.OstreeVersion(hostOstree)); err != nil {
 		return fmt.Errorf("copying the image's /var: %w", err)
 	}
 	// The paths as the host's ostree, in the host's root, sees them.

@@ -85,6 +85,31 @@ func bigDataName(key string) string {
 	return key
 }
 
+// containerRoot is the root of container id as the host mounted it: its
+// layer's merged folder in the store at dir, as PID 1 sees it. It is the
+// image's content with nothing bind-mounted over it (podman binds
+// /etc/hosts, /etc/hostname and /etc/resolv.conf into the container's
+// own view), as bootc reads the image from the store.
+func containerRoot(dir, id string) (string, error) {
+	var containers []struct {
+		ID    string `json:"id"`
+		Layer string `json:"layer"`
+	}
+	if err := readJSON(filepath.Join(dir, "overlay-containers/containers.json"), &containers); err != nil {
+		return "", err
+	}
+	for _, c := range containers {
+		if c.ID == id {
+			root := filepath.Join("/proc/1/root", dir, "overlay", c.Layer, "merged")
+			if _, err := os.Stat(filepath.Join(root, "usr")); err != nil {
+				return "", fmt.Errorf("container %s's root is not mounted on the host at %s: %w", id, root, err)
+			}
+			return root, nil
+		}
+	}
+	return "", fmt.Errorf("no container %s in %s", id, dir)
+}
+
 func readJSON(file string, v any) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
