@@ -121,10 +121,12 @@ func install(opts options, rec *record) error {
 	defer writeRecord(opts.root, rec)
 	if opts.replace == "alongside" {
 		if rec.Removed, err = cleanBoot(filepath.Join(opts.root, "boot"), isOstree); err != nil {
+			//lint:ignore ST1005 the upstream tool's own message, word for word
 			return fmt.Errorf("Emptying /boot: %w", err)
 		}
 	}
 	if booted := bootedStateroot(); isOstree && booted == opts.stateroot {
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return fmt.Errorf("Cannot redeploy over booted stateroot %s", opts.stateroot)
 	}
 

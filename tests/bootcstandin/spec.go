@@ -117,8 +117,10 @@ func parseContainerEnv(data string) containerEnv {
 func (e containerEnv) check() error {
 	switch {
 	case !strings.HasPrefix(e.engine, "podman"):
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return fmt.Errorf("Currently this command only supports being executed via podman (engine %q)", e.engine)
 	case e.rootless:
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return errors.New("Cannot install from rootless podman; this command must be run as root")
 	case e.image == "" || e.imageID == "":
 		return errors.New("/run/.containerenv names no image")
@@ -132,6 +134,7 @@ func (e containerEnv) check() error {
 // install_to_filesystem: "Not a mountpoint").
 func physicalRoot(target string, mountPoint func(string) bool, exists func(string) bool) (phys string, isOstree bool, err error) {
 	if !mountPoint(target) {
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return "", false, fmt.Errorf("Not a mountpoint: %s", target)
 	}
 	sysroot := filepath.Join(target, "sysroot")
@@ -139,6 +142,7 @@ func physicalRoot(target string, mountPoint func(string) bool, exists func(strin
 		return target, false, nil
 	}
 	if !mountPoint(sysroot) {
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return "", true, fmt.Errorf("Not a mountpoint: %s", sysroot)
 	}
 	return sysroot, true, nil

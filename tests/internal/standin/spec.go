@@ -110,9 +110,11 @@ func CheckBootable(labels map[string]string, arch, hostArch string) error {
 	_, bootable := labels[LabelOstreeBootable]
 	_, bootc := labels[LabelBootc]
 	if !bootable && !bootc {
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return fmt.Errorf("Target image does not have %s label", LabelOstreeBootable)
 	}
 	if arch != "" && arch != hostArch {
+		//lint:ignore ST1005 the upstream tool's own message, word for word
 		return fmt.Errorf("Image has architecture %s; expected %s", arch, hostArch)
 	}
 	return nil
