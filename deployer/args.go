@@ -54,7 +54,7 @@ const (
 )
 
 // The placeholders a plan's steps hold, filled in by the executor: the
-// first four from what the seed's unpack or mount made (see newExecutor),
+// first five from what the seed's unpack or mount made (see newExecutor),
 // the others from the steps that capture or make them.
 const (
 	// phMount is the seed's root: unpacked onto the sysroot, or mounted.
@@ -65,6 +65,11 @@ const (
 	// are in the image (/usr/lib/...); where it was pulled,
 	// containers-storage left the labels out.
 	phSeedLabels = "{seed-labels}"
+	// phVarLabels names the file that keeps the SELinux labels of the
+	// seed's /var in its layers, where it was pulled: bootc and ostree-ext
+	// label /var by the image's policy, and the /var fill puts the seed
+	// node's labels back.
+	phVarLabels = "{var-labels}"
 	// phSeedRepo is where a classic seed's ostree.tgz was extracted.
 	phSeedRepo = "{seed-repo}"
 	// phOriginFile names the file that holds the seed node's origin

@@ -43,7 +43,7 @@ func TestGoldenPlansMatchActions(t *testing.T) {
 // checkPlan lists what is wrong with a plan's steps for the executor.
 func checkPlan(p Plan) []string {
 	known := map[string]bool{}
-	for _, ph := range []string{phMount, phSeedLabels, phSeedRepo, phOriginFile} {
+	for _, ph := range []string{phMount, phSeedLabels, phVarLabels, phSeedRepo, phOriginFile} {
 		known[varName(ph)] = true
 	}
 	var out []string

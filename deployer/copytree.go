@@ -90,7 +90,8 @@ type copyOptions struct {
 	// same content, not that the node linked them.
 	unlinked bool
 	// keepExisting leaves what dst already has as it is, folders' modes
-	// and owners included, and copies only what it lacks.
+	// and owners included, but for its label where labels gives one, and
+	// copies only what it lacks.
 	keepExisting bool
 }
 
@@ -109,8 +110,15 @@ func (c *treeCopier) walk(src, dst string, files chan<- copyJob) error {
 	}
 	var there unix.Stat_t
 	exists := c.keepExisting && unix.Lstat(dst, &there) == nil
-	if exists && (st.Mode&unix.S_IFMT != unix.S_IFDIR || there.Mode&unix.S_IFMT != unix.S_IFDIR) {
-		return nil
+	if exists {
+		// What is there stays, but for its label, which the labels map
+		// gives.
+		if err := c.relabel(dst, src); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR || there.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil
+		}
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -239,6 +247,14 @@ func (c *treeCopier) setMeta(dst, src string, st *unix.Stat_t) error {
 	}
 	if err := copyXattrs(src, dst, c.lost, func(name string) bool { return name != selinuxXattr }); err != nil {
 		return err
+	}
+	return c.relabel(dst, src)
+}
+
+// relabel gives dst the label the labels map has for src, if any.
+func (c *treeCopier) relabel(dst, src string) error {
+	if c.labels == nil {
+		return nil
 	}
 	rel, err := filepath.Rel(c.root, src)
 	if err != nil {

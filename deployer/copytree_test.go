@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/seedbuild/seedbuild/internal/progress"
+	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,9 +254,14 @@ func TestCopyTreeKeepExisting(t *testing.T) {
 			os.Mkdir(filepath.Join(dst, "lib"), 0o700)
 			os.WriteFile(filepath.Join(dst, "lib/kept"), []byte("dst\n"), 0o644)
 			os.Symlink("../run", filepath.Join(dst, "run"))
+			// The seed node's label of a file ostree put there is put back.
+			labels := map[string]string{"lib/kept": "system_u:object_r:user_home_t:s0"}
 			var done progress.Counter
-			if err := copyTree(src, dst, &done, copyOptions{keepExisting: tt.keep}); err != nil {
+			if err := copyTree(src, dst, &done, copyOptions{keepExisting: tt.keep, labels: labels}); err != nil {
 				t.Fatal(err)
+			}
+			if got, err := xattrs.Get(filepath.Join(dst, "lib/kept"), selinuxXattr); err != nil || strings.TrimRight(string(got), "\x00") != labels["lib/kept"] {
+				t.Errorf("lib/kept's label = %q (%v), want the labels map's %q", got, err, labels["lib/kept"])
 			}
 			for rel, want := range tt.want {
 				p := filepath.Join(dst, rel)

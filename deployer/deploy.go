@@ -395,15 +395,22 @@ func mountSeed(ctx context.Context, cfg Config, desc *seedimage.Description, see
 	}
 	if seed.Kind == labels.Native {
 		// containers-storage unpacked the files without their labels: the
-		// /etc apply takes them from the layers.
-		file, err := saveImageLabels(ctx, cfg, mnt.Ref)
+		// /etc apply and the /var fill take them from the layers (bootc
+		// and ostree-ext relabel /var by the image's policy).
+		etcFile, err := saveImageLabels(ctx, cfg, mnt.Ref, labels.SeedEtcDir)
 		if err != nil {
 			m.release()
 			return seed, none, err
 		}
-		m.labels = file
+		varFile, err := saveImageLabels(ctx, cfg, mnt.Ref, "/var")
+		if err != nil {
+			os.Remove(etcFile)
+			m.release()
+			return seed, none, err
+		}
+		m.labels, m.varLabels = etcFile, varFile
 		release := m.release
-		m.release = func() string { defer os.Remove(file); return release() }
+		m.release = func() string { defer os.Remove(etcFile); defer os.Remove(varFile); return release() }
 	}
 	return seed, m, nil
 }
@@ -429,6 +436,9 @@ type materialised struct {
 	// labels is the file with the SELinux labels of the seed's /etc files,
 	// for the /etc apply (see phSeedLabels).
 	labels string
+	// varLabels is the file with the SELinux labels of the seed's /var, on
+	// the pulled route (see phVarLabels).
+	varLabels string
 	// known holds the checksums of the files the unpack wrote.
 	known *ostreerepo.Known
 	// aside is the /var layer, being unpacked beside the root, or nil.
@@ -454,20 +464,20 @@ func (m *materialised) keepOrigin(origin, path string) error {
 	return nil
 }
 
-// saveImageLabels writes the SELinux labels of the seed's /etc files, as
-// its layers give them, to a file in the temporary folder.
-func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference) (string, error) {
-	found, err := seedimage.LabelsUnder(ctx, ref, cfg.SystemContext, labels.SeedEtcDir)
+// saveImageLabels writes the SELinux labels of the seed's files under dir,
+// as its layers give them, to a file in the temporary folder.
+func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference, dir string) (string, error) {
+	found, err := seedimage.LabelsUnder(ctx, ref, cfg.SystemContext, dir)
 	if err != nil {
-		return "", fmt.Errorf("reading the SELinux labels of the seed's /etc in %s: %w", imageref.Display(ref), err)
+		return "", fmt.Errorf("reading the SELinux labels of the seed's %s in %s: %w", dir, imageref.Display(ref), err)
 	}
 	data, err := json.Marshal(found)
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(cfg.TempDir, "seedbuild-etc-labels-*.json")
+	f, err := os.CreateTemp(cfg.TempDir, "seedbuild-labels-*.json")
 	if err != nil {
-		return "", fmt.Errorf("saving the SELinux labels of the seed's /etc: %w", err)
+		return "", fmt.Errorf("saving the SELinux labels of the seed's %s: %w", dir, err)
 	}
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
@@ -475,7 +485,7 @@ func saveImageLabels(ctx context.Context, cfg Config, ref types.ImageReference) 
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("saving the SELinux labels of the seed's /etc: %w", err)
+		return "", fmt.Errorf("saving the SELinux labels of the seed's %s: %w", dir, err)
 	}
 	return f.Name(), nil
 }
@@ -507,7 +517,7 @@ func dryRun(ctx context.Context, cfg Config, desc *seedimage.Description, seed S
 
 func newExecutor(cfg Config, m materialised) *executor {
 	ex := &executor{
-		runner: cfg.Host.Runner(), vars: map[string]string{varName(phMount): m.root, varName(phSeedLabels): m.labels, varName(phSeedRepo): m.seedRepo, varName(phOriginFile): m.origin}, events: cfg.Events, sysroot: cfg.Sysroot,
+		runner: cfg.Host.Runner(), vars: map[string]string{varName(phMount): m.root, varName(phSeedLabels): m.labels, varName(phVarLabels): m.varLabels, varName(phSeedRepo): m.seedRepo, varName(phOriginFile): m.origin}, events: cfg.Events, sysroot: cfg.Sysroot,
 		tempDir: cfg.TempDir, podmanURL: cfg.PodmanURL, log: cfg.Log, allowXattrLoss: cfg.AllowXattrLoss, host: cfg.Host,
 		known: m.known, aside: m.aside,
 	}

@@ -692,8 +692,12 @@ func varSteps(kind labels.Kind, method Method, stateDir string) []Step {
 		// usr/share/factory/var (container/store.rs, ostree_v2024_3) and
 		// the var holds only what os-init made. Whichever ran, what the
 		// var lacks is copied; what the tool put there stays.
-		return []Step{{Desc: "fill the stateroot's var from the image's /var where the install left it out (ostree before 2024.3 does not fill it)",
-			Action: ActionCopyTree, Args: map[string]string{argFrom: phMount + "/var", argTo: stateDir + "/var", argKeep: keepExisting}}}
+		// Either way the files carry the labels the image's policy gives
+		// them (ostree-ext relabels a merged tree with derived layers:
+		// container/store.rs, write_merge_commit_impl): the seed node's
+		// labels, from the layers, are put back on what is there.
+		return []Step{{Desc: "fill the stateroot's var from the image's /var where the install left it out (ostree before 2024.3 does not fill it), with the seed node's labels",
+			Action: ActionCopyTree, Args: map[string]string{argFrom: phMount + "/var", argTo: stateDir + "/var", argKeep: keepExisting, argLabels: phVarLabels}}}
 	case kind == labels.BootcTarball || kind == labels.Classic:
 		return []Step{
 			{Desc: "unpack var.tgz into the stateroot", Action: ActionUnpackArchive, Args: map[string]string{argFile: seed + "/" + labels.VarArchive, argTo: stateDir}},
