@@ -599,10 +599,7 @@ func ostreeExtEnv(t *testing.T) []string {
 		return nil
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-tags", "containers_image_openpgp exclude_graphdriver_btrfs", "-o", filepath.Join(dir, "ostree"), "./ostreeextstandin")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the ostree-ext stand-in: %v\n%s", err, out)
-	}
+	buildStandin(t, "ostreeextstandin", filepath.Join(dir, "ostree"))
 	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
 }
 

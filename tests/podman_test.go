@@ -88,11 +88,7 @@ func bootcSeed(t *testing.T, f *fixtureSet, st store) string {
 	if err := os.MkdirAll(filepath.Join(extra, "usr/bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(extra, "usr/bin/bootc"), "./bootcstandin")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the bootc stand-in: %v\n%s", err, out)
-	}
+	buildStandin(t, "bootcstandin", filepath.Join(extra, "usr/bin/bootc"))
 	env := append(st.buildahEnv(), "MKBASE_EXTRA="+extra)
 	sh(t, env, hackScript("mkbase.sh"), f.root, "localhost/base-with-bootc:latest")
 	info := writeTemp(t, `{"seed_cluster_ocp_version":"4.20.0","has_fips":true}`)
