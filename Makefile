@@ -20,7 +20,7 @@ DEMO_DIR    ?= /var/tmp/seedbuild-demo
 BENCH_DIR   ?= /var/tmp/seedbuild-bench
 BENCH_SCALE ?= 1
 
-.PHONY: all build build-test image test unit e2e demo bench vet fmt check clean deps fuzz docs
+.PHONY: all build build-test image test crash unit e2e demo bench vet fmt check clean deps fuzz docs
 
 all: build
 
@@ -51,6 +51,12 @@ deps:
 # Everything: dependencies, build, unit and end-to-end tests.
 test: deps build build-test image
 	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_IMAGE_ARCHIVE=$(CURDIR)/$(IMAGE_ARCHIVE) GO=$(GO) hack/test.sh $(GOFLAGS_ALL) -count=1 -timeout 87m
+
+# The power cuts on a booted node, every copy booted (make test boots a
+# sample of them and checks the rest on disk; docs/reliability.md).
+crash: deps build build-test
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_BOOT_ALL_CUTS=1 \
+	  $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 87m -v -parallel 8 -run '^TestBootedPowerCuts$$' ./tests
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)

@@ -6,11 +6,15 @@ package tests
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // powerCut is one cut point of a deploy --method ostree of a native seed.
@@ -28,6 +32,9 @@ type powerCut struct {
 	whole bool
 	// left is what the next deploy says it found and removed.
 	left string
+	// boot says its copy is booted on every run: the cuts whose outcome
+	// differs from the rest (see cutsToBoot).
+	boot bool
 }
 
 // The plan's steps on the node's ostree (2025.2, which has admin
@@ -41,17 +48,18 @@ type powerCut struct {
 // the default and 11 removes the spare: deployer's golden
 // native-ostree-unpacked.json; the cuts fall on the same boundaries.)
 var powerCuts = []powerCut{
-	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft},
+	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft, boot: true},
 	{name: "mid-commit", pattern: "[3/", delay: "1"},
 	{name: "mid-etc-apply", pattern: "[6/", delay: "0"},
-	{name: "before-default", hang: 10, pattern: "[10/", delay: "0"},
-	{name: "after-default", hang: 11, pattern: "[11/", delay: "0", whole: true},
+	{name: "before-default", hang: 10, pattern: "[10/", delay: "0", boot: true},
+	{name: "after-default", hang: 11, pattern: "[11/", delay: "0", whole: true, boot: true},
 }
 
 // boundaryCuts are the cuts before each step up to the default swap that
 // powerCuts leaves out: one before each step that no cut of powerCuts is
-// held before and that writes something (readOnlySteps). After the swap (powerCuts' after-default) the node boots
-// the new deployment, and the steps left only read it.
+// held before and that writes something (readOnlySteps). After the swap
+// (powerCuts' after-default) the node boots the new deployment, and the
+// steps left only read it.
 func boundaryCuts() []powerCut {
 	held := map[int]bool{}
 	last := 0
@@ -66,6 +74,72 @@ func boundaryCuts() []powerCut {
 		}
 	}
 	return out
+}
+
+// allCuts are powerCuts and boundaryCuts in the order the deploy reaches
+// them (cutOrder): one deploy is copied at all of them.
+func allCuts() []powerCut {
+	cuts := append(append([]powerCut{}, powerCuts...), boundaryCuts()...)
+	sort.SliceStable(cuts, func(i, j int) bool { return cutOrder(cuts[i]) < cutOrder(cuts[j]) })
+	return cuts
+}
+
+// cutOrder places a cut in the deploy's run: twice the step its pattern
+// names, one more for a cut inside that step (not held before it), and 0
+// for the unpack, which comes before step 1.
+func cutOrder(c powerCut) int {
+	step := 0
+	if rest, ok := strings.CutPrefix(c.pattern, "["); ok {
+		step, _ = strconv.Atoi(strings.TrimSuffix(rest, "/"))
+	}
+	if step > 0 && c.hang == 0 {
+		return 2*step + 1
+	}
+	return 2 * step
+}
+
+// cutsToBoot picks the cuts whose copies are booted: with all, every one;
+// else those marked boot (the unpack, which may leave nothing; the last
+// boundary before the default swap; the first after it, where the node
+// must boot the new deployment) and sample of the others, drawn with seed,
+// in the deploy's order. Every copy is checked on disk (checkCopyOnDisk).
+func cutsToBoot(cuts []powerCut, all bool, seed int64, sample int) []powerCut {
+	var out, rest []powerCut
+	for _, c := range cuts {
+		if all || c.boot {
+			out = append(out, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	r := rand.New(rand.NewSource(seed))
+	r.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	out = append(out, rest[:min(sample, len(rest))]...)
+	sort.SliceStable(out, func(i, j int) bool { return cutOrder(out[i]) < cutOrder(out[j]) })
+	return out
+}
+
+// cutSample is how many copies beyond the marked ones a run boots.
+const cutSample = 2
+
+// bootedCutsOf reads the environment: SEEDBUILD_BOOT_ALL_CUTS=1 (make
+// crash) boots every copy; SEEDBUILD_CUT_SEED=N draws the sample with N,
+// as a failed run printed it, else a new seed is drawn.
+func bootedCutsOf(t *testing.T, cuts []powerCut) map[string]bool {
+	all := os.Getenv("SEEDBUILD_BOOT_ALL_CUTS") == "1"
+	seed, err := strconv.ParseInt(os.Getenv("SEEDBUILD_CUT_SEED"), 10, 64)
+	if err != nil {
+		seed = time.Now().UnixNano() % 1000000
+	}
+	booted := map[string]bool{}
+	var names []string
+	for _, c := range cutsToBoot(cuts, all, seed, cutSample) {
+		booted[c.name] = true
+		names = append(names, c.name)
+	}
+	t.Logf("power cuts: %d copies, each checked on disk; booted: %s (SEEDBUILD_CUT_SEED=%d draws the same; SEEDBUILD_BOOT_ALL_CUTS=1, as make crash sets it, boots all)",
+		len(cuts), strings.Join(names, ", "), seed)
+	return booted
 }
 
 // readOnlySteps are the steps before the default swap that write nothing:
@@ -121,13 +195,17 @@ func checkAfterCut(t *testing.T, b boot, c powerCut) string {
 	return fmt.Sprintf("%s: booted the original; the next deploy said %q", c.name, left)
 }
 
-// TestBootedPowerCuts cuts the power of a booted target during deploy, at
-// the step boundaries around the default swap and half-way through the
-// unpack, the commit and the /etc apply: one deploy, with the disk copied
-// at each cut as the cut would leave it (deployWithCopies). Each copy
-// boots the default entry: the original deployment, or, after the cut that
-// came once the new one was whole and the default, the new one with all
-// its state. Each next deploy says what the cut left and removes or
+// TestBootedPowerCuts cuts the power of a booted target during create,
+// then during one deploy at every cut point (allCuts): each step boundary
+// up to the default swap and half-way through the unpack, the commit and
+// the /etc apply. The deploy is held at each, the VM stopped and its disk
+// copied as a cut there would leave it (deployWithCopies), and the deploy
+// goes on: it must finish, and the node then boot the seed. Every copy is
+// checked on disk (checkCopyOnDisk: a clean file system whose default boot
+// entry is whole and the right one), and some are booted (cutsToBoot):
+// each boots the default entry, the original deployment or, after the cut
+// that came once the new one was whole and the default, the new one with
+// all its state; and its next deploy says what the cut left and removes or
 // finishes it.
 func TestBootedPowerCuts(t *testing.T) {
 	t.Parallel()
@@ -148,18 +226,68 @@ func TestBootedPowerCuts(t *testing.T) {
 	partials, _ := filepath.Glob(filepath.Join(n.share, "made/.seed.tar.partial-*"))
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
-	deployWithCopies(t, n, powerCuts)
-	for _, c := range powerCuts {
+	cuts := allCuts()
+	deployWithCopies(t, n, cuts)
+	booted := bootedCutsOf(t, cuts)
+	t.Run("seed", func(t *testing.T) {
+		t.Parallel()
+		n.t = t
+		n.priority = leafBoot
+		b := n.boot("seed", seedStateStage)
+		if !strings.Contains(b.entry.options, "/seed/") {
+			t.Fatalf("after the deploy copied at each cut the node booted %q, want the seed's stateroot", b.entry.options)
+		}
+		checkSeedState(t, s, b, "seedbuild-vm-y")
+		t.Log("the deploy copied at each cut went on to the end; the node booted the seed, with its state")
+	})
+	for _, c := range cuts {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cn := copyNode(t, s, n, c)
-			if c.whole {
+			onDisk := checkCopyOnDisk(t, cn.disk, c)
+			switch {
+			case !booted[c.name]:
+				t.Logf("power cut %s: on disk, %s; not booted this run", c.name, onDisk)
+			case c.whole:
 				checkWholeCopy(t, s, cn, c)
-			} else {
+			default:
 				checkCopy(t, cn, c)
 			}
 		})
 	}
+}
+
+// checkCopyOnDisk checks the copy of a disk taken at the cut c without
+// booting it, as a bootloader and the kernel would find it: after the
+// journal's replay the file system is clean (e2fsck -fn); the default boot
+// entry is the original deployment's, or the seed's after a cut that came
+// once the new one was whole and the default; its kernel and initrd are
+// there, and its ostree= path leads to a deployment with an os-release and
+// an /etc. It says what it found, for the log.
+func checkCopyOnDisk(t *testing.T, disk string, c powerCut) string {
+	t.Helper()
+	e := defaultEntry(t, disk)
+	if out, err := exec.Command("e2fsck", "-fn", disk).CombinedOutput(); err != nil {
+		t.Errorf("the copy at the cut %s: e2fsck -fn after the journal's replay: %v\n%s", c.name, err, tail(string(out), 20))
+	}
+	want := "/node/"
+	if c.whole {
+		want = "/seed/"
+	}
+	if !strings.Contains(e.options, want) {
+		t.Errorf("the copy at the cut %s: the default entry %s boots %q, want a deployment under %s", c.name, e.file, e.options, want)
+	}
+	entryFiles(t, disk, e)
+	var root string
+	for _, f := range strings.Fields(e.options) {
+		if v, ok := strings.CutPrefix(f, "ostree="); ok {
+			root = v
+		}
+	}
+	if root == "" || debugfs(t, disk, "cat "+root+"/usr/lib/os-release") == "" || !strings.Contains(debugfs(t, disk, "ls -p "+root+"/etc"), "/os-release/") {
+		t.Errorf("the copy at the cut %s: the entry's deployment %q has no usr/lib/os-release or no /etc", c.name, root)
+	}
+	return fmt.Sprintf("the file system clean, the default entry %s whole (%s)", e.title, root)
 }
 
 // checkWholeCopy boots the copy of a disk taken at the cut c, which came
@@ -262,34 +390,73 @@ until [ -e $X/snapped-%s ]; do sleep 0.2; done
 	return b.String()
 }
 
-// TestBootedPowerCutsAtBoundaries cuts the power at each step boundary up
-// to the default swap that TestBootedPowerCuts does not cut at
-// (boundaryCuts), all from one deploy: held before each of those steps,
-// the VM is stopped and its disk copied, as a cut there would leave it,
-// and the deploy goes on. That deploy must finish, and the node then boot
-// the seed. Each copy is booted too: it must boot the original
-// deployment, and its next deploy must undo what the cut left.
-func TestBootedPowerCutsAtBoundaries(t *testing.T) {
-	t.Parallel()
-	s := getSeeds(t)
-	n := cutNode(t, s)
-	cuts := boundaryCuts()
-	deployWithCopies(t, n, cuts)
-	t.Run("seed", func(t *testing.T) {
-		t.Parallel()
-		n.t = t
-		n.priority = leafBoot
-		b := n.boot("seed", seedStateStage)
-		if !strings.Contains(b.entry.options, "/seed/") {
-			t.Fatalf("after the deploy copied at each boundary the node booted %q, want the seed's stateroot", b.entry.options)
+// TestPowerCutPlan checks the cut points one deploy is copied at: in the
+// deploy's order (pausedDeploy waits for each in turn), each name once,
+// every step up to the default swap that writes held before exactly once;
+// and the copies booted: every marked one, a sample of the rest the same
+// for the same seed, all when asked.
+func TestPowerCutPlan(t *testing.T) {
+	cuts := allCuts()
+	held, names, marked := map[int]int{}, map[string]bool{}, 0
+	for i, c := range cuts {
+		if i > 0 && cutOrder(c) < cutOrder(cuts[i-1]) {
+			t.Errorf("cut %s comes after %s in the list but before it in the deploy", c.name, cuts[i-1].name)
 		}
-		checkSeedState(t, s, b, "seedbuild-vm-y")
-		t.Log("the deploy copied at each boundary went on to the end; the node booted the seed, with its state")
-	})
-	for _, c := range cuts {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			checkCopy(t, copyNode(t, s, n, c), c)
+		if names[c.name] {
+			t.Errorf("cut %s twice", c.name)
+		}
+		names[c.name] = true
+		if c.hang > 0 {
+			held[c.hang]++
+		}
+		if c.boot {
+			marked++
+		}
+	}
+	for step := 1; step <= 11; step++ {
+		if want := map[bool]int{true: 0, false: 1}[readOnlySteps[step] != ""]; held[step] != want {
+			t.Errorf("step %d: held before %d times, want %d", step, held[step], want)
+		}
+	}
+	picks := map[string]bool{}
+	for _, tc := range []struct {
+		name string
+		all  bool
+		seed int64
+		want int
+	}{
+		{"all", true, 1, len(cuts)},
+		{"seed 1", false, 1, marked + cutSample},
+		{"seed 2", false, 2, marked + cutSample},
+		{"seed 3", false, 3, marked + cutSample},
+		{"seed 4", false, 4, marked + cutSample},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cutsToBoot(cuts, tc.all, tc.seed, cutSample)
+			again := cutsToBoot(cuts, tc.all, tc.seed, cutSample)
+			var key []string
+			in := map[string]bool{}
+			for i, c := range got {
+				key = append(key, c.name)
+				in[c.name] = true
+				if again[i].name != c.name {
+					t.Errorf("seed %d drew %s, then %s", tc.seed, c.name, again[i].name)
+				}
+			}
+			if len(got) != tc.want || len(in) != tc.want {
+				t.Errorf("booted %v, want %d distinct", key, tc.want)
+			}
+			for _, c := range cuts {
+				if c.boot && !in[c.name] {
+					t.Errorf("booted %v, without the marked %s", key, c.name)
+				}
+			}
+			if !tc.all {
+				picks[strings.Join(key, ",")] = true
+			}
 		})
+	}
+	if len(picks) < 2 {
+		t.Errorf("four seeds drew the same sample: %v", picks)
 	}
 }

@@ -214,6 +214,23 @@ func defaultEntry(t *testing.T, disk string) blsEntry {
 	return entries[0]
 }
 
+// entryFiles copies the kernel and the initrd the boot entry e names out
+// of the disk, into a folder of the test's, and fails the test unless both
+// are there with some content.
+func entryFiles(t *testing.T, disk string, e blsEntry) (kernel, initrd string) {
+	t.Helper()
+	kdir := t.TempDir()
+	kernel, initrd = filepath.Join(kdir, "vmlinuz"), filepath.Join(kdir, "initrd")
+	debugfs(t, disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.linux), kernel))
+	debugfs(t, disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.initrd), initrd))
+	for _, f := range []string{kernel, initrd} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("entry %s: %s could not be read from the disk", e.file, f)
+		}
+	}
+	return kernel, initrd
+}
+
 // vmLogDir is where serial logs go: SEEDBUILD_VM_LOGS, or a folder under
 // /var/tmp/seedbuild-vm-logs per run. They are kept after the run.
 var (
@@ -375,15 +392,7 @@ func (n *node) boot(stage, script string) boot {
 	t.Helper()
 	n.boots++
 	e := defaultEntry(t, n.disk)
-	kdir := t.TempDir()
-	kernel, initrd := filepath.Join(kdir, "vmlinuz"), filepath.Join(kdir, "initrd")
-	debugfs(t, n.disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.linux), kernel))
-	debugfs(t, n.disk, fmt.Sprintf("dump %s %s", filepath.Join("/boot", e.initrd), initrd))
-	for _, f := range []string{kernel, initrd} {
-		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
-			t.Fatalf("entry %s: %s could not be read from the disk", e.file, f)
-		}
-	}
+	kernel, initrd := entryFiles(t, n.disk, e)
 	// Wait for a VM slot; the time the boot takes counts from here.
 	running := vmSlots.acquire(n.priority)
 	defer vmSlots.release()
@@ -661,9 +670,18 @@ func monitorCommand(sock, command string) error {
 // 1m56s against 2m21s; that and a boot with a native deploy, 214 s against
 // 252 s. (The likely cause: with max, glibc and Go pick AVX and SHA code
 // paths, which TCG runs in helper calls.)
+//
+// The model has no CMPXCHG16B (-cx16). With it, a trixie guest (kernel
+// 6.12, whose SLUB allocator runs cmpxchg16b on every allocation) died of
+// a double fault under this qemu (7.2) in a clean-clone run: the fault's
+// RIP was the instruction after a cmpxchg16b, and the saved EFLAGS held
+// the low 32 bits of RAX (0xc26ac342 beside RAX ...c26ac300), flags no
+// CPU can have: the emulator's flags for that instruction were wrong, not
+// the guest. Without the feature the kernel takes its non-atomic paths
+// (x86-64 baseline, as Debian builds it, does not require it).
 func qemuArgs(disk, share, kernel, initrd, options, serial, monitor string, cpus int) []string {
 	return []string{
-		"-accel", "tcg", "-cpu", "qemu64", "-m", "3072", "-smp", strconv.Itoa(cpus),
+		"-accel", "tcg", "-cpu", "qemu64,-cx16", "-m", "3072", "-smp", strconv.Itoa(cpus),
 		"-display", "none", "-monitor", monitor, "-serial", "file:" + serial, "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd, "-append", options,
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
