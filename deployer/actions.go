@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"github.com/seedbuild/seedbuild/internal/selabel"
 	"github.com/seedbuild/seedbuild/internal/progress"
 	"github.com/seedbuild/seedbuild/internal/scratch"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
@@ -562,20 +563,34 @@ func (e *executor) copySeedFiles(_ context.Context, _ Step, a map[string]string)
 	return "", nil
 }
 
-// commitTree commits the laid-out root into the repo, taking its files over.
+// commitTree commits the laid-out root into the repo, taking its files
+// over; with argLabelPolicy, every file labelled by that tree's SELinux
+// policy.
 func (e *executor) commitTree(ctx context.Context, st Step, a map[string]string) (string, error) {
+	o := ostreerepo.Options{Known: e.known}
 	// A step that makes the aside value also writes the cut-down commit
 	// deployed aside.
-	if !slices.Contains(st.Makes, varName(phAside)) {
-		sum, err := ostreerepo.Commit(ctx, a[argRepo], a[argRoot], a[argRef], "seedbuild", e.known)
-		if err != nil {
-			return "", fmt.Errorf("committing %s into %s: %w", a[argRoot], a[argRepo], err)
-		}
-		return sum, nil
+	aside := slices.Contains(st.Makes, varName(phAside))
+	if aside {
+		o.CutDown = asideTree
 	}
-	sum, cut, err := ostreerepo.CommitWithCutDown(ctx, a[argRepo], a[argRoot], a[argRef], "seedbuild", e.known, asideTree)
+	if tree := a[argLabelPolicy]; tree != "" {
+		policy, err := selabel.Load(tree)
+		if err != nil {
+			return "", fmt.Errorf("reading the SELinux policy of %s: %w", tree, err)
+		}
+		if policy != nil {
+			defer policy.Close()
+			policy.UsrEtcAsEtc = a[argUsrEtcAsEtc] == "true"
+			o.Labels = policy
+		}
+	}
+	sum, cut, err := ostreerepo.CommitWith(ctx, a[argRepo], a[argRoot], a[argRef], "seedbuild", o)
 	if err != nil {
 		return "", fmt.Errorf("committing %s into %s: %w", a[argRoot], a[argRepo], err)
+	}
+	if !aside {
+		return sum, nil
 	}
 	return sum, e.makes(st, map[string]string{varName(phAside): cut})
 }

@@ -46,6 +46,11 @@ const (
 	// argPolicyRefreshed, "true" on the verify step, says a merge deploy
 	// had ostree refresh the seed's SELinux policy in the new /etc.
 	argPolicyRefreshed = "policy-refreshed"
+	// argLabelPolicy, on a commit-tree step, names the tree whose SELinux
+	// policy labels every file of the commit; argUsrEtcAsEtc, "true",
+	// labels /usr/etc as the /etc it becomes (ostree's labelling epoch 1).
+	argLabelPolicy = "label-policy"
+	argUsrEtcAsEtc = "usr-etc-as-etc"
 	// imageRefsArg, set to imageRefsNew on an undo of the bootc or
 	// ostree-ext routes, has it delete the ostree/container/ refs the run
 	// added.
@@ -106,7 +111,7 @@ var actionSpecs = map[string]argSpec{
 	ActionUndeploy:        {required: []string{argSysroot, argStateroot}, optional: []string{imageRefsArg}},
 	ActionUndeployPath:    {required: []string{argSysroot, argDeployment}},
 	ActionPrepareRoot:     {required: []string{argRoot}, optional: []string{argVar, argLabelsOf, argLabelsTo}},
-	ActionCommitTree:      {required: []string{argRepo, argRef, argRoot}},
+	ActionCommitTree:      {required: []string{argRepo, argRef, argRoot}, optional: []string{argLabelPolicy, argUsrEtcAsEtc}},
 	ActionRemoveCommit:    {required: []string{argRepo}, optional: []string{argRef}},
 	ActionFindDeployment:  {required: []string{argSysroot, argStateroot}},
 	ActionStageUsrEtc:     {required: []string{argRoot}},

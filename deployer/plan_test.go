@@ -351,20 +351,21 @@ func TestCommitUndoRemovesItsBranch(t *testing.T) {
 	}
 }
 
-// TestCommitStepChoice: the unpacked root is committed by ostree commit
-// where a policy labels it, and by seedbuild (commit-tree) where the
-// layers' labels are kept or the image has no policy.
+// TestCommitStepChoice: the unpacked root is always committed by seedbuild
+// (commit-tree, never ostree commit); where a policy labels it, the step
+// names the tree whose policy does, and says whether /usr/etc is labelled
+// as /etc (the node's ostree has the labelling epoch).
 func TestCommitStepChoice(t *testing.T) {
 	for _, c := range []struct {
 		name                    string
 		epoch, labelled, policy bool
-		wantGo                  bool
+		wantPolicy, wantUsrEtc  string
 	}{
-		{"labelled layers, old ostree", false, true, true, true},
-		{"unlabelled layers with a policy", false, false, true, false},
-		{"new ostree labels by the policy", true, true, true, false},
-		{"no policy, old ostree", false, false, false, true},
-		{"no policy, new ostree", true, false, false, true},
+		{"labelled layers, old ostree", false, true, true, "", ""},
+		{"unlabelled layers with a policy", false, false, true, phMount, ""},
+		{"new ostree labels by the policy", true, true, true, phMount, "true"},
+		{"no policy, old ostree", false, false, false, "", ""},
+		{"no policy, new ostree", true, false, false, "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := testHost()
@@ -372,17 +373,21 @@ func TestCommitStepChoice(t *testing.T) {
 			s := testSeed(labels.Native)
 			s.Unpacked, s.Labelled, s.SELinuxPolicy = true, c.labelled, c.policy
 			p := NewPlan(h, s, Options{Stateroot: "new", Method: Ostree})
-			var goCommit, ostreeCommit int
+			var commits []Step
 			for _, st := range p.Steps {
-				if st.Action == ActionCommitTree {
-					goCommit++
-				}
-				if len(st.Argv) > 1 && st.Argv[0] == "ostree" && st.Argv[1] == "commit" {
-					ostreeCommit++
+				if st.Action == ActionCommitTree || len(st.Argv) > 1 && st.Argv[0] == "ostree" && st.Argv[1] == "commit" {
+					commits = append(commits, st)
 				}
 			}
-			if c.wantGo && (goCommit != 1 || ostreeCommit != 0) || !c.wantGo && (goCommit != 0 || ostreeCommit != 1) {
-				t.Errorf("commit-tree steps %d, ostree commit steps %d; want seedbuild's commit: %v", goCommit, ostreeCommit, c.wantGo)
+			if len(commits) != 1 || commits[0].Action != ActionCommitTree {
+				t.Fatalf("commit steps %+v, want one commit-tree", commits)
+			}
+			a := commits[0].Args
+			if a[argLabelPolicy] != c.wantPolicy || a[argUsrEtcAsEtc] != c.wantUsrEtc {
+				t.Errorf("label-policy %q, usr-etc-as-etc %q; want %q, %q", a[argLabelPolicy], a[argUsrEtcAsEtc], c.wantPolicy, c.wantUsrEtc)
+			}
+			if got, want := strings.Contains(commits[0].Desc, "labelled by its SELinux policy"), c.wantPolicy != ""; got != want {
+				t.Errorf("step %q: says it labels by the policy %v, want %v", commits[0].Desc, got, want)
 			}
 		})
 	}

@@ -2,11 +2,13 @@
 // commit, in Go: each file's content object is checksummed as ostree does
 // and the file itself renamed into the repo (as `ostree commit --consume`
 // does), with the folders' dirtree and dirmeta objects and the commit
-// object. It keeps every file's owner, mode and xattrs as they are on disk:
-// it labels nothing by an SELinux policy.
+// object. It keeps every file's owner, mode and xattrs as they are on disk,
+// but for the SELinux label when a Labeler is given: then each path gets
+// the label it gives, as ostree commit --selinux-policy does.
 package ostreerepo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -50,8 +54,38 @@ func (n *node) dir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
 // holds, unchanged since, is not read again: its checksum is taken from
 // there.
 func Commit(ctx context.Context, repo, root, ref, subject string, known *Known) (string, error) {
-	sum, _, err := commit(ctx, repo, root, ref, subject, known, nil)
+	sum, _, err := CommitWith(ctx, repo, root, ref, subject, Options{Known: known})
 	return sum, err
+}
+
+// Labeler gives the SELinux label of a path of the tree (rooted: "/",
+// "/usr/bin/sh") of the given mode (type and permission bits), or false
+// when it gives none. selabel.Policy is one. It is called from several
+// goroutines at once.
+type Labeler interface {
+	Label(rel string, mode uint32) (string, bool, error)
+}
+
+// Options are what CommitWith may be given besides the tree.
+type Options struct {
+	// Known holds checksums of files read before (may be nil).
+	Known *Known
+	// CutDown, when set, has a second, cut-down commit written (see
+	// CommitWithCutDown).
+	CutDown func(rel string, dir bool) Keep
+	// Labels, when set, labels every path of the tree: the security.selinux
+	// xattr it gives replaces the one on disk (a path it gives none keeps
+	// its own), as ostree commit --selinux-policy does
+	// (ostree-repo-commit.c, get_final_xattrs). The xattrs stay sorted by
+	// name, as ostree keeps them from v2025.2 (an older ostree appended
+	// the label after the others).
+	Labels Labeler
+}
+
+// CommitWith is Commit with options; it returns the cut-down commit's
+// checksum too when o.CutDown is set.
+func CommitWith(ctx context.Context, repo, root, ref, subject string, o Options) (full, cut string, err error) {
+	return commit(ctx, repo, root, ref, subject, o)
 }
 
 // Keep says what a cut-down commit keeps of one entry of the tree.
@@ -78,10 +112,11 @@ func CommitWithCutDown(ctx context.Context, repo, root, ref, subject string, kno
 	if keep == nil {
 		return "", "", errors.New("a cut-down commit needs a rule")
 	}
-	return commit(ctx, repo, root, ref, subject, known, keep)
+	return commit(ctx, repo, root, ref, subject, Options{Known: known, CutDown: keep})
 }
 
-func commit(ctx context.Context, repo, root, ref, subject string, known *Known, keep func(string, bool) Keep) (string, string, error) {
+func commit(ctx context.Context, repo, root, ref, subject string, o Options) (string, string, error) {
+	known, keep := o.Known, o.CutDown
 	if err := requireBare(repo); err != nil {
 		return "", "", err
 	}
@@ -107,6 +142,11 @@ func commit(ctx context.Context, repo, root, ref, subject string, known *Known, 
 	top, files, err := scan(root)
 	if err != nil {
 		return "", "", err
+	}
+	if o.Labels != nil {
+		if err := labelTree(ctx, root, top, o.Labels); err != nil {
+			return "", "", err
+		}
 	}
 	// Every file's checksum first, from w.known or read: then the trees
 	// are written while the files are moved into the repo.
@@ -291,6 +331,55 @@ func scan(root string) (*node, []*node, error) {
 		return nil, nil, fmt.Errorf("committing %s: not a folder", root)
 	}
 	return top, files, nil
+}
+
+// selinuxXattr is the xattr that holds a path's SELinux label.
+const selinuxXattr = "security.selinux"
+
+// labelTree gives every node of the tree under top (the folder root) the
+// label l gives its path, on every core.
+func labelTree(ctx context.Context, root string, top *node, l Labeler) error {
+	var all []*node
+	var walk func(n *node)
+	walk = func(n *node) {
+		all = append(all, n)
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(top)
+	root = filepath.Clean(root) // the children's paths are cleaned joins
+	return inParallel(ctx, all, func(n *node) error {
+		rel := "/" + strings.TrimLeft(strings.TrimPrefix(n.path, root), "/")
+		label, ok, err := l.Label(rel, n.mode)
+		if err != nil || !ok {
+			return err
+		}
+		value := append([]byte(label), 0)
+		if i := slices.IndexFunc(n.xattrs, func(x Xattr) bool { return x.Name == selinuxXattr }); i >= 0 && bytes.Equal(n.xattrs[i].Value, value) {
+			return nil
+		}
+		n.xattrs = withXattr(n.xattrs, selinuxXattr, value)
+		if n.dir() {
+			return nil // a folder's xattrs are in its dirmeta object
+		}
+		// A bare repo's file object carries its xattrs itself.
+		if err := unix.Lsetxattr(n.path, selinuxXattr, value, 0); err != nil {
+			return fmt.Errorf("labelling %s %s: %w", n.path, label, err)
+		}
+		return nil
+	})
+}
+
+// withXattr is xs (sorted by name) with name set to value, still sorted.
+func withXattr(xs []Xattr, name string, value []byte) []Xattr {
+	i := sort.Search(len(xs), func(i int) bool { return xs[i].Name >= name })
+	if i < len(xs) && xs[i].Name == name {
+		out := slices.Clone(xs)
+		out[i].Value = value
+		return out
+	}
+	return slices.Insert(slices.Clone(xs), i, Xattr{Name: name, Value: value})
 }
 
 // readXattrs reads a path's xattrs (not following a symlink), in the order

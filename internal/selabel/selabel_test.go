@@ -1,0 +1,147 @@
+package selabel
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// policyTree copies testdata's synthetic policy into a new tree, under
+// etc/selinux or, with usrEtc, usr/etc/selinux, and returns the tree.
+func policyTree(t *testing.T, usrEtc bool) string {
+	t.Helper()
+	root := t.TempDir()
+	dst := filepath.Join(root, "etc")
+	if usrEtc {
+		dst = filepath.Join(root, "usr/etc")
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", "testdata/etc/selinux", dst+"/").CombinedOutput(); err != nil {
+		t.Fatalf("copying the policy: %v\n%s", err, out)
+	}
+	return root
+}
+
+const (
+	dir  = unix.S_IFDIR | 0o755
+	file = unix.S_IFREG | 0o644
+	link = unix.S_IFLNK | 0o777
+)
+
+// TestLabel: what the synthetic policy gives each path, as libselinux
+// reads file contexts: of the specs that match (the file type too), the
+// last wins, specs with no regex characters after all the others; .local
+// and .homedirs are read after the base; .subs_dist rewrites a path's
+// prefix first; ostree looks /proc up as /mnt; <<none>> is no label.
+func TestLabel(t *testing.T) {
+	for _, usrEtc := range []bool{false, true} {
+		p, err := Load(policyTree(t, usrEtc))
+		if err != nil || p == nil {
+			t.Fatalf("Load (policy under usr/etc %v): %v, %v", usrEtc, p, err)
+		}
+		defer p.Close()
+		if p.Name != "default" {
+			t.Errorf("policy name %q, want default", p.Name)
+		}
+	}
+	p, err := Load(policyTree(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, c := range []struct {
+		path   string
+		mode   uint32
+		usrEtc bool
+		want   string // "" for no label
+	}{
+		{"/", dir, false, "root_t"},
+		{"/foo", file, false, "etc_runtime_t"},
+		{"/foo", dir, false, "default_t"},
+		{"/bin", link, false, "bin_t"},
+		{"/etc/hosts", file, false, "etc_t"},
+		{"/etc/shadow", file, false, "shadow_t"},
+		{"/etc/shadow", dir, false, "etc_t"},
+		{"/usr/bin/bash", file, false, "shell_exec_t"},
+		{"/usr/bin/bash", link, false, "bin_t"},
+		{"/usr/lib64/libc.so.6", file, false, "lib_t"},
+		{"/usr/local/bin/tool", file, false, "bin_t"},
+		{"/proc", dir, false, "mnt_t"},
+		{"/proc/1", dir, false, ""},
+		{"/tmp/x", file, false, ""},
+		{"/var/tmp", dir, false, "tmp_t"},
+		{"/var/tmp/x", file, false, ""},
+		{"/home/core", dir, false, "user_home_dir_t"},
+		{"/var/home/core/.bashrc", file, false, "user_home_t"},
+		{"/usr/etc/hosts", file, false, "usr_t"},
+		{"/usr/etc/hosts", file, true, "etc_t"},
+		{"/usr/etc", dir, true, "etc_t"},
+		{"/usr/etcetera", dir, true, "usr_t"},
+		{"/usr/etc/selinux/default/policy/policy.33", file, true, "policy_config_t"},
+	} {
+		p.UsrEtcAsEtc = c.usrEtc
+		got, ok, err := p.Label(c.path, c.mode)
+		if err != nil {
+			t.Errorf("%s (%o): %v", c.path, c.mode, err)
+			continue
+		}
+		if want := "system_u:object_r:" + c.want + ":s0"; c.want == "" && ok || c.want != "" && got != want {
+			t.Errorf("%s (%o, /usr/etc as /etc %v): %q (%v), want %q", c.path, c.mode, c.usrEtc, got, ok, c.want)
+		}
+	}
+}
+
+// TestLoad: a tree without a config that turns SELinux on is not
+// labelled; a policy without a binary policy or without file contexts is
+// refused, as ostree refuses it.
+func TestLoad(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		change  func(root string)
+		none    bool
+		wantErr string
+	}{
+		{"no config", func(root string) { os.Remove(filepath.Join(root, "etc/selinux/config")) }, true, ""},
+		{"disabled", func(root string) {
+			os.WriteFile(filepath.Join(root, "etc/selinux/config"), []byte("SELINUX=disabled\nSELINUXTYPE=default\n"), 0o644)
+		}, true, ""},
+		{"indented keys count for nothing", func(root string) {
+			os.WriteFile(filepath.Join(root, "etc/selinux/config"), []byte(" SELINUX=enforcing\nSELINUXTYPE=default\n"), 0o644)
+		}, true, ""},
+		{"Enforcing, any case", func(root string) {
+			os.WriteFile(filepath.Join(root, "etc/selinux/config"), []byte("SELINUX=Enforcing\nSELINUXTYPE=default\n"), 0o644)
+		}, false, ""},
+		{"no binary policy", func(root string) { os.Remove(filepath.Join(root, "etc/selinux/default/policy/policy.33")) }, false, "no binary policy"},
+		{"no file contexts", func(root string) {
+			os.Remove(filepath.Join(root, "etc/selinux/default/contexts/files/file_contexts"))
+		}, false, "file_contexts"},
+		{"a type that names no policy", func(root string) {
+			os.WriteFile(filepath.Join(root, "etc/selinux/config"), []byte("SELINUX=enforcing\nSELINUXTYPE=\n"), 0o644)
+		}, false, "does not name a policy"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := policyTree(t, false)
+			c.change(root)
+			p, err := Load(root)
+			if p != nil {
+				defer p.Close()
+			}
+			switch {
+			case c.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Errorf("Load: %v, want an error with %q", err, c.wantErr)
+				}
+			case err != nil:
+				t.Errorf("Load: %v", err)
+			case c.none != (p == nil):
+				t.Errorf("Load gave a policy %v, want one %v", p != nil, !c.none)
+			}
+		})
+	}
+}
