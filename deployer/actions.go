@@ -14,9 +14,9 @@ import (
 	"syscall"
 
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
-	"github.com/seedbuild/seedbuild/internal/selabel"
 	"github.com/seedbuild/seedbuild/internal/progress"
 	"github.com/seedbuild/seedbuild/internal/scratch"
+	"github.com/seedbuild/seedbuild/internal/selabel"
 	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
