@@ -7,6 +7,12 @@
 #   small  the mkroot.py stand-in (a few MB)
 #   rhcos  an RHCOS-sized one: mkroot.py --os-bulk-mb 1536 (1.5 GiB more in
 #          43k files)
+#   rhcos-policy  the same with an SELinux policy (mkroot.py --selinux-policy,
+#          hack/mkpolicy.py: about 4,400 file contexts) and no labels on its
+#          files, as a base built on a host without SELinux: the native
+#          seed's deploy labels every file by it. The classic seed's ostree
+#          commit is labelled already, as an RHCOS node's is. Only the
+#          deploy lines (e, f, g) run on it; (a) and (l) make the seeds.
 # Each line runs once to warm up, then BENCH_RUNS times (default 3); the
 # median wall time is used, with the peak RSS of seedbuild's lines. Then
 # seedbuild's create and deploy run once at scales 0.25, 1 and 4, so that
@@ -19,7 +25,7 @@ bin=${SEEDBUILD:-$here/../bin/seedbuild}
 dir=${BENCH_DIR:-/var/tmp/seedbuild-bench}
 scale=${BENCH_SCALE:-1}
 runs=${BENCH_RUNS:-3}
-bases=${BENCH_BASES-small rhcos}
+bases=${BENCH_BASES-small rhcos rhcos-policy}
 sweep=${BENCH_SWEEP-0.25 1 4}
 cores=$(nproc)
 
@@ -63,6 +69,14 @@ if [[ $fstype == ext4 && ! -e /proc/fs/jbd2/${dev##*/}-8 ]]; then
     mkfs.ext4 -q -F -j "$dir.img"
     mount "$(losetup --direct-io=on -f --show "$dir.img")" "$dir"
   fi
+fi
+# On this ostree (no admin set-default) seedbuild's ostree method deploys a
+# second time, over the first, and ostree then runs the image's semodule in
+# bubblewrap when the image carries a policy (seedbuild refuses the deploy
+# up front without /usr/bin/bwrap): the policy base needs it.
+if [[ " $bases " == *" rhcos-policy "* && ! -x /usr/bin/bwrap ]]; then
+  echo "bench: installing bubblewrap, for the rhcos-policy base's deploy" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 fi
 # Every tool's temporary files are on the same file system as the rest,
 # as /var/tmp is on a node: the replays' ostree pull-local links objects
@@ -134,6 +148,26 @@ bench_base() {
   MKBASE_WRITER=dir2oci "$here/mkbase.sh" "$root" localhost/bench-base-$b "$dir/$b-base.tar" >/dev/null
   du -sb "$root/usr" | cut -f1 >"$dir/$b.ossize"
   find "$root/usr" -type f | wc -l >"$dir/$b.osfiles"
+  if [[ $b == *-policy ]]; then
+    # The seeds the deploy lines deploy, timed once.
+    once=1 measure "$b-a" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
+    once=1 measure "$b-l" "$here/lca-reference.sh" classic "$root" "$dir/$b-classic.tar"
+  else
+    bench_creates "$b" "$root"
+  fi
+  setup=fresh_sysroot
+  measure "$b-e" "${sb[@]}" deploy -q "oci-archive:$dir/$b-a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
+  measure "$b-f" "$here/lca-deploy-reference.sh" "$dir/$b-classic.tar" "$dir/sys" bench
+  [[ $b == *-policy ]] || measure "$b-h" "${sb[@]}" deploy -q "oci-archive:$dir/$b-classic.tar" --sysroot "$dir/sys" --stateroot bench
+  setup=fresh_floor
+  measure "$b-g" bash -c "write_floor '$dir/$b-a.tar' '$dir/floor'"
+  setup=
+  "$here/rm-sysroot.sh" "$root" "$dir/sys" "$dir/floor" "$dir/floor-layout"
+}
+
+# bench_creates NAME ROOT: the create lines and the floors beside them.
+bench_creates() {
+  local b=$1 root=$2
   measure "$b-a" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-a.tar"
   measure "$b-b" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-b.tar" --compression zstd
   measure "$b-m" "${sb[@]}" create -q --layout bootc-tarball --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --output "oci-archive:$dir/$b-m.tar"
@@ -145,21 +179,15 @@ bench_base() {
   setup=fresh_tag
   measure "$b-i" "${sb[@]}" create -q --rootfs "$root" --base "oci-archive:$dir/$b-base.tar" --tag localhost/bench-seed:tag
   measure "$b-j" skopeo copy -q "oci-archive:$dir/$b-a.tar" "containers-storage:[overlay@$dir/storage+$dir/run]localhost/bench-pull:latest"
-  setup=fresh_sysroot
-  measure "$b-e" "${sb[@]}" deploy -q "oci-archive:$dir/$b-a.tar" --sysroot "$dir/sys" --stateroot bench --method ostree
-  measure "$b-f" "$here/lca-deploy-reference.sh" "$dir/$b-classic.tar" "$dir/sys" bench
-  measure "$b-h" "${sb[@]}" deploy -q "oci-archive:$dir/$b-classic.tar" --sysroot "$dir/sys" --stateroot bench
-  setup=fresh_floor
-  measure "$b-g" bash -c "write_floor '$dir/$b-a.tar' '$dir/floor'"
   setup=
-  "$here/rm-sysroot.sh" "$root" "$dir/sys" "$dir/floor" "$dir/floor-layout"
 }
 
 for b in $bases; do
   case $b in
   small) bench_base small "$scale" ;;
   rhcos) bench_base rhcos "$scale" --os-bulk-mb "${BENCH_OS_MB:-1536}" ;;
-  *) echo "bench: unknown base $b (small, rhcos)" >&2; exit 2 ;;
+  rhcos-policy) bench_base rhcos-policy "$scale" --os-bulk-mb "${BENCH_OS_MB:-1536}" --selinux-policy ;;
+  *) echo "bench: unknown base $b (small, rhcos, rhcos-policy)" >&2; exit 2 ;;
   esac
 done
 
@@ -261,6 +289,8 @@ for b in bases:
     ]
     for k, what, f, sbl in rows:
         n = "%s-%s" % (b, k)
+        if not os.path.exists("%s/%s.time" % (d, n)):
+            continue  # a line not run on this base
         line = "  (%s) %-52s %7.2f s" % (k, what, t(n))
         if f:
             line += "  %8.1f MiB" % mib(f)
@@ -268,6 +298,9 @@ for b in bases:
             line += "  peak RSS %4.0f MiB" % rss(n)
         print(line)
     r = lambda x, y: t("%s-%s" % (b, x)) / t("%s-%s" % (b, y))
+    if b.endswith("-policy"):
+        print("  deploy: e/f = %.2f (target <= 0.5)  e/g = %.2f (write floor, target <= 1.5)" % (r("e", "f"), r("e", "g")))
+        continue
     print("  create: a/c = %.2f (target <= 0.15)  b/c = %.2f  m/c = %.2f (bootc-tarball)  k/l = %.2f (classic, target <= 0.15)  a/d = %.2f  i/j = %.2f (--tag vs a pull, target <= 1)" % (r("a", "c"), r("b", "c"), r("m", "c"), r("k", "l"), r("a", "d"), r("i", "j")))
     print("  deploy: e/f = %.2f (target <= 0.5)  e/g = %.2f (write floor, target <= 1.5)  h/f = %.2f (tarball seed vs upstream, target <= 1)" % (r("e", "f"), r("e", "g"), r("h", "f")))
 if os.path.exists(os.path.join(d, "pc-n.time")):

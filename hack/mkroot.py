@@ -240,8 +240,26 @@ def make_awkward(w):
     os.mkfifo(at("a-fifo"))
 
 
-def make_ostree(top):
-    """Commit usr/ into a bare ostree repo at ostree/repo; return the commit."""
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_policy(w):
+    """An SELinux policy in usr/etc/selinux (hack/mkpolicy.py), and a
+    semodule that has nothing to refresh: ostree runs `semodule --help` in
+    a deployment that carries a policy when it deploys over a previous
+    one (ostree-sysroot-deploy.c, sysroot_finalize_selinux_policy), and
+    skips the refresh when the help lacks --rebuild-if-modules-changed.
+    It runs under busybox, copied in static."""
+    subprocess.run([sys.executable, os.path.join(HERE, "mkpolicy.py"), w.abs("usr/etc/selinux")], check=True)
+    w.file("usr/bin/busybox", open("/bin/busybox", "rb").read(), mode=0o755)
+    w.file("usr/sbin/semodule", b"#!/usr/bin/busybox sh\n"
+           b"echo 'usage: semodule [option]... (a stand-in in a synthetic base: it refreshes nothing)'\n", mode=0o755)
+
+
+def make_ostree(top, labelled):
+    """Commit usr/ into a bare ostree repo at ostree/repo; return the commit.
+    With labelled, every file is labelled by the policy in usr/etc/selinux,
+    as rpm-ostree labels an RHCOS commit."""
     repo = os.path.join(top, "ostree/repo")
     os.makedirs(repo)
     subprocess.run(["ostree", "init", "--repo=" + repo, "--mode=bare"], check=True)
@@ -250,8 +268,9 @@ def make_ostree(top):
     shutil.copytree(os.path.join(top, "usr"), os.path.join(stage, "usr"),
                     symlinks=True, copy_function=os.link)
     try:
+        policy = ["--selinux-policy=" + stage] if labelled else []
         res = subprocess.run(["ostree", "commit", "--repo=" + repo, "--branch=rhcos/seed",
-                              "--tree=dir=" + stage, "--timestamp=@%d" % EPOCH],
+                              "--tree=dir=" + stage, "--timestamp=@%d" % EPOCH] + policy,
                              check=True, stdout=subprocess.PIPE, text=True)
     finally:
         shutil.rmtree(stage)
@@ -280,6 +299,9 @@ def main():
     p.add_argument("--os-bulk-mb", type=int, default=0,
                    help="grow the OS (usr/lib/os-bulk) by this many MiB, in files of ~36 KiB "
                         "(1536 gives an RHCOS-sized base: 1.5 GiB more, 43k files); default 0")
+    p.add_argument("--selinux-policy", action="store_true",
+                   help="give the OS an SELinux policy (hack/mkpolicy.py) in usr/etc/selinux; its files "
+                        "carry no labels, but the --ostree commit is labelled by it")
     args = p.parse_args()
 
     top = os.path.abspath(args.out)
@@ -294,12 +316,14 @@ def main():
         count = args.os_bulk_mb * 28
         avg = (args.os_bulk_mb << 20) // count
         w.bulk("usr/lib/os-bulk", count, avg // 4, avg * 7 // 4, noise=0.45, levels=3, width=16)
+    if args.selinux_policy:
+        make_policy(w)
     make_etc(w)
     make_var(w, args.scale)
     make_awkward(w)
     for d in ("boot", "dev", "proc", "run", "sys", "sysroot", "tmp"):
         os.makedirs(os.path.join(top, d), exist_ok=True)
-    commit = make_ostree(top) if args.ostree else None
+    commit = make_ostree(top, args.selinux_policy) if args.ostree else None
     pin_mtimes(top)
 
     json.dump({"root": top, "files": w.nfiles, "bytes": w.nbytes, "kernel": KERNEL,
