@@ -138,7 +138,7 @@ func makeSeeds(t *testing.T) seeds {
 	disk := makeNode(t, osImg, func(etc, varDir string) { seedNodeState(t, mk, etc, varDir) })
 	// The seeds outlive this test: every booted scenario deploys them.
 	n := newNodeIn(t, "seed", disk, filepath.Join(work, "vm-seed-node"))
-	n.priority = ibuBoot // every boot after it waits on its seeds
+	n.priority = seedBoot // every boot after it waits on its seeds
 	n.put(osImg.yArchive, "y.oci-archive")
 	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	start := time.Now()

@@ -25,16 +25,15 @@ func buildStandin(t *testing.T, pkg, out string) {
 	}
 }
 
-// bootcSeedOf is the native seed with the bootc stand-in as its
-// /usr/bin/bootc, in a layer of its own (RHCOS has bootc; the test node's
-// OS does not), as an oci-archive.
-func bootcSeedOf(t *testing.T, native string) string {
+// bootcSeedOf is the native seed with the bootc stand-in (built at bootc)
+// as its /usr/bin/bootc, in a layer of its own (RHCOS has bootc; the test
+// node's OS does not), as an oci-archive.
+func bootcSeedOf(t *testing.T, native, bootc string) string {
 	t.Helper()
 	dir := t.TempDir()
-	buildStandin(t, "bootcstandin", filepath.Join(dir, "bootc"))
 	st := newStore(t)
 	ctr := strings.TrimSpace(st.buildah(t, "from", "oci-archive:"+native))
-	st.buildah(t, "copy", "--chmod", "0755", ctr, filepath.Join(dir, "bootc"), "/usr/bin/bootc")
+	st.buildah(t, "copy", "--chmod", "0755", ctr, bootc, "/usr/bin/bootc")
 	out := filepath.Join(dir, "native-bootc.tar")
 	st.buildah(t, "commit", "-q", ctr, "oci-archive:"+out)
 	st.buildah(t, "rm", ctr)
@@ -65,13 +64,19 @@ ls /run/ostree/staged-deployment >$O/staged-file 2>&1 || true
 // ostree-ext methods on a booted target, and boots each stateroot.
 func TestBootedImageTools(t *testing.T) {
 	t.Parallel()
-	s := getSeeds(t)
-	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
-	n := newNode(t, "tools", disk)
-	n.put(s.path("native"), "seeds/native.tar")
-	n.put(bootcSeedOf(t, s.path("native")), "seeds/native-bootc.tar")
+	// What needs no seed is made while the seed node boots: the stand-ins
+	// and the node. Its chain, the longest, then takes the first free VM
+	// (toolsBoot).
+	bootc := filepath.Join(t.TempDir(), "bootc")
+	buildStandin(t, "bootcstandin", bootc)
 	extBin := filepath.Join(t.TempDir(), "ostree-ext-standin")
 	buildStandin(t, "ostreeextstandin", extBin)
+	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
+	n := newNode(t, "tools", disk)
+	n.priority = toolsBoot
+	s := getSeeds(t)
+	n.put(s.path("native"), "seeds/native.tar")
+	n.put(bootcSeedOf(t, s.path("native"), bootc), "seeds/native-bootc.tar")
 	n.put(extBin, "ostree-ext-standin")
 
 	b := n.boot("deploy", toolsDeployStage)

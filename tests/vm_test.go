@@ -267,16 +267,29 @@ type node struct {
 
 // bootPriority orders the boots that wait for a VM slot: the highest gets
 // the next free one, and boots of the same priority go in the order they
-// asked. The boots that others wait on go first, the IBU chain's before
-// all (six boots one after another, the longest such chain), and the
-// power-cut copies' checks, which nothing waits on, last.
+// asked. The chains that others do not wait on but that take longest go
+// first, so that they do not end the run alone: the image tools' (a
+// deploy boot of 8 to 13 minutes by two routes, then two boots), then the
+// IBU chain's (four boots one after another); the power-cut copies'
+// checks, which nothing waits on, last. (In a clean-clone run the tools'
+// deploy started a third of the way through and the run ended on its last
+// two boots, one VM running.)
 type bootPriority int
 
 const (
 	leafBoot  bootPriority = -1 // nothing waits on it
 	chainBoot bootPriority = 0  // other boots follow it (the default)
 	ibuBoot   bootPriority = 1  // the IBU chain's
+	toolsBoot bootPriority = 2  // the image tools' chain
+	// seedBoot is the seed node's: every other chain waits on its seeds.
+	// Its qemu also runs at a raised priority (seedNice) over the tests
+	// that do not boot, which run beside it: at the same priority its boot
+	// took 9m26s in a clean-clone run, against about 3 minutes alone.
+	seedBoot bootPriority = 3
 )
+
+// seedNice is the nice value of a seedBoot's qemu.
+const seedNice = -10
 
 // powerCutMarker is the console line a stage prints to have the harness
 // cut the power (see the cutAfter stage function).
@@ -406,7 +419,11 @@ func (n *node) boot(stage, script string) boot {
 	serial := filepath.Join(vmLogDir(t), fmt.Sprintf("%s-%s-%02d-%s.serial.log", t.Name(), n.name, n.boots, stage))
 	serial = strings.ReplaceAll(serial, "/"+t.Name(), "/"+strings.ReplaceAll(t.Name(), "/", "_"))
 	start := time.Now()
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, 20*time.Minute, n.cutOn, n.snapshotDir)
+	nice := 0
+	if n.priority == seedBoot {
+		nice = seedNice
+	}
+	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, nice, 20*time.Minute, n.cutOn, n.snapshotDir)
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
 	if n.cutOn != "" {
 		n.cutOn = ""
@@ -524,13 +541,13 @@ func envCount(name string) int {
 
 // runQemu boots the kernel with the disk and the share under software
 // emulation (nested KVM hangs at kernel entry on these machines) and
-// waits for the guest to power off.
+// waits for the guest to power off, its qemu at the nice value nice.
 //
 // With cutOn set, it kills qemu (a power cut: what the guest had not
 // written to the disk is lost) as soon as the serial log holds that line.
 // With snapDir set, it copies the disk into it where the stage asks (see
 // snapshotMarker), through qemu's monitor.
-func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limit time.Duration, cutOn, snapDir string) error {
+func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int, limit time.Duration, cutOn, snapDir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	monitor := "none"
@@ -544,7 +561,9 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus int, limi
 		sock = filepath.Join(dir, "hmp")
 		monitor = "unix:" + sock + ",server=on,wait=off"
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qemuArgs(disk, share, kernel, initrd, options, serial, monitor, cpus)...)
+	// nice(1) execs qemu: every thread it makes has that priority.
+	argv := append([]string{"-n", strconv.Itoa(nice), "qemu-system-x86_64"}, qemuArgs(disk, share, kernel, initrd, options, serial, monitor, cpus)...)
+	cmd := exec.CommandContext(ctx, "nice", argv...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
 	if err := cmd.Start(); err != nil {
@@ -713,6 +732,8 @@ func TestSlotPoolServesHighestPriority(t *testing.T) {
 		{"one each", []bootPriority{leafBoot, chainBoot, ibuBoot}, []int{2, 1, 0}},
 		{"equals in turn", []bootPriority{chainBoot, leafBoot, chainBoot, ibuBoot, leafBoot}, []int{3, 0, 2, 1, 4}},
 		{"all the same", []bootPriority{leafBoot, leafBoot, leafBoot}, []int{0, 1, 2}},
+		{"the tools' chain first", []bootPriority{chainBoot, ibuBoot, leafBoot, toolsBoot}, []int{3, 1, 0, 2}},
+		{"the seed node before all", []bootPriority{toolsBoot, ibuBoot, seedBoot}, []int{2, 0, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &slotPool{size: 1}
