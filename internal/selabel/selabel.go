@@ -77,6 +77,13 @@ type Policy struct {
 	// UsrEtcAsEtc labels /usr/etc and what is under it as /etc (ostree's
 	// --selinux-labeling-epoch=1).
 	UsrEtcAsEtc bool
+	// Fallback, when set, says why libselinux's own lookup labels the
+	// paths, not the matcher.
+	Fallback string
+
+	// matcher, when the policy's regexes all compile under RE2, does the
+	// lookups (see matcher); else libselinux's handles do.
+	matcher *matcher
 
 	handles chan *C.struct_selabel_handle
 	mu      sync.Mutex
@@ -107,9 +114,15 @@ func Load(root string) (*Policy, error) {
 	if _, err := binaryPolicy(p.Root); err != nil {
 		return nil, err
 	}
+	// libselinux reads the policy first: what it refuses is refused.
 	if _, _, err := p.lookup("/", 0o755); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("the SELinux policy %s: looking up the label of /: %w", p.Root, err)
+	}
+	if m, err := loadMatcher(p.contexts); err == nil {
+		p.matcher = m
+	} else {
+		p.Fallback = err.Error()
 	}
 	return p, nil
 }
@@ -182,6 +195,10 @@ func (p *Policy) Label(rel string, mode uint32) (string, bool, error) {
 	}
 	if key == "/proc" {
 		key = "/mnt"
+	}
+	if p.matcher != nil {
+		label, ok := p.matcher.lookup(key, mode)
+		return label, ok, nil
 	}
 	label, ok, err := p.lookup(key, mode)
 	if err != nil {

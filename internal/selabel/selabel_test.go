@@ -1,6 +1,7 @@
 package selabel
 
 import (
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,20 @@ func TestLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if p.matcher == nil {
+		t.Fatalf("the synthetic policy is looked up by libselinux: %s", p.Fallback)
+	}
+	m := p.matcher
+	for _, backend := range []string{"matcher", "libselinux"} {
+		if backend == "libselinux" {
+			p.matcher = nil
+		}
+		labelTable(t, p, backend)
+	}
+	p.matcher = m
+}
+
+func labelTable(t *testing.T, p *Policy, backend string) {
 	for _, c := range []struct {
 		path   string
 		mode   uint32
@@ -84,6 +99,10 @@ func TestLabel(t *testing.T) {
 		{"/usr/etc", dir, true, "etc_t"},
 		{"/usr/etcetera", dir, true, "usr_t"},
 		{"/usr/etc/selinux/default/policy/policy.33", file, true, "policy_config_t"},
+		{"/srv/a/log/x.log", file, false, "var_log_t"},
+		{"/srv/b/bin/tool", file, false, "bin_t"},
+		{"//usr//bin/bash/", file, false, "shell_exec_t"},
+		{"/usr", dir, false, "usr_t"},
 	} {
 		p.UsrEtcAsEtc = c.usrEtc
 		got, ok, err := p.Label(c.path, c.mode)
@@ -92,7 +111,7 @@ func TestLabel(t *testing.T) {
 			continue
 		}
 		if want := "system_u:object_r:" + c.want + ":s0"; c.want == "" && ok || c.want != "" && got != want {
-			t.Errorf("%s (%o, /usr/etc as /etc %v): %q (%v), want %q", c.path, c.mode, c.usrEtc, got, ok, c.want)
+			t.Errorf("%s: %s (%o, /usr/etc as /etc %v): %q (%v), want %q", backend, c.path, c.mode, c.usrEtc, got, ok, c.want)
 		}
 	}
 }
@@ -143,5 +162,41 @@ func TestLoad(t *testing.T) {
 				t.Errorf("Load gave a policy %v, want one %v", p != nil, !c.none)
 			}
 		})
+	}
+}
+
+// TestMatcherAgreesWithLibselinux looks up 30,000 paths made of the
+// synthetic policy's words (and the substitutions' sources) with the
+// matcher and with libselinux: every label must be the same.
+func TestMatcherAgreesWithLibselinux(t *testing.T) {
+	p, err := Load(policyTree(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	words := []string{"usr", "lib", "lib64", "local", "etc", "bin", "sbin", "s", "var", "home", "core", "tmp", "proc", "run",
+		"selinux", "default", "contexts", "policy", "ssh", "ssh_host_rsa_key", "systemd", "system", "cron.d", "crontab",
+		"x.so.1", "libc.so", "resolv.conf", "hosts", "shadow", "shadow-", "log", "a.log", "journal", "mnt", "data",
+		"opt", "site", "srv", "a", "b", "lost+found", "boot", "loader", "modules", "share", "man", "doc", "libexec",
+		"openssh", "sftp-server", "bash", "zsh", "sudo", "sshd", "roothome", "spool", "cron", "cache", "containers",
+		"kubelet", "pkg", "foo.d", "tmp", "sysroot", "ostree", ".bashrc"}
+	modes := []uint32{dir, file, link, 0, unix.S_IFIFO | 0o644}
+	r := rand.New(rand.NewSource(1))
+	differ := 0
+	for i := 0; i < 30000 && differ < 10; i++ {
+		var b strings.Builder
+		for n := 1 + r.Intn(5); n > 0; n-- {
+			b.WriteString("/" + words[r.Intn(len(words))])
+		}
+		path, mode := b.String(), modes[r.Intn(len(modes))]
+		got, gotOK := p.matcher.lookup(path, mode)
+		want, wantOK, err := p.lookup(path, mode)
+		if err != nil {
+			t.Fatalf("libselinux, %s: %v", path, err)
+		}
+		if got != want || gotOK != wantOK {
+			differ++
+			t.Errorf("%s (%o): the matcher %q (%v), libselinux %q (%v)", path, mode, got, gotOK, want, wantOK)
+		}
 	}
 }
