@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 )
@@ -41,7 +42,9 @@ type matcher struct {
 }
 
 type spec struct {
-	re      *regexp.Regexp
+	re *regexp.Regexp
+	// prefix is what every path the regex matches starts with.
+	prefix  string
 	stem    string
 	mode    uint32 // the file type it is for, or 0 for any
 	context string // "<<none>>": no label
@@ -77,8 +80,7 @@ func loadMatcher(path string) (*matcher, error) {
 	// each group in its order.
 	m.specs = append(m.specs, exact...)
 	for i, s := range m.specs {
-		prefix, _ := s.re.LiteralPrefix()
-		m.byPrefix[prefix] = append(m.byPrefix[prefix], i)
+		m.byPrefix[s.prefix] = append(m.byPrefix[s.prefix], i)
 	}
 	var err error
 	if m.subs, err = readSubs(path + ".subs"); err != nil {
@@ -121,7 +123,7 @@ func readSpecs(path string, meta, exact *[]spec) error {
 		if s.re, err = regexp.Compile("(?s)^" + fields[0] + "$"); err != nil {
 			return fmt.Errorf("%s:%d: %w: %v", path, n, errNotRE2, err)
 		}
-		s.stem = specStem(fields[0])
+		s.stem, s.prefix = specStem(fields[0]), literalPrefix(fields[0])
 		if hasMetaChars(fields[0]) {
 			*meta = append(*meta, s)
 		} else {
@@ -132,6 +134,67 @@ func readSpecs(path string, meta, exact *[]spec) error {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil
+}
+
+// literalPrefix is the literal text every match of the regex expr starts
+// with, from its syntax tree. (Regexp.LiteralPrefix gives "" for most
+// anchored file contexts: it skips the anchor only in one-pass programs,
+// and a spec like /usr(/.*)? is not one.)
+//
+// A '|' outside any group leaves none: libselinux anchors a spec as
+// "^" + regex + "$", so in "^/a|/b$" only the first branch is anchored at
+// the start, which the parser's factoring would hide.
+func literalPrefix(expr string) string {
+	if topLevelBar(expr) {
+		return ""
+	}
+	re, err := syntax.Parse(expr, syntax.Perl|syntax.DotNL)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	var b strings.Builder
+	for _, sub := range subs {
+		if sub.Op != syntax.OpLiteral || sub.Flags&syntax.FoldCase != 0 {
+			break
+		}
+		b.WriteString(string(sub.Rune))
+	}
+	return b.String()
+}
+
+// topLevelBar says whether expr has a '|' outside any group and any
+// bracket expression, not escaped.
+func topLevelBar(expr string) bool {
+	depth, class := 0, false
+	for i := 0; i < len(expr); i++ {
+		switch c := expr[i]; {
+		case c == '\\':
+			i++
+		case class:
+			class = c != ']'
+		case c == '[':
+			class = true
+			// A ']' first in the class is one of its characters.
+			if i+1 < len(expr) && expr[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(expr) && expr[i+1] == ']' {
+				i++
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '|' && depth == 0:
+			return true
+		}
+	}
+	return false
 }
 
 // hasMetaChars is spec_hasMetaChars: a regex character not escaped.

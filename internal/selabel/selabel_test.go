@@ -103,6 +103,12 @@ func labelTable(t *testing.T, p *Policy, backend string) {
 		{"/srv/b/bin/tool", file, false, "bin_t"},
 		{"//usr//bin/bash/", file, false, "shell_exec_t"},
 		{"/usr", dir, false, "usr_t"},
+		// "^/opt/alt|/data$": the second branch is anchored at the end
+		// only, but the spec's stem (/opt) keeps it from other stems.
+		{"/opt/x/data", file, false, "alt_t"},
+		{"/var/lib/data", file, false, "var_lib_t"},
+		{"/opt/alt/x", file, false, "alt_t"},
+		{"/var/lib/data/x", file, false, "var_lib_t"},
 	} {
 		p.UsrEtcAsEtc = c.usrEtc
 		got, ok, err := p.Label(c.path, c.mode)
@@ -179,7 +185,7 @@ func TestMatcherAgreesWithLibselinux(t *testing.T) {
 		"x.so.1", "libc.so", "resolv.conf", "hosts", "shadow", "shadow-", "log", "a.log", "journal", "mnt", "data",
 		"opt", "site", "srv", "a", "b", "lost+found", "boot", "loader", "modules", "share", "man", "doc", "libexec",
 		"openssh", "sftp-server", "bash", "zsh", "sudo", "sshd", "roothome", "spool", "cron", "cache", "containers",
-		"kubelet", "pkg", "foo.d", "tmp", "sysroot", "ostree", ".bashrc"}
+		"kubelet", "pkg", "foo.d", "tmp", "sysroot", "ostree", ".bashrc", "alt"}
 	modes := []uint32{dir, file, link, 0, unix.S_IFIFO | 0o644}
 	r := rand.New(rand.NewSource(1))
 	differ := 0
@@ -197,6 +203,33 @@ func TestMatcherAgreesWithLibselinux(t *testing.T) {
 		if got != want || gotOK != wantOK {
 			differ++
 			t.Errorf("%s (%o): the matcher %q (%v), libselinux %q (%v)", path, mode, got, gotOK, want, wantOK)
+		}
+	}
+}
+
+// TestLiteralPrefix: what every match of a spec starts with, which the
+// matcher indexes it by; an optional or repeated character ends it, and
+// an alternation keeps only what all its branches share.
+func TestLiteralPrefix(t *testing.T) {
+	for _, c := range []struct{ re, want string }{
+		{"/usr/lib(/.*)?", "/usr/lib"},
+		{"/usr/s?bin(/.*)?", "/usr/"},
+		{"/etc/resolv\\.conf.*", "/etc/resolv.conf"},
+		{"/lost\\+found(/.*)?", "/lost+found"},
+		{"/usr/bin/(ba|da|z)?sh", "/usr/bin/"},
+		{"/var/(lib|log)/x", "/var/"},
+		{"/usr/a|/usr/b", ""},
+		{"/usr/(a|b)", "/usr/"},
+		{"/usr/[|]x", "/usr/|x"},
+		{"/usr/\\|x", "/usr/|x"},
+		{"/usr/[]|]x", "/usr/"},
+		{".*", ""},
+		{"/home/[^/]+", "/home/"},
+		{"/usr/lib64", "/usr/lib64"},
+		{"(?i)/abc", ""},
+	} {
+		if got := literalPrefix(c.re); got != c.want {
+			t.Errorf("literalPrefix(%q) = %q, want %q", c.re, got, c.want)
 		}
 	}
 }
