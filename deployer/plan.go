@@ -565,8 +565,8 @@ func labelledBy(selinux []string) string {
 // of its time checksumming with GLib's SHA-256, which uses no SHA
 // instructions, on one core, and with a policy it looks each label up on
 // that core too. Where selinuxArgs label by the image's policy, so does
-// the step, with libselinux, on every core (package selabel, checked
-// against ostree commit --selinux-policy by its tests): on an RHCOS-sized
+// the step, on every core (package selabel, libselinux's rules; checked
+// against ostree commit --selinux-policy by the tests): on an RHCOS-sized
 // base ostree's labelled commit took 30 s of a 51 s deploy.
 func consumeCommitStep(sr, name string, h HostFacts, s SeedFacts) Step {
 	selinux := selinuxArgs(h, s)
