@@ -108,17 +108,20 @@ func readSpecs(path string, meta, exact *[]spec) error {
 			continue
 		}
 		var s spec
-		switch len(fields) {
-		case 2:
+		switch {
+		case len(fields) == 2:
 			s.context = fields[1]
-		case 3:
+		case len(fields) >= 3: // read_spec_entries reads three, the rest is ignored
 			mode, ok := fileTypes[fields[1]]
 			if !ok {
 				return fmt.Errorf("%s:%d: the file type %q", path, n, fields[1])
 			}
 			s.mode, s.context = mode, fields[2]
 		default:
-			return fmt.Errorf("%s:%d: %d fields", path, n, len(fields))
+			return fmt.Errorf("%s:%d: one field", path, n)
+		}
+		if !plainPattern(fields[0]) {
+			return fmt.Errorf("%s:%d: %w: %q", path, n, errNotRE2, fields[0])
 		}
 		if s.re, err = regexp.Compile("(?s)^" + fields[0] + "$"); err != nil {
 			return fmt.Errorf("%s:%d: %w: %v", path, n, errNotRE2, err)
@@ -136,29 +139,24 @@ func readSpecs(path string, meta, exact *[]spec) error {
 	return nil
 }
 
-// literalPrefix is the literal text every match of the regex expr starts
-// with, from its syntax tree. (Regexp.LiteralPrefix gives "" for most
+// literalPrefix is the literal text every match of the regex expr, as
+// libselinux anchors it ("^" + expr + "$", no group), starts with: the
+// literals that follow the leading ^ in the parsed expression. In
+// "^/a|/b$" only the first branch starts at ^, so the parse is an
+// alternation and there is none. (Regexp.LiteralPrefix gives "" for most
 // anchored file contexts: it skips the anchor only in one-pass programs,
 // and a spec like /usr(/.*)? is not one.)
-//
-// A '|' outside any group leaves none: libselinux anchors a spec as
-// "^" + regex + "$", so in "^/a|/b$" only the first branch is anchored at
-// the start, which the parser's factoring would hide.
 func literalPrefix(expr string) string {
-	if topLevelBar(expr) {
-		return ""
-	}
-	re, err := syntax.Parse(expr, syntax.Perl|syntax.DotNL)
+	re, err := syntax.Parse("^"+expr+"$", syntax.Perl|syntax.DotNL)
 	if err != nil {
 		return ""
 	}
 	re = re.Simplify()
-	subs := []*syntax.Regexp{re}
-	if re.Op == syntax.OpConcat {
-		subs = re.Sub
+	if re.Op != syntax.OpConcat || len(re.Sub) == 0 || re.Sub[0].Op != syntax.OpBeginText {
+		return ""
 	}
 	var b strings.Builder
-	for _, sub := range subs {
+	for _, sub := range re.Sub[1:] {
 		if sub.Op != syntax.OpLiteral || sub.Flags&syntax.FoldCase != 0 {
 			break
 		}
@@ -167,34 +165,34 @@ func literalPrefix(expr string) string {
 	return b.String()
 }
 
-// topLevelBar says whether expr has a '|' outside any group and any
-// bracket expression, not escaped.
-func topLevelBar(expr string) bool {
-	depth, class := 0, false
-	for i := 0; i < len(expr); i++ {
-		switch c := expr[i]; {
-		case c == '\\':
-			i++
-		case class:
-			class = c != ']'
-		case c == '[':
-			class = true
-			// A ']' first in the class is one of its characters.
-			if i+1 < len(expr) && expr[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(expr) && expr[i+1] == ']' {
-				i++
-			}
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == '|' && depth == 0:
-			return true
+// plainPattern says whether RE2 reads the regex as PCRE2 does where
+// libselinux compiles it (byte by byte, no UTF, no UCP): printable ASCII
+// only, and none of the escapes and options whose meaning differs (\v, \h,
+// \R, \x and \N code points, \p classes, \Q...\E, (?...) flags and
+// groups).
+func plainPattern(re string) bool {
+	if !printableASCII(re) {
+		return false
+	}
+	for _, bad := range []string{`\v`, `\h`, `\R`, `\x`, `\N`, `\p`, `\P`, `\Q`, `(?`} {
+		if strings.Contains(re, bad) {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// printableASCII says whether s is all printable ASCII: a path so made is
+// matched alike byte by byte (PCRE2 without UTF) and rune by rune (RE2),
+// and alike by PCRE2's \s and RE2's. Policy.Label has libselinux look any
+// other path up.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // hasMetaChars is spec_hasMetaChars: a regex character not escaped.
@@ -247,6 +245,9 @@ func readSubs(path string) ([]sub, error) {
 	var out []sub
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if len(sc.Text()) >= 1023 {
+			return nil, fmt.Errorf("%s: a line libselinux reads in two (fgets, 1024 bytes)", path)
+		}
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") {
 			continue

@@ -119,12 +119,57 @@ func Load(root string) (*Policy, error) {
 		p.Close()
 		return nil, fmt.Errorf("the SELinux policy %s: looking up the label of /: %w", p.Root, err)
 	}
-	if m, err := loadMatcher(p.contexts); err == nil {
-		p.matcher = m
-	} else {
+	if m, err := loadMatcher(p.contexts); err != nil {
 		p.Fallback = err.Error()
+	} else if err := p.checkCompiled(m); err != nil {
+		p.Fallback = err.Error()
+	} else {
+		p.matcher = m
 	}
 	return p, nil
+}
+
+// checkCompiled checks the matcher, read from the text file contexts,
+// against libselinux where libselinux reads their compiled form instead:
+// for each part (the base, .homedirs, .local) it takes the .bin when it
+// is not older than the text, or when there is no text (label_file.c,
+// open_file), and an ostree checkout gives both the same time. semodule
+// writes both from the same specs; the matcher does not read the .bin,
+// so it is used only if every spec's literal prefix, looked up as a path
+// of the spec's file type, gets the same label from both.
+func (p *Policy) checkCompiled(m *matcher) error {
+	compiled := false
+	for _, part := range []string{p.contexts, p.contexts + ".homedirs", p.contexts + ".local"} {
+		bin, berr := os.Stat(part + ".bin")
+		text, terr := os.Stat(part)
+		switch {
+		case berr != nil:
+		case terr != nil:
+			return fmt.Errorf("%s.bin has no text beside it", part)
+		case !bin.ModTime().Before(text.ModTime()):
+			compiled = true
+		}
+	}
+	if !compiled {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, s := range m.specs {
+		key := s.prefix
+		if key == "" || seen[key+string(rune(s.mode))] || !printableASCII(key) {
+			continue
+		}
+		seen[key+string(rune(s.mode))] = true
+		got, gotOK := m.lookup(key, s.mode)
+		want, wantOK, err := p.lookup(key, s.mode)
+		if err != nil {
+			return fmt.Errorf("checking the text file contexts against the compiled ones, at %s: %w", key, err)
+		}
+		if got != want || gotOK != wantOK {
+			return fmt.Errorf("the text file contexts give %s %q, the compiled ones %q", key, got, want)
+		}
+	}
+	return nil
 }
 
 // readConfig reads SELINUXTYPE and whether SELINUX says enforcing or
@@ -196,7 +241,7 @@ func (p *Policy) Label(rel string, mode uint32) (string, bool, error) {
 	if key == "/proc" {
 		key = "/mnt"
 	}
-	if p.matcher != nil {
+	if p.matcher != nil && key != "" && printableASCII(key) {
 		label, ok := p.matcher.lookup(key, mode)
 		return label, ok, nil
 	}

@@ -227,9 +227,112 @@ func TestLiteralPrefix(t *testing.T) {
 		{"/home/[^/]+", "/home/"},
 		{"/usr/lib64", "/usr/lib64"},
 		{"(?i)/abc", ""},
+		{"/usr/lib/a\\Q(\\E|/usr/lib/b", ""},
+		{"/usr/lib/[[:alpha:](]|/usr/lib/b", ""},
+		{"/x|^/xy", ""},
 	} {
 		if got := literalPrefix(c.re); got != c.want {
 			t.Errorf("literalPrefix(%q) = %q, want %q", c.re, got, c.want)
 		}
+	}
+}
+
+// TestMatcherLeavesToLibselinux: what RE2 would read otherwise than PCRE2
+// does where libselinux compiles it (byte by byte) goes to libselinux: a
+// policy with such a regex, and a path with a byte outside printable
+// ASCII; an empty path is an error, as libselinux's lookup makes it.
+func TestMatcherLeavesToLibselinux(t *testing.T) {
+	for _, re := range []string{"/x/\\x{e9}", "/x/caf\xc3\xa9", "/x/(?i)abc", "/x/\\v", "/x/\\Qa\\E"} {
+		if plainPattern(re) {
+			t.Errorf("plainPattern(%q) = true", re)
+		}
+	}
+	p, err := Load(policyTree(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, key := range []string{"/usr/bin/caf\xc3\xa9", "/x/\xe9", "/etc/a\tb"} {
+		got, ok, err := p.Label(key, file)
+		want, wantOK, werr := p.lookup(key, file)
+		if err != nil || werr != nil || got != want || ok != wantOK {
+			t.Errorf("%q: %q %v %v, libselinux %q %v %v", key, got, ok, err, want, wantOK, werr)
+		}
+	}
+	if _, _, err := p.Label("", file); err == nil {
+		t.Errorf("an empty path: no error")
+	}
+	dir := policyTree(t, false)
+	fc := filepath.Join(dir, "etc/selinux/default/contexts/files/file_contexts")
+	f, err := os.OpenFile(fc, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("/x/caf\\xe9\tsystem_u:object_r:etc_t:s0\n")
+	f.Close()
+	q, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if q.matcher != nil || !strings.Contains(q.Fallback, "RE2") {
+		t.Errorf("a policy with a \\x escape: matcher %v, fallback %q", q.matcher != nil, q.Fallback)
+	}
+}
+
+// TestCompiledContexts: where libselinux reads file_contexts.bin (not
+// older than the text), the matcher, which reads the text, is used only
+// if the two agree; a .bin without its text leaves the lookups to
+// libselinux. (The .bin here is the text compiled by sefcontext_compile
+// when the host has it; a .bin libselinux cannot read fails Load, as it
+// fails ostree.)
+func TestCompiledContexts(t *testing.T) {
+	compile, err := exec.LookPath("sefcontext_compile")
+	if err != nil {
+		t.Skip("no sefcontext_compile on this host (package selinux-utils)")
+	}
+	dir := policyTree(t, false)
+	fc := filepath.Join(dir, "etc/selinux/default/contexts/files/file_contexts")
+	if out, err := exec.Command(compile, fc).CombinedOutput(); err != nil {
+		t.Fatalf("sefcontext_compile: %v\n%s", err, out)
+	}
+	p, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.matcher == nil {
+		t.Errorf("the text and its compiled form agree, yet the matcher is not used: %s", p.Fallback)
+	}
+	// The text changed after the compile, but no newer than the .bin:
+	// libselinux reads the .bin, so the matcher must not be used.
+	f, err := os.OpenFile(fc, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("/usr/bin/bash\t--\tsystem_u:object_r:changed_t:s0\n")
+	f.Close()
+	bin, err := os.Stat(fc + ".bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.Chtimes(fc, bin.ModTime(), bin.ModTime()))
+	q, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if q.matcher != nil || !strings.Contains(q.Fallback, "compiled") {
+		t.Errorf("the text disagrees with the .bin libselinux reads: matcher %v, fallback %q", q.matcher != nil, q.Fallback)
+	}
+	if got, _, _ := q.Label("/usr/bin/bash", file); got != "system_u:object_r:shell_exec_t:s0" {
+		t.Errorf("/usr/bin/bash: %q, want the .bin's shell_exec_t", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
