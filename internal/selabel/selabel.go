@@ -153,13 +153,17 @@ func (p *Policy) checkCompiled(m *matcher) error {
 	if !compiled {
 		return nil
 	}
-	seen := map[string]bool{}
+	type probe struct {
+		key  string
+		mode uint32
+	}
+	seen := map[probe]bool{}
 	for _, s := range m.specs {
 		key := s.prefix
-		if key == "" || seen[key+string(rune(s.mode))] || !printableASCII(key) {
+		if key == "" || seen[probe{key, s.mode}] || !printableASCII(key) {
 			continue
 		}
-		seen[key+string(rune(s.mode))] = true
+		seen[probe{key, s.mode}] = true
 		got, gotOK := m.lookup(key, s.mode)
 		want, wantOK, err := p.lookup(key, s.mode)
 		if err != nil {

@@ -1,6 +1,7 @@
 package selabel
 
 import (
+	"errors"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -264,12 +265,7 @@ func TestMatcherLeavesToLibselinux(t *testing.T) {
 	}
 	dir := policyTree(t, false)
 	fc := filepath.Join(dir, "etc/selinux/default/contexts/files/file_contexts")
-	f, err := os.OpenFile(fc, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("/x/caf\\xe9\tsystem_u:object_r:etc_t:s0\n")
-	f.Close()
+	appendLine(t, fc, "/x/caf\\xe9\tsystem_u:object_r:etc_t:s0")
 	q, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -306,12 +302,7 @@ func TestCompiledContexts(t *testing.T) {
 	}
 	// The text changed after the compile, but no newer than the .bin:
 	// libselinux reads the .bin, so the matcher must not be used.
-	f, err := os.OpenFile(fc, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("/usr/bin/bash\t--\tsystem_u:object_r:changed_t:s0\n")
-	f.Close()
+	appendLine(t, fc, "/usr/bin/bash\t--\tsystem_u:object_r:changed_t:s0")
 	bin, err := os.Stat(fc + ".bin")
 	if err != nil {
 		t.Fatal(err)
@@ -335,4 +326,15 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// appendLine adds a line to the file at path.
+func appendLine(t *testing.T, path, line string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString(line + "\n")
+	must(t, errors.Join(err, f.Close()))
 }
