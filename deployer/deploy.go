@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/seedbuild/seedbuild/internal/localimage"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
 	"github.com/seedbuild/seedbuild/internal/scratch"
+	"github.com/seedbuild/seedbuild/internal/selabel"
 	"github.com/seedbuild/seedbuild/labels"
 	"github.com/seedbuild/seedbuild/seedimage"
 	"go.podman.io/image/v5/signature"
@@ -289,6 +291,7 @@ func unpackSeed(ctx context.Context, cfg Config, desc *seedimage.Description, se
 	if seed.Kind != labels.Classic {
 		// The commit takes over all but /var (prepareRoot).
 		uo.ObjectTimes = func(rel string) bool { return !inVar(rel) }
+		uo.Labels = &seedimage.PolicyLabels{Load: loadPolicy, Path: labelPathAtUnpack}
 	}
 	aside := -1
 	if !r.inOrder {
@@ -339,6 +342,31 @@ func unpackSeed(ctx context.Context, cfg Config, desc *seedimage.Description, se
 		return seed, none, err
 	}
 	return seed, m, nil
+}
+
+// loadPolicy reads the SELinux policy of a root being unpacked, for the
+// checksums the unpack guesses (seedimage.PolicyLabels): the same policy
+// the commit step labels by, when no later layer changes it.
+func loadPolicy(root string) (seedimage.PolicyLabeler, error) {
+	p, err := selabel.Load(root)
+	if p == nil {
+		return nil, err
+	}
+	return p, err
+}
+
+// labelPathAtUnpack is the path the commit step labels an unpacked file
+// of a native seed as, for the files whose label does not depend on the
+// host: not the image's /etc (where the commit puts it, and so its label,
+// depends on the host's ostree: hostfacts OstreeLabelsUsrEtc), nor /var
+// (not committed).
+func labelPathAtUnpack(rel string) (string, bool) {
+	for _, d := range []string{"etc", "usr/etc", "var"} {
+		if rel == d || strings.HasPrefix(rel, d+"/") {
+			return "", false
+		}
+	}
+	return "/" + rel, true
 }
 
 // unpackSpace is the sysroot's free space, or a space problem when the

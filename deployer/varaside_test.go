@@ -200,3 +200,27 @@ func TestMoveVarInto(t *testing.T) {
 		t.Errorf("moveVarInto() of a missing folder = %v", err)
 	}
 }
+
+// TestLabelPathAtUnpack checks which unpacked files the unpack labels
+// ahead of the commit, and as which path: not /etc, whose place in the
+// commit depends on the host's ostree, nor /var, which is not committed.
+func TestLabelPathAtUnpack(t *testing.T) {
+	for _, tc := range []struct {
+		rel  string
+		want string
+		ok   bool
+	}{
+		{"usr/bin/bash", "/usr/bin/bash", true},
+		{"opt/site/tool", "/opt/site/tool", true},
+		{"etcetera", "/etcetera", true},
+		{"etc", "", false},
+		{"etc/hosts", "", false},
+		{"usr/etc/hosts", "", false},
+		{"var/lib/x", "", false},
+	} {
+		got, ok := labelPathAtUnpack(tc.rel)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("labelPathAtUnpack(%q) = %q, %v; want %q, %v", tc.rel, got, ok, tc.want, tc.ok)
+		}
+	}
+}

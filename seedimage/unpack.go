@@ -68,6 +68,38 @@ type UnpackOptions struct {
 	// that ostree's objects have, not the layer's, so that the commit
 	// need not set them again.
 	ObjectTimes func(rel string) bool
+	// Labels, with Known, has the files it labels checksummed for Known
+	// as a commit that labels by the image's SELinux policy will have
+	// them (ostreerepo.Options.Labels), not as the layers leave them on
+	// disk, so that such a commit need not read them back.
+	Labels *PolicyLabels
+}
+
+// PolicyLabels reads the image's SELinux policy while the image unpacks.
+// Once a layer has gone past a folder etc/selinux or usr/etc/selinux (in a
+// sorted layer, before the bulk of /usr), the policy is loaded from the
+// root unpacked so far, and each regular file and symlink written after
+// that, which its layer gives no label, is checksummed with the label the
+// policy gives it. This is only a guess at what the commit will hash, and
+// costs nothing when wrong: the commit looks every label up again by the
+// final tree's policy (a later layer may change it), and reads back any
+// file whose header differs from the one recorded, such as every file
+// written before the policy was loaded.
+type PolicyLabels struct {
+	// Load reads the policy of the root unpacked so far; nil when it has
+	// none that labels.
+	Load func(root string) (PolicyLabeler, error)
+	// Path is the rooted path the commit labels a file of the image
+	// (root-relative) as, or false for a file the unpack should not
+	// guess the label of.
+	Path func(rel string) (string, bool)
+}
+
+// PolicyLabeler labels paths, as the commit does, and is closed when the
+// unpack ends.
+type PolicyLabeler interface {
+	ostreerepo.Labeler
+	Close()
 }
 
 // epoch is the time ostree's objects have.
@@ -207,6 +239,7 @@ const unpackInFlight = 64 << 20
 // fileJob is one regular file for a worker to write.
 type fileJob struct {
 	path   string
+	rel    string
 	h      *tar.Header
 	xattrs []ostreerepo.Xattr
 	drop   []string
@@ -245,6 +278,12 @@ type unpacker struct {
 	errMu    sync.Mutex
 	err      error
 	lostMu   sync.Mutex
+
+	// policy labels the files written once it is loaded (see
+	// PolicyLabels); inPolicy says the last entry was in the folders it
+	// is read from.
+	policy   PolicyLabeler
+	inPolicy bool
 }
 
 type dirTime struct {
@@ -262,7 +301,7 @@ func newUnpacker(ctx context.Context, dest string, o UnpackOptions, plain bool) 
 			defer u.workers.Done()
 			for j := range u.jobs {
 				if u.failed() == nil {
-					u.fail(u.writeFile(j.path, j.h, j.xattrs, j.drop, bytes.NewReader(j.data)))
+					u.fail(u.writeFile(j.path, j.rel, j.h, j.xattrs, j.drop, bytes.NewReader(j.data)))
 				}
 				for range tokens(len(j.data)) {
 					<-u.inFlight
@@ -304,6 +343,60 @@ func (u *unpacker) wait() error {
 func (u *unpacker) stop() {
 	close(u.jobs)
 	u.workers.Wait()
+	if u.policy != nil {
+		u.policy.Close()
+		u.policy = nil
+	}
+}
+
+// watchPolicy loads the image's SELinux policy (UnpackOptions.Labels) when
+// the entry name is the first past the folders it is read from, with the
+// files in flight on disk first. A policy that cannot be read yet is left
+// for the commit to read, and to say what is wrong with it.
+func (u *unpacker) watchPolicy(name string) error {
+	l := u.o.Labels
+	if l == nil || u.o.Known == nil || u.policy != nil {
+		return nil
+	}
+	was := u.inPolicy
+	u.inPolicy = inPolicyFolder(name)
+	if u.inPolicy || !was {
+		return nil
+	}
+	if err := u.wait(); err != nil {
+		return err
+	}
+	if p, err := l.Load(u.dest); err == nil && p != nil {
+		u.policy = p
+	}
+	return nil
+}
+
+// inPolicyFolder says the image path name is in a folder an SELinux
+// policy is read from (selabel.Load).
+func inPolicyFolder(name string) bool {
+	for _, d := range []string{"etc/selinux", "usr/etc/selinux"} {
+		if name == d || strings.HasPrefix(name, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// fileHash starts the checksum Known is given for the regular file or
+// symlink rel: with the label the policy gives it when it is loaded and
+// the layer gives the file none (see PolicyLabels).
+func (u *unpacker) fileHash(rel string, h *tar.Header, mode uint32, symlink string, x []ostreerepo.Xattr) *ostreerepo.FileHash {
+	if u.policy != nil && !slices.ContainsFunc(x, func(a ostreerepo.Xattr) bool { return a.Name == selinuxXattr }) {
+		if p, ok := u.o.Labels.Path(rel); ok {
+			// A lookup that fails fails the commit's lookup too, which
+			// says so: here the file is checksummed as it is.
+			if label, ok, err := u.policy.Label(p, mode); err == nil && ok {
+				x = ostreerepo.WithLabel(x, label)
+			}
+		}
+	}
+	return ostreerepo.NewFileHash(uint32(h.Uid), uint32(h.Gid), mode, symlink, x)
 }
 
 // applyLayer applies one layer's tar stream.
@@ -358,6 +451,9 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		u.o.OnEntry(h)
 	}
 	name := EntryPath(h.Name)
+	if err := u.watchPolicy(name); err != nil {
+		return err
+	}
 	if name == "" {
 		// The root itself: its metadata, as a folder's.
 		if err := u.check(h, ""); err != nil {
@@ -474,7 +570,7 @@ func (u *unpacker) regular(e placedEntry, r io.Reader) error {
 	drop := u.inherited(e.parent, e.h, x)
 	if e.h.Size > unpackInFlight/4 {
 		// Too big to hold: written here, as it is read.
-		return u.writeFile(e.p, e.h, x, drop, r)
+		return u.writeFile(e.p, e.rel, e.h, x, drop, r)
 	}
 	data := make([]byte, e.h.Size)
 	if _, err := io.ReadFull(r, data); err != nil {
@@ -484,7 +580,7 @@ func (u *unpacker) regular(e placedEntry, r io.Reader) error {
 		u.inFlight <- struct{}{}
 	}
 	u.pending.Add(1)
-	u.jobs <- fileJob{path: e.p, h: e.h, xattrs: x, drop: drop, data: data}
+	u.jobs <- fileJob{path: e.p, rel: e.rel, h: e.h, xattrs: x, drop: drop, data: data}
 	return nil
 }
 
@@ -502,8 +598,7 @@ func (u *unpacker) symlink(e placedEntry) error {
 		return err
 	}
 	if u.o.Known != nil {
-		f := ostreerepo.NewFileHash(uint32(e.h.Uid), uint32(e.h.Gid), unix.S_IFLNK|0o777, e.h.Linkname, x)
-		return u.record(e.p, -1, f)
+		return u.record(e.p, -1, u.fileHash(e.rel, e.h, unix.S_IFLNK|0o777, e.h.Linkname, x))
 	}
 	return nil
 }
@@ -562,7 +657,7 @@ func (u *unpacker) extract(rel, into string, r io.Reader) error {
 		return fmt.Errorf("clearing %s for %s: %w", into, rel, err)
 	}
 	o := u.o
-	o.Extract, o.Known, o.OnLayer, o.Check, o.SkipLayer = nil, nil, nil, nil, nil
+	o.Extract, o.Known, o.Labels, o.OnLayer, o.Check, o.SkipLayer = nil, nil, nil, nil, nil, nil
 	got, err := extractArchive(u.ctx, r, into, o)
 	u.total.Size += got.Size
 	u.total.Labels += got.Labels
@@ -793,7 +888,7 @@ func (u *unpacker) overlayOpaque(dir string) error {
 
 // writeFile writes one regular file whole: content, owner, mode, xattrs,
 // times; with Known set, it checksums the content as it goes.
-func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, drop []string, r io.Reader) error {
+func (u *unpacker) writeFile(p, rel string, h *tar.Header, x []ostreerepo.Xattr, drop []string, r io.Reader) error {
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", p, err)
@@ -803,7 +898,7 @@ func (u *unpacker) writeFile(p string, h *tar.Header, x []ostreerepo.Xattr, drop
 	var w io.Writer = f
 	var sum *ostreerepo.FileHash
 	if u.o.Known != nil {
-		sum = ostreerepo.NewFileHash(uint32(h.Uid), uint32(h.Gid), unix.S_IFREG|uint32(h.Mode&0o7777), "", x)
+		sum = u.fileHash(rel, h, unix.S_IFREG|uint32(h.Mode&0o7777), "", x)
 		w = io.MultiWriter(f, sum)
 	}
 	if n, err := io.Copy(w, r); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"github.com/seedbuild/seedbuild/internal/selabel"
 	"go.podman.io/image/v5/types"
 	"golang.org/x/sys/unix"
 )
@@ -543,4 +544,151 @@ func TestUnpackDiff(t *testing.T) {
 	if n, err := unix.Lgetxattr(filepath.Join(dest, "d"), opaque, buf); err == nil {
 		t.Errorf("d, not opaque, has %s = %q", opaque, buf[:n])
 	}
+}
+
+// policyEntries are the tar entries of the selabel package's test policy,
+// as the image's etc/selinux, folders first; with local, its
+// file_contexts.local is that instead.
+func policyEntries(t *testing.T, local string) []entrySpec {
+	t.Helper()
+	src := "../internal/selabel/testdata"
+	var out []entrySpec
+	err := filepath.WalkDir(filepath.Join(src, "etc/selinux"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			out = append(out, dirEntry(rel+"/", 0o755))
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if strings.HasSuffix(rel, "file_contexts.local") && local != "" {
+			data = []byte(local)
+		}
+		out = append(out, entrySpec{name: rel, data: string(data)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]entrySpec{dirEntry("etc/", 0o755)}, out...)
+}
+
+// TestUnpackGuessesPolicyLabels unpacks layers whose image carries an
+// SELinux policy, with PolicyLabels as the deployer gives them, commits
+// the root labelled by its policy as the deployer does, and checks that
+// the commit took the files the unpack labelled from Known (and read the
+// others), and that the tree is the one ostree commit --selinux-policy
+// makes of the same layers.
+func TestUnpackGuessesPolicyLabels(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to give files owners and labels (make test runs as root)")
+	}
+	if _, err := exec.LookPath("ostree"); err != nil {
+		t.Fatal("ostree is not installed (make test installs it)")
+	}
+	usr := []entrySpec{dirEntry("usr/", 0o755), dirEntry("usr/bin/", 0o755),
+		{name: "usr/bin/bash", mode: 0o755, data: "#!/bin/sh\n"},
+		{name: "usr/bin/sh", typ: tar.TypeSymlink, link: "bash"}}
+	opt := []entrySpec{dirEntry("opt/", 0o755), dirEntry("opt/site/", 0o755), {name: "opt/site/tool", mode: 0o755, data: "tool\n"}}
+	cat := func(parts ...[]entrySpec) []entrySpec {
+		var out []entrySpec
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	policy := policyEntries(t, "")
+	var otherLocal entrySpec
+	for _, e := range policyEntries(t, "/opt/site(/.*)?\tsystem_u:object_r:usr_t:s0\n") {
+		if strings.HasSuffix(e.name, "file_contexts.local") {
+			otherLocal = e
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		layers   [][]byte
+		labelled bool
+		// hits is how many files the commit took from Known (the
+		// policy's own, under /etc, are not labelled by the unpack).
+		hits int
+	}{
+		// Sorted as a layer usually is: /etc before /opt and /usr.
+		{"policy first", [][]byte{layerOf(t, cat(policy, opt, usr)...)}, true, 3},
+		// Only what follows the policy was checksummed with its labels.
+		{"policy after some files", [][]byte{layerOf(t, cat(usr, policy, opt)...)}, true, 1},
+		// The commit labels by the final policy: /opt/site/tool, labelled
+		// otherwise by the first layer's, is read again.
+		{"a later layer changes the policy", [][]byte{layerOf(t, cat(policy, opt, usr)...), layerOf(t, otherLocal)}, true, 2},
+		// No policy: nothing to guess, every file as the layer left it.
+		{"no policy", [][]byte{layerOf(t, cat(opt, usr)...)}, false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			trees := map[string]string{}
+			for _, how := range []string{"ostree", "seedbuild"} {
+				repo := filepath.Join(t.TempDir(), "repo")
+				if out, err := exec.Command("ostree", "init", "--mode=bare", "--repo="+repo).CombinedOutput(); err != nil {
+					t.Fatalf("ostree init: %v\n%s", err, out)
+				}
+				known := ostreerepo.NewKnown()
+				o := UnpackOptions{Known: known, ObjectTimes: func(string) bool { return true },
+					Labels: &PolicyLabels{Load: loadTestPolicy, Path: func(rel string) (string, bool) {
+						return "/" + rel, !strings.HasPrefix(rel+"/", "etc/")
+					}}}
+				root, _, err := unpackLayers(t, o, tc.layers...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sum string
+				if how == "ostree" {
+					args := []string{"commit", "--repo=" + repo, "--consume", "--branch=t", "--tree=dir=" + root}
+					if tc.labelled {
+						args = append(args, "--selinux-policy="+root)
+					}
+					out, err := exec.Command("ostree", args...).CombinedOutput()
+					if err != nil {
+						t.Fatalf("ostree commit: %v\n%s", err, out)
+					}
+					sum = strings.TrimSpace(string(out))
+				} else {
+					p, err := selabel.Load(root)
+					if err != nil || (p != nil) != tc.labelled {
+						t.Fatalf("the policy of the unpacked root: %v, %v", p, err)
+					}
+					opts := ostreerepo.Options{Known: known}
+					if p != nil {
+						defer p.Close()
+						opts.Labels = p
+					}
+					if sum, _, err = ostreerepo.CommitWith(context.Background(), repo, root, "t", "", opts); err != nil {
+						t.Fatal(err)
+					}
+					if got, want := known.Hits(), tc.hits; got != want {
+						t.Errorf("the commit took %d files' checksums from the unpack, want %d", got, want)
+					}
+				}
+				ls, err := exec.Command("ostree", "ls", "-R", "-C", "-X", "--repo="+repo, sum).CombinedOutput()
+				if err != nil {
+					t.Fatalf("ostree ls: %v\n%s", err, ls)
+				}
+				trees[how] = string(ls)
+			}
+			if trees["ostree"] != trees["seedbuild"] {
+				t.Errorf("the trees differ; ostree commit:\n%s\nseedbuild's:\n%s", trees["ostree"], trees["seedbuild"])
+			}
+			if tc.labelled && !strings.Contains(trees["seedbuild"], "shell_exec_t") {
+				t.Errorf("/usr/bin/bash is not labelled by the policy:\n%s", trees["seedbuild"])
+			}
+		})
+	}
+}
+
+// loadTestPolicy is PolicyLabels.Load as the deployer's.
+func loadTestPolicy(root string) (PolicyLabeler, error) {
+	p, err := selabel.Load(root)
+	if p == nil {
+		return nil, err
+	}
+	return p, err
 }

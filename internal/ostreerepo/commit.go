@@ -149,7 +149,9 @@ func commit(ctx context.Context, repo, root, ref, subject string, o Options) (st
 		}
 	}
 	// Every file's checksum first, from w.known or read: then the trees
-	// are written while the files are moved into the repo.
+	// are written while the files are moved into the repo. Each file is
+	// looked up as scanned, before labelTree set its label (which changes
+	// its change time), with the header that label gives it.
 	unknown := files
 	if w.known != nil {
 		unknown = nil
@@ -355,7 +357,7 @@ func labelTree(ctx context.Context, root string, top *node, l Labeler) error {
 		if err != nil || !ok {
 			return err
 		}
-		value := append([]byte(label), 0)
+		value := labelValue(label)
 		if i := slices.IndexFunc(n.xattrs, func(x Xattr) bool { return x.Name == selinuxXattr }); i >= 0 && bytes.Equal(n.xattrs[i].Value, value) {
 			return nil
 		}
@@ -369,6 +371,16 @@ func labelTree(ctx context.Context, root string, top *node, l Labeler) error {
 		}
 		return nil
 	})
+}
+
+// labelValue is the security.selinux value of a label: NUL-terminated,
+// as the kernel gives it and ostree keeps it.
+func labelValue(label string) []byte { return append([]byte(label), 0) }
+
+// WithLabel is xs (sorted by name) with the SELinux label set, as a commit
+// that labels (Options.Labels) gives a file that label.
+func WithLabel(xs []Xattr, label string) []Xattr {
+	return withXattr(xs, selinuxXattr, labelValue(label))
 }
 
 // withXattr is xs (sorted by name) with name set to value, still sorted.

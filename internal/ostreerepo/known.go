@@ -47,8 +47,9 @@ func (f *FileHash) Write(p []byte) (int, error) { return f.h.Write(p) }
 // between the two (the change time can be as coarse as a clock tick):
 // the deployer only renames and removes there. Safe for concurrent use.
 type Known struct {
-	mu sync.Mutex
-	m  map[uint64]knownFile
+	mu   sync.Mutex
+	m    map[uint64]knownFile
+	hits int
 }
 
 type knownFile struct {
@@ -63,7 +64,10 @@ type knownFile struct {
 func NewKnown() *Known { return &Known{m: map[uint64]knownFile{}} }
 
 // Add records f's checksum for the file st describes, as it is once
-// written whole, with its owner, mode, xattrs and times set.
+// written whole, with its owner, mode, xattrs and times set. f's header
+// may carry an SELinux label the file does not have yet, the one a commit
+// that labels (Options.Labels) will give it: the commit looks its files
+// up as they were before it labelled them.
 func (k *Known) Add(st *unix.Stat_t, f *FileHash) {
 	var sum [32]byte
 	copy(sum[:], f.h.Sum(nil))
@@ -79,6 +83,14 @@ func (k *Known) Len() int {
 	return len(k.m)
 }
 
+// Hits is how many files commits took the recorded checksum of, rather
+// than read.
+func (k *Known) Hits() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.hits
+}
+
 // lookup returns the recorded checksum of the file st describes, when it
 // has not changed since and header is the one it was checksummed with.
 func (k *Known) lookup(st *unix.Stat_t, header []byte) ([32]byte, bool) {
@@ -91,5 +103,8 @@ func (k *Known) lookup(st *unix.Stat_t, header []byte) ([32]byte, bool) {
 	if !ok || f.dev != st.Dev || f.ctime != st.Ctim || f.size != st.Size || f.header != sha256.Sum256(header) {
 		return [32]byte{}, false
 	}
+	k.mu.Lock()
+	k.hits++
+	k.mu.Unlock()
 	return f.sum, true
 }
