@@ -346,9 +346,11 @@ func unpackSeed(ctx context.Context, cfg Config, desc *seedimage.Description, se
 
 // loadPolicy reads the SELinux policy of a root being unpacked, for the
 // checksums the unpack guesses (seedimage.PolicyLabels): the same policy
-// the commit step labels by, when no later layer changes it.
+// the commit step labels by, when no later layer changes it. Its matcher
+// is not checked against the compiled contexts: the commit's is, and
+// looks every label up again.
 func loadPolicy(root string) (seedimage.PolicyLabeler, error) {
-	p, err := selabel.Load(root)
+	p, err := selabel.LoadUnchecked(root)
 	if p == nil {
 		return nil, err
 	}

@@ -120,7 +120,7 @@ func cutsToBoot(cuts []powerCut, all bool, seed int64, sample int) []powerCut {
 }
 
 // cutSample is how many copies beyond the marked ones a run boots.
-const cutSample = 2
+const cutSample = 1
 
 // bootedCutsOf reads the environment: SEEDBUILD_BOOT_ALL_CUTS=1 (make
 // crash) boots every copy; SEEDBUILD_CUT_SEED=N draws the sample with N,

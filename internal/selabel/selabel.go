@@ -98,7 +98,16 @@ var quietOnce sync.Once
 // and no error when the tree carries none that labels (no config, or one
 // that does not say enforcing or permissive), as ostree then labels
 // nothing.
-func Load(root string) (*Policy, error) {
+func Load(root string) (*Policy, error) { return load(root, true) }
+
+// LoadUnchecked is Load without the check of its matcher against the
+// compiled file contexts (checkCompiled: thousands of lookups, slow on a
+// small node), for labels that are only a guess, checked later against a
+// policy Load read: where the .bin disagrees with the text, such a guess
+// is wrong, and the check finds it.
+func LoadUnchecked(root string) (*Policy, error) { return load(root, false) }
+
+func load(root string, check bool) (*Policy, error) {
 	quietOnce.Do(func() { C.sl_quiet() })
 	dir := filepath.Join(root, "etc/selinux")
 	if _, err := os.Lstat(dir); err != nil {
@@ -119,9 +128,11 @@ func Load(root string) (*Policy, error) {
 		p.Close()
 		return nil, fmt.Errorf("the SELinux policy %s: looking up the label of /: %w", p.Root, err)
 	}
-	if m, err := loadMatcher(p.contexts); err != nil {
-		p.Fallback = err.Error()
-	} else if err := p.checkCompiled(m); err != nil {
+	m, err := loadMatcher(p.contexts)
+	if err == nil && check {
+		err = p.checkCompiled(m)
+	}
+	if err != nil {
 		p.Fallback = err.Error()
 	} else {
 		p.matcher = m
