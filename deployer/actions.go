@@ -88,10 +88,54 @@ func (e *executor) removeStateroot(ctx context.Context, _ Step, a map[string]str
 	if err := e.undeploy(ctx, fresh); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot])); err != nil {
+	dir := filepath.Join(a[argSysroot], "ostree/deploy", a[argStateroot])
+	if err := clearImmutable(filepath.Join(dir, "deploy")); err != nil {
+		return "", fmt.Errorf("removing the stateroot %s: %w", a[argStateroot], err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("removing the stateroot %s: %w", a[argStateroot], err)
 	}
 	return "", e.removeNewImageRefs(ctx, a)
+}
+
+// fsImmutable is FS_IMMUTABLE_FL (linux/fs.h), which x/sys/unix lacks.
+const fsImmutable = 0x10
+
+// clearImmutable takes off the immutable flag ostree gives each
+// deployment's root folder (ostree-sysroot-deploy.c, after the checkout)
+// from every deployment folder in dir, a stateroot's deploy/, as ostree's
+// own cleanup does before it removes one (ostree-sysroot-cleanup.c): a
+// deploy cut off after its checkout, before the boot configuration named
+// it, leaves such a folder that no undeploy removes. The flight-recorder
+// test of flush points found it (tests/flushpoints_test.go).
+func clearImmutable(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, en := range entries {
+		if !en.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, en.Name())
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", p, err)
+		}
+		flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		if err == nil && flags&fsImmutable != 0 {
+			err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags&^fsImmutable))
+		}
+		unix.Close(fd)
+		// A file system without the flags (ENOTTY) has nothing to clear.
+		if err != nil && !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("clearing the immutable flag of %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // imageRefPrefix is where bootc and ostree-ext keep the images they import

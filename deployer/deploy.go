@@ -571,7 +571,7 @@ func execute(ctx context.Context, ex *executor, plan Plan, cfg Config) error {
 	if ex.beforeImageRefs, err = ex.imageRefs(ctx); err != nil {
 		return err
 	}
-	ex.journal = &journal{PID: os.Getpid(), Boot: scratch.BootID(), Stateroot: cfg.Stateroot, Before: ex.before, BeforeImageRefs: ex.beforeImageRefs, path: journalPath(cfg.Sysroot, cfg.Stateroot)}
+	ex.journal = &journal{PID: os.Getpid(), Boot: scratch.BootID(), Stateroot: cfg.Stateroot, Sysroot: cfg.Sysroot, Before: ex.before, BeforeImageRefs: ex.beforeImageRefs, path: journalPath(cfg.Sysroot, cfg.Stateroot)}
 	err = ex.run(ctx, plan)
 	var se *StepError
 	if errors.As(err, &se) && len(se.UndoErrs) > 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"golang.org/x/sys/unix"
 )
 
 // fakeRunner records every argv and fails the ones that start with fail.
@@ -331,5 +332,95 @@ func TestExecutorPausesBeforeEachStep(t *testing.T) {
 				t.Errorf("commands mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestJournalRebased checks the undo list a journal gives a run that finds
+// the sysroot somewhere else than the run that wrote it: paths under the
+// old place (and --flag=path values) move, nothing else does, and a
+// journal written on the live root is refused elsewhere.
+func TestJournalRebased(t *testing.T) {
+	undo := []Step{{Desc: "remove the deployment", Argv: []string{"ostree", "admin", "undeploy", "--sysroot=/mnt/a", "1"},
+		Undo: &Step{Desc: "nested", Args: map[string]string{argRepo: "/mnt/a/ostree/repo"}}},
+		{Desc: "remove the branch", Action: ActionRemoveCommit, Args: map[string]string{argRepo: "/mnt/a/ostree/repo", argRef: "seedbuild/seed", argRoot: "/mnt/ab/x"}}}
+	vars := map[string]string{varName(phDeployment): "/mnt/a/ostree/deploy/seed/deploy/abc.0", varName(phChecksum): "abc"}
+	for _, tc := range []struct {
+		name, wrote, now  string
+		repo, sysrootFlag string
+		deployment, other string
+		err               string
+	}{
+		{"same place", "/mnt/a", "/mnt/a/", "/mnt/a/ostree/repo", "--sysroot=/mnt/a", "/mnt/a/ostree/deploy/seed/deploy/abc.0", "/mnt/ab/x", ""},
+		{"mounted elsewhere", "/mnt/a", "/mnt/b", "/mnt/b/ostree/repo", "--sysroot=/mnt/b", "/mnt/b/ostree/deploy/seed/deploy/abc.0", "/mnt/ab/x", ""},
+		{"now the live root", "/mnt/a", "/", "/ostree/repo", "--sysroot=/", "/ostree/deploy/seed/deploy/abc.0", "/mnt/ab/x", ""},
+		{"a journal from before the field", "", "/mnt/b", "/mnt/a/ostree/repo", "--sysroot=/mnt/a", "/mnt/a/ostree/deploy/seed/deploy/abc.0", "/mnt/ab/x", ""},
+		{"written on the live root", "/", "/mnt/b", "", "", "", "", "with --sysroot / to undo it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := journal{Sysroot: tc.wrote, Undo: undo, Vars: vars}
+			got, gotVars, err := j.rebased(tc.now)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("rebased: %v, want an error saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].Argv[3] != tc.sysrootFlag || got[0].Argv[4] != "1" || got[0].Undo.Args[argRepo] != tc.repo {
+				t.Errorf("the first undo step: %v, its undo %v", got[0].Argv, got[0].Undo.Args)
+			}
+			if got[1].Args[argRepo] != tc.repo || got[1].Args[argRef] != "seedbuild/seed" || got[1].Args[argRoot] != tc.other {
+				t.Errorf("the second undo step's args: %v", got[1].Args)
+			}
+			if gotVars[varName(phDeployment)] != tc.deployment || gotVars[varName(phChecksum)] != "abc" {
+				t.Errorf("the values: %v", gotVars)
+			}
+			if undo[0].Argv[3] != "--sysroot=/mnt/a" || undo[1].Args[argRepo] != "/mnt/a/ostree/repo" {
+				t.Errorf("the journal's own undo list changed: %v", undo)
+			}
+		})
+	}
+}
+
+// TestClearImmutable makes a deployment folder immutable, as ostree does,
+// and checks that clearImmutable lets it be removed (and that nothing is
+// wrong with a stateroot with no deploy/ yet).
+func TestClearImmutable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to set the immutable flag (make test runs as root)")
+	}
+	deploy := filepath.Join(t.TempDir(), "deploy")
+	d := filepath.Join(deploy, "abc.0")
+	if err := os.MkdirAll(filepath.Join(d, "sysroot"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deploy, "abc.0.origin"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, fsImmutable)
+	unix.Close(fd)
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+		t.Skipf("skipped: the temporary folder's file system has no immutable flag: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(deploy); err == nil {
+		t.Fatal("an immutable deployment folder was removed: the test cannot tell")
+	}
+	if err := clearImmutable(deploy); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(deploy); err != nil {
+		t.Errorf("after clearImmutable: %v", err)
+	}
+	if err := clearImmutable(filepath.Join(t.TempDir(), "none")); err != nil {
+		t.Errorf("a stateroot without deploy/: %v", err)
 	}
 }

@@ -20,9 +20,12 @@ type journal struct {
 	PID int `json:"pid"`
 	// Boot is the boot the run was in (scratch.BootID): after a power cut
 	// its pid may be another process's.
-	Boot      string       `json:"boot"`
-	Stateroot string       `json:"stateroot"`
-	Before    []deployment `json:"before"`
+	Boot      string `json:"boot"`
+	Stateroot string `json:"stateroot"`
+	// Sysroot is where the run found the sysroot (--sysroot): the undo
+	// list's paths are under it.
+	Sysroot string       `json:"sysroot,omitempty"`
+	Before  []deployment `json:"before"`
 	// BeforeImageRefs are the repo's container image refs when the run
 	// started (see executor.beforeImageRefs).
 	BeforeImageRefs []string `json:"before_image_refs"`
@@ -121,12 +124,16 @@ func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 		if bootedOnly {
 			continue
 		}
+		undo, vars, err := j.rebased(e.sysroot)
+		if err != nil {
+			return fmt.Errorf("undoing the interrupted deploy into %q that pid %d left (journal %s): %w", j.Stateroot, j.PID, f, err)
+		}
 		saved, savedBefore, savedRefs := e.vars, e.before, e.beforeImageRefs
-		e.vars, e.before, e.beforeImageRefs = j.Vars, j.Before, j.BeforeImageRefs
+		e.vars, e.before, e.beforeImageRefs = vars, j.Before, j.BeforeImageRefs
 		if e.vars == nil {
 			e.vars = map[string]string{}
 		}
-		errs := e.undo(ctx, j.Undo)
+		errs := e.undo(ctx, undo)
 		e.vars, e.before, e.beforeImageRefs = saved, savedBefore, savedRefs
 		if len(errs) > 0 {
 			var msgs []string
@@ -142,6 +149,72 @@ func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 			j.Stateroot, j.PID, j.Done, len(j.Undo))})
 	}
 	return nil
+}
+
+// rebased is the journal's undo list and values with their paths moved
+// to the sysroot as this run finds it (sysroot): a run into a sysroot
+// mounted elsewhere (another --sysroot, a rescue system's mount of the
+// node's disk) wrote them under that place. A journal written on the live
+// root (/) names paths that cannot be told from the running system's: it
+// is undone only with --sysroot / again. (A journal from before the field
+// is taken as written here.)
+func (j journal) rebased(sysroot string) ([]Step, map[string]string, error) {
+	from, to := filepath.Clean(j.Sysroot), filepath.Clean(sysroot)
+	if j.Sysroot == "" || from == to {
+		return j.Undo, j.Vars, nil
+	}
+	if from == "/" {
+		return nil, nil, fmt.Errorf("its run had the sysroot at /, this one at %s: run seedbuild with --sysroot / to undo it", to)
+	}
+	move := func(s string) string { return rebasePath(s, from, to) }
+	var step func(st Step) Step
+	step = func(st Step) Step {
+		out := st
+		out.Argv = nil
+		for _, a := range st.Argv {
+			out.Argv = append(out.Argv, move(a))
+		}
+		if st.Args != nil {
+			out.Args = map[string]string{}
+			for k, v := range st.Args {
+				out.Args[k] = move(v)
+			}
+		}
+		if st.Undo != nil {
+			u := step(*st.Undo)
+			out.Undo = &u
+		}
+		return out
+	}
+	var undo []Step
+	for _, st := range j.Undo {
+		undo = append(undo, step(st))
+	}
+	var vars map[string]string
+	if j.Vars != nil {
+		vars = map[string]string{}
+		for k, v := range j.Vars {
+			vars[k] = move(v)
+		}
+	}
+	return undo, vars, nil
+}
+
+// rebasePath moves s, a path under from, or a flag whose value is one
+// (--sysroot=PATH), under to; anything else is kept.
+func rebasePath(s, from, to string) string {
+	prefix, p := "", s
+	if strings.HasPrefix(s, "-") {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok {
+			return s
+		}
+		prefix, p = name+"=", value
+	}
+	if p != from && !strings.HasPrefix(p, from+"/") {
+		return s
+	}
+	return prefix + filepath.Join(to, strings.TrimPrefix(p, from))
 }
 
 // finishBooted ends the journal of a run whose new deployment was whole
