@@ -55,8 +55,8 @@ test: deps build build-test image
 # The power cuts on a booted node, every copy booted (make test boots a
 # sample of them and checks the rest on disk; docs/reliability.md).
 crash: deps build build-test
-	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_BOOT_ALL_CUTS=1 \
-	  $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 87m -v -parallel 8 -run '^TestBootedPowerCuts$$' ./tests
+	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_BOOT_ALL_CUTS=1 SEEDBUILD_FLUSH_ALL=1 \
+	  $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 87m -v -parallel 8 -run '^(TestBootedPowerCuts|TestDeployFlushPoints)$$' ./tests
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)

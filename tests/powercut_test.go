@@ -244,7 +244,7 @@ func TestBootedPowerCuts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cn := copyNode(t, s, n, c)
-			onDisk := checkCopyOnDisk(t, cn.disk, c)
+			onDisk := checkCopyOnDisk(t, cn.disk, c, "os-release")
 			switch {
 			case !booted[c.name]:
 				t.Logf("power cut %s: on disk, %s; not booted this run", c.name, onDisk)
@@ -263,8 +263,8 @@ func TestBootedPowerCuts(t *testing.T) {
 // entry is the original deployment's, or the seed's after a cut that came
 // once the new one was whole and the default; its kernel and initrd are
 // there, and its ostree= path leads to a deployment with an os-release and
-// an /etc. It says what it found, for the log.
-func checkCopyOnDisk(t *testing.T, disk string, c powerCut) string {
+// an /etc that holds etcFile. It says what it found, for the log.
+func checkCopyOnDisk(t *testing.T, disk string, c powerCut, etcFile string) string {
 	t.Helper()
 	e := defaultEntry(t, disk)
 	if out, err := exec.Command("e2fsck", "-fn", disk).CombinedOutput(); err != nil {
@@ -284,8 +284,8 @@ func checkCopyOnDisk(t *testing.T, disk string, c powerCut) string {
 			root = v
 		}
 	}
-	if root == "" || debugfs(t, disk, "cat "+root+"/usr/lib/os-release") == "" || !strings.Contains(debugfs(t, disk, "ls -p "+root+"/etc"), "/os-release/") {
-		t.Errorf("the copy at the cut %s: the entry's deployment %q has no usr/lib/os-release or no /etc", c.name, root)
+	if root == "" || debugfs(t, disk, "cat "+root+"/usr/lib/os-release") == "" || !strings.Contains(debugfs(t, disk, "ls -p "+root+"/etc"), "/"+etcFile+"/") {
+		t.Errorf("the copy at the cut %s: the entry's deployment %q has no usr/lib/os-release or no /etc/%s", c.name, root, etcFile)
 	}
 	return fmt.Sprintf("the file system clean, the default entry %s whole (%s)", e.title, root)
 }

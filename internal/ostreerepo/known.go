@@ -39,6 +39,13 @@ func objectHash(header []byte) hash.Hash {
 // Write adds content bytes.
 func (f *FileHash) Write(p []byte) (int, error) { return f.h.Write(p) }
 
+// Sum is the object's checksum, of the header and the bytes written.
+func (f *FileHash) Sum() [32]byte {
+	var sum [32]byte
+	copy(sum[:], f.h.Sum(nil))
+	return sum
+}
+
 // Known remembers the checksums of files that were checksummed as they
 // were written (an unpack), so that a commit of the same files need not
 // read them back. A checksum is used only for the same inode, unchanged
@@ -69,8 +76,7 @@ func NewKnown() *Known { return &Known{m: map[uint64]knownFile{}} }
 // that labels (Options.Labels) will give it: the commit looks its files
 // up as they were before it labelled them.
 func (k *Known) Add(st *unix.Stat_t, f *FileHash) {
-	var sum [32]byte
-	copy(sum[:], f.h.Sum(nil))
+	sum := f.Sum()
 	k.mu.Lock()
 	k.m[st.Ino] = knownFile{dev: st.Dev, ctime: st.Ctim, size: st.Size, header: f.header, sum: sum}
 	k.mu.Unlock()
