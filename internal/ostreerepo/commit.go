@@ -128,17 +128,27 @@ func commit(ctx context.Context, repo, root, ref, subject string, o Options) (st
 		return "", "", err
 	}
 	defer unlock()
-	w := &writer{repo: repo, made: map[string]bool{}, known: known}
-	// The files' data is written out while they are scanned and moved:
-	// the sync that must come before the commit object then has little
-	// left to write. Moving a file does not dirty its data again. (Its
-	// error, if any, comes again from that sync.)
-	early := make(chan struct{})
-	go func() {
-		defer close(early)
-		_ = w.syncfs()
-	}()
-	defer func() { <-early }()
+	w := &writer{repo: repo, made: map[string]bool{}, known: known, queued: map[string]bool{}}
+	defer w.discard()
+	// No object gets its name before its content is on the disk: a power
+	// cut in between would leave an object whose name its content does
+	// not give, which a later commit of the same object would take as
+	// it is (the flush-point test, tests/flushpoints_test.go, found such
+	// objects). The files' data, written by the unpack, is written out
+	// while they are scanned and labelled, and they are moved into the
+	// repo once it is; the tree objects and then the commit objects are
+	// written under temporary names, synced, and renamed (publish).
+	early := make(chan error, 1)
+	go func() { early <- w.syncfs() }()
+	waited := false
+	waitEarly := func() error {
+		if waited {
+			return nil
+		}
+		waited = true
+		return <-early
+	}
+	defer waitEarly()
 	top, files, err := scan(root)
 	if err != nil {
 		return "", "", err
@@ -166,6 +176,9 @@ func commit(ctx context.Context, repo, root, ref, subject string, o Options) (st
 	if err := inParallel(ctx, unknown, (*node).checksum); err != nil {
 		return "", "", err
 	}
+	if err := waitEarly(); err != nil {
+		return "", "", err
+	}
 	var cutTree [32]byte
 	trees := make(chan error, 1)
 	go func() {
@@ -182,8 +195,9 @@ func commit(ctx context.Context, repo, root, ref, subject string, o Options) (st
 	if err != nil {
 		return "", "", err
 	}
-	// The objects are on disk before anything names them.
-	if err := w.syncfs(); err != nil {
+	// The tree objects are on disk before their names, and the files'
+	// and trees' names before a commit names them.
+	if err := w.publish(); err != nil {
 		return "", "", err
 	}
 	now := uint64(time.Now().Unix())
@@ -196,6 +210,10 @@ func commit(ctx context.Context, repo, root, ref, subject string, o Options) (st
 		if cut, err = w.writeCommit(subject+" (cut down)", now, cutTree, top.meta); err != nil {
 			return "", "", err
 		}
+	}
+	// The commit objects, then their names, before a ref names them.
+	if err := w.publish(); err != nil {
+		return "", "", err
 	}
 	if err := w.syncfs(); err != nil {
 		return "", "", err
@@ -418,6 +436,45 @@ type writer struct {
 	known *Known
 	mu    sync.Mutex
 	made  map[string]bool // objects/XX folders known to exist
+	// pending are the metadata objects written under temporary names,
+	// which publish renames; queued, the objects among them.
+	pending []pendingObject
+	queued  map[string]bool
+}
+
+// pendingObject is an object written under a temporary name in the
+// repo's tmp, to be renamed to its own once its content is on disk.
+type pendingObject struct{ tmp, obj string }
+
+// publish syncs the objects written so far, then gives the pending ones
+// their names.
+func (w *writer) publish() error {
+	if err := w.syncfs(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	pending := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	for i, p := range pending {
+		if err := os.Rename(p.tmp, p.obj); err != nil {
+			w.mu.Lock()
+			w.pending = append(w.pending, pending[i:]...)
+			w.mu.Unlock()
+			return fmt.Errorf("writing %s: %w", p.obj, err)
+		}
+	}
+	return nil
+}
+
+// discard removes the temporary files of objects not published.
+func (w *writer) discard() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.pending {
+		os.Remove(p.tmp)
+	}
+	w.pending = nil
 }
 
 // objectPath is where an object of kind (file, dirtree, dirmeta, commit)
@@ -522,7 +579,8 @@ func (w *writer) writeTrees(n *node) error {
 	return w.writeMeta(n.tree, "dirtree", tree)
 }
 
-// writeMeta writes a metadata object unless the repo has it.
+// writeMeta writes a metadata object under a temporary name, for publish
+// to rename once it is on disk, unless the repo has it or it is queued.
 func (w *writer) writeMeta(sum [32]byte, kind string, data []byte) error {
 	obj, err := w.objectPath(sum, kind)
 	if err != nil {
@@ -531,25 +589,31 @@ func (w *writer) writeMeta(sum [32]byte, kind string, data []byte) error {
 	if _, err := os.Lstat(obj); err == nil {
 		return nil
 	}
+	w.mu.Lock()
+	dup := w.queued[obj]
+	w.queued[obj] = true
+	w.mu.Unlock()
+	if dup {
+		return nil
+	}
 	tmp, err := os.CreateTemp(filepath.Join(w.repo, "tmp"), "seedbuild-object-")
 	if err != nil {
 		return fmt.Errorf("writing an object into %s: %w", w.repo, err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), obj); err != nil {
-		return fmt.Errorf("writing %s: %w", obj, err)
-	}
+	w.mu.Lock()
+	w.pending = append(w.pending, pendingObject{tmp: tmp.Name(), obj: obj})
+	w.mu.Unlock()
 	return nil
 }
 

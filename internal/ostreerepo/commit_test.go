@@ -192,6 +192,11 @@ func TestCommitWithCutDown(t *testing.T) {
 	if rev := strings.TrimSpace(ostree(t, "rev-parse", "--repo="+repo, "test")); rev != full {
 		t.Errorf("the ref test is at %s, want the full commit %s", rev, full)
 	}
+	// Every object written under a temporary name got its own: none is
+	// left in the repo's tmp.
+	if left, _ := filepath.Glob(filepath.Join(repo, "tmp", "seedbuild-object-*")); len(left) > 0 {
+		t.Errorf("objects left under temporary names: %v", left)
+	}
 }
 
 // TestCommitRefusesDevices: ostree keeps no device nodes.
