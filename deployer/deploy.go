@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -363,10 +362,8 @@ func loadPolicy(root string) (seedimage.PolicyLabeler, error) {
 // depends on the host's ostree: hostfacts OstreeLabelsUsrEtc), nor /var
 // (not committed).
 func labelPathAtUnpack(rel string) (string, bool) {
-	for _, d := range []string{"etc", "usr/etc", "var"} {
-		if rel == d || strings.HasPrefix(rel, d+"/") {
-			return "", false
-		}
+	if under(rel, "etc") || under(rel, "usr/etc") || inVar(rel) {
+		return "", false
 	}
 	return "/" + rel, true
 }

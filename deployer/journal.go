@@ -211,7 +211,7 @@ func rebasePath(s, from, to string) string {
 		}
 		prefix, p = name+"=", value
 	}
-	if p != from && !strings.HasPrefix(p, from+"/") {
+	if !under(p, from) {
 		return s
 	}
 	return prefix + filepath.Join(to, strings.TrimPrefix(p, from))

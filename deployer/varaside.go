@@ -52,7 +52,10 @@ func varLayerIndex(desc *seedimage.Description) int {
 }
 
 // inVar says whether rel (root-relative) is /var or under it.
-func inVar(rel string) bool { return rel == "var" || strings.HasPrefix(rel, "var/") }
+func inVar(rel string) bool { return under(rel, "var") }
+
+// under says the path p is dir or in it.
+func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
 // varLayerCheck checks the entries of the /var layer, unpacked aside, in
 // their order: its first may be the folder /var itself; every other is a

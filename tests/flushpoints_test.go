@@ -35,9 +35,7 @@ import (
 	"time"
 
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
-	"github.com/seedbuild/seedbuild/internal/xattrs"
 	"github.com/seedbuild/seedbuild/tests/internal/writelog"
-	"golang.org/x/sys/unix"
 )
 
 // flushRecording is a deploy recorded on a logging disk.
@@ -244,7 +242,7 @@ func objectsNamedByContent(t *testing.T, repo string) []string {
 		var sum [32]byte
 		switch kind {
 		case "file":
-			sum, err = fileObjectSum(p)
+			sum, err = ostreerepo.ChecksumFile(p)
 		case "dirtree", "dirmeta", "commit":
 			var data []byte
 			data, err = os.ReadFile(p)
@@ -263,45 +261,6 @@ func objectsNamedByContent(t *testing.T, repo string) []string {
 		t.Fatalf("reading the objects of %s: %v", repo, err)
 	}
 	return bad
-}
-
-// fileObjectSum is the checksum of a bare repo's file object, from its
-// owner, mode, xattrs (sorted by name) and content.
-func fileObjectSum(p string) ([32]byte, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return [32]byte{}, err
-	}
-	names, err := xattrs.List(p)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	var xs []ostreerepo.Xattr
-	for _, n := range names {
-		v, err := xattrs.Get(p, n)
-		if err != nil {
-			return [32]byte{}, err
-		}
-		xs = append(xs, ostreerepo.Xattr{Name: n, Value: v})
-	}
-	var target string
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		if target, err = os.Readlink(p); err != nil {
-			return [32]byte{}, err
-		}
-	}
-	h := ostreerepo.NewFileHash(st.Uid, st.Gid, st.Mode, target, xs)
-	if target == "" {
-		f, err := os.Open(p)
-		if err != nil {
-			return [32]byte{}, err
-		}
-		defer f.Close()
-		if _, err := io.Copy(h, f); err != nil {
-			return [32]byte{}, err
-		}
-	}
-	return h.Sum(), nil
 }
 
 // checkFlushImage checks a replayed image as a node would find it after a

@@ -308,17 +308,11 @@ func scan(root string) (*node, []*node, error) {
 	var files []*node
 	var walk func(p, name string) (*node, error)
 	walk = func(p, name string) (*node, error) {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		n := &node{path: p, name: name, uid: st.Uid, gid: st.Gid, mode: st.Mode, st: st}
-		x, err := readXattrs(p)
+		n, err := readNode(p, name)
 		if err != nil {
 			return nil, err
 		}
-		n.xattrs = x
-		switch st.Mode & unix.S_IFMT {
+		switch n.mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			entries, err := os.ReadDir(p)
 			if err != nil {
@@ -331,15 +325,10 @@ func scan(root string) (*node, []*node, error) {
 				}
 				n.children = append(n.children, c)
 			}
-		case unix.S_IFLNK:
-			if n.symlink, err = os.Readlink(p); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", p, err)
-			}
-			files = append(files, n)
-		case unix.S_IFREG:
+		case unix.S_IFLNK, unix.S_IFREG:
 			files = append(files, n)
 		default:
-			return nil, fmt.Errorf("committing %s: ostree keeps no device, fifo or socket (mode %o)", p, st.Mode)
+			return nil, fmt.Errorf("committing %s: ostree keeps no device, fifo or socket (mode %o)", p, n.mode)
 		}
 		return n, nil
 	}
@@ -351,6 +340,43 @@ func scan(root string) (*node, []*node, error) {
 		return nil, nil, fmt.Errorf("committing %s: not a folder", root)
 	}
 	return top, files, nil
+}
+
+// readNode reads what a commit checksums of the path p (named name in its
+// folder), but for a file's content: its owner, mode and xattrs, and a
+// symlink's target.
+func readNode(p, name string) (*node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	n := &node{path: p, name: name, uid: st.Uid, gid: st.Gid, mode: st.Mode, st: st}
+	x, err := readXattrs(p)
+	if err != nil {
+		return nil, err
+	}
+	n.xattrs = x
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if n.symlink, err = os.Readlink(p); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+	}
+	return n, nil
+}
+
+// ChecksumFile is the checksum a commit gives the regular file or symlink
+// at p, as a bare repo's file object (a bare repo's objects/ holds such
+// files under their checksums).
+func ChecksumFile(p string) ([32]byte, error) {
+	n, err := readNode(p, "")
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if t := n.mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFLNK {
+		return [32]byte{}, fmt.Errorf("checksumming %s: not a file or symlink (mode %o)", p, n.mode)
+	}
+	err = n.checksum()
+	return n.csum, err
 }
 
 // selinuxXattr is the xattr that holds a path's SELinux label.
