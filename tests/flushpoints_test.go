@@ -390,10 +390,7 @@ func TestDeployFlushPoints(t *testing.T) {
 		perStep[rec.stepOf(p)]++
 	}
 	t.Logf("the deploy: %d log entries, %d flush points; by step (0: the unpack): %v", len(rec.log.Entries), len(points), perStep)
-	seedN := time.Now().UnixNano() % 1000
-	if s := os.Getenv("SEEDBUILD_FLUSH_SEED"); s != "" {
-		seedN, _ = strconv.ParseInt(s, 10, 64)
-	}
+	seedN := flushSeed()
 	t.Logf("the partial images are drawn by SEEDBUILD_FLUSH_SEED=%d", seedN)
 	images := flushImages(rec, swapStepOf(t, rec), os.Getenv("SEEDBUILD_FLUSH_ALL") == "1", 3, 2, seedN)
 	for _, im := range images {
@@ -403,6 +400,15 @@ func TestDeployFlushPoints(t *testing.T) {
 		os.Remove(image)
 	}
 	t.Logf("%d images checked", len(images))
+}
+
+// flushSeed is SEEDBUILD_FLUSH_SEED, as a run printed it, or a new draw:
+// what draws the partial and random flush images.
+func flushSeed() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("SEEDBUILD_FLUSH_SEED"), 10, 64); err == nil {
+		return v
+	}
+	return time.Now().UnixNano() % 1000
 }
 
 // swapStepOf is the step that makes the new deployment the default, by

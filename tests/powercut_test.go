@@ -51,8 +51,8 @@ var powerCuts = []powerCut{
 	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft, boot: true},
 	{name: "mid-commit", pattern: "[3/", delay: "1"},
 	{name: "mid-etc-apply", pattern: "[6/", delay: "0"},
-	{name: "before-default", hang: 10, pattern: "[10/", delay: "0", boot: true},
-	{name: "after-default", hang: 11, pattern: "[11/", delay: "0", whole: true, boot: true},
+	{name: "before-default", hang: 10, pattern: "[10/", delay: "0"},
+	{name: "after-default", hang: 11, pattern: "[11/", delay: "0", whole: true},
 }
 
 // boundaryCuts are the cuts before each step up to the default swap that
@@ -99,10 +99,13 @@ func cutOrder(c powerCut) int {
 }
 
 // cutsToBoot picks the cuts whose copies are booted: with all, every one;
-// else those marked boot (the unpack, which may leave nothing; the last
-// boundary before the default swap; the first after it, where the node
-// must boot the new deployment) and sample of the others, drawn with seed,
-// in the deploy's order. Every copy is checked on disk (checkCopyOnDisk).
+// else those marked boot (the unpack, which may leave nothing) and sample
+// of the others, drawn with seed, in the deploy's order. Every copy is
+// checked on disk (checkCopyOnDisk). Around the default swap, where the
+// outcome changes, the disk as the last flush before the swap and the
+// first after its step left it is booted instead (checkBootedFlushPoints):
+// stricter than these copies, which keep what the guest had sent the disk
+// without a flush.
 func cutsToBoot(cuts []powerCut, all bool, seed int64, sample int) []powerCut {
 	var out, rest []powerCut
 	for _, c := range cuts {
@@ -227,7 +230,9 @@ func TestBootedPowerCuts(t *testing.T) {
 	t.Logf("power cut mid-create: nothing at made/seed.tar; the hidden partials %v are removed by the next copy to that name", partials)
 
 	cuts := allCuts()
+	rec := recordNextBoot(t, n)
 	deployWithCopies(t, n, cuts)
+	flushes := rec.done(t, n, cuts)
 	booted := bootedCutsOf(t, cuts)
 	t.Run("seed", func(t *testing.T) {
 		t.Parallel()
@@ -239,6 +244,10 @@ func TestBootedPowerCuts(t *testing.T) {
 		}
 		checkSeedState(t, s, b, "seedbuild-vm-y")
 		t.Log("the deploy copied at each cut went on to the end; the node booted the seed, with its state")
+	})
+	t.Run("flush", func(t *testing.T) {
+		t.Parallel()
+		checkBootedFlushPoints(t, s, flushes, rec.marks)
 	})
 	for _, c := range cuts {
 		t.Run(c.name, func(t *testing.T) {
@@ -324,7 +333,7 @@ ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 func deployWithCopies(t *testing.T, n *node, cuts []powerCut) {
 	t.Helper()
 	n.snapshotDir = t.TempDir()
-	b := n.boot("deploy-copied-at-cuts", statusStage+pausedDeploy(cuts))
+	b := n.boot("deploy-copied-at-cuts", statusStage+markStage("deploy-start")+pausedDeploy(cuts)+markStage("deploy-end"))
 	if rc := b.file(t, "deploy.rc"); rc != "0" {
 		t.Fatalf("the deploy copied at each cut: exit %s\n%s", rc, tail(b.file(t, "cut.log"), 20))
 	}

@@ -263,6 +263,11 @@ type node struct {
 	snapshotDir string
 	// priority orders its boots among those waiting for a VM slot.
 	priority bootPriority
+	// writeLog, when set, has the next boots' disk writes logged there
+	// (see qemuRun.writeLog); marked, when set, is told each snapshot
+	// or mark a stage asks for (see snapshotMarker).
+	writeLog string
+	marked   func(name string)
 }
 
 // bootPriority orders the boots that wait for a VM slot: the highest gets
@@ -300,8 +305,18 @@ const powerCutMarker = "seedbuild-vm-stage: POWER CUT NOW"
 // leave it: the VM is stopped (qemu completes and flushes its in-flight
 // writes; what the guest holds in its page cache is not on the disk), the
 // disk copied to NAME.raw in the node's snapshotDir, the VM continued, and
-// the file snapped-NAME put in the share for the stage to wait on.
+// the file snapped-NAME put in the share for the stage to wait on. A
+// NAME that starts with markPrefix is only a mark: the VM is stopped and
+// continued, the node told (node.marked), and no disk copied.
 const snapshotMarker = "seedbuild-vm-stage: SNAPSHOT "
+
+// markPrefix starts the name of a mark (see snapshotMarker).
+const markPrefix = "mark-"
+
+// markStage is a stage's lines that ask for the mark name and wait for it.
+func markStage(name string) string {
+	return fmt.Sprintf("echo \"%s%s%s\" >/dev/console\nuntil [ -e $X/snapped-%s%s ]; do sleep 0.2; done\n", snapshotMarker, markPrefix, name, markPrefix, name)
+}
 
 // bootUntilCut boots like boot, but the stage ends in a power cut where it
 // prints powerCutMarker; the stage's rc is not read.
@@ -423,7 +438,8 @@ func (n *node) boot(stage, script string) boot {
 	if n.priority == seedBoot {
 		nice = seedNice
 	}
-	err := runQemu(n.disk, n.share, kernel, initrd, e.options, serial, cpus, nice, 20*time.Minute, n.cutOn, n.snapshotDir)
+	err := runQemu(qemuRun{disk: n.disk, share: n.share, kernel: kernel, initrd: initrd, options: e.options, serial: serial,
+		cpus: cpus, nice: nice, limit: 20 * time.Minute, cutOn: n.cutOn, snapDir: n.snapshotDir, writeLog: n.writeLog, marked: n.marked})
 	b := boot{entry: e, out: out, serial: serial, proof: proofLine(serial)}
 	if n.cutOn != "" {
 		n.cutOn = ""
@@ -539,20 +555,41 @@ func envCount(name string) int {
 	return 0
 }
 
-// runQemu boots the kernel with the disk and the share under software
+// qemuRun is one run of qemu: the disk, the share, the kernel, initrd
+// and command line it boots, where the serial console goes, its vCPUs,
+// the nice value of its qemu and how long it may take.
+type qemuRun struct {
+	disk, share, kernel, initrd, options, serial string
+	cpus, nice                                   int
+	limit                                        time.Duration
+	// cutOn, when set: qemu is killed (a power cut: what the guest had
+	// not written to the disk is lost) as soon as the serial log holds
+	// that line.
+	cutOn string
+	// snapDir, when set: the disk is copied into it where the stage asks
+	// (see snapshotMarker), through qemu's monitor.
+	snapDir string
+	// writeLog, when set: the disk sits behind QEMU's blklogwrites driver,
+	// which logs every write, flush and FUA the guest sends it, in order,
+	// into this file (the dm-log-writes format, package
+	// tests/internal/writelog), its super block brought up to date at
+	// every entry (log-super-update-interval=1, block/blklogwrites.c).
+	writeLog string
+	// marked, when set, is called with the name of each snapshot or
+	// mark the stage asks for, while the VM is stopped.
+	marked func(name string)
+}
+
+// runQemu boots r's kernel with its disk and share under software
 // emulation (nested KVM hangs at kernel entry on these machines) and
-// waits for the guest to power off, its qemu at the nice value nice.
-//
-// With cutOn set, it kills qemu (a power cut: what the guest had not
-// written to the disk is lost) as soon as the serial log holds that line.
-// With snapDir set, it copies the disk into it where the stage asks (see
-// snapshotMarker), through qemu's monitor.
-func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int, limit time.Duration, cutOn, snapDir string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+// waits for the guest to power off, or for the power cut r asks for.
+func runQemu(r qemuRun) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.limit)
 	defer cancel()
 	monitor := "none"
 	var sock string
-	if snapDir != "" {
+	snaps := r.snapDir != "" || r.marked != nil
+	if snaps {
 		dir, err := os.MkdirTemp("", "qmon")
 		if err != nil {
 			return err
@@ -562,7 +599,7 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int
 		monitor = "unix:" + sock + ",server=on,wait=off"
 	}
 	// nice(1) execs qemu: every thread it makes has that priority.
-	argv := append([]string{"-n", strconv.Itoa(nice), "qemu-system-x86_64"}, qemuArgs(disk, share, kernel, initrd, options, serial, monitor, cpus)...)
+	argv := append([]string{"-n", strconv.Itoa(r.nice), "qemu-system-x86_64"}, qemuArgs(r, monitor)...)
 	cmd := exec.CommandContext(ctx, "nice", argv...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &errb
@@ -571,18 +608,18 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int
 	}
 	cut := make(chan bool, 1)
 	snapErr := make(chan error, 1)
-	if cutOn != "" || snapDir != "" {
+	if r.cutOn != "" || snaps {
 		go func() {
 			taken := map[string]bool{}
 			for ctx.Err() == nil {
-				log := readString(serial)
-				if cutOn != "" && strings.Contains(log, cutOn) {
+				log := readString(r.serial)
+				if r.cutOn != "" && strings.Contains(log, r.cutOn) {
 					cmd.Process.Kill()
 					cut <- true
 					return
 				}
 				var asked []string
-				if snapDir != "" {
+				if snaps {
 					asked = snapshotsAsked(log)
 				}
 				for _, name := range asked {
@@ -590,12 +627,12 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int
 						continue
 					}
 					taken[name] = true
-					if err := snapshotDisk(sock, disk, filepath.Join(snapDir, name+".raw")); err != nil {
-						snapErr <- fmt.Errorf("copying the disk at %s: %w", name, err)
+					if err := snapshot(sock, r, name); err != nil {
+						snapErr <- fmt.Errorf("the stage's snapshot %s: %w", name, err)
 						cmd.Process.Kill()
 						return
 					}
-					if err := os.WriteFile(filepath.Join(share, "snapped-"+name), nil, 0o644); err != nil {
+					if err := os.WriteFile(filepath.Join(r.share, "snapped-"+name), nil, 0o644); err != nil {
 						snapErr <- err
 						cmd.Process.Kill()
 						return
@@ -614,7 +651,7 @@ func runQemu(disk, share, kernel, initrd, options, serial string, cpus, nice int
 	default:
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("no power-off within %s", limit)
+		return fmt.Errorf("no power-off within %s", r.limit)
 	}
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, strings.TrimSpace(errb.String()))
@@ -636,20 +673,27 @@ func snapshotsAsked(log string) []string {
 	return names
 }
 
-// snapshotDisk stops the VM behind the monitor socket sock, copies its
-// disk to dst and lets the VM go on.
-func snapshotDisk(sock, disk, dst string) error {
+// snapshot stops the VM behind the monitor socket sock, copies its disk
+// into r.snapDir as NAME.raw unless name is a mark, tells r.marked, and
+// lets the VM go on.
+func snapshot(sock string, r qemuRun, name string) error {
 	if err := monitorCommand(sock, "stop"); err != nil {
 		return err
 	}
-	out, cpErr := exec.Command("cp", "--sparse=always", disk, dst).CombinedOutput()
+	var cpErr error
+	if !strings.HasPrefix(name, markPrefix) && r.snapDir != "" {
+		dst := filepath.Join(r.snapDir, name+".raw")
+		if out, err := exec.Command("cp", "--sparse=always", r.disk, dst).CombinedOutput(); err != nil {
+			cpErr = fmt.Errorf("cp %s %s: %v: %s", r.disk, dst, err, out)
+		}
+	}
+	if r.marked != nil {
+		r.marked(name)
+	}
 	if err := monitorCommand(sock, "cont"); err != nil {
 		return err
 	}
-	if cpErr != nil {
-		return fmt.Errorf("cp %s %s: %v: %s", disk, dst, cpErr, out)
-	}
-	return nil
+	return cpErr
 }
 
 // monitorCommand runs one command on qemu's human monitor at sock and
@@ -698,14 +742,25 @@ func monitorCommand(sock, command string) error {
 // CPU can have: the emulator's flags for that instruction were wrong, not
 // the guest. Without the feature the kernel takes its non-atomic paths
 // (x86-64 baseline, as Debian builds it, does not require it).
-func qemuArgs(disk, share, kernel, initrd, options, serial, monitor string, cpus int) []string {
-	return []string{
-		"-accel", "tcg", "-cpu", "qemu64,-cx16", "-m", "3072", "-smp", strconv.Itoa(cpus),
-		"-display", "none", "-monitor", monitor, "-serial", "file:" + serial, "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", options,
-		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
-		"-virtfs", "local,path=" + share + ",mount_tag=xfer,security_model=passthrough,id=xfer",
+//
+// The disk is a virtio disk with a write cache (cache=writeback): the
+// guest's flushes reach qemu, which the write log needs, and what the
+// guest wrote survives a kill of qemu in the host's page cache.
+func qemuArgs(r qemuRun, monitor string) []string {
+	args := []string{
+		"-accel", "tcg", "-cpu", "qemu64,-cx16", "-m", "3072", "-smp", strconv.Itoa(r.cpus),
+		"-display", "none", "-monitor", monitor, "-serial", "file:" + r.serial, "-no-reboot",
+		"-kernel", r.kernel, "-initrd", r.initrd, "-append", r.options,
+		"-virtfs", "local,path=" + r.share + ",mount_tag=xfer,security_model=passthrough,id=xfer",
 	}
+	if r.writeLog == "" {
+		return append(args, "-drive", "file="+r.disk+",format=raw,if=virtio,cache=writeback")
+	}
+	return append(args,
+		"-blockdev", "driver=file,node-name=disk,filename="+r.disk,
+		"-blockdev", "driver=file,node-name=log,filename="+r.writeLog,
+		"-blockdev", "driver=blklogwrites,node-name=logged,file=disk,log=log,log-super-update-interval=1",
+		"-device", "virtio-blk-pci,drive=logged,write-cache=on")
 }
 
 // proofLine is the stage runner's console line that names the OS variant
