@@ -572,8 +572,11 @@ type qemuRun struct {
 	// writeLog, when set: the disk sits behind QEMU's blklogwrites driver,
 	// which logs every write, flush and FUA the guest sends it, in order,
 	// into this file (the dm-log-writes format, package
-	// tests/internal/writelog), its super block brought up to date at
-	// every entry (log-super-update-interval=1, block/blklogwrites.c).
+	// tests/internal/writelog). Its super block is brought up to date at
+	// each flush (block/blklogwrites.c), and so at each snapshot or mark:
+	// stopping the VM flushes its disks (vm_stop, bdrv_flush_all). That
+	// flush is logged too, a flush point the guest did not ask for: the
+	// disk as it was there is one a power cut could leave as well.
 	writeLog string
 	// marked, when set, is called with the name of each snapshot or
 	// mark the stage asks for, while the VM is stopped.
@@ -756,11 +759,19 @@ func qemuArgs(r qemuRun, monitor string) []string {
 	if r.writeLog == "" {
 		return append(args, "-drive", "file="+r.disk+",format=raw,if=virtio,cache=writeback")
 	}
+	// Without request-merging=off, virtio-blk merges the guest's adjacent
+	// writes into one request of up to IOV_MAX (1024) pieces, and
+	// blklogwrites, which writes each as its log entry's header and the
+	// data in one vector of two pieces more, gets EINVAL from pwritev: the
+	// guest saw I/O errors as soon as a stopped VM went on with a queue of
+	// writes (block/blklogwrites.c, blk_log_writes_co_log; hw/block/
+	// virtio-blk.c, virtio_blk_submit_multireq). The guest's own requests
+	// have at most seg_max (queue size - 2, 254) pieces.
 	return append(args,
 		"-blockdev", "driver=file,node-name=disk,filename="+r.disk,
 		"-blockdev", "driver=file,node-name=log,filename="+r.writeLog,
-		"-blockdev", "driver=blklogwrites,node-name=logged,file=disk,log=log,log-super-update-interval=1",
-		"-device", "virtio-blk-pci,drive=logged,write-cache=on")
+		"-blockdev", "driver=blklogwrites,node-name=logged,file=disk,log=log",
+		"-device", "virtio-blk-pci,drive=logged,write-cache=on,request-merging=off")
 }
 
 // proofLine is the stage runner's console line that names the OS variant
