@@ -195,8 +195,10 @@ func checkBootedFlushPoints(t *testing.T, s seeds, r flushRecording, marks map[s
 			t.Parallel()
 			image := r.replay(t, im.flushImage)
 			found, c := checkBootedFlushImage(t, image, im)
-			t.Logf("%s: on disk, %s", im.name, found)
-			cn := newNode(t, fmt.Sprintf("flush-%d", i+1), image)
+			// The short name names the boots and their logs.
+			c.name = fmt.Sprintf("flush-%d", i+1)
+			t.Logf("%s is %s: on disk, %s", c.name, im.name, found)
+			cn := newNode(t, c.name, image)
 			cn.priority = leafBoot
 			cn.put(s.path("native"), "seeds/native.tar")
 			switch {
