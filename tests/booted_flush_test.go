@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -158,12 +157,7 @@ func checkBootedFlushImage(t *testing.T, image string, im bootedFlushImage) (str
 	umount := mountLoop(t, image, sys)
 	defer umount()
 	repo := filepath.Join(sys, "ostree/repo")
-	if bad := objectsNamedByContent(t, repo); len(bad) > 0 {
-		t.Errorf("%s: objects not named by their content: %v", im.name, bad)
-	}
-	if out, err := exec.Command("ostree", "fsck", "--quiet", "--repo="+repo).CombinedOutput(); err != nil {
-		t.Errorf("%s: ostree fsck: %v\n%s", im.name, err, tail(string(out), 10))
-	}
+	checkRepoSound(t, im.name, repo)
 	return found, c
 }
 

@@ -263,6 +263,18 @@ func objectsNamedByContent(t *testing.T, repo string) []string {
 	return bad
 }
 
+// checkRepoSound checks the repo of a replayed image: every object in it
+// named by its content, and ostree fsck clean.
+func checkRepoSound(t *testing.T, name, repo string) {
+	t.Helper()
+	if bad := objectsNamedByContent(t, repo); len(bad) > 0 {
+		t.Errorf("%s: objects not named by their content: %v", name, bad)
+	}
+	if out, err := exec.Command("ostree", "fsck", "--quiet", "--repo="+repo).CombinedOutput(); err != nil {
+		t.Errorf("%s: ostree fsck: %v\n%s", name, err, tail(string(out), 10))
+	}
+}
+
 // checkFlushImage checks a replayed image as a node would find it after a
 // power cut, and deals with it as the node's next deploy would: the file
 // system clean once its journal is replayed; the default boot entry the
@@ -282,12 +294,7 @@ func checkFlushImage(t *testing.T, image string, im flushImage, next func(sys st
 	umount := mountLoop(t, image, sys)
 	defer umount()
 	repo := filepath.Join(sys, "ostree/repo")
-	if bad := objectsNamedByContent(t, repo); len(bad) > 0 {
-		t.Errorf("%s: objects not named by their content: %v", im.name, bad)
-	}
-	if out, err := exec.Command("ostree", "fsck", "--quiet", "--repo="+repo).CombinedOutput(); err != nil {
-		t.Errorf("%s: ostree fsck: %v\n%s", im.name, err, tail(string(out), 10))
-	}
+	checkRepoSound(t, im.name, repo)
 	r := next(sys)
 	said := "nothing to undo"
 	for _, s := range []string{"Undid an interrupted deploy", "Finished an interrupted deploy"} {
