@@ -373,40 +373,59 @@ func countTrue(m map[int]bool) int {
 	return n
 }
 
-// TestDeployFlushPoints records a deploy of a native seed by the ostree
-// method, into a sysroot that holds a node's stateroot, on a logging disk,
-// and checks the disk at its flush points (a sample; SEEDBUILD_FLUSH_ALL=1,
-// make crash, checks every one) and with part of the writes after some.
+// TestDeployFlushPoints records a deploy by the ostree method of a native
+// seed, and one of a classic seed (the upstream agent's layout, which
+// deploys only from its ostree.tgz), each into a
+// sysroot that holds a node's stateroot, on a logging disk, and checks the
+// disk at its flush points (a sample; SEEDBUILD_FLUSH_ALL=1, make crash,
+// checks every one) and with part of the writes after some.
 func TestDeployFlushPoints(t *testing.T) {
 	f := getFixtures(t)
 	st := newStore(t)
-	seed := filepath.Join(t.TempDir(), "seed.tar")
-	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--output", "oci-archive:"+seed)...)
-	deploy := func(sys string) []string {
-		return st.flags("deploy", "oci-archive:"+seed, "--stateroot", "seed", "--sysroot", sys, "--method", "ostree")
-	}
-	rec := recordDeploy(t, func(sys string) {
-		mustSeedbuild(t, st.flags("deploy", "oci-archive:"+f.bootc, "--stateroot", "node", "--sysroot", sys, "--method", "ostree", "-q")...)
-	}, deploy)
-	points := rec.log.FlushPoints()
-	if len(points) < 5 || len(rec.steps) < 10 {
-		t.Fatalf("the deploy's log: %d entries, %d flush points, steps seen %v", len(rec.log.Entries), len(points), rec.steps)
-	}
-	perStep := map[int]int{}
-	for _, p := range points {
-		perStep[rec.stepOf(p)]++
-	}
-	t.Logf("the deploy: %d log entries, %d flush points; by step (0: the unpack): %v", len(rec.log.Entries), len(points), perStep)
+	native := filepath.Join(t.TempDir(), "seed.tar")
+	mustSeedbuild(t, st.flags("create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--output", "oci-archive:"+native)...)
 	seedN := flushSeed()
 	t.Logf("the partial images are drawn by SEEDBUILD_FLUSH_SEED=%d", seedN)
-	images := flushImages(rec, swapStepOf(t, rec), os.Getenv("SEEDBUILD_FLUSH_ALL") == "1", 3, 2, seedN)
-	for _, im := range images {
-		image := rec.replay(t, im)
-		found := checkFlushImage(t, image, im, func(sys string) result { return seedbuild(t, nil, deploy(sys)...) })
-		t.Logf("%s: %s", im.name, found)
-		os.Remove(image)
+	all := os.Getenv("SEEDBUILD_FLUSH_ALL") == "1"
+	for _, c := range []struct {
+		name, seed string
+		method     []string
+		// spread and partial: how many images spread over the log, and
+		// how many with part of the writes after a flush (see
+		// flushImages), in make test.
+		spread, partial int
+	}{
+		{"native", native, []string{"--method", "ostree"}, 3, 2},
+		// The classic seed's deploy is the same plan on a pulled commit:
+		// the default swap's images and one more.
+		{"classic", f.classic, nil, 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			deploy := func(sys string) []string {
+				return st.flags(append([]string{"deploy", "oci-archive:" + c.seed, "--stateroot", "seed", "--sysroot", sys}, c.method...)...)
+			}
+			rec := recordDeploy(t, func(sys string) {
+				mustSeedbuild(t, st.flags("deploy", "oci-archive:"+f.bootc, "--stateroot", "node", "--sysroot", sys, "--method", "ostree", "-q")...)
+			}, deploy)
+			points := rec.log.FlushPoints()
+			if len(points) < 5 || len(rec.steps) < 10 {
+				t.Fatalf("the deploy's log: %d entries, %d flush points, steps seen %v", len(rec.log.Entries), len(points), rec.steps)
+			}
+			perStep := map[int]int{}
+			for _, p := range points {
+				perStep[rec.stepOf(p)]++
+			}
+			t.Logf("the deploy: %d log entries, %d flush points; by step (0: before step 1): %v", len(rec.log.Entries), len(points), perStep)
+			images := flushImages(rec, swapStepOf(t, rec), all, c.spread, c.partial, seedN)
+			for _, im := range images {
+				image := rec.replay(t, im)
+				found := checkFlushImage(t, image, im, func(sys string) result { return seedbuild(t, nil, deploy(sys)...) })
+				t.Logf("%s: %s", im.name, found)
+				os.Remove(image)
+			}
+			t.Logf("%d images checked", len(images))
+		})
 	}
-	t.Logf("%d images checked", len(images))
 }
 
 // flushSeed is SEEDBUILD_FLUSH_SEED, as a run printed it, or a new draw:
