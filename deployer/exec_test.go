@@ -196,6 +196,37 @@ func TestExecutorJournal(t *testing.T) {
 	}
 }
 
+// TestJournalRemoveTakesTheTemporaryToo: a power cut between a journal
+// write's sync of its temporary file and the rename leaves that file
+// beside the journal; removing the journal removes it too, and a journal
+// with no temporary file beside it is removed as before.
+func TestJournalRemoveTakesTheTemporaryToo(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+	}{
+		{"journal and a temporary file", []string{"j.json", "j.json.tmp"}},
+		{"journal alone", []string{"j.json"}},
+		{"nothing", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte("{}"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			j := &journal{Stateroot: "s", path: filepath.Join(dir, "j.json")}
+			if err := j.remove(); err != nil {
+				t.Fatalf("remove: %v", err)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left %v, want nothing", left)
+			}
+		})
+	}
+}
+
 // TestMakesOnlyWhatIsDeclared: a step stores only the values its plan says
 // it makes.
 func TestMakesOnlyWhatIsDeclared(t *testing.T) {

@@ -85,10 +85,14 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// remove deletes the journal once nothing is left to undo.
+// remove deletes the journal once nothing is left to undo, and the
+// temporary file of a write a power cut stopped before its rename (the
+// booted flush-point replay found one left beside a finished journal).
 func (j *journal) remove() error {
-	if err := os.Remove(j.path); err != nil && !os.IsNotExist(err) {
-		return err
+	for _, p := range []string{j.path, j.path + ".tmp"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
 	}
 	return syncDir(filepath.Dir(j.path))
 }
