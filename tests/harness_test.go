@@ -159,12 +159,31 @@ func newStore(t testing.TB) store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	root := filepath.Join(dir, "root")
 	t.Cleanup(func() {
-		scratch.UnmountAll(dir)
 		scratch.UnmountAll(run)
 		os.RemoveAll(run)
+		removeStore(t, dir, root)
 	})
-	return store{root: filepath.Join(dir, "root"), runroot: run}
+	return store{root: root, runroot: run}
+}
+
+// removeStore removes the store at root, under dir, before the test's
+// TempDir removal does: a `podman run --rm` returns before its cleanup
+// process (conmon's exit command, podman container cleanup) is done with
+// the store, which may still be writing in overlay/ while it goes (one
+// clean-clone run failed so: "unlinkat .../root/overlay: directory not
+// empty"). It tries again for up to 10 s.
+func removeStore(t testing.TB, dir, root string) {
+	var err error
+	for i := 0; i < 100; i++ {
+		scratch.UnmountAll(dir)
+		if err = os.RemoveAll(root); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("removing the store %s: %v", root, err)
 }
 
 // flags are seedbuild's global flags for the store.
