@@ -52,7 +52,7 @@ func (j *journal) write() error {
 	if err != nil {
 		return err
 	}
-	tmp := j.path + ".tmp"
+	tmp := j.tmpPath()
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing the deploy journal %q: %w", j.path, err)
@@ -76,6 +76,9 @@ func (j *journal) write() error {
 	return nil
 }
 
+// tmpPath is where write puts the journal before renaming it into place.
+func (j *journal) tmpPath() string { return j.path + ".tmp" }
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -89,7 +92,7 @@ func syncDir(dir string) error {
 // temporary file of a write a power cut stopped before its rename (the
 // booted flush-point replay found one left beside a finished journal).
 func (j *journal) remove() error {
-	for _, p := range []string{j.path, j.path + ".tmp"} {
+	for _, p := range []string{j.path, j.tmpPath()} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			return err
 		}

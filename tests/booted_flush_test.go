@@ -77,8 +77,7 @@ type bootedFlushImage struct {
 // marks deploy-start and deploy-end) to replay: the last one before the
 // cut held before the default swap (before-default), where the original
 // must boot; the first one once the swap's step is over (after-default),
-// where the seed must; with all, every flush point of the swap's step
-// too, and random more drawn by seed.
+// where the seed must; and random more of the deploy's, drawn by seed.
 func bootedFlushImages(r flushRecording, marks map[string]int, random int, seed int64) ([]bootedFlushImage, error) {
 	start, okS := marks["deploy-start"]
 	end, okE := marks["deploy-end"]
@@ -169,7 +168,7 @@ func checkBootedFlushImage(t *testing.T, image string, im bootedFlushImage) (str
 // run replays and boots beyond the two around the default swap:
 // SEEDBUILD_FLUSH_ALL=1 (make crash) boots five more.
 func flushBootCount() int {
-	if os.Getenv("SEEDBUILD_FLUSH_ALL") == "1" {
+	if flushAll() {
 		return 5
 	}
 	return 0
