@@ -53,12 +53,13 @@ test: deps build build-test image
 	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_IMAGE_ARCHIVE=$(CURDIR)/$(IMAGE_ARCHIVE) GO=$(GO) hack/test.sh $(GOFLAGS_ALL) -count=1 -timeout 87m
 
 # The power cuts on a booted node, every copy booted, and five random
-# flush points of its deploy more; every flush point of the host-recorded
-# native and classic deploys checked (make test boots and checks a sample;
-# docs/reliability.md).
+# flush points of its deploy more; the classic seed's deploy recorded on a
+# booted node too, seven of its flush points booted; every flush point of
+# the host-recorded native and classic deploys checked (make test boots
+# and checks a sample; docs/reliability.md).
 crash: deps build build-test
 	SEEDBUILD_BIN=$(CURDIR)/bin/seedbuild-test SEEDBUILD_RELEASE_BIN=$(CURDIR)/bin/seedbuild SEEDBUILD_BOOT_ALL_CUTS=1 SEEDBUILD_FLUSH_ALL=1 \
-	  $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 87m -v -parallel 8 -run '^(TestBootedPowerCuts|TestDeployFlushPoints)$$' ./tests
+	  $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 87m -v -parallel 8 -run '^(TestBootedPowerCuts|TestBootedClassicFlushPoints|TestDeployFlushPoints)$$' ./tests
 
 unit:
 	$(GO) test $(GOFLAGS_ALL) -count=1 $$($(GO) list ./... | grep -v /tests)

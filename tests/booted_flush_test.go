@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -174,11 +175,11 @@ func flushBootCount() int {
 	return 0
 }
 
-// checkBootedFlushPoints replays the recorded deploy to the flush points
+// checkBootedFlushPoints replays the recorded deploy d to the flush points
 // bootedFlushImages picks, checks each on disk and boots it: the original
-// deployment, whose next deploy undoes what the power cut left, or the
-// seed, whole, whose next deploy finishes the journal.
-func checkBootedFlushPoints(t *testing.T, s seeds, r flushRecording, marks map[string]int) {
+// deployment, whose next deploy (d again) undoes what the power cut left,
+// or the seed, whole, whose next deploy finishes the journal.
+func checkBootedFlushPoints(t *testing.T, s seeds, d recordedDeploy, r flushRecording, marks map[string]int) {
 	t.Helper()
 	seed := flushSeed()
 	images, err := bootedFlushImages(r, marks, flushBootCount(), seed)
@@ -197,7 +198,7 @@ func checkBootedFlushPoints(t *testing.T, s seeds, r flushRecording, marks map[s
 			t.Logf("%s is %s: on disk, %s", c.name, im.name, found)
 			cn := newNode(t, c.name, image)
 			cn.priority = leafBoot
-			cn.put(s.path("native"), "seeds/native.tar")
+			cn.put(s.path(d.seed), d.share())
 			switch {
 			case c.whole && c.left == unpackLeft:
 				// No journal: the deploy was over.
@@ -205,15 +206,60 @@ func checkBootedFlushPoints(t *testing.T, s seeds, r flushRecording, marks map[s
 				if !strings.Contains(b.entry.options, "/seed/") {
 					t.Fatalf("%s (the deploy over) booted %q, want the seed's stateroot", c.name, b.entry.options)
 				}
-				checkSeedState(t, s, b, "seedbuild-vm-y")
+				checkSeedState(t, s, b, d.variant)
 				t.Logf("%s: the deploy over; booted the seed, whole", c.name)
 			case c.whole:
-				checkWholeCopy(t, s, cn, c)
+				checkWholeCopy(t, s, cn, c, d)
 			default:
-				checkCopy(t, cn, c)
+				checkCopy(t, cn, c, d)
 			}
 		})
 	}
+}
+
+// swapCuts are the two cuts of powerCuts around the default swap: held
+// before its step and before the next.
+func swapCuts() []powerCut {
+	var out []powerCut
+	for _, c := range powerCuts {
+		if c.name == "before-default" || c.name == "after-default" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// swapStepLine is the deploy's output line that starts the default swap:
+// step 10 on the node's ostree, as swapCuts hold it.
+var swapStepLine = regexp.MustCompile(`(?m)^\[10/\d+\] make the whole deployment the default`)
+
+// TestBootedClassicFlushPoints records the classic seed's deploy on a
+// booted node, as TestBootedPowerCuts records the native seed's: the
+// node's disk writes logged from the boot on, the deploy held and marked
+// around the default swap (no copies), then the flush points
+// bootedFlushImages picks (the two around the swap and five random ones)
+// replayed, checked on disk and booted, each followed by the classic
+// deploy again. It runs in make crash (SEEDBUILD_FLUSH_ALL=1); make test
+// records the classic seed's deploy on the host (TestDeployFlushPoints).
+func TestBootedClassicFlushPoints(t *testing.T) {
+	if !flushAll() {
+		t.Skip("make crash (SEEDBUILD_FLUSH_ALL=1) records the classic seed's deploy on a booted node; make test records it on the host (TestDeployFlushPoints/classic)")
+	}
+	t.Parallel()
+	s := getSeeds(t)
+	n := cutNode(t, s)
+	n.put(s.path(classicRun.seed), classicRun.share())
+	cuts := swapCuts()
+	rec := recordNextBoot(t, n)
+	b := n.boot("classic-recorded", statusStage+markStage("deploy-start")+pausedDeploy(classicRun, cuts, false)+markStage("deploy-end"))
+	log := b.file(t, "cut.log")
+	if rc := b.file(t, "deploy.rc"); rc != "0" {
+		t.Fatalf("the classic seed's recorded deploy: exit %s\n%s", rc, tail(log, 20))
+	}
+	if !swapStepLine.MatchString(log) {
+		t.Fatalf("the classic seed's deploy did not swap the default at step 10, where the marks were taken:\n%s", log)
+	}
+	checkBootedFlushPoints(t, s, classicRun, rec.done(t, n, cuts), rec.marks)
 }
 
 // TestBootedFlushImages checks which flush points of a recorded deploy are

@@ -48,7 +48,7 @@ type powerCut struct {
 // the default and 11 removes the spare: deployer's golden
 // native-ostree-unpacked.json; the cuts fall on the same boundaries.)
 var powerCuts = []powerCut{
-	{name: "mid-unpack", pattern: "Unpacking layer 1 of", delay: "1", left: unpackLeft, boot: true},
+	{name: "mid-unpack", pattern: unpackStart, delay: "1", left: unpackLeft, boot: true},
 	{name: "mid-commit", pattern: "[3/", delay: "1"},
 	{name: "mid-etc-apply", pattern: "[6/", delay: "0"},
 	{name: "before-default", hang: 10, pattern: "[10/", delay: "0"},
@@ -122,8 +122,11 @@ func cutsToBoot(cuts []powerCut, all bool, seed int64, sample int) []powerCut {
 	return out
 }
 
-// cutSample is how many copies beyond the marked ones a run boots.
-const cutSample = 1
+// cutSample is how many copies beyond the marked ones a run of make test
+// boots: none. Every copy is checked on disk, and around the default swap
+// the flush points' images, stricter, are booted instead; a sampled copy's
+// boot cost the run about 80 s of a VM slot. make crash boots every copy.
+const cutSample = 0
 
 // bootedCutsOf reads the environment: SEEDBUILD_BOOT_ALL_CUTS=1 (make
 // crash) boots every copy; SEEDBUILD_CUT_SEED=N draws the sample with N,
@@ -155,13 +158,38 @@ const undid = "Undid an interrupted deploy into stateroot seed"
 // unpackLeft is what a deploy says of an unpacked root a dead run left.
 const unpackLeft = "left by an interrupted seedbuild run"
 
+// unpackStart is what a deploy says as it starts to unpack the seed onto
+// the sysroot.
+const unpackStart = "Unpacking layer 1 of"
+
 const statusStage = `
 . /etc/os-release; echo "$VARIANT_ID" >$O/variant
 ostree admin status >$O/status
 ls /ostree/.seedbuild-journal-* >$O/journals 2>/dev/null || true
 `
 
-// nativeDeploy is the deploy the power-cut tests cut, in a stage.
+// recordedDeploy is a deploy the power-cut tests hold, cut and record on a
+// booted node: the seed it deploys (its name in seeds and, as
+// seeds/NAME.tar, in the node's share), the command a stage runs, the OS
+// variant the node says once it boots the new deployment, and whether it
+// unpacks the seed's layers onto the sysroot before its first step.
+type recordedDeploy struct {
+	seed, cmd, variant string
+	unpacks            bool
+}
+
+func (d recordedDeploy) share() string { return "seeds/" + d.seed + ".tar" }
+
+var (
+	// nativeRun is the deploy the power-cut tests cut.
+	nativeRun = recordedDeploy{"native", nativeDeploy, "seedbuild-vm-y", true}
+	// classicRun deploys the classic seed; its commit is the seed node's
+	// own OS, X. On the node's ostree its plan's default swap is step 10 too
+	// (TestBootedClassicFlushPoints checks the log says so).
+	classicRun = recordedDeploy{"classic", "$SB deploy oci-archive:$X/seeds/classic.tar --stateroot seed", "seedbuild-vm-x", false}
+)
+
+// nativeDeploy is nativeRun's command.
 const nativeDeploy = "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
 
 // stagesStage lists the unpacked roots deploys left on the sysroot.
@@ -247,7 +275,7 @@ func TestBootedPowerCuts(t *testing.T) {
 	})
 	t.Run("flush", func(t *testing.T) {
 		t.Parallel()
-		checkBootedFlushPoints(t, s, flushes, rec.marks)
+		checkBootedFlushPoints(t, s, nativeRun, flushes, rec.marks)
 	})
 	for _, c := range cuts {
 		t.Run(c.name, func(t *testing.T) {
@@ -258,9 +286,9 @@ func TestBootedPowerCuts(t *testing.T) {
 			case !booted[c.name]:
 				t.Logf("power cut %s: on disk, %s; not booted this run", c.name, onDisk)
 			case c.whole:
-				checkWholeCopy(t, s, cn, c)
+				checkWholeCopy(t, s, cn, c, nativeRun)
 			default:
-				checkCopy(t, cn, c)
+				checkCopy(t, cn, c, nativeRun)
 			}
 		})
 	}
@@ -303,17 +331,17 @@ func checkCopyOnDisk(t *testing.T, disk string, c powerCut, etcFile string) stri
 // once the new deployment was whole and the default: the node must boot
 // the seed with all its state, and the next deploy finish the journal the
 // cut left, then refuse the booted stateroot.
-func checkWholeCopy(t *testing.T, s seeds, n *node, c powerCut) {
+func checkWholeCopy(t *testing.T, s seeds, n *node, c powerCut, d recordedDeploy) {
 	t.Helper()
 	b := n.boot("after-"+c.name, seedStateStage+statusStage+`
-rc=0; `+nativeDeploy+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
+rc=0; `+d.cmd+` >$O/next.log 2>&1 || rc=$?; echo $rc >$O/next.rc
 ostree admin status >$O/status-after
 ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 `)
 	if !strings.Contains(b.entry.options, "/seed/") {
 		t.Fatalf("after the cut %s (the new deployment whole and the default) the node booted %q, want the seed's stateroot", c.name, b.entry.options)
 	}
-	checkSeedState(t, s, b, "seedbuild-vm-y")
+	checkSeedState(t, s, b, d.variant)
 	if got := b.file(t, "journals"); got == "" {
 		t.Errorf("the cut %s left no journal to finish", c.name)
 	}
@@ -333,7 +361,7 @@ ls /ostree/.seedbuild-journal-* >$O/journals-after 2>/dev/null || true
 func deployWithCopies(t *testing.T, n *node, cuts []powerCut) {
 	t.Helper()
 	n.snapshotDir = t.TempDir()
-	b := n.boot("deploy-copied-at-cuts", statusStage+markStage("deploy-start")+pausedDeploy(cuts)+markStage("deploy-end"))
+	b := n.boot("deploy-copied-at-cuts", statusStage+markStage("deploy-start")+pausedDeploy(nativeRun, cuts, true)+markStage("deploy-end"))
 	if rc := b.file(t, "deploy.rc"); rc != "0" {
 		t.Fatalf("the deploy copied at each cut: exit %s\n%s", rc, tail(b.file(t, "cut.log"), 20))
 	}
@@ -350,26 +378,33 @@ func copyNode(t *testing.T, s seeds, n *node, c powerCut) *node {
 }
 
 // checkCopy boots the copy of a disk taken at the cut c, which came before
-// the new deployment was whole and the default, and runs the deploy again,
-// until it has dealt with what the cut left: the power is cut once it says
-// it undid the dead run, or, after a cut in the unpack (which may leave
-// nothing on disk), before its first step.
-func checkCopy(t *testing.T, n *node, c powerCut) {
+// the new deployment was whole and the default, and runs the deploy d
+// again, until it has dealt with what the cut left: the power is cut once
+// it says it undid the dead run or, after a cut before the run wrote its
+// journal (in the unpack, which may leave nothing on disk), once it has
+// removed what a dead run left (deployer's Deploy removes stale scratch
+// folders first): as it starts its own unpack, or held before its first
+// step.
+func checkCopy(t *testing.T, n *node, c powerCut, d recordedDeploy) {
 	t.Helper()
-	next := fmt.Sprintf("cut_after %q 0 %s\n", undid, nativeDeploy)
-	if c.left == unpackLeft {
-		next = fmt.Sprintf("cut_after %q 0 env SEEDBUILD_INJECT_HANG=1 %s\n", "[1/", nativeDeploy)
+	next := fmt.Sprintf("cut_after %q 0 %s\n", undid, d.cmd)
+	switch {
+	case c.left == unpackLeft && d.unpacks:
+		next = fmt.Sprintf("cut_after %q 0 %s\n", unpackStart, d.cmd)
+	case c.left == unpackLeft:
+		next = fmt.Sprintf("cut_after %q 0 env SEEDBUILD_INJECT_HANG=1 %s\n", "[1/", d.cmd)
 	}
 	b := n.bootUntilCut("after-"+c.name, statusStage+stagesStage+next)
 	t.Log("power cut " + checkAfterCut(t, b, c))
 }
 
-// pausedDeploy is a stage that runs the native deploy once and, at each
-// cut in turn (its pattern in the output, then its delay; a cut with a
-// hang step holds the deploy before that step, SEEDBUILD_INJECT_PAUSE),
-// has the harness copy the disk under the cut's name (snapshotMarker),
-// then lets the deploy go on. The deploy's exit code goes to deploy.rc.
-func pausedDeploy(cuts []powerCut) string {
+// pausedDeploy is a stage that runs the deploy d once and, at each cut in
+// turn (its pattern in the output, then its delay; a cut with a hang step
+// holds the deploy before that step, SEEDBUILD_INJECT_PAUSE), has the
+// harness copy the disk under the cut's name (snapshotMarker) or, when
+// copyDisk is false, only mark the place under it (markStage), then lets the
+// deploy go on. The deploy's exit code goes to deploy.rc.
+func pausedDeploy(d recordedDeploy, cuts []powerCut, copyDisk bool) string {
 	held := map[int]bool{}
 	for _, c := range cuts {
 		if c.hang > 0 {
@@ -384,13 +419,14 @@ func pausedDeploy(cuts []powerCut) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "P=/run/seedbuild-pause\nmkdir -p $P\n(cd $P && touch %s)\n", strings.Join(free, " "))
-	b.WriteString("env SEEDBUILD_INJECT_PAUSE=$P " + nativeDeploy + " >$O/cut.log 2>&1 &\npid=$!\n")
+	b.WriteString("env SEEDBUILD_INJECT_PAUSE=$P " + d.cmd + " >$O/cut.log 2>&1 &\npid=$!\n")
 	for _, c := range cuts {
-		fmt.Fprintf(&b, `await_output $pid %q
-sleep %s
-echo "%s%s" >/dev/console
-until [ -e $X/snapped-%s ]; do sleep 0.2; done
-`, c.pattern, c.delay, snapshotMarker, c.name, c.name)
+		fmt.Fprintf(&b, "await_output $pid %q\nsleep %s\n", c.pattern, c.delay)
+		if copyDisk {
+			fmt.Fprintf(&b, "echo \"%s%s\" >/dev/console\nuntil [ -e $X/snapped-%s ]; do sleep 0.2; done\n", snapshotMarker, c.name, c.name)
+		} else {
+			b.WriteString(markStage(c.name))
+		}
 		if c.hang > 0 {
 			fmt.Fprintf(&b, "touch $P/%d\n", c.hang)
 		}
@@ -429,20 +465,21 @@ func TestPowerCutPlan(t *testing.T) {
 	}
 	picks := map[string]bool{}
 	for _, tc := range []struct {
-		name string
-		all  bool
-		seed int64
-		want int
+		name         string
+		all          bool
+		seed         int64
+		sample, want int
 	}{
-		{"all", true, 1, len(cuts)},
-		{"seed 1", false, 1, marked + cutSample},
-		{"seed 2", false, 2, marked + cutSample},
-		{"seed 3", false, 3, marked + cutSample},
-		{"seed 4", false, 4, marked + cutSample},
+		{"all", true, 1, cutSample, len(cuts)},
+		{"make test's", false, 1, cutSample, marked + cutSample},
+		{"seed 1", false, 1, 1, marked + 1},
+		{"seed 2", false, 2, 1, marked + 1},
+		{"seed 3", false, 3, 1, marked + 1},
+		{"seed 4", false, 4, 1, marked + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := cutsToBoot(cuts, tc.all, tc.seed, cutSample)
-			again := cutsToBoot(cuts, tc.all, tc.seed, cutSample)
+			got := cutsToBoot(cuts, tc.all, tc.seed, tc.sample)
+			again := cutsToBoot(cuts, tc.all, tc.seed, tc.sample)
 			var key []string
 			in := map[string]bool{}
 			for i, c := range got {
@@ -460,7 +497,7 @@ func TestPowerCutPlan(t *testing.T) {
 					t.Errorf("booted %v, without the marked %s", key, c.name)
 				}
 			}
-			if !tc.all {
+			if !tc.all && tc.sample > 0 {
 				picks[strings.Join(key, ",")] = true
 			}
 		})
