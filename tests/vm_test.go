@@ -424,7 +424,7 @@ func (n *node) boot(stage, script string) boot {
 	// Wait for a VM slot; the time the boot takes counts from here.
 	running := vmSlots.acquire(n.priority)
 	defer vmSlots.release()
-	cpus := vmCPUs(running)
+	cpus := vmBootCPUs(n.priority, running, vmSlots)
 	out := filepath.Join(n.share, "out")
 	os.RemoveAll(out)
 	if err := os.WriteFile(filepath.Join(n.share, "stage.sh"), []byte(stagePreamble+script), 0o755); err != nil {
@@ -530,13 +530,29 @@ func (p *slotPool) release() {
 // vCPU that spins on a guest lock whose holder's thread the host has
 // descheduled wastes its time slice (nothing tells TCG, as paravirtual
 // spinlocks tell KVM). Two VMs beside each other on 2 cores each took
-// 345 s for a boot and a native deploy with 2 vCPUs, 276-293 s with 1; a
-// VM alone still gets both cores.
+// 345 s for a boot and a native deploy with 2 vCPUs, 276-293 s with 1.
+//
+// running is the slots in use when the VM boots, but a VM that boots into
+// a free slot is soon joined by others: after the seed node, make test's
+// chains keep both slots busy to the end. In two clean-clone runs the IBU
+// chain's deploy boot started alone, took 2 vCPUs, and ran 7m46s and
+// 8m20s beside a second VM, against 6m18s with 1 vCPU in another; so
+// every boot is given the vCPUs of a full pool (vmBootCPUs), but the seed
+// node's, which the others wait on and which runs alone.
 func vmCPUs(running int) int {
 	if n := envCount("SEEDBUILD_VM_CPUS"); n > 0 {
 		return n
 	}
 	return min(4, max(1, runtime.NumCPU()/max(1, running)))
+}
+
+// vmBootCPUs is how many vCPUs a boot of the given priority gets while
+// running VMs hold that many of pool's slots (see vmCPUs).
+func vmBootCPUs(priority bootPriority, running int, pool *slotPool) int {
+	if priority == seedBoot {
+		return vmCPUs(running)
+	}
+	return vmCPUs(max(running, pool.size))
 }
 
 func vmSlotCount() int {
@@ -791,6 +807,34 @@ func proofLine(serial string) string {
 		}
 	}
 	return "(no stage line on the serial console)"
+}
+
+// TestVMBootCPUs checks the vCPUs a boot gets on this host: the cores
+// shared out over a full pool, whatever is running when it boots, but for
+// the seed node's boot, which gets them shared over the VMs running.
+func TestVMBootCPUs(t *testing.T) {
+	if os.Getenv("SEEDBUILD_VM_CPUS") != "" {
+		t.Skip("SEEDBUILD_VM_CPUS sets every boot's vCPUs")
+	}
+	cores := runtime.NumCPU()
+	for _, c := range []struct {
+		name     string
+		priority bootPriority
+		running  int
+		slots    int
+		want     int
+	}{
+		{"a leaf alone in two slots", leafBoot, 1, 2, max(1, min(4, cores/2))},
+		{"a chain beside another", chainBoot, 2, 2, max(1, min(4, cores/2))},
+		{"the seed node alone", seedBoot, 1, 2, min(4, cores)},
+		{"one slot", toolsBoot, 1, 1, min(4, cores)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := vmBootCPUs(c.priority, c.running, &slotPool{size: c.slots}); got != c.want {
+				t.Errorf("vmBootCPUs(%d, %d running, %d slots) = %d on %d cores, want %d", c.priority, c.running, c.slots, got, cores, c.want)
+			}
+		})
+	}
 }
 
 // TestSlotPoolServesHighestPriority: with the one slot taken, boots ask in
