@@ -411,9 +411,9 @@ func checkCopy(t *testing.T, n *node, c powerCut, d recordedDeploy) {
 // pausedDeploy is a stage that runs the deploy d once and, at each cut in
 // turn (its pattern in the output, then its delay; a cut with a hang step
 // holds the deploy before that step, SEEDBUILD_INJECT_PAUSE), has the
-// harness copy the disk under the cut's name (snapshotMarker) or, when
-// copyDisk is false, only mark the place under it (markStage), then lets the
-// deploy go on. The deploy's exit code goes to deploy.rc.
+// harness copy the disk under the cut's name (snapshotStage) or, when
+// copyDisk is false, only mark the place under it (markStage), then lets
+// the deploy go on. The deploy's exit code goes to deploy.rc.
 func pausedDeploy(d recordedDeploy, cuts []powerCut, copyDisk bool) string {
 	held := map[int]bool{}
 	for _, c := range cuts {
@@ -433,7 +433,7 @@ func pausedDeploy(d recordedDeploy, cuts []powerCut, copyDisk bool) string {
 	for _, c := range cuts {
 		fmt.Fprintf(&b, "await_output $pid %q\nsleep %s\n", c.pattern, c.delay)
 		if copyDisk {
-			fmt.Fprintf(&b, "echo \"%s%s\" >/dev/console\nuntil [ -e $X/snapped-%s ]; do sleep 0.2; done\n", snapshotMarker, c.name, c.name)
+			b.WriteString(snapshotStage(c.name))
 		} else {
 			b.WriteString(markStage(c.name))
 		}

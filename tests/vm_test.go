@@ -314,8 +314,12 @@ const snapshotMarker = "seedbuild-vm-stage: SNAPSHOT "
 const markPrefix = "mark-"
 
 // markStage is a stage's lines that ask for the mark name and wait for it.
-func markStage(name string) string {
-	return fmt.Sprintf("echo \"%s%s%s\" >/dev/console\nuntil [ -e $X/snapped-%s%s ]; do sleep 0.2; done\n", snapshotMarker, markPrefix, name, markPrefix, name)
+func markStage(name string) string { return snapshotStage(markPrefix + name) }
+
+// snapshotStage is a stage's lines that ask for the snapshot name (see
+// snapshotMarker) and wait until the harness has taken it.
+func snapshotStage(name string) string {
+	return fmt.Sprintf("echo \"%s%s\" >/dev/console\nuntil [ -e $X/snapped-%s ]; do sleep 0.2; done\n", snapshotMarker, name, name)
 }
 
 // bootUntilCut boots like boot, but the stage ends in a power cut where it
