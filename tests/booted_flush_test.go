@@ -124,7 +124,7 @@ func bootedFlushImages(r flushRecording, marks map[string]int, random int, seed 
 	var out []bootedFlushImage
 	for _, p := range pick {
 		k := slices.Index(points, p)
-		name := fmt.Sprintf("flush point %d of %d (entry %d, step %d)", k+1, len(points), p, r.stepOf(p))
+		name := fmt.Sprintf("flush point %d of %d (entry %d, %s)", k+1, len(points), p, r.stepName(p))
 		switch p {
 		case lastBefore:
 			name += ", the last before the default swap"

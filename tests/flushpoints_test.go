@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -59,6 +60,20 @@ func (r flushRecording) stepOf(i int) int {
 		}
 	}
 	return step
+}
+
+// stepName says where entry i falls: "step N", or before the first step
+// the recording knows of (a booted recording knows only the steps its
+// marks were taken at).
+func (r flushRecording) stepName(i int) string {
+	if s := r.stepOf(i); s > 0 {
+		return fmt.Sprintf("step %d", s)
+	}
+	first := 1
+	if len(r.steps) > 0 {
+		first = slices.Min(slices.Collect(maps.Keys(r.steps)))
+	}
+	return fmt.Sprintf("before step %d", first)
 }
 
 // mountLoop mounts the file system in the image file at dir, through a
@@ -344,7 +359,7 @@ func flushImages(r flushRecording, swapStep int, all bool, spread, partial int, 
 	var out []flushImage
 	for _, k := range pick {
 		p := points[k]
-		out = append(out, flushImage{name: fmt.Sprintf("flush point %d (entry %d, step %d)", k, p, r.stepOf(p)), to: p + 1})
+		out = append(out, flushImage{name: fmt.Sprintf("flush point %d (entry %d, %s)", k, p, r.stepName(p)), to: p + 1})
 	}
 	rnd := rand.New(rand.NewSource(seed))
 	for i := 0; i < partial && len(points) > 0; i++ {
@@ -451,4 +466,31 @@ func swapStepOf(t *testing.T, r flushRecording) int {
 	}
 	t.Fatalf("no step of the recorded deploy makes the new deployment the default: %v", r.descs)
 	return 0
+}
+
+// TestFlushRecordingStepName checks where a log entry is said to fall: in
+// the step last started before it, or before the first step the recording
+// knows of.
+func TestFlushRecordingStepName(t *testing.T) {
+	booted := flushRecording{steps: map[int]int{10: 8, 11: 13}}
+	host := flushRecording{steps: map[int]int{1: 2, 2: 5, 3: 9}}
+	for _, c := range []struct {
+		name string
+		r    flushRecording
+		at   int
+		want string
+	}{
+		{"before the marks", booted, 3, "before step 10"},
+		{"at a mark", booted, 8, "step 10"},
+		{"after the last", booted, 20, "step 11"},
+		{"before step 1", host, 1, "before step 1"},
+		{"within step 2", host, 7, "step 2"},
+		{"no steps", flushRecording{}, 4, "before step 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.r.stepName(c.at); got != c.want {
+				t.Errorf("stepName(%d) = %q, want %q", c.at, got, c.want)
+			}
+		})
+	}
 }
