@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/seedbuild/seedbuild/internal/ostreerepo"
+	"github.com/seedbuild/seedbuild/internal/scratch"
 	"golang.org/x/sys/unix"
 )
 
@@ -222,6 +224,62 @@ func TestJournalRemoveTakesTheTemporaryToo(t *testing.T) {
 			}
 			if left, _ := os.ReadDir(dir); len(left) != 0 {
 				t.Errorf("left %v, want nothing", left)
+			}
+		})
+	}
+}
+
+// TestRemoveFirstWrites: a temporary journal with no journal beside it is
+// a first write that never became durable, and is removed, unless a live
+// run may be writing it; one beside its journal is left for the journal's
+// undo.
+func TestRemoveFirstWrites(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(pid int, boot string) string {
+		return fmt.Sprintf(`{"pid":%d,"boot":%q,"stateroot":"seed"}`, pid, boot)
+	}
+	long := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		tmp     string
+		old     bool // changed before this boot
+		journal bool // the journal beside it
+		removed bool
+	}{
+		{"a dead run's", stamp(dead.Process.Pid, scratch.BootID()), false, false, true},
+		{"a live run's", stamp(os.Getpid(), scratch.BootID()), false, false, false},
+		{"an earlier boot's", stamp(os.Getpid(), "00000000"), false, false, true},
+		{"beside its journal", stamp(dead.Process.Pid, scratch.BootID()), false, true, false},
+		{"half written, before this boot", `{"pi`, true, false, true},
+		{"half written, in this boot", ``, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tmp := filepath.Join(dir, journalPrefix+"seed.json.tmp")
+			if err := os.WriteFile(tmp, []byte(tc.tmp), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.old {
+				if err := os.Chtimes(tmp, long, long); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.journal {
+				if err := os.WriteFile(strings.TrimSuffix(tmp, ".tmp"), []byte("{}"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out strings.Builder
+			removeFirstWrites(dir, &out)
+			_, err := os.Stat(tmp)
+			if gone := os.IsNotExist(err); gone != tc.removed {
+				t.Errorf("removed %v, want %v (said %q)", gone, tc.removed, out.String())
+			}
+			if said := strings.Contains(out.String(), "left by an interrupted seedbuild run"); said != tc.removed {
+				t.Errorf("said %q", out.String())
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,39 @@ func (j *journal) write() error {
 	return nil
 }
 
+// removeFirstWrites removes, from the folder dir that holds the journals,
+// each temporary journal with no journal beside it: the first write of a
+// run that a kill or a power cut stopped before its rename was synced.
+// write syncs the rename before the run's first step, so that run changed
+// nothing a journal would undo. (A temporary file beside its journal is
+// the journal's, removed with it.) One a live run may be writing is left:
+// its run's pid is alive, or it names none and was changed in this boot.
+func removeFirstWrites(dir string, w io.Writer) {
+	if w == nil {
+		w = io.Discard
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*.json.tmp"))
+	for _, tmp := range tmps {
+		if _, err := os.Lstat(strings.TrimSuffix(tmp, ".tmp")); err == nil {
+			continue
+		}
+		var j journal
+		pid := 0
+		if data, err := os.ReadFile(tmp); err == nil && json.Unmarshal(data, &j) == nil && j.PID > 0 {
+			var alive bool
+			if pid, alive = scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
+				continue
+			}
+		} else if !scratch.FromEarlierBoot(tmp) {
+			continue
+		}
+		if err := os.Remove(tmp); err == nil {
+			syncDir(dir)
+			fmt.Fprintf(w, "Removed %s, left by an interrupted seedbuild run (pid %d) before its first step\n", tmp, pid)
+		}
+	}
+}
+
 // tmpPath is where write puts the journal before renaming it into place.
 func (j *journal) tmpPath() string { return j.path + ".tmp" }
 
@@ -109,6 +143,9 @@ func (j *journal) remove() error {
 // no seed, so it is done before a run is refused for deploying into the
 // booted stateroot, which is what rerunning the cut-off command does.
 func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
+	if !bootedOnly {
+		removeFirstWrites(filepath.Join(e.sysroot, "ostree"), e.log)
+	}
 	files, _ := filepath.Glob(filepath.Join(e.sysroot, "ostree", journalPrefix+"*.json"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -152,9 +152,10 @@ func checkBootedFlushImage(t *testing.T, image string, im bootedFlushImage) (str
 	found := checkCopyOnDisk(t, image, c, "os-release")
 	// What the next deploy must say it found: the journal's undo, or an
 	// unpacked root a run left before it wrote its journal.
-	ostreeDir := debugfs(t, image, "ls -p /ostree")
+	// A temporary journal alone is a first write whose rename never
+	// reached the disk: the run had changed nothing yet.
 	c.left = undid
-	if !strings.Contains(ostreeDir, "/.seedbuild-journal-") {
+	if !journalEntry.MatchString(debugfs(t, image, "ls -p /ostree")) {
 		c.left = unpackLeft
 	}
 	sys := filepath.Join(t.TempDir(), "sysroot")
@@ -164,6 +165,10 @@ func checkBootedFlushImage(t *testing.T, image string, im bootedFlushImage) (str
 	checkRepoSound(t, im.name, repo)
 	return found, c
 }
+
+// journalEntry finds a deploy journal (not its temporary file) in the
+// output of debugfs's ls -p, which ends each name with a slash.
+var journalEntry = regexp.MustCompile(`/\.seedbuild-journal-[^/]*\.json/`)
 
 // flushBootCount is how many random flush points of the booted deploy a
 // run replays and boots beyond the two around the default swap:
@@ -321,5 +326,23 @@ func TestBootedFlushImages(t *testing.T) {
 				t.Errorf("the same seed picked %d, then %d", len(got), len(again))
 			}
 		})
+	}
+}
+
+// TestJournalEntry checks what counts as a journal in debugfs's listing of
+// /ostree: a journal, not its temporary file alone.
+func TestJournalEntry(t *testing.T) {
+	for _, c := range []struct {
+		ls   string
+		want bool
+	}{
+		{"/12/100600/0/0/.seedbuild-journal-seed.json/2048/\n", true},
+		{"/13/100600/0/0/.seedbuild-journal-seed.json.tmp/2048/\n", false},
+		{"/12/100600/0/0/.seedbuild-journal-seed.json/2048/\n/13/100600/0/0/.seedbuild-journal-seed.json.tmp/2048/\n", true},
+		{"/2/40755/0/0/repo//\n", false},
+	} {
+		if got := journalEntry.MatchString(c.ls); got != c.want {
+			t.Errorf("journalEntry in %q: %v, want %v", c.ls, got, c.want)
+		}
 	}
 }

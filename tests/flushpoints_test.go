@@ -330,6 +330,10 @@ func checkFlushImage(t *testing.T, image string, im flushImage, next func(sys st
 	if out, err := exec.Command("ostree", "fsck", "--quiet", "--repo="+repo).CombinedOutput(); err != nil {
 		t.Errorf("%s: ostree fsck after the next deploy: %v\n%s", im.name, err, tail(string(out), 10))
 	}
+	// Nor a journal, nor a temporary one a cut in its first write left.
+	if left, _ := filepath.Glob(filepath.Join(sys, "ostree", ".seedbuild-journal-*")); len(left) != 0 {
+		t.Errorf("%s: after the next deploy the sysroot still holds %v", im.name, left)
+	}
 	return fmt.Sprintf("%s; the next deploy: %s", found, said)
 }
 

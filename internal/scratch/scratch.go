@@ -85,7 +85,7 @@ func RemoveStale(parent string, w io.Writer) {
 		dir := filepath.Join(parent, e.Name())
 		data, _ := os.ReadFile(filepath.Join(dir, "pid"))
 		pid, live := StampAlive(string(data))
-		if live || (pid <= 0 && !fromEarlierBoot(dir)) {
+		if live || (pid <= 0 && !FromEarlierBoot(dir)) {
 			// A live run's, or one whose stamp is not written yet.
 			continue
 		}
@@ -116,10 +116,11 @@ func StampAlive(stamp string) (pid int, alive bool) {
 	return pid, Alive(pid)
 }
 
-// fromEarlierBoot says whether dir was last changed before this boot: a
-// folder a power cut left, whose stamp may never have reached the disk.
-func fromEarlierBoot(dir string) bool {
-	fi, err := os.Stat(dir)
+// FromEarlierBoot says whether path was last changed before this boot: a
+// file or folder a power cut left, whose stamp may never have reached the
+// disk.
+func FromEarlierBoot(path string) bool {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return false
 	}
