@@ -97,7 +97,7 @@ func removeFirstWrites(dir string, w io.Writer) {
 		pid := 0
 		if data, err := os.ReadFile(tmp); err == nil && json.Unmarshal(data, &j) == nil && j.PID > 0 {
 			var alive bool
-			if pid, alive = scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
+			if pid, alive = j.runAlive(); alive {
 				continue
 			}
 		} else if !scratch.FromEarlierBoot(tmp) {
@@ -108,6 +108,12 @@ func removeFirstWrites(dir string, w io.Writer) {
 			fmt.Fprintf(w, "Removed %s, left by an interrupted seedbuild run (pid %d) before its first step\n", tmp, pid)
 		}
 	}
+}
+
+// runAlive says whether the run that wrote the journal is alive: its pid,
+// in this boot (scratch.StampAlive).
+func (j journal) runAlive() (pid int, alive bool) {
+	return scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot))
 }
 
 // tmpPath is where write puts the journal before renaming it into place.
@@ -156,7 +162,7 @@ func (e *executor) recoverJournals(ctx context.Context, bootedOnly bool) error {
 		if err := json.Unmarshal(data, &j); err != nil || ValidateStateroot(j.Stateroot) != nil {
 			return fmt.Errorf("reading the deploy journal %q: not a journal seedbuild wrote (%w); remove it by hand once the stateroot it names is checked", f, err)
 		}
-		if _, alive := scratch.StampAlive(fmt.Sprintf("%d %s", j.PID, j.Boot)); alive {
+		if _, alive := j.runAlive(); alive {
 			continue
 		}
 		if booted := sysrootFacts(e.host, e.sysroot).Booted; booted != "" && booted == j.Stateroot {

@@ -252,8 +252,7 @@ func TestBootedClassicFlushPoints(t *testing.T) {
 	}
 	t.Parallel()
 	s := getSeeds(t)
-	n := cutNode(t, s)
-	n.put(s.path(classicRun.seed), classicRun.share())
+	n := cutNode(t, s, classicRun)
 	cuts := swapCuts()
 	rec := recordNextBoot(t, n)
 	b := n.boot("classic-recorded", statusStage+markStage("deploy-start")+pausedDeploy(classicRun, cuts, false)+markStage("deploy-end"))

@@ -186,24 +186,21 @@ func (d recordedDeploy) share() string { return "seeds/" + d.seed + ".tar" }
 
 var (
 	// nativeRun is the deploy the power-cut tests cut.
-	nativeRun = recordedDeploy{"native", nativeDeploy, "seedbuild-vm-y", true}
+	nativeRun = recordedDeploy{"native", "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree", "seedbuild-vm-y", true}
 	// classicRun deploys the classic seed; its commit is the seed node's
 	// own OS, X. On the node's ostree its plan's default swap is step 10 too
 	// (TestBootedClassicFlushPoints checks the log says so).
 	classicRun = recordedDeploy{"classic", "$SB deploy oci-archive:$X/seeds/classic.tar --stateroot seed", "seedbuild-vm-x", false}
 )
 
-// nativeDeploy is nativeRun's command.
-const nativeDeploy = "$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree"
-
 // stagesStage lists the unpacked roots deploys left on the sysroot.
 const stagesStage = "ls -d /ostree/seedbuild-deploy-* >$O/stages 2>/dev/null || true\n"
 
-// cutNode makes a target node with the native seed in its share.
-func cutNode(t *testing.T, s seeds) *node {
+// cutNode makes a target node with d's seed in its share.
+func cutNode(t *testing.T, s seeds, d recordedDeploy) *node {
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)
-	n.put(s.path("native"), "seeds/native.tar")
+	n.put(s.path(d.seed), d.share())
 	return n
 }
 
@@ -248,7 +245,7 @@ func TestBootedPowerCuts(t *testing.T) {
 	// then boots alone, with both vCPUs. (Booted beside this test's cut in
 	// create, which needs no seed, it got one vCPU and took 5m22s.)
 	s := getSeeds(t)
-	n := cutNode(t, s)
+	n := cutNode(t, s, nativeRun)
 	n.put(getNodeOS(t).yArchive, "y.oci-archive")
 
 	// First a cut while create --rootfs / writes a seed: nothing may be
