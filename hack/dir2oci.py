@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write a folder as a one-layer OCI image archive (oci-archive).
 
-    dir2oci.py --tree DIR --out IMAGE.oci-archive [--compression gzip|zstd] [--label K=V ...]
+    dir2oci.py --tree DIR --out IMAGE.oci-archive [--compression gzip|zstd] [--no-xattrs] [--label K=V ...]
 
-The layer is GNU tar of DIR (numeric owners, xattrs, hard links, sorted
-names), gzipped (or zstd-compressed); the config carries the labels; the archive is an OCI image
+The layer is GNU tar of DIR (numeric owners, xattrs unless --no-xattrs,
+hard links, sorted names), gzipped (or zstd-compressed); the config carries the labels; the archive is an OCI image
 layout in a tar, as `oci-archive:` expects. Run as root so owners are read
 as they are. Used by the VM test harness to turn the node OS into a bootc
 image without a container engine.
@@ -27,12 +27,13 @@ COMPRESSORS = {
 }
 
 
-def layer(tree, blobs, compressor):
+def layer(tree, blobs, compressor, xattrs=True):
     """Tar and compress tree into blobs; return (compressed digest, size, diff id)."""
     tmp = tempfile.NamedTemporaryFile(dir=blobs, delete=False)
+    keep = ["--xattrs", "--xattrs-include=*"] if xattrs else ["--no-xattrs"]
     tar = subprocess.Popen(
-        ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-         "--format=pax", "--pax-option=delete=atime,delete=ctime",
+        ["tar", "--sort=name", "--numeric-owner"] + keep +
+        ["--format=pax", "--pax-option=delete=atime,delete=ctime",
          "-C", tree, "-cf", "-", "."], stdout=subprocess.PIPE)
     gz = subprocess.Popen(compressor, stdin=subprocess.PIPE, stdout=tmp)
     diff = hashlib.sha256()
@@ -69,6 +70,8 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--label", action="append", default=[], help="K=V, repeatable")
     p.add_argument("--compression", choices=sorted(COMPRESSORS), default="gzip")
+    p.add_argument("--no-xattrs", action="store_true",
+                   help="leave every xattr (SELinux labels too) out of the layer")
     args = p.parse_args()
     labels = {}
     for kv in args.label:
@@ -80,7 +83,7 @@ def main():
         blobs = os.path.join(lay, "blobs/sha256")
         os.makedirs(blobs)
         compressor, media_type = COMPRESSORS[args.compression]
-        ldigest, lsize, diff = layer(args.tree, blobs, compressor)
+        ldigest, lsize, diff = layer(args.tree, blobs, compressor, not args.no_xattrs)
         config = {
             "created": "2023-11-14T22:13:20Z",
             "architecture": "amd64", "os": "linux",

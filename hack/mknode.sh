@@ -18,6 +18,9 @@
 #                       node/y  X plus a version marker, the seed's base
 #   y.oci-archive     Y as a bootc-layout OCI image (/etc in place,
 #                     containers.bootc=1, ostree.bootable=1)
+#   yu.oci-archive    the same without any xattr: a base that carries an
+#                     SELinux policy and no labels, as one built with
+#                     buildah on a host without SELinux is
 #   kver              the kernel version
 #   done              written last: OUT is complete
 #
@@ -197,6 +200,9 @@ mv "$ytree/usr/etc" "$ytree/etc"
 # zstd, not gzip: the VM unpacks Y in every deploy of a seed, and under TCG
 # zstd decompresses it about 4 times faster (4 s against 17 s for Y's layer).
 python3 "$here/dir2oci.py" --tree "$ytree" --out "$out/y.oci-archive" --compression zstd \
+  --label containers.bootc=1 --label ostree.bootable=1 \
+  --label org.opencontainers.image.version=y
+python3 "$here/dir2oci.py" --tree "$ytree" --out "$out/yu.oci-archive" --compression zstd --no-xattrs \
   --label containers.bootc=1 --label ostree.bootable=1 \
   --label org.opencontainers.image.version=y
 rm -rf "$ytree" "$rootfs"

@@ -11,6 +11,7 @@ package tests
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -301,7 +302,7 @@ func checkCaptureLabels(t *testing.T, archive string, nodeLabels map[string]stri
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Errorf("the native seed's layers lost or changed %d label(s) of the seed node:\n%s", len(missing), strings.Join(head(missing, 40), "\n"))
+		t.Errorf("%s: the native seed's layers lost or changed %d label(s) of the seed node:\n%s", filepath.Base(archive), len(missing), strings.Join(head(missing, 40), "\n"))
 	}
 	for p := range customLabels {
 		if !found[p] {
@@ -311,7 +312,7 @@ func checkCaptureLabels(t *testing.T, archive string, nodeLabels map[string]stri
 	if checked < 100 {
 		t.Errorf("only %d of the seed node's labels found in the seed's layers; want the whole captured state", checked)
 	}
-	t.Logf("capture: %d labels of the seed node's /etc and /var in the native seed's layers, all as on the node", checked)
+	t.Logf("capture: %d labels of the seed node's /etc and /var in the layers of %s, all as on the node", checked, filepath.Base(archive))
 }
 
 func head(s []string, n int) []string {

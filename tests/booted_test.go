@@ -59,6 +59,10 @@ PY
 }
 `
 
+// unlabelledBase names the native seed the seed node makes on the node
+// OS's unlabelled base (nodeOS.yuArchive).
+const unlabelledBase = "native-unlabelled-base"
+
 // getSeeds boots the seed node once per run and creates a seed of each
 // layout from its live /.
 func getSeeds(t *testing.T) seeds {
@@ -90,6 +94,12 @@ for layout in native bootc-tarball; do
   echo "$layout $(( $(date +%s) - start ))" >>$O/create-seconds
   $SB inspect --json oci-archive:$X/seeds/$layout.tar >$O/inspect-$layout.json
 done
+# The same node on a base whose layers carry no labels (its policy labels
+# the deploy's commit), which a deploy has to apply in order: its /var
+# layer's labels differ from the base's /var.
+start=$(date +%s)
+$SB create --rootfs / --base oci-archive:$X/yu.oci-archive -o oci-archive:$X/seeds/` + unlabelledBase + `.tar --json -q >$O/create-` + unlabelledBase + `.json
+echo "` + unlabelledBase + ` $(( $(date +%s) - start ))" >>$O/create-seconds
 # The classic seed comes from seedbuild's own image run with the node's
 # podman, as the README tells users to: the node's ostree makes its repo.
 ` + inImage + `
@@ -140,16 +150,19 @@ func makeSeeds(t *testing.T) seeds {
 	n := newNodeIn(t, "seed", disk, filepath.Join(work, "vm-seed-node"))
 	n.priority = seedBoot // every boot after it waits on its seeds
 	n.put(osImg.yArchive, "y.oci-archive")
+	n.put(osImg.yuArchive, "yu.oci-archive")
 	n.put(seedbuildImage(t), "seedbuild-image.tar")
 	start := time.Now()
 	b := n.boot("create", seedNodeStage)
 	checkImageTools(t, b)
-	t.Logf("seed node: booted and created three seeds in %s; create took (s): %s", time.Since(start).Round(time.Second), strings.ReplaceAll(b.file(t, "create-seconds"), "\n", ", "))
+	t.Logf("seed node: booted and created its seeds in %s; create took (s): %s", time.Since(start).Round(time.Second), strings.ReplaceAll(b.file(t, "create-seconds"), "\n", ", "))
 	if got := b.file(t, "getenforce"); got != "Permissive" {
 		t.Errorf("getenforce on the seed node: %q, want Permissive", got)
 	}
 	nodeLabels := readLabelDump(t, b, "labels-seed-node")
-	checkCaptureLabels(t, filepath.Join(n.share, "seeds/native.tar"), nodeLabels)
+	for _, seed := range []string{"native", unlabelledBase} {
+		checkCaptureLabels(t, filepath.Join(n.share, "seeds", seed+".tar"), nodeLabels)
+	}
 	if rc := b.file(t, "refused.rc"); rc != "1" || !strings.Contains(b.file(t, "refused.err"), "--allow-running") {
 		t.Errorf("create --rootfs / with the stand-in kubelet running: exit %s, %s; want exit 1 naming --allow-running", rc, b.file(t, "refused.err"))
 	}
@@ -319,7 +332,7 @@ $SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --dry-run --json >$O
 stat -f -c '%a %S' /sysroot >$O/df-root
 stat -f -c '%a %S' /boot >$O/df-boot
 start=$(date +%s)
-$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree
+$SB deploy oci-archive:$X/seeds/native.tar --stateroot seed --method ostree 2>&1 | tee $O/deploy.log
 echo $(( $(date +%s) - start )) >$O/deploy-seconds
 ostree admin status >$O/status-after
 `
@@ -333,11 +346,18 @@ func TestBootedIBU(t *testing.T) {
 	disk := makeNode(t, getNodeOS(t), func(etc, varDir string) { targetNodeState(t, etc, varDir) })
 	n := newNode(t, "target", disk)
 	n.priority = ibuBoot
-	n.put(s.path("native"), "seeds/native.tar")
+	// The seed on the unlabelled base: the deploy labels its commit by the
+	// image's policy and applies the layers in order (the path a trixie
+	// node was reported to crash on), and the SELinux checks of the boot
+	// below run on what that made.
+	n.put(s.path(unlabelledBase), "seeds/native.tar")
 
 	b := n.boot("deploy", deployStage)
 	original := b
 	t.Logf("deploy --method ostree on the booted target took %ss", b.file(t, "deploy-seconds"))
+	if !strings.Contains(b.file(t, "deploy.log"), "Deploying again, with the layers applied in order") {
+		t.Errorf("the deploy of the seed on the unlabelled base did not apply its layers in order:\n%s", tail(b.file(t, "deploy.log"), 20))
+	}
 	if rc := b.file(t, "against.rc"); rc != "0" {
 		t.Errorf("inspect --against the target's facts: exit %s: %s", rc, b.file(t, "against.txt"))
 	}

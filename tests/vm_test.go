@@ -32,7 +32,10 @@ type nodeOS struct {
 	dir      string
 	repo     string
 	yArchive string
-	kver     string
+	// yuArchive is Y without its labels: a base that carries an SELinux
+	// policy and no labels, as one built on a host without SELinux.
+	yuArchive string
+	kver      string
 }
 
 var (
@@ -88,7 +91,8 @@ func buildNodeOS() (nodeOS, error) {
 		return nodeOS{}, err
 	}
 	return nodeOS{dir: dir, repo: filepath.Join(dir, "repo"), yArchive: filepath.Join(dir, "y.oci-archive"),
-		kver: strings.TrimSpace(string(kver))}, nil
+		yuArchive: filepath.Join(dir, "yu.oci-archive"),
+		kver:      strings.TrimSpace(string(kver))}, nil
 }
 
 // inputsKey hashes the named files' content.
