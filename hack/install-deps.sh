@@ -8,8 +8,9 @@ set -euo pipefail
 # zlib in to decompress layers and libselinux to label commits;
 # selinux-utils (sefcontext_compile) for a test of compiled file contexts;
 # qemu-utils (qemu-io) and qemu-system-x86's qemu-storage-daemon write the
-# write logs of the flush-point tests.
-pkgs=(zlib1g-dev libselinux1-dev libpcre2-dev selinux-utils ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils busybox-static ca-certificates qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
+# write logs of the flush-point tests; strace watches what the release
+# binary opens.
+pkgs=(zlib1g-dev libselinux1-dev libpcre2-dev selinux-utils ostree runc podman buildah skopeo docker-registry pigz zstd python3 acl attr tar gzip openssl apache2-utils busybox-static ca-certificates qemu-system-x86 qemu-utils mmdebstrap e2fsprogs strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,9 +2,11 @@ package tests
 
 import (
 	"debug/elf"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,5 +112,172 @@ func TestReleaseBinaryWithoutLibc(t *testing.T) {
 	// The archive is read the same from outside the root.
 	if d := inspect(t, "oci-archive:"+filepath.Join(root, "var/tmp/seed.tar")); d.Kind != "native" {
 		t.Errorf("outside, the seed inspects as %q", d.Kind)
+	}
+}
+
+// TestReleaseBinaryLoadsNothing runs the release binary's create and a
+// deploy that is done again with the layers applied in order (the path a
+// Debian 13 node was reported to crash on, exit 139), under strace: no
+// process of seedbuild's (its re-exec for storage's untar too) may open a
+// shared library (glibc's NSS modules, libnss_*.so, among them) or an
+// iconv (gconv) module. A static glibc binary that loads one runs the
+// node's libc code against its own, built in: what the linker's warnings
+// about dlopen and getpwnam_r in a static binary (from ocicrypt's PKCS#11
+// support and libselinux's seusers.c, neither called) are about. Go's own
+// resolver and user lookup (netgo, osusergo) read nsswitch.conf, passwd
+// and hosts themselves, which loads nothing. The programs deploy runs
+// (ostree) are dynamic, and left out.
+func TestReleaseBinaryLoadsNothing(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Fatalf("this test needs strace (make deps installs it): %v", err)
+	}
+	f := getFixtures(t)
+	st := newStore(t)
+	dir := t.TempDir()
+	traced := func(name string, args ...string) ([]string, string) {
+		t.Helper()
+		log := filepath.Join(dir, name+".strace")
+		argv := append([]string{"-f", "-qq", "-s", "512", "-o", log,
+			"-e", "trace=open,openat,openat2,execve,execveat,clone,clone3,fork,vfork", releaseBin}, st.flags(args...)...)
+		out, err := exec.Command("strace", argv...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("seedbuild %s under strace: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		data, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := seedbuildLoads(string(data), releaseBin)
+		if err != nil {
+			t.Fatalf("reading strace's log of seedbuild %s: %v", strings.Join(args, " "), err)
+		}
+		return loaded, string(out)
+	}
+	archive := filepath.Join(dir, "native.tar")
+	loaded, _ := traced("create", "create", "-q", "--rootfs", f.root, "--base", "oci-archive:"+f.base, "--tag", "seed:native", "-o", "oci-archive:"+archive)
+	// A layer on top that writes into /var: the deploy is done again with
+	// the layers applied in order (TestDeployVarLayerAside).
+	ctx := t.TempDir()
+	writeFiles(t, ctx, map[string]string{"Containerfile": "FROM localhost/seed:native\nCOPY extra /var/lib/extra/file\n", "extra": "later\n"})
+	mustSeedbuild(t, st.flags("build", "-t", "seed:plusvar", ctx)...)
+	sys := newSysroot(t)
+	more, out := traced("deploy", "deploy", "localhost/seed:plusvar", "--stateroot", "seed", "--sysroot", sys, "--method", "ostree")
+	if !strings.Contains(out, "Deploying again, with the layers applied in order") {
+		t.Errorf("the deploy did not apply the layers in order:\n%s", out)
+	}
+	loaded = append(loaded, more...)
+	if len(loaded) > 0 {
+		t.Errorf("seedbuild opened what a static binary must not load:\n%s", strings.Join(loaded, "\n"))
+	}
+}
+
+// seedbuildLoads reads an strace -f log and returns the successful opens,
+// by a process running exe, of a shared library or a gconv module. A process runs what its parent ran when it was cloned, until an
+// execve of its own succeeds (of /proc/self/exe: the same program). A call
+// that strace splits, as another thread's line comes between, is joined;
+// the clone of a vfork-like spawn (Go's os/exec) returns only after the
+// child's execve.
+func seedbuildLoads(log, exe string) ([]string, error) {
+	var (
+		whole      = regexp.MustCompile(`^(\d+) +(\w+)\((.*)\) += (-?\d+|\?)`)
+		unfinished = regexp.MustCompile(`^(\d+) +(\w+)\((.*) <unfinished \.\.\.>$`)
+		resumed    = regexp.MustCompile(`^(\d+) +<\.\.\. (\w+) resumed>(.*)\) += (-?\d+|\?)`)
+		quoted     = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+		loadable   = regexp.MustCompile(`(\.so(\.[0-9.]+)?|/gconv/.*)$`)
+	)
+	runs := map[string]string{}
+	pending := map[string]string{} // pid: the arguments of its unfinished call
+	first := ""
+	var loaded []string
+	for _, l := range strings.Split(log, "\n") {
+		var pid, call, args, ret string
+		if m := unfinished.FindStringSubmatch(l); m != nil {
+			pending[m[1]] = m[3]
+			continue
+		}
+		if m := whole.FindStringSubmatch(l); m != nil {
+			pid, call, args, ret = m[1], m[2], m[3], m[4]
+		} else if m := resumed.FindStringSubmatch(l); m != nil {
+			pid, call, args, ret = m[1], m[2], pending[m[1]]+m[3], m[4]
+			delete(pending, pid)
+		} else {
+			continue // signals and exits
+		}
+		if first == "" {
+			first = pid
+			runs[pid] = exe
+		}
+		q := quoted.FindStringSubmatch(args)
+		switch {
+		case strings.HasPrefix(call, "execve"):
+			if ret == "0" && q != nil && q[1] != "/proc/self/exe" {
+				runs[pid] = q[1]
+			}
+		case call == "clone" || call == "clone3" || call == "fork" || call == "vfork":
+			// A vfork-like clone returns in the parent after the child
+			// has run its execve.
+			if _, known := runs[ret]; !known && ret != "?" && !strings.HasPrefix(ret, "-") {
+				runs[ret] = runs[pid]
+			}
+		case strings.HasPrefix(call, "open"):
+			if runs[pid] == exe && !strings.HasPrefix(ret, "-") && q != nil && loadable.MatchString(q[1]) {
+				loaded = append(loaded, pid+" "+call+" "+q[1])
+			}
+		}
+	}
+	if first == "" {
+		return nil, errors.New("no system call in it")
+	}
+	return loaded, nil
+}
+
+func TestSeedbuildLoads(t *testing.T) {
+	const exe = "/b/seedbuild"
+	tests := []struct {
+		name, log string
+		want      []string
+	}{
+		{"static: nothing loaded", `10 execve("/b/seedbuild", ["seedbuild"], 0x1 /* 3 vars */) = 0
+10 openat(AT_FDCWD, "/proc/filesystems", O_RDONLY|O_CLOEXEC) = 3
+10 +++ exited with 0 +++`, nil},
+		{"a library opened by a thread, the call split", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_THREAD) = 11
+11 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2", O_RDONLY|O_CLOEXEC <unfinished ...>
+10 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 4
+11 <... openat resumed>) = 5`, []string{"11 openat /usr/lib/x86_64-linux-gnu/libnss_systemd.so.2"}},
+		{"nsswitch.conf read (as Go's resolver does), a gconv module loaded", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 openat(AT_FDCWD, "/etc/nsswitch.conf", O_RDONLY|O_CLOEXEC) = 3
+10 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", O_RDONLY) = 3
+10 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so", O_RDONLY) = 3`,
+			[]string{"10 openat /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", "10 openat /usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"}},
+		{"a failed open loads nothing", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 openat(AT_FDCWD, "/lib/libc.so.6", O_RDONLY) = -1 ENOENT (No such file or directory)`, nil},
+		{"the programs it runs are theirs", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 clone3({flags=CLONE_VM|CLONE_VFORK, exit_signal=SIGCHLD}, 88) = 12
+12 execve("/usr/bin/ostree", ["ostree", "admin"], 0x1) = 0
+12 openat(AT_FDCWD, "/lib/x86_64-linux-gnu/libostree-1.so.1", O_RDONLY|O_CLOEXEC) = 3`, nil},
+		{"a vfork-like spawn: the clone returns after the child's execve", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_VFORK|SIGCHLD <unfinished ...>
+14 execve("/usr/bin/ostree", ["ostree", "admin", "deploy"], 0x1) = 0
+10 <... clone resumed>) = 14
+14 openat(AT_FDCWD, "/etc/nsswitch.conf", O_RDONLY|O_CLOEXEC) = 3`, nil},
+		{"its re-exec is itself", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 clone(child_stack=NULL, flags=SIGCHLD) = 13
+13 execve("/proc/self/exe", ["storage-untar"], 0x1) = 0
+13 openat(AT_FDCWD, "/lib/libz.so.1", O_RDONLY) = 3`, []string{"13 openat /lib/libz.so.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := seedbuildLoads(tt.log, exe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := seedbuildLoads("", exe); err == nil {
+		t.Errorf("an empty log: no error")
 	}
 }
