@@ -206,6 +206,6 @@ python3 "$here/dir2oci.py" --tree "$ytree" --out "$out/yu.oci-archive" --compres
   --label containers.bootc=1 --label ostree.bootable=1 \
   --label org.opencontainers.image.version=y
 rm -rf "$ytree" "$rootfs"
-du -sh "$repo" "$out/y.oci-archive" >&2
+du -sh "$repo" "$out/y.oci-archive" "$out/yu.oci-archive" >&2
 touch "$out/done"
 log "done"

@@ -306,11 +306,11 @@ func checkCaptureLabels(t *testing.T, archive string, nodeLabels map[string]stri
 	}
 	for p := range customLabels {
 		if !found[p] {
-			t.Errorf("the native seed carries no label for %s", p)
+			t.Errorf("%s: the native seed carries no label for %s", filepath.Base(archive), p)
 		}
 	}
 	if checked < 100 {
-		t.Errorf("only %d of the seed node's labels found in the seed's layers; want the whole captured state", checked)
+		t.Errorf("%s: only %d of the seed node's labels found in the seed's layers; want the whole captured state", filepath.Base(archive), checked)
 	}
 	t.Logf("capture: %d labels of the seed node's /etc and /var in the layers of %s, all as on the node", checked, filepath.Base(archive))
 }

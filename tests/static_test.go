@@ -147,9 +147,13 @@ func TestReleaseBinaryLoadsNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loaded, err := seedbuildLoads(string(data), releaseBin)
+		loaded, opens, err := seedbuildLoads(string(data))
 		if err != nil {
 			t.Fatalf("reading strace's log of seedbuild %s: %v", strings.Join(args, " "), err)
+		}
+		// A positive control: the log was read as seedbuild's.
+		if opens < 10 {
+			t.Fatalf("strace's log of seedbuild %s credits seedbuild with %d opens: it was not read right", strings.Join(args, " "), opens)
 		}
 		return loaded, string(out)
 	}
@@ -171,113 +175,165 @@ func TestReleaseBinaryLoadsNothing(t *testing.T) {
 	}
 }
 
-// seedbuildLoads reads an strace -f log and returns the successful opens,
-// by a process running exe, of a shared library or a gconv module. A process runs what its parent ran when it was cloned, until an
-// execve of its own succeeds (of /proc/self/exe: the same program). A call
-// that strace splits, as another thread's line comes between, is joined;
-// the clone of a vfork-like spawn (Go's os/exec) returns only after the
-// child's execve.
-func seedbuildLoads(log, exe string) ([]string, error) {
+// straceCall is one system call of an strace -f log.
+type straceCall struct {
+	pid, call, path, ret string
+}
+
+// straceCalls reads an strace -f log: each call with its pid, its first
+// quoted argument and its return value. A call that strace splits, as
+// another thread's line comes between, is joined; signal lines are left
+// out.
+func straceCalls(log string) []straceCall {
 	var (
 		whole      = regexp.MustCompile(`^(\d+) +(\w+)\((.*)\) += (-?\d+|\?)`)
 		unfinished = regexp.MustCompile(`^(\d+) +(\w+)\((.*) <unfinished \.\.\.>$`)
 		resumed    = regexp.MustCompile(`^(\d+) +<\.\.\. (\w+) resumed>(.*)\) += (-?\d+|\?)`)
 		quoted     = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
-		loadable   = regexp.MustCompile(`(\.so(\.[0-9.]+)?|/gconv/.*)$`)
 	)
-	runs := map[string]string{}
 	pending := map[string]string{} // pid: the arguments of its unfinished call
-	first := ""
-	var loaded []string
+	var calls []straceCall
 	for _, l := range strings.Split(log, "\n") {
-		var pid, call, args, ret string
+		var c straceCall
+		var args string
 		if m := unfinished.FindStringSubmatch(l); m != nil {
 			pending[m[1]] = m[3]
 			continue
 		}
 		if m := whole.FindStringSubmatch(l); m != nil {
-			pid, call, args, ret = m[1], m[2], m[3], m[4]
+			c.pid, c.call, args, c.ret = m[1], m[2], m[3], m[4]
 		} else if m := resumed.FindStringSubmatch(l); m != nil {
-			pid, call, args, ret = m[1], m[2], pending[m[1]]+m[3], m[4]
-			delete(pending, pid)
+			c.pid, c.call, args, c.ret = m[1], m[2], pending[m[1]]+m[3], m[4]
+			delete(pending, c.pid)
 		} else {
-			continue // signals and exits
+			continue
 		}
-		if first == "" {
-			first = pid
-			runs[pid] = exe
+		if q := quoted.FindStringSubmatch(args); q != nil {
+			c.path = q[1]
 		}
-		q := quoted.FindStringSubmatch(args)
+		calls = append(calls, c)
+	}
+	return calls
+}
+
+// seedbuildLoads reads an strace -f log of seedbuild and returns the
+// successful opens, by a process of seedbuild's, of a shared library or a
+// gconv module, and how many opens of any file it credited to seedbuild.
+// The first process's first execve is seedbuild. A process runs what its
+// parent ran, until an execve of its own succeeds (of /proc/self/exe: the
+// same program). Parents are read from the clones' return values, in a
+// first pass: a vfork-like spawn (Go's os/exec) returns in the parent only
+// after the child's execve, and the child, re-executed, may open files and
+// make threads before strace logs that return.
+func seedbuildLoads(log string) (loads []string, opens int, err error) {
+	loadable := regexp.MustCompile(`(\.so(\.[0-9.]+)?|/gconv/.*)$`)
+	calls := straceCalls(log)
+	if len(calls) == 0 {
+		return nil, 0, errors.New("no system call in it")
+	}
+	ok := func(ret string) bool { return ret != "?" && !strings.HasPrefix(ret, "-") }
+	parent := map[string]string{}
+	for _, c := range calls {
+		if (c.call == "clone" || c.call == "clone3" || c.call == "fork" || c.call == "vfork") && ok(c.ret) {
+			parent[c.ret] = c.pid
+		}
+	}
+	first := calls[0].pid
+	own := map[string]string{} // pid: the program of its own last execve
+	exe := ""
+	var runs func(pid string, depth int) string
+	runs = func(pid string, depth int) string {
+		if p, found := own[pid]; found {
+			return p
+		}
+		if pp, found := parent[pid]; found && depth < 64 {
+			return runs(pp, depth+1)
+		}
+		return ""
+	}
+	for _, c := range calls {
 		switch {
-		case strings.HasPrefix(call, "execve"):
-			if ret == "0" && q != nil && q[1] != "/proc/self/exe" {
-				runs[pid] = q[1]
+		case strings.HasPrefix(c.call, "execve"):
+			if c.ret != "0" || c.path == "/proc/self/exe" {
+				continue
 			}
-		case call == "clone" || call == "clone3" || call == "fork" || call == "vfork":
-			// A vfork-like clone returns in the parent after the child
-			// has run its execve.
-			if _, known := runs[ret]; !known && ret != "?" && !strings.HasPrefix(ret, "-") {
-				runs[ret] = runs[pid]
+			if exe == "" && c.pid == first {
+				exe = c.path
 			}
-		case strings.HasPrefix(call, "open"):
-			if runs[pid] == exe && !strings.HasPrefix(ret, "-") && q != nil && loadable.MatchString(q[1]) {
-				loaded = append(loaded, pid+" "+call+" "+q[1])
+			own[c.pid] = c.path
+		case strings.HasPrefix(c.call, "open"):
+			if exe == "" || !ok(c.ret) || runs(c.pid, 0) != exe {
+				continue
+			}
+			opens++
+			if loadable.MatchString(c.path) {
+				loads = append(loads, c.pid+" "+c.call+" "+c.path)
 			}
 		}
 	}
-	if first == "" {
-		return nil, errors.New("no system call in it")
+	if exe == "" {
+		return nil, 0, errors.New("its first process ran no execve")
 	}
-	return loaded, nil
+	return loads, opens, nil
 }
 
 func TestSeedbuildLoads(t *testing.T) {
-	const exe = "/b/seedbuild"
 	tests := []struct {
 		name, log string
 		want      []string
+		opens     int
 	}{
 		{"static: nothing loaded", `10 execve("/b/seedbuild", ["seedbuild"], 0x1 /* 3 vars */) = 0
 10 openat(AT_FDCWD, "/proc/filesystems", O_RDONLY|O_CLOEXEC) = 3
-10 +++ exited with 0 +++`, nil},
+10 +++ exited with 0 +++`, nil, 1},
 		{"a library opened by a thread, the call split", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
 10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_THREAD) = 11
 11 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2", O_RDONLY|O_CLOEXEC <unfinished ...>
 10 openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 4
-11 <... openat resumed>) = 5`, []string{"11 openat /usr/lib/x86_64-linux-gnu/libnss_systemd.so.2"}},
+11 <... openat resumed>) = 5`, []string{"11 openat /usr/lib/x86_64-linux-gnu/libnss_systemd.so.2"}, 2},
 		{"nsswitch.conf read (as Go's resolver does), a gconv module loaded", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
 10 openat(AT_FDCWD, "/etc/nsswitch.conf", O_RDONLY|O_CLOEXEC) = 3
 10 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", O_RDONLY) = 3
 10 openat(AT_FDCWD, "/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so", O_RDONLY) = 3`,
-			[]string{"10 openat /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", "10 openat /usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"}},
-		{"a failed open loads nothing", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
-10 openat(AT_FDCWD, "/lib/libc.so.6", O_RDONLY) = -1 ENOENT (No such file or directory)`, nil},
+			[]string{"10 openat /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", "10 openat /usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"}, 3},
+		{"a failed or unfinished open loads nothing", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
+10 openat(AT_FDCWD, "/lib/libc.so.6", O_RDONLY) = -1 ENOENT (No such file or directory)
+10 openat(AT_FDCWD, "/lib/libm.so.6", O_RDONLY) = ?`, nil, 0},
 		{"the programs it runs are theirs", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
 10 clone3({flags=CLONE_VM|CLONE_VFORK, exit_signal=SIGCHLD}, 88) = 12
 12 execve("/usr/bin/ostree", ["ostree", "admin"], 0x1) = 0
-12 openat(AT_FDCWD, "/lib/x86_64-linux-gnu/libostree-1.so.1", O_RDONLY|O_CLOEXEC) = 3`, nil},
+12 openat(AT_FDCWD, "/lib/x86_64-linux-gnu/libostree-1.so.1", O_RDONLY|O_CLOEXEC) = 3`, nil, 0},
 		{"a vfork-like spawn: the clone returns after the child's execve", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
 10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_VFORK|SIGCHLD <unfinished ...>
 14 execve("/usr/bin/ostree", ["ostree", "admin", "deploy"], 0x1) = 0
 10 <... clone resumed>) = 14
-14 openat(AT_FDCWD, "/etc/nsswitch.conf", O_RDONLY|O_CLOEXEC) = 3`, nil},
+14 openat(AT_FDCWD, "/etc/nsswitch.conf", O_RDONLY|O_CLOEXEC) = 3`, nil, 0},
 		{"its re-exec is itself", `10 execve("/b/seedbuild", ["seedbuild"], 0x1) = 0
 10 clone(child_stack=NULL, flags=SIGCHLD) = 13
 13 execve("/proc/self/exe", ["storage-untar"], 0x1) = 0
-13 openat(AT_FDCWD, "/lib/libz.so.1", O_RDONLY) = 3`, []string{"13 openat /lib/libz.so.1"}},
+13 openat(AT_FDCWD, "/lib/libz.so.1", O_RDONLY) = 3`, []string{"13 openat /lib/libz.so.1"}, 1},
+		{"its re-exec and a thread of it, before the clone's return is logged", `10 execve("seedbuild", ["seedbuild"], 0x1) = 0
+10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_VFORK|SIGCHLD <unfinished ...>
+15 execve("/proc/self/exe", ["storage-untar"], 0x1) = 0
+15 openat(AT_FDCWD, "/lib/libz.so.1", O_RDONLY) = 3
+15 clone3({flags=CLONE_VM|CLONE_THREAD}, 88) = 16
+16 openat(AT_FDCWD, "/lib/libnss_files.so.2", O_RDONLY) = 4
+10 <... clone resumed>) = 15`, []string{"15 openat /lib/libz.so.1", "16 openat /lib/libnss_files.so.2"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := seedbuildLoads(tt.log, exe)
+			got, opens, err := seedbuildLoads(tt.log)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("got %q, want %q", got, tt.want)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") || opens != tt.opens {
+				t.Errorf("got %q and %d opens, want %q and %d", got, opens, tt.want, tt.opens)
 			}
 		})
 	}
-	if _, err := seedbuildLoads("", exe); err == nil {
-		t.Errorf("an empty log: no error")
+	for _, log := range []string{"", "10 openat(AT_FDCWD, \"/x\", O_RDONLY) = 3"} {
+		if _, _, err := seedbuildLoads(log); err == nil {
+			t.Errorf("a log without seedbuild's execve (%q): no error", log)
+		}
 	}
 }
