@@ -355,7 +355,7 @@ func TestBootedIBU(t *testing.T) {
 	b := n.boot("deploy", deployStage)
 	original := b
 	t.Logf("deploy --method ostree on the booted target took %ss", b.file(t, "deploy-seconds"))
-	if !strings.Contains(b.file(t, "deploy.log"), "Deploying again, with the layers applied in order") {
+	if !strings.Contains(b.file(t, "deploy.log"), inOrderAgain) {
 		t.Errorf("the deploy of the seed on the unlabelled base did not apply its layers in order:\n%s", tail(b.file(t, "deploy.log"), 20))
 	}
 	if rc := b.file(t, "against.rc"); rc != "0" {

@@ -214,6 +214,10 @@ func nextOSKeepsEtc(t *testing.T, root, sys string) {
 	checkNodeEtc(t, root, filepath.Join(next, "etc"))
 }
 
+// inOrderAgain is what deploy says when it does the deploy again with the
+// layers applied in order (the /var layer could not be applied aside).
+const inOrderAgain = "Deploying again, with the layers applied in order"
+
 // TestDeployVarLayerAside deploys create's native seed, whose /var layer
 // is unpacked beside the others, and the same seed with a Containerfile
 // layer on top that writes into /var, which has the layers applied in
@@ -250,7 +254,7 @@ func TestDeployVarLayerAside(t *testing.T) {
 			if got := strings.Contains(r.stdout+r.stderr, "beside the others"); !got {
 				t.Errorf("deploy did not unpack the /var layer aside:\n%s", r)
 			}
-			if got := strings.Contains(r.stdout+r.stderr, "Deploying again, with the layers applied in order"); got != tt.again {
+			if got := strings.Contains(r.stdout+r.stderr, inOrderAgain); got != tt.again {
 				t.Errorf("deployed again in order: %v, want %v:\n%s", got, tt.again, r)
 			}
 			dep := deploymentDir(t, sys, "seed")

@@ -166,7 +166,7 @@ func TestReleaseBinaryLoadsNothing(t *testing.T) {
 	mustSeedbuild(t, st.flags("build", "-t", "seed:plusvar", ctx)...)
 	sys := newSysroot(t)
 	more, out := traced("deploy", "deploy", "localhost/seed:plusvar", "--stateroot", "seed", "--sysroot", sys, "--method", "ostree")
-	if !strings.Contains(out, "Deploying again, with the layers applied in order") {
+	if !strings.Contains(out, inOrderAgain) {
 		t.Errorf("the deploy did not apply the layers in order:\n%s", out)
 	}
 	loaded = append(loaded, more...)
